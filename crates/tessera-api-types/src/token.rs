@@ -1,0 +1,187 @@
+//! Token records and the requests that manage them.
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::{Deserialize, Serialize, Serializer};
+use tessera_core::{Lifespan, RateLimit, TokenKind, TokenRecord, TokenStatus, TokenType};
+use uuid::Uuid;
+
+/// RFC 3339 in UTC with a `Z`, to the millisecond.
+pub fn rfc3339<S: Serializer>(at: &DateTime<Utc>, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(&at.to_rfc3339_opts(SecondsFormat::Millis, true))
+}
+
+/// [`rfc3339`] for optional times.
+pub fn rfc3339_opt<S: Serializer>(
+    at: &Option<DateTime<Utc>>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    match at {
+        Some(at) => rfc3339(at, serializer),
+        None => serializer.serialize_none(),
+    }
+}
+
+/// A token as the API shows it. It never carries the secret or its digest.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TokenView {
+    pub id: Uuid,
+    pub kind: TokenKind,
+    pub name: String,
+    pub description: String,
+    #[serde(rename = "type")]
+    pub token_type: TokenType,
+    pub permissions: Vec<String>,
+    pub project: Option<String>,
+    pub owner_id: Option<Uuid>,
+    pub status: TokenStatus,
+    pub expired: bool,
+    pub lifespan: Lifespan,
+    #[serde(serialize_with = "rfc3339_opt")]
+    pub expires_at: Option<DateTime<Utc>>,
+    pub api_version: String,
+    pub hint: String,
+    #[serde(serialize_with = "rfc3339")]
+    pub created_at: DateTime<Utc>,
+    pub created_by: String,
+    #[serde(serialize_with = "rfc3339")]
+    pub updated_at: DateTime<Utc>,
+    #[serde(serialize_with = "rfc3339_opt")]
+    pub last_used_at: Option<DateTime<Utc>>,
+    pub rate_limit: Option<RateLimit>,
+}
+
+impl TokenView {
+    /// The view of `record` at `now` (which decides `expired`).
+    pub fn new(record: &TokenRecord, now: DateTime<Utc>) -> Self {
+        Self {
+            id: record.id.0,
+            kind: record.kind,
+            name: record.name.clone(),
+            description: record.description.clone(),
+            token_type: record.token_type,
+            permissions: record.permissions.clone(),
+            project: record.project.clone(),
+            owner_id: record.owner_id.map(|id| id.0),
+            status: record.status,
+            expired: record.is_expired(now),
+            lifespan: record.lifespan,
+            expires_at: record.expires_at,
+            api_version: record.api_version.clone(),
+            hint: record.hint.clone(),
+            created_at: record.created_at,
+            created_by: record.created_by.clone(),
+            updated_at: record.updated_at,
+            last_used_at: record.last_used_at,
+            rate_limit: record.rate_limit,
+        }
+    }
+}
+
+/// The one response that reveals a secret: the record plus `token`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CreatedToken {
+    #[serde(flatten)]
+    pub record: TokenView,
+    pub token: String,
+}
+
+/// `POST /v1/tokens`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateTokenRequest {
+    pub name: String,
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(rename = "type")]
+    pub token_type: Option<TokenType>,
+    #[serde(default)]
+    pub permissions: Option<Vec<String>>,
+    #[serde(default)]
+    pub lifespan: Option<Lifespan>,
+    #[serde(default)]
+    pub expires_at: Option<DateTime<Utc>>,
+    #[serde(default)]
+    pub project: Option<String>,
+    #[serde(default)]
+    pub rate_limit: Option<RateLimit>,
+}
+
+/// `PATCH /v1/tokens/{id}`: absent fields stay; `null` clears a nullable field.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateTokenRequest {
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(rename = "type", default)]
+    pub token_type: Option<TokenType>,
+    #[serde(default)]
+    pub permissions: Option<Vec<String>>,
+    #[serde(default)]
+    pub lifespan: Option<Lifespan>,
+    #[serde(
+        default,
+        deserialize_with = "crate::double_option::deserialize",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub expires_at: Option<Option<DateTime<Utc>>>,
+    #[serde(
+        default,
+        deserialize_with = "crate::double_option::deserialize",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub project: Option<Option<String>>,
+    #[serde(
+        default,
+        deserialize_with = "crate::double_option::deserialize",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub rate_limit: Option<Option<RateLimit>>,
+}
+
+/// `POST /v1/tokens/{id}/regenerate`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegenerateRequest {
+    #[serde(default)]
+    pub grace_period_seconds: Option<u32>,
+}
+
+/// `POST /v1/tokens/{id}/duplicate`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DuplicateRequest {
+    #[serde(default)]
+    pub name: Option<String>,
+}
+
+/// `POST /v1/tokens/{id}/upgrade-version`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpgradeVersionRequest {
+    #[serde(default)]
+    pub api_version: Option<String>,
+}
+
+/// `GET /v1/tokens`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TokenPage {
+    pub items: Vec<TokenView>,
+    pub next_cursor: Option<String>,
+    pub total: u64,
+}
+
+/// `GET /v1/tokens/{id}/usage`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UsageView {
+    pub days: Vec<UsageDay>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UsageDay {
+    /// `YYYY-MM-DD` (UTC).
+    pub date: String,
+    pub allowed: u64,
+    pub denied: u64,
+}

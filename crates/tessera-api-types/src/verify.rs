@@ -1,0 +1,96 @@
+//! `POST /v1/verify`.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use tessera_core::{TokenKind, TokenType};
+use uuid::Uuid;
+
+/// `{token, permission?, project?}`. `Debug` hides the token.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VerifyRequest {
+    pub token: String,
+    #[serde(default)]
+    pub permission: Option<String>,
+    #[serde(default)]
+    pub project: Option<String>,
+}
+
+impl std::fmt::Debug for VerifyRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VerifyRequest")
+            .field("token", &"<redacted>")
+            .field("permission", &self.permission)
+            .field("project", &self.project)
+            .finish()
+    }
+}
+
+/// Why a token was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum VerifyCode {
+    Malformed,
+    NotFound,
+    Expired,
+    Disabled,
+    Forbidden,
+    WrongProject,
+    RateLimited,
+}
+
+impl VerifyCode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Malformed => "malformed",
+            Self::NotFound => "not_found",
+            Self::Expired => "expired",
+            Self::Disabled => "disabled",
+            Self::Forbidden => "forbidden",
+            Self::WrongProject => "wrong_project",
+            Self::RateLimited => "rate_limited",
+        }
+    }
+}
+
+/// What a caller learns about a valid token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VerifiedToken {
+    pub id: Uuid,
+    pub name: String,
+    pub kind: TokenKind,
+    #[serde(rename = "type")]
+    pub token_type: TokenType,
+    pub project: Option<String>,
+    pub api_version: String,
+    #[serde(serialize_with = "crate::token::rfc3339_opt")]
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+/// `{"valid": true, "token": …}` or `{"valid": false, "code": …}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VerifyResponse {
+    pub valid: bool,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub token: Option<VerifiedToken>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub code: Option<VerifyCode>,
+}
+
+impl VerifyResponse {
+    pub fn valid(token: VerifiedToken) -> Self {
+        Self {
+            valid: true,
+            token: Some(token),
+            code: None,
+        }
+    }
+
+    pub fn invalid(code: VerifyCode) -> Self {
+        Self {
+            valid: false,
+            token: None,
+            code: Some(code),
+        }
+    }
+}

@@ -1,0 +1,112 @@
+//! Identifiers and the stored token record.
+
+use std::fmt;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::catalog::TokenType;
+use crate::digest::TokenDigest;
+use crate::lifecycle::{Lifespan, RateLimit, TokenStatus, is_expired};
+
+macro_rules! uuid_id {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[serde(transparent)]
+        pub struct $name(pub Uuid);
+
+        impl $name {
+            /// A new time-ordered id (UUID v7) for `now`.
+            pub fn new_at(now: DateTime<Utc>) -> Self {
+                let millis = u64::try_from(now.timestamp_millis()).unwrap_or(0);
+                let mut random = [0u8; 10];
+                rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut random);
+                Self(uuid::Builder::from_unix_timestamp_millis(millis, &random).into_uuid())
+            }
+
+            pub fn parse(text: &str) -> Option<Self> {
+                Uuid::parse_str(text).ok().map(Self)
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                self.0.fmt(f)
+            }
+        }
+    };
+}
+
+uuid_id!(
+    /// Identifies a token (API or personal).
+    TokenId
+);
+uuid_id!(
+    /// Identifies an admin user.
+    UserId
+);
+
+/// Admin-managed API token, or a personal token acting as its owner.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TokenKind {
+    Api,
+    Personal,
+}
+
+impl TokenKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Api => "api",
+            Self::Personal => "personal",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "api" => Some(Self::Api),
+            "personal" => Some(Self::Personal),
+            _ => None,
+        }
+    }
+}
+
+/// The previous digest of a regenerated token, still accepted until `until`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GraceDigest {
+    pub digest: TokenDigest,
+    pub until: DateTime<Utc>,
+}
+
+/// A token as stored: everything but the secret.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TokenRecord {
+    pub id: TokenId,
+    pub kind: TokenKind,
+    pub name: String,
+    pub description: String,
+    pub token_type: TokenType,
+    pub permissions: Vec<String>,
+    pub project: Option<String>,
+    pub owner_id: Option<UserId>,
+    pub status: TokenStatus,
+    pub lifespan: Lifespan,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub api_version: String,
+    pub hint: String,
+    pub digest: TokenDigest,
+    pub grace: Option<GraceDigest>,
+    pub created_at: DateTime<Utc>,
+    pub created_by: String,
+    pub updated_at: DateTime<Utc>,
+    pub last_used_at: Option<DateTime<Utc>>,
+    pub rate_limit: Option<RateLimit>,
+}
+
+impl TokenRecord {
+    pub fn is_expired(&self, now: DateTime<Utc>) -> bool {
+        is_expired(self.expires_at, now)
+    }
+}

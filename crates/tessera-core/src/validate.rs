@@ -1,0 +1,203 @@
+//! Field validation errors and the field rules shared by every surface.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+/// Errors keyed by field name (`name`, `permissions[2]`, …), each with a message.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FieldErrors(BTreeMap<String, String>);
+
+impl FieldErrors {
+    pub fn single(field: impl Into<String>, message: impl Into<String>) -> Self {
+        let mut errors = Self::default();
+        errors.add(field, message);
+        errors
+    }
+
+    /// Records a problem with `field`; the first message for a field wins.
+    pub fn add(&mut self, field: impl Into<String>, message: impl Into<String>) {
+        self.0.entry(field.into()).or_insert_with(|| message.into());
+    }
+
+    /// Adds every error of `other`.
+    pub fn merge(&mut self, other: FieldErrors) {
+        for (field, message) in other.0 {
+            self.add(field, message);
+        }
+    }
+
+    /// Merges the error of `result`, if any, and returns its value.
+    pub fn collect<T>(&mut self, result: Result<T, FieldErrors>) -> Option<T> {
+        result.map_err(|errors| self.merge(errors)).ok()
+    }
+
+    pub fn get(&self, field: &str) -> Option<&str> {
+        self.0.get(field).map(String::as_str)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.0.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+    }
+
+    /// `Ok(())` when nothing was recorded.
+    pub fn into_result(self) -> Result<(), FieldErrors> {
+        if self.0.is_empty() { Ok(()) } else { Err(self) }
+    }
+}
+
+impl fmt::Display for FieldErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut first = true;
+        for (field, message) in &self.0 {
+            if !first {
+                f.write_str("; ")?;
+            }
+            first = false;
+            write!(f, "{field}: {message}")?;
+        }
+        Ok(())
+    }
+}
+
+/// A request that breaks a rule; the details name each bad field.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("validation failed: {0}")]
+pub struct ValidationError(pub FieldErrors);
+
+impl From<FieldErrors> for ValidationError {
+    fn from(errors: FieldErrors) -> Self {
+        Self(errors)
+    }
+}
+
+/// Longest token, user or role name, in characters.
+pub const NAME_MAX: usize = 100;
+/// Longest description, in characters.
+pub const DESCRIPTION_MAX: usize = 500;
+
+/// A display name: 1–100 characters, no surrounding whitespace, no control characters.
+pub fn display_name(field: &str, name: &str) -> Result<(), FieldErrors> {
+    let length = name.chars().count();
+    let message = if name.trim().is_empty() {
+        Some("must not be empty".to_owned())
+    } else if length > NAME_MAX {
+        Some(format!("must be at most {NAME_MAX} characters"))
+    } else if name.trim() != name {
+        Some("must not start or end with whitespace".to_owned())
+    } else if name.chars().any(char::is_control) {
+        Some("must not contain control characters".to_owned())
+    } else {
+        None
+    };
+    message.map_or(Ok(()), |m| Err(FieldErrors::single(field, m)))
+}
+
+/// A description: at most 500 characters.
+pub fn description(text: &str) -> Result<(), FieldErrors> {
+    if text.chars().count() > DESCRIPTION_MAX {
+        Err(FieldErrors::single(
+            "description",
+            format!("must be at most {DESCRIPTION_MAX} characters"),
+        ))
+    } else {
+        Ok(())
+    }
+}
+
+/// Token names are unique among API tokens, compared case-insensitively; this is
+/// the key the uniqueness rule compares.
+pub fn name_key(name: &str) -> String {
+    name.to_lowercase()
+}
+
+/// A project slug: `[a-z0-9][a-z0-9-]{0,62}`.
+pub fn project_slug(slug: &str) -> Result<(), FieldErrors> {
+    let bytes = slug.as_bytes();
+    let ok = !bytes.is_empty()
+        && bytes.len() <= 63
+        && (bytes[0].is_ascii_lowercase() || bytes[0].is_ascii_digit())
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-');
+    if ok {
+        Ok(())
+    } else {
+        Err(FieldErrors::single(
+            "slug",
+            "must match [a-z0-9][a-z0-9-]{0,62}",
+        ))
+    }
+}
+
+/// The name a duplicate gets: `<name> (copy)`, then `<name> (copy 2)`, … until
+/// `taken` says it is free. Names are cut so the result stays within 100 characters.
+pub fn copy_name(original: &str, taken: impl Fn(&str) -> bool) -> String {
+    (1u32..)
+        .map(|n| {
+            let suffix = if n == 1 {
+                " (copy)".to_owned()
+            } else {
+                format!(" (copy {n})")
+            };
+            let room = NAME_MAX - suffix.chars().count();
+            let base: String = original.chars().take(room).collect();
+            format!("{}{suffix}", base.trim_end())
+        })
+        .find(|candidate| !taken(&name_key(candidate)))
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn display_name_rules() {
+        let table: [(&str, bool); 7] = [
+            ("Deploy bot", true),
+            ("x", true),
+            ("", false),
+            ("   ", false),
+            (" padded", false),
+            ("tab\there", false),
+            ("é", true),
+        ];
+        for (name, ok) in table {
+            assert_eq!(display_name("name", name).is_ok(), ok, "{name:?}");
+        }
+        assert!(display_name("name", &"a".repeat(100)).is_ok());
+        let err = display_name("name", &"a".repeat(101)).unwrap_err();
+        assert_eq!(err.get("name"), Some("must be at most 100 characters"));
+    }
+
+    #[test]
+    fn description_limit_counts_characters() {
+        assert!(description(&"é".repeat(500)).is_ok());
+        assert!(description(&"é".repeat(501)).is_err());
+    }
+
+    #[test]
+    fn slug_rules() {
+        for ok in ["shop", "0", "a-b-c", &"a".repeat(63)] {
+            assert!(project_slug(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", "-a", "Shop", "a_b", &"a".repeat(64)] {
+            assert!(project_slug(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn copy_names_are_unique_and_bounded() {
+        let taken = ["ci (copy)", "ci (copy 2)"];
+        assert_eq!(copy_name("CI", |n| taken.contains(&n)), "CI (copy 3)");
+        assert_eq!(copy_name("deploy", |_| false), "deploy (copy)");
+        let long = "x".repeat(100);
+        let copy = copy_name(&long, |_| false);
+        assert_eq!(copy.chars().count(), 100);
+        assert!(copy.ends_with(" (copy)"));
+    }
+}
