@@ -17,8 +17,9 @@ pub use catalog::{
 };
 pub use error::{ErrorBody, ErrorCode, ErrorDetail};
 pub use token::{
-    CreateTokenRequest, CreatedToken, DuplicateRequest, RegenerateRequest, TokenPage, TokenView,
-    UpdateTokenRequest, UpgradeVersionRequest, UsageDay, UsageView,
+    CreateTokenRequest, CreatedToken, DuplicateRequest, RegenerateRequest, TokenListParams,
+    TokenPage, TokenView, UpdateTokenRequest, UpgradeVersionRequest, UsageDay, UsageParams,
+    UsageView,
 };
 pub use verify::{VerifiedToken, VerifyCode, VerifyRequest, VerifyResponse};
 

@@ -185,3 +185,28 @@ pub struct UsageDay {
     pub allowed: u64,
     pub denied: u64,
 }
+
+/// `GET /v1/tokens` query parameters, as given: the application validates each and
+/// names the bad one, so every value is a string here.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenListParams {
+    pub q: Option<String>,
+    pub created: Option<String>,
+    pub created_after: Option<String>,
+    pub created_before: Option<String>,
+    pub status: Option<String>,
+    #[serde(rename = "type")]
+    pub token_type: Option<String>,
+    pub project: Option<String>,
+    pub sort: Option<String>,
+    pub limit: Option<String>,
+    pub cursor: Option<String>,
+}
+
+/// `GET /v1/tokens/{id}/usage` query parameters.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UsageParams {
+    pub days: Option<String>,
+}

@@ -1,1 +1,170 @@
-//! placeholder
+//! Tessera's application services: the one layer every surface (REST, GraphQL, the
+//! admin UI, the CLI) calls. Each management call authorizes the caller, validates with
+//! core, makes one store call that writes the change with its audit row, and brings
+//! this node's verify index up to date before it returns.
+//!
+//! **Invariant:** a secret leaves this crate only inside the one response that reveals
+//! it ([`tessera_api_types::CreatedToken`]).
+
+pub mod audit;
+pub mod auth;
+pub mod catalog;
+pub mod clock;
+pub mod error;
+pub mod pepper;
+pub mod principal;
+pub mod throttle;
+pub mod tokens;
+pub mod usage;
+pub mod verify;
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tessera_core::{ApiVersions, Pepper, TokenFormat};
+use tessera_store::Store;
+
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use error::{AppError, AppResult};
+pub use principal::Principal;
+pub use verify::{Verdict, VerifyQuery};
+
+use crate::throttle::FailureThrottle;
+use crate::usage::UsageRecorder;
+use crate::verify::{Verifier, VerifyIndex};
+
+/// What the application needs from configuration.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub token_format: TokenFormat,
+    pub api_versions: ApiVersions,
+    pub session_lifetime: Duration,
+    /// Failed logins allowed per account, and per client address, per window.
+    pub login_failures_per_account: u32,
+    pub login_failures_per_address: u32,
+    pub login_failure_window: Duration,
+    /// Failed verifications allowed per client address per window.
+    pub verify_failures_per_address: u32,
+    pub verify_failure_window: Duration,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            token_format: TokenFormat::default(),
+            api_versions: ApiVersions::default(),
+            session_lifetime: Duration::from_secs(12 * 3600),
+            login_failures_per_account: 5,
+            login_failures_per_address: 20,
+            login_failure_window: Duration::from_secs(300),
+            verify_failures_per_address: 600,
+            verify_failure_window: Duration::from_secs(60),
+        }
+    }
+}
+
+/// The application: shared state plus the services that act on it.
+#[derive(Debug)]
+pub struct Tessera {
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) settings: Settings,
+    pub(crate) pepper: Pepper,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) index: Arc<VerifyIndex>,
+    pub(crate) usage: Arc<UsageRecorder>,
+    pub(crate) verifier: Verifier,
+    pub(crate) login_accounts: FailureThrottle<String>,
+    pub(crate) login_addresses: FailureThrottle<IpAddr>,
+}
+
+impl Tessera {
+    /// Builds the application. The verify index starts empty: call [`Tessera::load`].
+    pub fn new(
+        store: Arc<dyn Store>,
+        pepper: Pepper,
+        settings: Settings,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        let usage = Arc::new(UsageRecorder::default());
+        let index = Arc::new(VerifyIndex::new(Arc::clone(&usage)));
+        let verifier = Verifier::new(
+            settings.token_format.clone(),
+            pepper.clone(),
+            Arc::clone(&index),
+            FailureThrottle::new(
+                settings.verify_failures_per_address,
+                settings.verify_failure_window,
+            ),
+        );
+        Self {
+            login_accounts: FailureThrottle::new(
+                settings.login_failures_per_account,
+                settings.login_failure_window,
+            ),
+            login_addresses: FailureThrottle::new(
+                settings.login_failures_per_address,
+                settings.login_failure_window,
+            ),
+            store,
+            settings,
+            pepper,
+            clock,
+            index,
+            usage,
+            verifier,
+        }
+    }
+
+    /// Loads the verify index from the store.
+    pub async fn load(&self) -> AppResult<()> {
+        self.index.load(self.store.as_ref()).await?;
+        Ok(())
+    }
+
+    /// Applies changes made by other processes to the verify index.
+    pub async fn follow_changes(&self) -> AppResult<()> {
+        self.index.catch_up(self.store.as_ref()).await?;
+        Ok(())
+    }
+
+    /// Writes counted usage; returns how many token-days were written.
+    pub async fn flush_usage(&self) -> AppResult<usize> {
+        let index = Arc::clone(&self.index);
+        let written = self
+            .usage
+            .flush(self.store.as_ref(), self.clock.now(), move |id| {
+                index.contains(id)
+            })
+            .await?;
+        Ok(written)
+    }
+
+    /// Whether the database answers.
+    pub async fn ping(&self) -> AppResult<()> {
+        self.store.ping().await?;
+        Ok(())
+    }
+
+    /// Verifies a presented token (the hot path: no I/O).
+    pub fn verify(&self, query: VerifyQuery<'_>, client: Option<IpAddr>) -> Verdict {
+        self.verifier.verify(query, client, self.clock.now())
+    }
+
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    pub fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        self.clock.now()
+    }
+
+    /// Brings this node's index up to date after its own write, so the change holds
+    /// here before the write is acknowledged. A failure only delays it to the next
+    /// follower tick, so it is logged rather than returned.
+    pub(crate) async fn apply_own_write(&self) {
+        if let Err(error) = self.index.catch_up(self.store.as_ref()).await {
+            tracing::warn!(%error, "could not apply a change to the verify index at once");
+        }
+    }
+}

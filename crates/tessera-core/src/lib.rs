@@ -21,6 +21,9 @@ pub use admin::{AdminPermission, BuiltinRole};
 pub use catalog::{Action, ActionKind, Catalog, Permission, Resource, TokenType};
 pub use digest::{Pepper, TokenDigest};
 pub use lifecycle::{ApiVersions, Lifespan, RateLimit, TokenStatus};
-pub use record::{TokenId, TokenKind, TokenRecord, UserId};
+pub use record::{
+    AuditEntry, Change, ChangeKind, GraceDigest, Project, TokenId, TokenKind, TokenRecord, UserId,
+    UserRecord,
+};
 pub use token::{ParsedToken, TokenFormat, TokenFormatError, TokenPrefix, TokenSecret};
 pub use validate::{FieldErrors, ValidationError};

@@ -18,11 +18,11 @@ macro_rules! uuid_id {
         pub struct $name(pub Uuid);
 
         impl $name {
-            /// A new time-ordered id (UUID v7) for `now`.
-            pub fn new_at(now: DateTime<Utc>) -> Self {
+            /// A new time-ordered id (UUID v7) for `now`, its random bits from `rng`.
+            pub fn new_at(now: DateTime<Utc>, rng: &mut impl rand::RngCore) -> Self {
                 let millis = u64::try_from(now.timestamp_millis()).unwrap_or(0);
                 let mut random = [0u8; 10];
-                rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut random);
+                rng.fill_bytes(&mut random);
                 Self(uuid::Builder::from_unix_timestamp_millis(millis, &random).into_uuid())
             }
 
@@ -109,4 +109,90 @@ impl TokenRecord {
     pub fn is_expired(&self, now: DateTime<Utc>) -> bool {
         is_expired(self.expires_at, now)
     }
+}
+
+/// A project: tokens bound to it verify only for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Project {
+    pub slug: String,
+    pub name: String,
+    pub created_at: DateTime<Utc>,
+}
+
+/// An administrator of Tessera itself. The password hash is an argon2id PHC string.
+#[derive(Clone, PartialEq, Eq)]
+pub struct UserRecord {
+    pub id: UserId,
+    pub email: String,
+    pub name: String,
+    pub role: String,
+    pub password_hash: String,
+    pub active: bool,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl fmt::Debug for UserRecord {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("UserRecord")
+            .field("id", &self.id)
+            .field("email", &self.email)
+            .field("role", &self.role)
+            .field("active", &self.active)
+            .finish_non_exhaustive()
+    }
+}
+
+/// One line of the audit log: who did what to which target, and what changed.
+/// `changes` holds `{field: {"from": …, "to": …}}` and never a secret or digest.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AuditEntry {
+    pub at: DateTime<Utc>,
+    pub actor: String,
+    pub action: String,
+    pub target: String,
+    pub client_address: Option<String>,
+    pub changes: serde_json::Value,
+}
+
+/// What a row of the change feed says changed; nodes reload that entity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ChangeKind {
+    /// A token row (key: token id) was inserted, updated or deleted.
+    Token,
+    /// The resource catalog changed (key: resource name).
+    Catalog,
+    /// A user changed (key: user id): their personal tokens may be affected.
+    User,
+    /// A project changed (key: slug).
+    Project,
+}
+
+impl ChangeKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Token => "token",
+            Self::Catalog => "catalog",
+            Self::User => "user",
+            Self::Project => "project",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "token" => Some(Self::Token),
+            "catalog" => Some(Self::Catalog),
+            "user" => Some(Self::User),
+            "project" => Some(Self::Project),
+            _ => None,
+        }
+    }
+}
+
+/// One row of the change feed: a monotonic sequence number and what changed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Change {
+    pub sequence: i64,
+    pub kind: ChangeKind,
+    pub key: String,
 }

@@ -137,18 +137,21 @@ pub fn project_slug(slug: &str) -> Result<(), FieldErrors> {
 /// `taken` says it is free. Names are cut so the result stays within 100 characters.
 pub fn copy_name(original: &str, taken: impl Fn(&str) -> bool) -> String {
     (1u32..)
-        .map(|n| {
-            let suffix = if n == 1 {
-                " (copy)".to_owned()
-            } else {
-                format!(" (copy {n})")
-            };
-            let room = NAME_MAX - suffix.chars().count();
-            let base: String = original.chars().take(room).collect();
-            format!("{}{suffix}", base.trim_end())
-        })
+        .map(|n| copy_name_candidate(original, n))
         .find(|candidate| !taken(&name_key(candidate)))
         .unwrap_or_default()
+}
+
+/// The `n`-th name tried for a duplicate of `original` (1: `<name> (copy)`).
+pub fn copy_name_candidate(original: &str, n: u32) -> String {
+    let suffix = if n <= 1 {
+        " (copy)".to_owned()
+    } else {
+        format!(" (copy {n})")
+    };
+    let room = NAME_MAX - suffix.chars().count();
+    let base: String = original.chars().take(room).collect();
+    format!("{}{suffix}", base.trim_end())
 }
 
 #[cfg(test)]

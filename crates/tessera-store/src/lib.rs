@@ -1,1 +1,277 @@
-//! placeholder
+//! Tessera's storage: one [`Store`] trait, shaped by use case, and its backends.
+//!
+//! Every write that must be atomic with its audit row and its change-feed row is a
+//! single method, so no transaction handle crosses the trait. Rows are private to the
+//! backend modules; the trait speaks only core types.
+//!
+//! **Invariant:** only this crate names sqlx; no sqlx type crosses its API.
+
+mod sqlite;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::{DateTime, NaiveDate, Utc};
+use tessera_core::{
+    AuditEntry, Change, Project, Resource, TokenId, TokenKind, TokenRecord, TokenType, UserId,
+    UserRecord,
+};
+
+pub use sqlite::SqliteStore;
+
+/// Why a store call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("not found")]
+    NotFound,
+    /// A uniqueness or reference rule refused the write; `what` says which, for users.
+    #[error("conflict: {what}")]
+    Conflict { what: String },
+    /// The database cannot be reached (or is locked past the busy timeout).
+    #[error("database unavailable: {0}")]
+    Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// A row that cannot be decoded, or a query the database refused.
+    #[error("database error: {0}")]
+    Backend(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// Which tokens `GET /v1/tokens` asks for.
+#[derive(Debug, Clone)]
+pub struct TokenQuery {
+    pub kind: TokenKind,
+    pub owner: Option<UserId>,
+    /// Lower-cased substring of the name.
+    pub name_contains: Option<String>,
+    pub created_after: Option<DateTime<Utc>>,
+    pub created_before: Option<DateTime<Utc>>,
+    pub status: Option<StatusFilter>,
+    pub token_type: Option<TokenType>,
+    pub project: Option<String>,
+    pub sort: TokenSort,
+    pub limit: u32,
+    /// Continue after this position (from a previous page).
+    pub after: Option<Cursor>,
+    /// The instant that decides what counts as expired.
+    pub now: DateTime<Utc>,
+}
+
+/// `status` filter. `active` means enabled and not expired; `expired` means past its
+/// expiry whatever its status; `disabled` means switched off whatever its expiry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StatusFilter {
+    Active,
+    Disabled,
+    Expired,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SortField {
+    CreatedAt,
+    Name,
+    LastUsedAt,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TokenSort {
+    pub field: SortField,
+    pub descending: bool,
+}
+
+impl Default for TokenSort {
+    fn default() -> Self {
+        Self {
+            field: SortField::CreatedAt,
+            descending: true,
+        }
+    }
+}
+
+/// A keyset position: the sort key of the last row seen and its id (the tie-breaker).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cursor {
+    pub key: SortKey,
+    pub id: TokenId,
+}
+
+/// The value a row sorts by: times as Unix milliseconds (never-used as -1), names by
+/// their case-folded key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SortKey {
+    Number(i64),
+    Text(String),
+}
+
+impl SortKey {
+    /// The key of `record` under `field`, as the backends compute it in SQL.
+    pub fn of(record: &TokenRecord, field: SortField) -> Self {
+        match field {
+            SortField::CreatedAt => Self::Number(record.created_at.timestamp_millis()),
+            SortField::Name => Self::Text(tessera_core::validate::name_key(&record.name)),
+            SortField::LastUsedAt => {
+                Self::Number(record.last_used_at.map_or(-1, |at| at.timestamp_millis()))
+            }
+        }
+    }
+}
+
+/// One page of tokens.
+#[derive(Debug, Clone)]
+pub struct TokenPage {
+    pub items: Vec<TokenRecord>,
+    pub next: Option<Cursor>,
+    pub total: u64,
+}
+
+/// Usage gathered in memory for one token and one day, added to what is stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UsageDelta {
+    pub token_id: TokenId,
+    pub day: NaiveDate,
+    pub allowed: u64,
+    pub denied: u64,
+    pub last_used_at: Option<DateTime<Utc>>,
+}
+
+/// Stored usage of one token on one day.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UsageRow {
+    pub day: NaiveDate,
+    pub allowed: u64,
+    pub denied: u64,
+}
+
+/// An admin session. Only the SHA-256 digest of the cookie value is stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionRecord {
+    pub digest: [u8; 32],
+    pub user_id: UserId,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// Storage for everything Tessera keeps.
+#[async_trait]
+pub trait Store: Send + Sync + std::fmt::Debug {
+    /// Succeeds when the database answers.
+    async fn ping(&self) -> StoreResult<()>;
+
+    // --- tokens -------------------------------------------------------------------
+
+    /// Inserts a token. `Conflict` when an API token already has the name.
+    async fn insert_token(&self, token: &TokenRecord, audit: &AuditEntry) -> StoreResult<()>;
+    /// Replaces every field of the token with `token.id`.
+    async fn update_token(&self, token: &TokenRecord, audit: &AuditEntry) -> StoreResult<()>;
+    async fn delete_token(&self, id: TokenId, audit: &AuditEntry) -> StoreResult<()>;
+    async fn get_token(&self, id: TokenId) -> StoreResult<Option<TokenRecord>>;
+    async fn get_tokens(&self, ids: &[TokenId]) -> StoreResult<Vec<TokenRecord>>;
+    /// Tokens in id order after `after`, for loading the verify index in pages.
+    async fn tokens_after(
+        &self,
+        after: Option<TokenId>,
+        limit: u32,
+    ) -> StoreResult<Vec<TokenRecord>>;
+    async fn list_tokens(&self, query: &TokenQuery) -> StoreResult<TokenPage>;
+    /// Whether an API token already uses this case-folded name.
+    async fn api_token_name_taken(&self, name_key: &str) -> StoreResult<bool>;
+
+    // --- usage --------------------------------------------------------------------
+
+    /// Adds the counts and advances `last_used_at`; tokens deleted meanwhile are skipped.
+    async fn record_usage(&self, batch: &[UsageDelta]) -> StoreResult<()>;
+    async fn usage(&self, id: TokenId, since: NaiveDate) -> StoreResult<Vec<UsageRow>>;
+
+    // --- catalog and projects -------------------------------------------------------
+
+    async fn list_resources(&self) -> StoreResult<Vec<Resource>>;
+    async fn insert_resource(
+        &self,
+        resource: &Resource,
+        now: DateTime<Utc>,
+        audit: &AuditEntry,
+    ) -> StoreResult<()>;
+    async fn update_resource(
+        &self,
+        resource: &Resource,
+        now: DateTime<Utc>,
+        audit: &AuditEntry,
+    ) -> StoreResult<()>;
+    async fn delete_resource(&self, name: &str, audit: &AuditEntry) -> StoreResult<()>;
+
+    async fn list_projects(&self) -> StoreResult<Vec<Project>>;
+    async fn insert_project(&self, project: &Project, audit: &AuditEntry) -> StoreResult<()>;
+    /// `Conflict` while a token is bound to the project.
+    async fn delete_project(&self, slug: &str, audit: &AuditEntry) -> StoreResult<()>;
+
+    // --- users and sessions -----------------------------------------------------------
+
+    async fn count_users(&self) -> StoreResult<u64>;
+    /// `Conflict` when the email is taken.
+    async fn insert_user(&self, user: &UserRecord, audit: &AuditEntry) -> StoreResult<()>;
+    async fn get_user(&self, id: UserId) -> StoreResult<Option<UserRecord>>;
+    async fn get_user_by_email(&self, email: &str) -> StoreResult<Option<UserRecord>>;
+    async fn insert_session(&self, session: &SessionRecord, audit: &AuditEntry) -> StoreResult<()>;
+    /// The live session with this digest and its user.
+    async fn get_session(
+        &self,
+        digest: &[u8; 32],
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<(SessionRecord, UserRecord)>>;
+    async fn delete_session(&self, digest: &[u8; 32], audit: &AuditEntry) -> StoreResult<()>;
+
+    // --- audit and the change feed -------------------------------------------------------
+
+    /// Records an event that changes nothing else (a failed login).
+    async fn record_audit(&self, audit: &AuditEntry) -> StoreResult<()>;
+    /// The newest sequence number of the change feed (0 when empty).
+    async fn latest_change(&self) -> StoreResult<i64>;
+    /// Changes after `sequence`, oldest first.
+    async fn changes_after(&self, sequence: i64, limit: u32) -> StoreResult<Vec<Change>>;
+}
+
+/// Opens the store a database URL names, creating and migrating it as needed.
+/// `sqlite:` URLs (and plain paths) open SQLite.
+pub async fn open(url: &str) -> StoreResult<Arc<dyn Store>> {
+    if url.starts_with("sqlite:") {
+        Ok(Arc::new(SqliteStore::open(url).await?))
+    } else {
+        Err(StoreError::Backend(
+            format!("unsupported database URL scheme in `{}`", redact_url(url)).into(),
+        ))
+    }
+}
+
+/// The URL of the default SQLite database under `data_dir`.
+pub fn sqlite_url_in(data_dir: &Path) -> String {
+    format!("sqlite://{}", data_dir.join("tessera.db").display())
+}
+
+/// `url` with any password replaced, for messages and logs.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            let credentials = &url[scheme_end + 3..at];
+            match credentials.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme_end + 3], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_are_redacted() {
+        assert_eq!(
+            redact_url("postgres://app:s3cret@db:5432/tessera"),
+            "postgres://app:***@db:5432/tessera"
+        );
+        assert_eq!(redact_url("sqlite://./data/x.db"), "sqlite://./data/x.db");
+    }
+}

@@ -1,0 +1,335 @@
+//! Administrators and their sessions: argon2id passwords, login throttling, session
+//! cookies stored only as keyed digests, and CSRF tokens derived from the session.
+
+use std::net::IpAddr;
+use std::sync::OnceLock;
+
+use argon2::Argon2;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chrono::Duration;
+use rand::RngCore;
+use rand::rngs::OsRng;
+use tessera_api_types::{LoginResponse, UserView};
+use tessera_core::digest::constant_time_eq;
+use tessera_core::validate::{self, FieldErrors};
+use tessera_core::{AdminPermission, AuditEntry, BuiltinRole, UserId, UserRecord};
+use tessera_store::SessionRecord;
+
+use crate::error::{AppError, AppResult};
+use crate::principal::Principal;
+use crate::{Tessera, audit};
+
+/// Shortest accepted admin password.
+pub const PASSWORD_MIN: usize = 10;
+/// Longest accepted admin password (argon2 cost grows with it).
+pub const PASSWORD_MAX: usize = 1024;
+
+/// A password as typed. `Debug` never prints it.
+#[derive(Clone)]
+pub struct Password(pub String);
+
+impl std::fmt::Debug for Password {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Password(<redacted>)")
+    }
+}
+
+/// The session cookie's value, returned once by login. `Debug` never prints it.
+#[derive(Clone)]
+pub struct SessionSecret(pub String);
+
+impl std::fmt::Debug for SessionSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SessionSecret(<redacted>)")
+    }
+}
+
+/// A new admin, as `tessera admin create` or `POST /v1/users` gives it.
+#[derive(Debug, Clone)]
+pub struct NewAdmin {
+    pub email: String,
+    pub name: Option<String>,
+    pub role: String,
+    pub password: Password,
+}
+
+/// The permissions of a role name; an unknown role grants nothing.
+pub fn role_permissions(role: &str) -> std::collections::BTreeSet<AdminPermission> {
+    BuiltinRole::parse(role)
+        .map(BuiltinRole::permissions)
+        .unwrap_or_default()
+}
+
+pub fn user_view(user: &UserRecord) -> UserView {
+    UserView {
+        id: user.id.0,
+        email: user.email.clone(),
+        name: user.name.clone(),
+        role: user.role.clone(),
+        permissions: role_permissions(&user.role).into_iter().collect(),
+        active: user.active,
+        created_at: user.created_at,
+    }
+}
+
+fn hash_password(password: &Password) -> AppResult<String> {
+    let salt = SaltString::generate(&mut OsRng);
+    Argon2::default()
+        .hash_password(password.0.as_bytes(), &salt)
+        .map(|hash| hash.to_string())
+        .map_err(|error| AppError::Internal(format!("password hashing failed: {error}")))
+}
+
+/// A hash no password matches, verified for unknown accounts so that a login takes as
+/// long whether or not the email exists.
+fn decoy_hash() -> &'static str {
+    static DECOY: OnceLock<String> = OnceLock::new();
+    DECOY.get_or_init(|| {
+        let mut random = [0u8; 32];
+        OsRng.fill_bytes(&mut random);
+        hash_password(&Password(URL_SAFE_NO_PAD.encode(random))).unwrap_or_default()
+    })
+}
+
+fn password_matches(password: &Password, hash: &str) -> bool {
+    PasswordHash::new(hash)
+        .map(|parsed| {
+            Argon2::default()
+                .verify_password(password.0.as_bytes(), &parsed)
+                .is_ok()
+        })
+        .unwrap_or(false)
+}
+
+fn validate_email(email: &str) -> Result<(), FieldErrors> {
+    let ok = email.len() <= 254
+        && email.split_once('@').is_some_and(|(local, domain)| {
+            !local.is_empty()
+                && domain.contains('.')
+                && !domain.starts_with('.')
+                && !domain.ends_with('.')
+        })
+        && !email.chars().any(|c| c.is_whitespace() || c.is_control());
+    if ok {
+        Ok(())
+    } else {
+        Err(FieldErrors::single("email", "must be an email address"))
+    }
+}
+
+impl Tessera {
+    fn session_digest(&self, secret: &str) -> [u8; 32] {
+        self.pepper.mac(format!("session:{secret}").as_bytes())
+    }
+
+    /// The CSRF token of a session: derived, so nothing more is stored.
+    pub fn csrf_token(&self, session: &SessionSecret) -> String {
+        URL_SAFE_NO_PAD.encode(self.pepper.mac(format!("csrf:{}", session.0).as_bytes()))
+    }
+
+    /// Whether `presented` is the CSRF token of `session` (constant-time).
+    pub fn csrf_matches(&self, session: &SessionSecret, presented: &str) -> bool {
+        constant_time_eq(self.csrf_token(session).as_bytes(), presented.as_bytes())
+    }
+
+    /// Creates an administrator. The CLI's operator may always; over the API this needs
+    /// `users.manage`.
+    pub async fn create_admin(
+        &self,
+        principal: &Principal,
+        admin: NewAdmin,
+    ) -> AppResult<UserView> {
+        principal.require(AdminPermission::UsersManage)?;
+        let mut errors = FieldErrors::default();
+        errors.collect(validate_email(&admin.email));
+        let name = admin.name.unwrap_or_else(|| admin.email.clone());
+        errors.collect(validate::display_name("name", &name));
+        if BuiltinRole::parse(&admin.role).is_none() {
+            errors.add("role", "must be super-admin, token-manager or viewer");
+        }
+        let length = admin.password.0.chars().count();
+        if !(PASSWORD_MIN..=PASSWORD_MAX).contains(&length) {
+            errors.add(
+                "password",
+                format!("must be {PASSWORD_MIN} to {PASSWORD_MAX} characters"),
+            );
+        }
+        errors.into_result()?;
+        let now = self.clock.now();
+        let user = UserRecord {
+            id: UserId::new_at(now, &mut OsRng),
+            email: admin.email,
+            name,
+            role: admin.role,
+            password_hash: hash_password(&admin.password)?,
+            active: true,
+            created_at: now,
+            updated_at: now,
+        };
+        let view = user_view(&user);
+        let changes = audit::diff(None, Some(&serde_json::to_value(&view).unwrap_or_default()));
+        let entry = audit::entry(
+            principal,
+            now,
+            "user.create",
+            format!("user:{}", user.email),
+            changes,
+        );
+        self.store.insert_user(&user, &entry).await?;
+        Ok(view)
+    }
+
+    /// Signs an admin in. Failures are throttled per account and per client address
+    /// and recorded in the audit log; the answer never says which part was wrong.
+    pub async fn login(
+        &self,
+        email: &str,
+        password: &Password,
+        client: Option<IpAddr>,
+    ) -> AppResult<(SessionSecret, LoginResponse)> {
+        let now = self.clock.now();
+        let account = email.trim().to_lowercase();
+        let blocked = self
+            .login_accounts
+            .blocked_for(&account, now)
+            .or_else(|| client.and_then(|address| self.login_addresses.blocked_for(&address, now)));
+        if let Some(retry_after) = blocked {
+            return Err(AppError::RateLimited { retry_after });
+        }
+        let user = self.store.get_user_by_email(&account).await?;
+        let matches = match &user {
+            Some(user) => password_matches(password, &user.password_hash),
+            None => password_matches(password, decoy_hash()),
+        };
+        let client_address = client.map(|address| address.to_string());
+        match user {
+            Some(user) if matches && user.active => {
+                self.login_accounts.clear(&account);
+                let mut random = [0u8; 32];
+                OsRng.fill_bytes(&mut random);
+                let secret = SessionSecret(URL_SAFE_NO_PAD.encode(random));
+                let lifetime = Duration::from_std(self.settings.session_lifetime)
+                    .unwrap_or(Duration::hours(12));
+                let session = SessionRecord {
+                    digest: self.session_digest(&secret.0),
+                    user_id: user.id,
+                    created_at: now,
+                    expires_at: now + lifetime,
+                };
+                let entry = AuditEntry {
+                    at: now,
+                    actor: format!("user:{}", user.email),
+                    action: "auth.login".into(),
+                    target: format!("user:{}", user.email),
+                    client_address,
+                    changes: serde_json::json!({}),
+                };
+                self.store.insert_session(&session, &entry).await?;
+                let csrf_token = self.csrf_token(&secret);
+                Ok((
+                    secret,
+                    LoginResponse {
+                        user: user_view(&user),
+                        csrf_token,
+                    },
+                ))
+            }
+            _ => {
+                self.login_accounts.record_failure(&account, now);
+                if let Some(address) = client {
+                    self.login_addresses.record_failure(&address, now);
+                }
+                let entry = AuditEntry {
+                    at: now,
+                    actor: format!("anonymous:{account}"),
+                    action: "auth.login_failed".into(),
+                    target: format!("user:{account}"),
+                    client_address,
+                    changes: serde_json::json!({}),
+                };
+                if let Err(error) = self.store.record_audit(&entry).await {
+                    tracing::warn!(%error, "could not record a failed login");
+                }
+                Err(AppError::Unauthenticated)
+            }
+        }
+    }
+
+    /// The principal a session cookie stands for, or `Unauthenticated`.
+    pub async fn authenticate_session(
+        &self,
+        secret: &SessionSecret,
+        client: Option<IpAddr>,
+    ) -> AppResult<Principal> {
+        let now = self.clock.now();
+        let found = self
+            .store
+            .get_session(&self.session_digest(&secret.0), now)
+            .await?;
+        match found {
+            Some((_, user)) if user.active => Ok(Principal {
+                actor: format!("user:{}", user.email),
+                user_id: Some(user.id),
+                permissions: role_permissions(&user.role),
+                client_address: client.map(|address| address.to_string()),
+            }),
+            _ => Err(AppError::Unauthenticated),
+        }
+    }
+
+    /// Ends a session.
+    pub async fn logout(&self, principal: &Principal, secret: &SessionSecret) -> AppResult<()> {
+        let now = self.clock.now();
+        let entry = audit::entry(
+            principal,
+            now,
+            "auth.logout",
+            principal.actor.replace("user:", "user:"),
+            serde_json::json!({}),
+        );
+        self.store
+            .delete_session(&self.session_digest(&secret.0), &entry)
+            .await?;
+        Ok(())
+    }
+
+    /// The signed-in admin.
+    pub async fn me(&self, principal: &Principal) -> AppResult<UserView> {
+        let id = principal.user_id.ok_or(AppError::Unauthenticated)?;
+        let user = self
+            .store
+            .get_user(id)
+            .await?
+            .ok_or(AppError::Unauthenticated)?;
+        Ok(user_view(&user))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn email_rule() {
+        for ok in ["a@b.co", "first.last@example.com"] {
+            assert!(validate_email(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", "a", "a@b", "@b.co", "a b@c.de", "a@.com"] {
+            assert!(validate_email(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn passwords_verify_against_their_hash_only() {
+        let hash = hash_password(&Password("correct horse battery".into())).unwrap();
+        assert!(hash.starts_with("$argon2id$"));
+        assert!(password_matches(
+            &Password("correct horse battery".into()),
+            &hash
+        ));
+        assert!(!password_matches(&Password("wrong".into()), &hash));
+        assert!(!password_matches(&Password("x".into()), decoy_hash()));
+    }
+}

@@ -1,0 +1,211 @@
+//! The resource catalog, projects and API versions.
+
+use tessera_api_types::{
+    ApiVersionsView, ProjectRequest, ProjectView, ResourceRequest, ResourceUpdate, ResourceView,
+};
+use tessera_core::validate::{self, FieldErrors};
+use tessera_core::{Action, AdminPermission, Project, Resource};
+
+use crate::error::{AppError, AppResult, not_found};
+use crate::principal::Principal;
+use crate::{Tessera, audit};
+
+fn resource_json(resource: &Resource) -> serde_json::Value {
+    serde_json::to_value(ResourceView::from(resource)).unwrap_or_default()
+}
+
+fn project_view(project: &Project) -> ProjectView {
+    ProjectView {
+        slug: project.slug.clone(),
+        name: project.name.clone(),
+        created_at: project.created_at,
+    }
+}
+
+impl Tessera {
+    /// Any signed-in admin may read the catalog: token forms need it.
+    pub async fn list_resources(&self, _principal: &Principal) -> AppResult<Vec<ResourceView>> {
+        Ok(self
+            .store
+            .list_resources()
+            .await?
+            .iter()
+            .map(ResourceView::from)
+            .collect())
+    }
+
+    pub async fn create_resource(
+        &self,
+        principal: &Principal,
+        request: ResourceRequest,
+    ) -> AppResult<ResourceView> {
+        principal.require(AdminPermission::ResourcesManage)?;
+        let resource = request.into_resource();
+        resource.validate()?;
+        let now = self.clock.now();
+        let changes = audit::diff(None, Some(&resource_json(&resource)));
+        let entry = audit::entry(
+            principal,
+            now,
+            "resource.create",
+            format!("resource:{}", resource.name),
+            changes,
+        );
+        self.store
+            .insert_resource(&resource, now, &entry)
+            .await
+            .map_err(|error| match error {
+                tessera_store::StoreError::Conflict { .. } => AppError::Conflict(format!(
+                    "a resource named `{}` already exists",
+                    resource.name
+                )),
+                other => other.into(),
+            })?;
+        self.apply_own_write().await;
+        Ok(ResourceView::from(&resource))
+    }
+
+    async fn resource(&self, name: &str) -> AppResult<Resource> {
+        self.store
+            .list_resources()
+            .await?
+            .into_iter()
+            .find(|r| r.name == name)
+            .ok_or_else(|| AppError::NotFound(format!("resource `{name}`")))
+    }
+
+    /// Replaces a resource's description and/or actions. Removing an action revokes it
+    /// from every token at once; custom tokens keep the stale entry, which grants nothing.
+    pub async fn update_resource(
+        &self,
+        principal: &Principal,
+        name: &str,
+        update: ResourceUpdate,
+    ) -> AppResult<ResourceView> {
+        principal.require(AdminPermission::ResourcesManage)?;
+        let before = self.resource(name).await?;
+        let mut after = before.clone();
+        if let Some(description) = update.description {
+            after.description = description;
+        }
+        if let Some(actions) = update.actions {
+            after.actions = actions
+                .into_iter()
+                .map(|a| Action {
+                    name: a.name,
+                    kind: a.kind,
+                })
+                .collect();
+        }
+        after.validate()?;
+        let now = self.clock.now();
+        let changes = audit::diff(Some(&resource_json(&before)), Some(&resource_json(&after)));
+        let entry = audit::entry(
+            principal,
+            now,
+            "resource.update",
+            format!("resource:{name}"),
+            changes,
+        );
+        self.store
+            .update_resource(&after, now, &entry)
+            .await
+            .map_err(not_found(format!("resource `{name}`")))?;
+        self.apply_own_write().await;
+        Ok(ResourceView::from(&after))
+    }
+
+    pub async fn delete_resource(&self, principal: &Principal, name: &str) -> AppResult<()> {
+        principal.require(AdminPermission::ResourcesManage)?;
+        let before = self.resource(name).await?;
+        let now = self.clock.now();
+        let changes = audit::diff(Some(&resource_json(&before)), None);
+        let entry = audit::entry(
+            principal,
+            now,
+            "resource.delete",
+            format!("resource:{name}"),
+            changes,
+        );
+        self.store
+            .delete_resource(name, &entry)
+            .await
+            .map_err(not_found(format!("resource `{name}`")))?;
+        self.apply_own_write().await;
+        Ok(())
+    }
+
+    /// Any signed-in admin may list projects: token forms need them.
+    pub async fn list_projects(&self, _principal: &Principal) -> AppResult<Vec<ProjectView>> {
+        Ok(self
+            .store
+            .list_projects()
+            .await?
+            .iter()
+            .map(project_view)
+            .collect())
+    }
+
+    pub async fn create_project(
+        &self,
+        principal: &Principal,
+        request: ProjectRequest,
+    ) -> AppResult<ProjectView> {
+        principal.require(AdminPermission::ProjectsManage)?;
+        let mut errors = FieldErrors::default();
+        errors.collect(validate::project_slug(&request.slug));
+        errors.collect(validate::display_name("name", &request.name));
+        errors.into_result()?;
+        let now = self.clock.now();
+        let project = Project {
+            slug: request.slug,
+            name: request.name,
+            created_at: now,
+        };
+        let view = project_view(&project);
+        let changes = audit::diff(None, Some(&serde_json::to_value(&view).unwrap_or_default()));
+        let entry = audit::entry(
+            principal,
+            now,
+            "project.create",
+            format!("project:{}", project.slug),
+            changes,
+        );
+        self.store
+            .insert_project(&project, &entry)
+            .await
+            .map_err(|error| match error {
+                tessera_store::StoreError::Conflict { .. } => {
+                    AppError::Conflict(format!("a project `{}` already exists", project.slug))
+                }
+                other => other.into(),
+            })?;
+        Ok(view)
+    }
+
+    /// Deletes a project; refused (409) while any token is bound to it.
+    pub async fn delete_project(&self, principal: &Principal, slug: &str) -> AppResult<()> {
+        principal.require(AdminPermission::ProjectsManage)?;
+        let now = self.clock.now();
+        let entry = audit::entry(
+            principal,
+            now,
+            "project.delete",
+            format!("project:{slug}"),
+            serde_json::json!({}),
+        );
+        self.store
+            .delete_project(slug, &entry)
+            .await
+            .map_err(not_found(format!("project `{slug}`")))?;
+        Ok(())
+    }
+
+    /// The configured API versions; any signed-in admin may read them.
+    pub fn api_versions(&self, _principal: &Principal) -> ApiVersionsView {
+        ApiVersionsView {
+            versions: self.settings.api_versions.all().to_vec(),
+            newest: self.settings.api_versions.newest().to_owned(),
+        }
+    }
+}

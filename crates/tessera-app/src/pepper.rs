@@ -1,0 +1,72 @@
+//! The pepper file: 32 random bytes, created on first start with mode 0600.
+//!
+//! Every node and CLI run that shares a database must share the pepper, or no token
+//! verifies. Losing it invalidates every token; it is never logged or printed.
+
+use std::io::Write;
+use std::path::Path;
+
+use rand::RngCore;
+use tessera_core::Pepper;
+use tessera_core::digest::PEPPER_LEN;
+
+/// Reads the pepper at `path`, creating it (and its directory) when missing.
+pub fn load_or_create(path: &Path) -> std::io::Result<Pepper> {
+    match std::fs::read(path) {
+        Ok(bytes) => Pepper::from_slice(&bytes).ok_or_else(|| {
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!(
+                    "pepper file {} must hold exactly {PEPPER_LEN} bytes",
+                    path.display()
+                ),
+            )
+        }),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => create(path),
+        Err(error) => Err(error),
+    }
+}
+
+fn create(path: &Path) -> std::io::Result<Pepper> {
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    let mut bytes = [0u8; PEPPER_LEN];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    match options.open(path) {
+        Ok(mut file) => {
+            file.write_all(&bytes)?;
+            file.sync_all()?;
+            Ok(Pepper::from_bytes(bytes))
+        }
+        // Another process created it first: use theirs.
+        Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => load_or_create(path),
+        Err(error) => Err(error),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn created_once_with_owner_only_mode_then_reused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("nested/pepper");
+        let first = load_or_create(&path).unwrap();
+        let second = load_or_create(&path).unwrap();
+        assert_eq!(first.as_bytes(), second.as_bytes());
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        std::fs::write(&path, b"short").unwrap();
+        assert!(load_or_create(&path).is_err());
+    }
+}

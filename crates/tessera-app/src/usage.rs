@@ -1,0 +1,121 @@
+//! Usage counters: `last_used_at` and daily allowed/denied counts, gathered in memory
+//! on the verify path (atomics, no lock, no I/O) and written in one batch per interval.
+//!
+//! Counters live per token id, apart from the verify index, so an index update never
+//! loses counts. A flush swaps each counter to zero and writes the sums; if the write
+//! fails the sums are added back and go out with the next flush. Counts are attributed
+//! to the UTC day of the flush, so a count made just before midnight may land on the
+//! next day (by at most one flush interval).
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use chrono::{DateTime, TimeZone, Utc};
+use tessera_core::TokenId;
+use tessera_store::{Store, StoreResult, UsageDelta};
+
+/// The counters of one token.
+#[derive(Debug, Default)]
+pub struct UsageCounters {
+    allowed: AtomicU64,
+    denied: AtomicU64,
+    /// Unix milliseconds of the last allowed verification; 0 when none is pending.
+    last_used: AtomicI64,
+}
+
+impl UsageCounters {
+    pub fn allowed(&self, now: DateTime<Utc>) {
+        self.allowed.fetch_add(1, Ordering::Relaxed);
+        self.last_used
+            .fetch_max(now.timestamp_millis(), Ordering::Relaxed);
+    }
+
+    pub fn denied(&self) {
+        self.denied.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn take(&self) -> (u64, u64, i64) {
+        (
+            self.allowed.swap(0, Ordering::Relaxed),
+            self.denied.swap(0, Ordering::Relaxed),
+            self.last_used.swap(0, Ordering::Relaxed),
+        )
+    }
+
+    fn give_back(&self, allowed: u64, denied: u64, last_used: i64) {
+        self.allowed.fetch_add(allowed, Ordering::Relaxed);
+        self.denied.fetch_add(denied, Ordering::Relaxed);
+        self.last_used.fetch_max(last_used, Ordering::Relaxed);
+    }
+}
+
+/// All counters of this node.
+#[derive(Debug, Default)]
+pub struct UsageRecorder {
+    counters: Mutex<HashMap<TokenId, Arc<UsageCounters>>>,
+}
+
+impl UsageRecorder {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<TokenId, Arc<UsageCounters>>> {
+        self.counters
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The counters of `id`, created on first use.
+    pub fn counters(&self, id: TokenId) -> Arc<UsageCounters> {
+        Arc::clone(self.lock().entry(id).or_default())
+    }
+
+    /// Writes everything counted so far in one batch. Counters of tokens that are gone
+    /// (`live` says which remain) are dropped once flushed.
+    pub async fn flush(
+        &self,
+        store: &dyn Store,
+        now: DateTime<Utc>,
+        live: impl Fn(TokenId) -> bool,
+    ) -> StoreResult<usize> {
+        let snapshot: Vec<(TokenId, Arc<UsageCounters>)> = {
+            let mut counters = self.lock();
+            let snapshot = counters
+                .iter()
+                .map(|(id, c)| (*id, Arc::clone(c)))
+                .collect();
+            // Strong count 1: only this map holds it, so no index entry can count into it.
+            counters.retain(|id, c| live(*id) || Arc::strong_count(c) > 1);
+            snapshot
+        };
+        let day = now.date_naive();
+        let mut taken = Vec::new();
+        let mut batch = Vec::new();
+        for (id, counters) in snapshot {
+            let (allowed, denied, last_used) = counters.take();
+            if allowed == 0 && denied == 0 && last_used == 0 {
+                continue;
+            }
+            batch.push(UsageDelta {
+                token_id: id,
+                day,
+                allowed,
+                denied,
+                last_used_at: (last_used > 0)
+                    .then(|| Utc.timestamp_millis_opt(last_used).single())
+                    .flatten(),
+            });
+            taken.push((counters, allowed, denied, last_used));
+        }
+        if batch.is_empty() {
+            return Ok(0);
+        }
+        match store.record_usage(&batch).await {
+            Ok(()) => Ok(batch.len()),
+            Err(error) => {
+                for (counters, allowed, denied, last_used) in taken {
+                    counters.give_back(allowed, denied, last_used);
+                }
+                Err(error)
+            }
+        }
+    }
+}

@@ -1,0 +1,260 @@
+//! The node's in-memory verify index: token digest → what verification needs.
+//!
+//! It is loaded once at start and then kept current from the store's change feed
+//! ([`VerifyIndex::catch_up`]); a lookup never touches the database, for a valid token
+//! or an unknown one.
+
+use std::collections::{HashMap, HashSet};
+use std::hash::{BuildHasherDefault, Hasher};
+use std::num::NonZeroU32;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use tessera_core::{
+    Catalog, ChangeKind, RateLimit, TokenDigest, TokenId, TokenKind, TokenRecord, TokenStatus,
+    TokenType, UserId,
+};
+use tessera_store::{Store, StoreResult};
+
+use crate::usage::{UsageCounters, UsageRecorder};
+
+/// Hashes a digest by its first eight bytes. Digests are HMAC outputs under a secret
+/// pepper, so they are uniformly spread and an attacker cannot aim collisions: SipHash's
+/// flood protection buys nothing here and costs time on every lookup.
+#[derive(Debug, Default)]
+pub(crate) struct DigestHasher(u64);
+
+impl Hasher for DigestHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8).take(1) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.0 ^= u64::from_le_bytes(word);
+        }
+    }
+}
+
+type DigestMap<V> = HashMap<TokenDigest, V, BuildHasherDefault<DigestHasher>>;
+
+/// What verification needs to know about one token.
+#[derive(Debug)]
+pub struct IndexedToken {
+    pub id: TokenId,
+    pub name: String,
+    pub kind: TokenKind,
+    pub token_type: TokenType,
+    pub permissions: HashSet<String>,
+    pub project: Option<String>,
+    pub owner_id: Option<UserId>,
+    pub status: TokenStatus,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub api_version: String,
+    pub limiter: Option<DefaultDirectRateLimiter>,
+    pub usage: Arc<UsageCounters>,
+}
+
+impl IndexedToken {
+    fn new(record: &TokenRecord, usage: Arc<UsageCounters>) -> Self {
+        Self {
+            id: record.id,
+            name: record.name.clone(),
+            kind: record.kind,
+            token_type: record.token_type,
+            permissions: record.permissions.iter().cloned().collect(),
+            project: record.project.clone(),
+            owner_id: record.owner_id,
+            status: record.status,
+            expires_at: record.expires_at,
+            api_version: record.api_version.clone(),
+            limiter: record.rate_limit.and_then(limiter),
+            usage,
+        }
+    }
+
+    /// Whether this token grants `permission` under `catalog`.
+    pub fn grants(&self, catalog: &Catalog, permission: &str) -> bool {
+        self.token_type
+            .grants(&|p| self.permissions.contains(p), catalog, permission)
+    }
+}
+
+/// A per-token limiter: `requests` per `per_seconds`, bursting up to `requests`.
+fn limiter(limit: RateLimit) -> Option<DefaultDirectRateLimiter> {
+    let burst = NonZeroU32::new(limit.requests)?;
+    let period = Duration::from_secs(u64::from(limit.per_seconds)) / limit.requests;
+    let quota = Quota::with_period(period)?.allow_burst(burst);
+    Some(RateLimiter::direct(quota))
+}
+
+/// A digest slot: the token, and for a superseded digest the end of its grace period.
+#[derive(Debug, Clone)]
+pub(crate) struct Slot {
+    pub token: Arc<IndexedToken>,
+    pub grace_until: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct IndexState {
+    pub by_digest: DigestMap<Slot>,
+    by_id: HashMap<TokenId, (TokenDigest, Option<TokenDigest>)>,
+    pub catalog: Catalog,
+}
+
+impl IndexState {
+    fn remove(&mut self, id: TokenId) {
+        if let Some((digest, grace)) = self.by_id.remove(&id) {
+            self.by_digest.remove(&digest);
+            if let Some(grace) = grace {
+                self.by_digest.remove(&grace);
+            }
+        }
+    }
+
+    fn insert(&mut self, record: &TokenRecord, usage: Arc<UsageCounters>) {
+        self.remove(record.id);
+        let token = Arc::new(IndexedToken::new(record, usage));
+        self.by_digest.insert(
+            record.digest,
+            Slot {
+                token: Arc::clone(&token),
+                grace_until: None,
+            },
+        );
+        let grace = record.grace.map(|grace| {
+            self.by_digest.insert(
+                grace.digest,
+                Slot {
+                    token,
+                    grace_until: Some(grace.until),
+                },
+            );
+            grace.digest
+        });
+        self.by_id.insert(record.id, (record.digest, grace));
+    }
+}
+
+/// The index and its position in the change feed.
+#[derive(Debug)]
+pub struct VerifyIndex {
+    pub(crate) state: RwLock<IndexState>,
+    /// The last change applied. The async mutex also serializes catch-ups.
+    sequence: tokio::sync::Mutex<i64>,
+    usage: Arc<UsageRecorder>,
+}
+
+/// How many tokens a load or catch-up reads per query.
+const PAGE: u32 = 1_000;
+
+impl VerifyIndex {
+    pub fn new(usage: Arc<UsageRecorder>) -> Self {
+        Self {
+            state: RwLock::new(IndexState::default()),
+            sequence: tokio::sync::Mutex::new(0),
+            usage,
+        }
+    }
+
+    pub(crate) fn read(&self) -> std::sync::RwLockReadGuard<'_, IndexState> {
+        self.state
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, IndexState> {
+        self.state
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Whether a token with `id` is in the index.
+    pub fn contains(&self, id: TokenId) -> bool {
+        self.read().by_id.contains_key(&id)
+    }
+
+    pub fn len(&self) -> usize {
+        self.read().by_id.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Loads every token and the catalog. Changes made meanwhile are applied by the
+    /// next catch-up, since the feed position is read before the tokens.
+    pub async fn load(&self, store: &dyn Store) -> StoreResult<()> {
+        let mut sequence = self.sequence.lock().await;
+        let start = store.latest_change().await?;
+        let catalog = Catalog::new(&store.list_resources().await?);
+        let mut fresh = IndexState {
+            catalog,
+            ..IndexState::default()
+        };
+        let mut after = None;
+        loop {
+            let page = store.tokens_after(after, PAGE).await?;
+            for record in &page {
+                fresh.insert(record, self.usage.counters(record.id));
+            }
+            match page.last() {
+                Some(last) if page.len() == PAGE as usize => after = Some(last.id),
+                _ => break,
+            }
+        }
+        *self.write() = fresh;
+        *sequence = start;
+        drop(sequence);
+        self.catch_up(store).await
+    }
+
+    /// Applies every change after the last one applied. Called by the feed follower
+    /// on a timer and by this node's own writes before they answer.
+    pub async fn catch_up(&self, store: &dyn Store) -> StoreResult<()> {
+        let mut sequence = self.sequence.lock().await;
+        loop {
+            let changes = store.changes_after(*sequence, PAGE).await?;
+            let Some(last) = changes.last().map(|c| c.sequence) else {
+                return Ok(());
+            };
+            let mut token_ids = Vec::new();
+            let mut catalog_changed = false;
+            for change in &changes {
+                match change.kind {
+                    ChangeKind::Token => {
+                        if let Some(id) = TokenId::parse(&change.key) {
+                            token_ids.push(id);
+                        }
+                    }
+                    ChangeKind::Catalog => catalog_changed = true,
+                    ChangeKind::User | ChangeKind::Project => {}
+                }
+            }
+            token_ids.sort_unstable();
+            token_ids.dedup();
+            let records = store.get_tokens(&token_ids).await?;
+            let catalog = if catalog_changed {
+                Some(Catalog::new(&store.list_resources().await?))
+            } else {
+                None
+            };
+            let mut state = self.write();
+            for id in &token_ids {
+                state.remove(*id);
+            }
+            for record in &records {
+                state.insert(record, self.usage.counters(record.id));
+            }
+            if let Some(catalog) = catalog {
+                state.catalog = catalog;
+            }
+            drop(state);
+            *sequence = last;
+        }
+    }
+}

@@ -1,0 +1,170 @@
+//! The verify hot path: parse and checksum (core) → HMAC under the pepper → lookup in
+//! the in-memory index → rules → answer. No await, no I/O, no lock but the index's
+//! read lock; usage is counted in atomics and flushed elsewhere.
+
+mod index;
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use tessera_api_types::{VerifiedToken, VerifyCode, VerifyResponse};
+use tessera_core::{Pepper, TokenFormat, TokenStatus};
+
+pub use index::{IndexedToken, VerifyIndex};
+
+use crate::throttle::FailureThrottle;
+
+/// What a caller asks: the presented token, and optionally a permission and project.
+#[derive(Clone, Copy)]
+pub struct VerifyQuery<'a> {
+    pub token: &'a str,
+    pub permission: Option<&'a str>,
+    pub project: Option<&'a str>,
+}
+
+impl std::fmt::Debug for VerifyQuery<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VerifyQuery")
+            .field("token", &"<redacted>")
+            .field("permission", &self.permission)
+            .field("project", &self.project)
+            .finish()
+    }
+}
+
+/// The answer, with the wait a refused caller should observe when rate limited.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    Valid(VerifiedToken),
+    Invalid {
+        code: VerifyCode,
+        retry_after: Option<Duration>,
+    },
+}
+
+impl Verdict {
+    pub fn into_response(self) -> VerifyResponse {
+        match self {
+            Self::Valid(token) => VerifyResponse::valid(token),
+            Self::Invalid { code, .. } => VerifyResponse::invalid(code),
+        }
+    }
+}
+
+/// Checks presented tokens against the index.
+#[derive(Debug)]
+pub struct Verifier {
+    format: TokenFormat,
+    pepper: Pepper,
+    index: std::sync::Arc<VerifyIndex>,
+    failures: FailureThrottle<IpAddr>,
+}
+
+impl Verifier {
+    pub fn new(
+        format: TokenFormat,
+        pepper: Pepper,
+        index: std::sync::Arc<VerifyIndex>,
+        failures: FailureThrottle<IpAddr>,
+    ) -> Self {
+        Self {
+            format,
+            pepper,
+            index,
+            failures,
+        }
+    }
+
+    /// Verifies `query` at `now` for a caller at `client`.
+    ///
+    /// Failures count against the client address; once it is over its budget, every
+    /// further failure answers `rate_limited`, so a scanner learns nothing more. Valid
+    /// tokens keep verifying, so a gateway shared with a misbehaving client is not cut off.
+    pub fn verify(
+        &self,
+        query: VerifyQuery<'_>,
+        client: Option<IpAddr>,
+        now: DateTime<Utc>,
+    ) -> Verdict {
+        match self.check(query, now) {
+            Ok(token) => Verdict::Valid(token),
+            Err((code, retry_after)) => {
+                let blocked =
+                    client.and_then(|address| self.failures.record_failure(&address, now));
+                match blocked {
+                    Some(wait) => Verdict::Invalid {
+                        code: VerifyCode::RateLimited,
+                        retry_after: Some(wait),
+                    },
+                    None => Verdict::Invalid { code, retry_after },
+                }
+            }
+        }
+    }
+
+    fn check(
+        &self,
+        query: VerifyQuery<'_>,
+        now: DateTime<Utc>,
+    ) -> Result<VerifiedToken, (VerifyCode, Option<Duration>)> {
+        let parsed = self
+            .format
+            .parse(query.token)
+            .map_err(|_| (VerifyCode::Malformed, None))?;
+        let digest = self.pepper.digest(&parsed.secret);
+        let state = self.index.read();
+        let slot = state
+            .by_digest
+            .get(&digest)
+            .ok_or((VerifyCode::NotFound, None))?;
+        if slot.grace_until.is_some_and(|until| until <= now) {
+            return Err((VerifyCode::NotFound, None));
+        }
+        let token = &slot.token;
+        if token.kind != parsed.kind {
+            return Err((VerifyCode::NotFound, None));
+        }
+        let refuse = |code: VerifyCode, retry_after: Option<Duration>| {
+            token.usage.denied();
+            (code, retry_after)
+        };
+        if token.status == TokenStatus::Disabled {
+            return Err(refuse(VerifyCode::Disabled, None));
+        }
+        if tessera_core::lifecycle::is_expired(token.expires_at, now) {
+            return Err(refuse(VerifyCode::Expired, None));
+        }
+        if let Some(bound) = &token.project {
+            if query.project != Some(bound.as_str()) {
+                return Err(refuse(VerifyCode::WrongProject, None));
+            }
+        }
+        if let Some(permission) = query.permission {
+            if !token.grants(&state.catalog, permission) {
+                return Err(refuse(VerifyCode::Forbidden, None));
+            }
+        }
+        if let Some(limiter) = &token.limiter {
+            if let Err(not_until) = limiter.check() {
+                let wait = not_until.wait_time_from(governor::clock::Clock::now(
+                    &governor::clock::DefaultClock::default(),
+                ));
+                return Err(refuse(
+                    VerifyCode::RateLimited,
+                    Some(wait.max(Duration::from_secs(1))),
+                ));
+            }
+        }
+        token.usage.allowed(now);
+        Ok(VerifiedToken {
+            id: token.id.0,
+            name: token.name.clone(),
+            kind: token.kind,
+            token_type: token.token_type,
+            project: token.project.clone(),
+            api_version: token.api_version.clone(),
+            expires_at: token.expires_at,
+        })
+    }
+}
