@@ -286,7 +286,7 @@ impl Tessera {
             principal,
             now,
             "auth.logout",
-            principal.actor.replace("user:", "user:"),
+            principal.actor.clone(),
             serde_json::json!({}),
         );
         self.store

@@ -8,6 +8,7 @@
 
 pub mod audit;
 pub mod auth;
+pub mod background;
 pub mod catalog;
 pub mod clock;
 pub mod error;
@@ -138,6 +139,11 @@ impl Tessera {
             })
             .await?;
         Ok(written)
+    }
+
+    /// How many tokens the verify index holds.
+    pub fn indexed_tokens(&self) -> usize {
+        self.index.len()
     }
 
     /// Whether the database answers.

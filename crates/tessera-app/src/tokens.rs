@@ -571,28 +571,25 @@ fn parse_time(field: &str, text: &str, errors: &mut FieldErrors) -> Option<DateT
 /// Validates list parameters into a store query; every bad parameter is named.
 fn token_query(params: TokenListParams, now: DateTime<Utc>) -> AppResult<TokenQuery> {
     let mut errors = FieldErrors::default();
-    let sort = match params.sort.as_deref().unwrap_or("-created_at") {
-        text => {
-            let (descending, field) = match text.strip_prefix('-') {
-                Some(rest) => (true, rest),
-                None => (false, text),
-            };
-            let field = match field {
-                "created_at" => Some(SortField::CreatedAt),
-                "name" => Some(SortField::Name),
-                "last_used_at" => Some(SortField::LastUsedAt),
-                _ => None,
-            };
-            match field {
-                Some(field) => TokenSort { field, descending },
-                None => {
-                    errors.add(
-                        "sort",
-                        "must be created_at, name or last_used_at, optionally prefixed with -",
-                    );
-                    TokenSort::default()
-                }
-            }
+    let text = params.sort.as_deref().unwrap_or("-created_at");
+    let (descending, field) = match text.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, text),
+    };
+    let field = match field {
+        "created_at" => Some(SortField::CreatedAt),
+        "name" => Some(SortField::Name),
+        "last_used_at" => Some(SortField::LastUsedAt),
+        _ => None,
+    };
+    let sort = match field {
+        Some(field) => TokenSort { field, descending },
+        None => {
+            errors.add(
+                "sort",
+                "must be created_at, name or last_used_at, optionally prefixed with -",
+            );
+            TokenSort::default()
         }
     };
     let limit = match params.limit.as_deref() {

@@ -1,1 +1,115 @@
-//! placeholder
+//! Tessera's HTTP surfaces on axum: REST `/v1`, verify, and the ops endpoints, behind
+//! request-id, tracing, body-limit and security-header middleware.
+//!
+//! **Invariant:** only this crate knows HTTP. A handler extracts, makes one
+//! `tessera-app` call, converts to a DTO, and stops.
+
+pub mod error;
+pub mod extract;
+mod ops;
+pub mod rest;
+mod verify;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderName, HeaderValue, Request, header};
+use tessera_api_types::ErrorCode;
+use tessera_app::Tessera;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::set_header::SetResponseHeaderLayer;
+use tower_http::trace::TraceLayer;
+
+use crate::error::ApiError;
+
+/// Default largest request body, in bytes.
+pub const DEFAULT_BODY_LIMIT: usize = 64 * 1024;
+
+/// What every handler can reach.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    pub app: Arc<Tessera>,
+    /// Mark the session cookie `Secure` (serve behind HTTPS).
+    pub secure_cookies: bool,
+}
+
+/// HTTP options of the server.
+#[derive(Debug, Clone, Copy)]
+pub struct HttpOptions {
+    pub body_limit: usize,
+    pub secure_cookies: bool,
+}
+
+impl Default for HttpOptions {
+    fn default() -> Self {
+        Self {
+            body_limit: DEFAULT_BODY_LIMIT,
+            secure_cookies: false,
+        }
+    }
+}
+
+async fn not_found() -> ApiError {
+    ApiError::not_found()
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        ErrorCode::BadRequest,
+        "this method is not allowed on this endpoint",
+    )
+}
+
+/// The whole router.
+pub fn router(app: Arc<Tessera>, options: HttpOptions) -> Router {
+    let state = AppState {
+        app,
+        secure_cookies: options.secure_cookies,
+    };
+    let request_id = HeaderName::from_static("x-request-id");
+    // Spans carry the path only: a query string or header could hold a secret.
+    let trace = TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {
+        let id = request
+            .headers()
+            .get("x-request-id")
+            .and_then(|value| value.to_str().ok())
+            .unwrap_or("-");
+        tracing::info_span!("request", request_id = %id, method = %request.method(), path = %request.uri().path())
+    });
+    Router::new()
+        .merge(rest::routes())
+        .merge(verify::routes())
+        .merge(ops::routes())
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(options.body_limit))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("no-store"),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
+        .layer(trace)
+        .layer(PropagateRequestIdLayer::new(request_id.clone()))
+        .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+        .with_state(state)
+}
+
+/// Serves `router` on `listener` until `shutdown` resolves, then drains connections.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    router: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
+}

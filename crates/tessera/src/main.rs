@@ -1,1 +1,36 @@
-fn main() {}
+//! `tessera`: the command-line interface and the server's wiring.
+//!
+//! Output contract: a created or regenerated secret goes alone to stdout (so
+//! `T=$(tessera token create …)` works); listings and `--json` documents go to stdout;
+//! messages go to stderr. Exit codes are documented in [`exit`].
+
+mod cli;
+mod commands;
+mod config;
+mod exit;
+mod serve;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let cli = cli::Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: cannot start the async runtime: {error}");
+            return ExitCode::from(exit::INTERNAL);
+        }
+    };
+    match runtime.block_on(commands::run(cli)) {
+        Ok(code) => ExitCode::from(code),
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::from(exit::code_of(&error))
+        }
+    }
+}

@@ -135,26 +135,22 @@ impl Verifier {
         if tessera_core::lifecycle::is_expired(token.expires_at, now) {
             return Err(refuse(VerifyCode::Expired, None));
         }
-        if let Some(bound) = &token.project {
-            if query.project != Some(bound.as_str()) {
-                return Err(refuse(VerifyCode::WrongProject, None));
-            }
+        if let Some(bound) = &token.project
+            && query.project != Some(bound.as_str())
+        {
+            return Err(refuse(VerifyCode::WrongProject, None));
         }
-        if let Some(permission) = query.permission {
-            if !token.grants(&state.catalog, permission) {
-                return Err(refuse(VerifyCode::Forbidden, None));
-            }
+        if let Some(permission) = query.permission
+            && !token.grants(&state.catalog, permission)
+        {
+            return Err(refuse(VerifyCode::Forbidden, None));
         }
-        if let Some(limiter) = &token.limiter {
-            if let Err(not_until) = limiter.check() {
-                let wait = not_until.wait_time_from(governor::clock::Clock::now(
-                    &governor::clock::DefaultClock::default(),
-                ));
-                return Err(refuse(
-                    VerifyCode::RateLimited,
-                    Some(wait.max(Duration::from_secs(1))),
-                ));
-            }
+        if let Some(limiter) = &token.limiter
+            && let Err(not_until) = limiter.check()
+        {
+            let now = governor::clock::Clock::now(&governor::clock::DefaultClock::default());
+            let wait = not_until.wait_time_from(now).max(Duration::from_secs(1));
+            return Err(refuse(VerifyCode::RateLimited, Some(wait)));
         }
         token.usage.allowed(now);
         Ok(VerifiedToken {

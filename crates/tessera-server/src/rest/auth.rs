@@ -1,0 +1,62 @@
+//! `/v1/auth`: sign in, sign out, who am I.
+
+use axum::extract::State;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json as AxumJson, Router};
+use tessera_api_types::{LoginRequest, UserView};
+use tessera_app::auth::Password;
+
+use crate::AppState;
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{Caller, ClientAddress, Json, SESSION_COOKIE};
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/v1/auth/login", post(login))
+        .route("/v1/auth/logout", post(logout))
+        .route("/v1/auth/me", get(me))
+}
+
+fn session_cookie(state: &AppState, value: &str, max_age_seconds: u64) -> Option<HeaderValue> {
+    let secure = if state.secure_cookies { "; Secure" } else { "" };
+    HeaderValue::from_str(&format!(
+        "{SESSION_COOKIE}={value}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age_seconds}{secure}"
+    ))
+    .ok()
+}
+
+async fn login(
+    State(state): State<AppState>,
+    ClientAddress(client): ClientAddress,
+    Json(request): Json<LoginRequest>,
+) -> ApiResult<Response> {
+    let password = Password(request.password);
+    let (secret, body) = state.app.login(&request.email, &password, client).await?;
+    let max_age = state.app.settings().session_lifetime.as_secs();
+    let mut response = AxumJson(body).into_response();
+    if let Some(cookie) = session_cookie(&state, &secret.0, max_age) {
+        response.headers_mut().insert(header::SET_COOKIE, cookie);
+    }
+    Ok(response)
+}
+
+async fn logout(State(state): State<AppState>, caller: Caller) -> ApiResult<Response> {
+    if let Some(session) = &caller.session {
+        state
+            .app
+            .logout(&caller.principal, session)
+            .await
+            .map_err(ApiError::from)?;
+    }
+    let mut response = StatusCode::NO_CONTENT.into_response();
+    if let Some(cookie) = session_cookie(&state, "", 0) {
+        response.headers_mut().insert(header::SET_COOKIE, cookie);
+    }
+    Ok(response)
+}
+
+async fn me(State(state): State<AppState>, caller: Caller) -> ApiResult<AxumJson<UserView>> {
+    Ok(AxumJson(state.app.me(&caller.principal).await?))
+}

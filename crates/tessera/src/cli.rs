@@ -1,0 +1,171 @@
+//! The command line, as clap parses it.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(name = "tessera", version, about = "A self-hosted API token service")]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Flags every command takes.
+#[derive(Debug, Args)]
+pub struct Global {
+    /// Directory of the SQLite database and the pepper file.
+    #[arg(long, global = true, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Database URL (default: SQLite under --data-dir).
+    #[arg(long, global = true, value_name = "URL")]
+    pub database_url: Option<String>,
+    /// Configuration file (default: ./tessera.toml when it exists).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Machine-readable JSON output on stdout.
+    #[arg(long, global = true)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the server (REST, verify, ops endpoints) until SIGINT or SIGTERM.
+    Serve {
+        /// Address to listen on, e.g. 127.0.0.1:8080 (port 0 picks a free port).
+        #[arg(long, value_name = "ADDR")]
+        listen: Option<SocketAddr>,
+    },
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Manage administrators.
+    #[command(subcommand)]
+    Admin(AdminCommand),
+    /// Manage API tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// Verify a token; exit 0 when valid, 1 when not.
+    Verify {
+        token: String,
+        #[arg(long)]
+        permission: Option<String>,
+        #[arg(long)]
+        project: Option<String>,
+    },
+    /// Manage the resource catalog.
+    #[command(subcommand)]
+    Resource(ResourceCommand),
+    /// Manage projects.
+    #[command(subcommand)]
+    Project(ProjectCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AdminCommand {
+    /// Create an administrator; the password is read from stdin.
+    Create {
+        #[arg(long)]
+        email: String,
+        /// Read the password from standard input (first line).
+        #[arg(long, required = true)]
+        password_stdin: bool,
+        #[arg(long, default_value = "super-admin")]
+        role: String,
+        #[arg(long)]
+        name: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Create a token; its secret alone is printed on stdout.
+    Create {
+        #[arg(long)]
+        name: String,
+        /// read-only | full-access | custom
+        #[arg(long = "type", value_name = "TYPE")]
+        token_type: String,
+        /// A permission `resource.action` (custom tokens; repeat the flag).
+        #[arg(long = "permission", value_name = "PERMISSION")]
+        permissions: Vec<String>,
+        /// 7d | 30d | 90d | unlimited
+        #[arg(long, conflicts_with = "expires_at")]
+        lifespan: Option<String>,
+        /// An RFC 3339 expiry time.
+        #[arg(long)]
+        expires_at: Option<String>,
+        #[arg(long)]
+        description: Option<String>,
+        #[arg(long)]
+        project: Option<String>,
+        /// REQUESTS/SECONDS, e.g. 100/60.
+        #[arg(long, value_name = "N/SECONDS")]
+        rate_limit: Option<String>,
+    },
+    /// List tokens.
+    List {
+        /// Name contains (case-insensitive).
+        #[arg(long)]
+        q: Option<String>,
+        #[arg(long)]
+        status: Option<String>,
+        #[arg(long = "type", value_name = "TYPE")]
+        token_type: Option<String>,
+        #[arg(long)]
+        project: Option<String>,
+        #[arg(long, default_value = "200")]
+        limit: u32,
+    },
+    /// Show one token.
+    Show { id: String },
+    /// Give a token a new secret, printed alone on stdout.
+    Regenerate {
+        id: String,
+        /// Keep the old secret working for this many seconds (0–86400).
+        #[arg(long, default_value = "0")]
+        grace_period_seconds: u32,
+    },
+    /// Switch a token off.
+    Disable { id: String },
+    /// Switch a token back on.
+    Enable { id: String },
+    /// Delete a token.
+    Delete { id: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ResourceCommand {
+    /// List resources and their actions.
+    List,
+    /// Add a resource.
+    Create {
+        name: String,
+        /// Read actions, comma-separated (e.g. find,findOne).
+        #[arg(long, value_delimiter = ',')]
+        read: Vec<String>,
+        /// Write actions, comma-separated (e.g. create,update,delete).
+        #[arg(long, value_delimiter = ',')]
+        write: Vec<String>,
+        #[arg(long)]
+        description: Option<String>,
+    },
+    /// Delete a resource (its permissions stop being granted at once).
+    Delete { name: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ProjectCommand {
+    List,
+    Create {
+        slug: String,
+        #[arg(long)]
+        name: String,
+    },
+    /// Delete a project (refused while tokens are bound to it).
+    Delete {
+        slug: String,
+    },
+}

@@ -1,0 +1,343 @@
+//! Configuration, layered: defaults → `tessera.toml` → `TESSERA_*` environment → flags.
+//!
+//! The file is the one `--config` (or `TESSERA_CONFIG`) names, else `./tessera.toml`
+//! when it exists. Unknown keys in the file are errors; unknown `TESSERA_*` variables
+//! are warned about, since a typo there would otherwise be silently ignored.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use serde::Deserialize;
+use tessera_core::{ApiVersions, TokenFormat, TokenPrefix};
+
+/// Every setting, after layering.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    /// `None`: SQLite under `data_dir`.
+    pub database_url: Option<String>,
+    pub token_prefix: TokenPrefix,
+    pub api_versions: Vec<String>,
+    pub secure_cookies: bool,
+    pub body_limit_bytes: usize,
+    pub session_lifetime_seconds: u64,
+    pub usage_flush_seconds: u64,
+    pub change_poll_milliseconds: u64,
+    pub verify_failures_per_minute: u32,
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            data_dir: PathBuf::from("./tessera-data"),
+            database_url: None,
+            token_prefix: TokenPrefix::default(),
+            api_versions: vec!["v1".to_owned()],
+            secure_cookies: false,
+            body_limit_bytes: tessera_server::DEFAULT_BODY_LIMIT,
+            session_lifetime_seconds: 12 * 3600,
+            usage_flush_seconds: 5,
+            change_poll_milliseconds: 250,
+            verify_failures_per_minute: 600,
+            log_format: LogFormat::Text,
+        }
+    }
+}
+
+/// `tessera.toml`: every key optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    listen: Option<SocketAddr>,
+    data_dir: Option<PathBuf>,
+    database_url: Option<String>,
+    token_prefix: Option<String>,
+    api_versions: Option<Vec<String>>,
+    secure_cookies: Option<bool>,
+    body_limit_bytes: Option<usize>,
+    session_lifetime_seconds: Option<u64>,
+    usage_flush_seconds: Option<u64>,
+    change_poll_milliseconds: Option<u64>,
+    verify_failures_per_minute: Option<u32>,
+    log_format: Option<LogFormat>,
+}
+
+/// The flags every command shares.
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    pub config: Option<PathBuf>,
+    pub data_dir: Option<PathBuf>,
+    pub database_url: Option<String>,
+    pub listen: Option<SocketAddr>,
+}
+
+/// Environment variables Tessera reads (besides `TESSERA_LOG`, the log filter).
+const KNOWN_ENV: &[&str] = &[
+    "TESSERA_CONFIG",
+    "TESSERA_LISTEN",
+    "TESSERA_DATA_DIR",
+    "TESSERA_DATABASE_URL",
+    "TESSERA_TOKEN_PREFIX",
+    "TESSERA_API_VERSIONS",
+    "TESSERA_SECURE_COOKIES",
+    "TESSERA_BODY_LIMIT_BYTES",
+    "TESSERA_SESSION_LIFETIME_SECONDS",
+    "TESSERA_USAGE_FLUSH_SECONDS",
+    "TESSERA_CHANGE_POLL_MILLISECONDS",
+    "TESSERA_VERIFY_FAILURES_PER_MINUTE",
+    "TESSERA_LOG_FORMAT",
+    "TESSERA_LOG",
+];
+
+fn parse_env<T: std::str::FromStr>(name: &str, value: &str) -> Result<T>
+where
+    T::Err: std::fmt::Display,
+{
+    value
+        .parse()
+        .map_err(|error| anyhow::anyhow!("{name}={value:?} is not valid: {error}"))
+}
+
+impl Config {
+    /// Layers file, environment (`env`: name/value pairs) and flags over the defaults.
+    /// Returns the config and warnings to print (unknown variables).
+    pub fn load(overrides: &Overrides, env: &[(String, String)]) -> Result<(Self, Vec<String>)> {
+        let mut warnings = Vec::new();
+        let lookup = |name: &str| {
+            env.iter()
+                .find(|(key, _)| key == name)
+                .map(|(_, value)| value.clone())
+        };
+        for (key, _) in env {
+            if key.starts_with("TESSERA_")
+                && !KNOWN_ENV.contains(&key.as_str())
+                && !key.starts_with("TESSERA_TEST_")
+            {
+                warnings.push(format!("ignoring unknown environment variable {key}"));
+            }
+        }
+        let mut config = Self::default();
+        let explicit = overrides
+            .config
+            .clone()
+            .or_else(|| lookup("TESSERA_CONFIG").map(PathBuf::from));
+        let file = match &explicit {
+            Some(path) => Some(path.clone()),
+            None => Some(PathBuf::from("tessera.toml")).filter(|path| path.exists()),
+        };
+        if let Some(path) = file {
+            config.apply_file(&path)?;
+        }
+        if let Some(v) = lookup("TESSERA_LISTEN") {
+            config.listen = parse_env("TESSERA_LISTEN", &v)?;
+        }
+        if let Some(v) = lookup("TESSERA_DATA_DIR") {
+            config.data_dir = PathBuf::from(v);
+        }
+        if let Some(v) = lookup("TESSERA_DATABASE_URL") {
+            config.database_url = Some(v).filter(|v| !v.is_empty());
+        }
+        if let Some(v) = lookup("TESSERA_TOKEN_PREFIX") {
+            config.token_prefix = TokenPrefix::new(&v).map_err(anyhow::Error::msg)?;
+        }
+        if let Some(v) = lookup("TESSERA_API_VERSIONS") {
+            config.api_versions = v.split(',').map(|s| s.trim().to_owned()).collect();
+        }
+        if let Some(v) = lookup("TESSERA_SECURE_COOKIES") {
+            config.secure_cookies = parse_env("TESSERA_SECURE_COOKIES", &v)?;
+        }
+        if let Some(v) = lookup("TESSERA_BODY_LIMIT_BYTES") {
+            config.body_limit_bytes = parse_env("TESSERA_BODY_LIMIT_BYTES", &v)?;
+        }
+        if let Some(v) = lookup("TESSERA_SESSION_LIFETIME_SECONDS") {
+            config.session_lifetime_seconds = parse_env("TESSERA_SESSION_LIFETIME_SECONDS", &v)?;
+        }
+        if let Some(v) = lookup("TESSERA_USAGE_FLUSH_SECONDS") {
+            config.usage_flush_seconds = parse_env("TESSERA_USAGE_FLUSH_SECONDS", &v)?;
+        }
+        if let Some(v) = lookup("TESSERA_CHANGE_POLL_MILLISECONDS") {
+            config.change_poll_milliseconds = parse_env("TESSERA_CHANGE_POLL_MILLISECONDS", &v)?;
+        }
+        if let Some(v) = lookup("TESSERA_VERIFY_FAILURES_PER_MINUTE") {
+            config.verify_failures_per_minute =
+                parse_env("TESSERA_VERIFY_FAILURES_PER_MINUTE", &v)?;
+        }
+        if let Some(v) = lookup("TESSERA_LOG_FORMAT") {
+            config.log_format = match v.as_str() {
+                "text" => LogFormat::Text,
+                "json" => LogFormat::Json,
+                other => bail!("TESSERA_LOG_FORMAT={other:?} is not valid: use text or json"),
+            };
+        }
+        if let Some(dir) = &overrides.data_dir {
+            config.data_dir = dir.clone();
+        }
+        if let Some(url) = &overrides.database_url {
+            config.database_url = Some(url.clone());
+        }
+        if let Some(listen) = overrides.listen {
+            config.listen = listen;
+        }
+        config.check()?;
+        Ok((config, warnings))
+    }
+
+    fn apply_file(&mut self, path: &Path) -> Result<()> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read config file {}", path.display()))?;
+        let file: FileConfig = toml::from_str(&text)
+            .with_context(|| format!("config file {} is not valid", path.display()))?;
+        macro_rules! take {
+            ($($field:ident),*) => { $( if let Some(value) = file.$field { self.$field = value; } )* };
+        }
+        take!(
+            listen,
+            data_dir,
+            api_versions,
+            secure_cookies,
+            body_limit_bytes,
+            session_lifetime_seconds,
+            usage_flush_seconds,
+            change_poll_milliseconds,
+            verify_failures_per_minute,
+            log_format
+        );
+        if let Some(url) = file.database_url {
+            self.database_url = Some(url).filter(|url| !url.is_empty());
+        }
+        if let Some(prefix) = file.token_prefix {
+            self.token_prefix = TokenPrefix::new(&prefix)
+                .map_err(|message| anyhow::anyhow!("{}: {message}", path.display()))?;
+        }
+        Ok(())
+    }
+
+    fn check(&self) -> Result<()> {
+        ApiVersions::new(self.api_versions.clone()).map_err(anyhow::Error::msg)?;
+        if self.usage_flush_seconds == 0 || self.usage_flush_seconds > 10 {
+            bail!("usage_flush_seconds must be 1 to 10 (usage must show within 10 seconds)");
+        }
+        if !(10..=1000).contains(&self.change_poll_milliseconds) {
+            bail!(
+                "change_poll_milliseconds must be 10 to 1000 (changes must show within a second)"
+            );
+        }
+        if self.body_limit_bytes < 1024 {
+            bail!("body_limit_bytes must be at least 1024");
+        }
+        Ok(())
+    }
+
+    /// The database URL: the configured one, or SQLite under the data dir.
+    pub fn database_url(&self) -> String {
+        self.database_url
+            .clone()
+            .unwrap_or_else(|| tessera_store::sqlite_url_in(&self.data_dir))
+    }
+
+    pub fn pepper_path(&self) -> PathBuf {
+        self.data_dir.join("pepper")
+    }
+
+    pub fn settings(&self) -> Result<tessera_app::Settings> {
+        Ok(tessera_app::Settings {
+            token_format: TokenFormat::new(self.token_prefix.clone()),
+            api_versions: ApiVersions::new(self.api_versions.clone())
+                .map_err(anyhow::Error::msg)?,
+            session_lifetime: Duration::from_secs(self.session_lifetime_seconds),
+            verify_failures_per_address: self.verify_failures_per_minute,
+            ..tessera_app::Settings::default()
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn layers_apply_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("tessera.toml");
+        std::fs::write(&file, "listen = \"127.0.0.1:9000\"\ndata_dir = \"/from-file\"\napi_versions = [\"v1\", \"v2\"]\n").unwrap();
+        let overrides = Overrides {
+            config: Some(file.clone()),
+            ..Overrides::default()
+        };
+        let (config, _) =
+            Config::load(&overrides, &env(&[("TESSERA_DATA_DIR", "/from-env")])).unwrap();
+        assert_eq!(config.listen.port(), 9000, "file beats default");
+        assert_eq!(
+            config.data_dir,
+            PathBuf::from("/from-env"),
+            "env beats file"
+        );
+        assert_eq!(config.api_versions, vec!["v1", "v2"]);
+        let overrides = Overrides {
+            config: Some(file),
+            data_dir: Some("/from-flag".into()),
+            ..Overrides::default()
+        };
+        let (config, _) =
+            Config::load(&overrides, &env(&[("TESSERA_DATA_DIR", "/from-env")])).unwrap();
+        assert_eq!(
+            config.data_dir,
+            PathBuf::from("/from-flag"),
+            "flag beats env"
+        );
+    }
+
+    #[test]
+    fn unknown_env_is_warned_and_unknown_keys_fail() {
+        let (_, warnings) =
+            Config::load(&Overrides::default(), &env(&[("TESSERA_LISTN", "x")])).unwrap();
+        assert_eq!(
+            warnings,
+            vec!["ignoring unknown environment variable TESSERA_LISTN"]
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("tessera.toml");
+        std::fs::write(&file, "lisen = \"x\"\n").unwrap();
+        let overrides = Overrides {
+            config: Some(file),
+            ..Overrides::default()
+        };
+        let error = Config::load(&overrides, &[]).unwrap_err();
+        assert!(format!("{error:#}").contains("lisen"), "{error:#}");
+    }
+
+    #[test]
+    fn bad_values_name_their_source() {
+        let error = Config::load(
+            &Overrides::default(),
+            &env(&[("TESSERA_LISTEN", "nowhere")]),
+        )
+        .unwrap_err();
+        assert!(error.to_string().contains("TESSERA_LISTEN"));
+        let error = Config::load(
+            &Overrides::default(),
+            &env(&[("TESSERA_TOKEN_PREFIX", "Bad")]),
+        )
+        .unwrap_err();
+        assert!(error.to_string().contains("prefix"));
+    }
+}

@@ -1,0 +1,44 @@
+//! Exit codes scripts can rely on.
+//!
+//! | code | meaning |
+//! |---|---|
+//! | 0 | success (`verify`: the token is valid) |
+//! | 1 | `verify`: the token is not valid (the reason is printed) |
+//! | 2 | bad usage or invalid input (clap's usage errors too) |
+//! | 3 | not found |
+//! | 4 | conflict (name taken, still in use) |
+//! | 5 | forbidden or not authenticated |
+//! | 69 | the database cannot be reached |
+//! | 70 | internal error |
+
+use tessera_app::AppError;
+
+pub const OK: u8 = 0;
+pub const INVALID_TOKEN: u8 = 1;
+pub const USAGE: u8 = 2;
+pub const NOT_FOUND: u8 = 3;
+pub const CONFLICT: u8 = 4;
+pub const DENIED: u8 = 5;
+pub const UNAVAILABLE: u8 = 69;
+pub const INTERNAL: u8 = 70;
+
+/// The exit code of a failed command.
+pub fn code_of(error: &anyhow::Error) -> u8 {
+    match error.downcast_ref::<AppError>() {
+        Some(AppError::Validation(_) | AppError::BadRequest(_)) => USAGE,
+        Some(AppError::NotFound(_)) => NOT_FOUND,
+        Some(AppError::Conflict(_)) => CONFLICT,
+        Some(AppError::Forbidden(_) | AppError::Unauthenticated | AppError::RateLimited { .. }) => {
+            DENIED
+        }
+        Some(AppError::Unavailable(_)) => UNAVAILABLE,
+        Some(AppError::Internal(_)) => INTERNAL,
+        None if error.downcast_ref::<UsageError>().is_some() => USAGE,
+        None => INTERNAL,
+    }
+}
+
+/// A command-line mistake found after parsing (a bad value, a missing password).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);
