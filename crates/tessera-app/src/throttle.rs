@@ -1,7 +1,7 @@
 //! Throttling of repeated failures (logins, verifications) per key, in memory, per node.
 //!
-//! A key may fail `max_failures` times within `window`; after that it is blocked until
-//! the window that began with its first failure ends. Success does not count, so a
+//! A key may fail `max_failures` times within `window`, each answered normally; after
+//! that it is blocked until the window that began with its first failure ends. Success does not count, so a
 //! client that only presents good credentials is never slowed down.
 
 use std::collections::HashMap;
@@ -70,7 +70,7 @@ impl<K: Hash + Eq + Clone> FailureThrottle<K> {
         }
         entry.failures = entry.failures.saturating_add(1);
         let ends = entry.started + self.window;
-        (entry.failures >= self.max_failures)
+        (entry.failures > self.max_failures)
             .then(|| (ends - now).to_std().unwrap_or(Duration::from_secs(1)))
     }
 
@@ -92,6 +92,15 @@ mod tests {
         assert_eq!(throttle.record_failure(&"a", start), None);
         assert_eq!(throttle.record_failure(&"a", start), None);
         assert!(throttle.blocked_for(&"a", start).is_none());
+        assert_eq!(
+            throttle.record_failure(&"a", start),
+            None,
+            "the third is allowed"
+        );
+        assert_eq!(
+            throttle.blocked_for(&"a", start),
+            Some(Duration::from_secs(60))
+        );
         assert_eq!(
             throttle.record_failure(&"a", start),
             Some(Duration::from_secs(60))

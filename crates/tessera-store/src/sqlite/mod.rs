@@ -40,9 +40,16 @@ fn map_error(error: sqlx::Error) -> StoreError {
         sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict {
             what: "a record with that name already exists".into(),
         },
-        sqlx::Error::Database(db) if db.is_foreign_key_violation() => StoreError::Conflict {
-            what: "the record is referenced elsewhere, or references a missing record".into(),
-        },
+        // `ON DELETE RESTRICT` fails as SQLITE_CONSTRAINT_TRIGGER (1811), which sqlx
+        // does not classify as a foreign-key violation.
+        sqlx::Error::Database(db)
+            if db.is_foreign_key_violation()
+                || db.message().contains("FOREIGN KEY constraint failed") =>
+        {
+            StoreError::Conflict {
+                what: "the record is referenced elsewhere, or references a missing record".into(),
+            }
+        }
         sqlx::Error::Database(db) if db.message().contains("database is locked") => {
             StoreError::Unavailable(Box::new(error))
         }
