@@ -51,18 +51,30 @@ LUA
 # The answer must be valid, or we would be measuring the refusal path.
 curl -sf -d "{\"token\":\"$token\",\"permission\":\"article.find\"}" "$address/v1/verify" | grep -q '"valid":true'
 
-rate() { awk '/Requests\/sec/ {print $2}'; }
-health=(); verify=()
+ticks() { awk '{print $14+$15}' "/proc/$server_pid/stat"; }
+hz=$(getconf CLK_TCK)
+# One wrk run: prints "<req/s> <server CPU microseconds per request>".
+run() {
+  local before after output
+  before=$(ticks)
+  output=$(wrk -t2 -c"$connections" -d"${duration}s" "$@")
+  after=$(ticks)
+  awk -v b="$before" -v a="$after" -v hz="$hz" '
+    /requests in/ {n=$1} /Requests\/sec/ {r=$2}
+    END {printf "%s %.1f\n", r, (a-b)/hz*1e6/n}' <<<"$output"
+}
+health=(); verify=(); health_cpu=(); verify_cpu=()
 for round in $(seq 1 "$rounds"); do
-  health+=("$(wrk -t2 -c"$connections" -d"${duration}s" "$address/healthz" | rate)")
-  verify+=("$(wrk -t2 -c"$connections" -d"${duration}s" -s "$work/verify.lua" "$address/v1/verify" | rate)")
+  read -r r c < <(run "$address/healthz"); health+=("$r"); health_cpu+=("$c")
+  read -r r c < <(run -s "$work/verify.lua" "$address/v1/verify"); verify+=("$r"); verify_cpu+=("$c")
 done
 median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 h=$(median "${health[@]}"); v=$(median "${verify[@]}")
+hc=$(median "${health_cpu[@]}"); vc=$(median "${verify_cpu[@]}")
 ratio=$(awk -v v="$v" -v h="$h" 'BEGIN {printf "%.3f", v/h}')
-cpu_seconds=$(awk '{print ($14+$15)/100}' "/proc/$server_pid/stat")
+rss_kb=$(awk '/VmRSS/ {print $2}' "/proc/$server_pid/status")
 
-line="$(date -u +%FT%TZ) tokens=1000 wrk -t2 -c$connections -d${duration}s x$rounds: healthz=${h} req/s verify=${v} req/s ratio=${ratio} (runs healthz: ${health[*]}; verify: ${verify[*]}) server_cpu_total=${cpu_seconds}s"
+line="$(date -u +%FT%TZ) tokens=1000 wrk -t2 -c$connections -d${duration}s x$rounds (medians): healthz=${h} req/s verify=${v} req/s ratio=${ratio}; server CPU per request: healthz=${hc}us verify=${vc}us; server RSS=${rss_kb}kB (runs healthz: ${health[*]}; verify: ${verify[*]})"
 echo "$line"
 mkdir -p bench/results
 echo "$line" >> bench/results/verify.txt

@@ -1,3 +1,4 @@
+#![cfg(test)]
 //! Application services against a real SQLite store and a manual clock: lifecycle
 //! rules over time, the verify index following the change feed, usage batching.
 

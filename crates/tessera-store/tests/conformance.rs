@@ -1,3 +1,4 @@
+#![cfg(test)]
 //! The store conformance suite: what every backend must do. It runs against SQLite
 //! always; each test opens a fresh database, so tests run in parallel.
 

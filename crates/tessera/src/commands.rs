@@ -89,6 +89,9 @@ pub async fn open_app(config: &Config) -> Result<Arc<Tessera>> {
             config.pepper_path().display()
         )
     })?;
+    if config.database_url.is_none() {
+        create_private_file(&config.data_dir.join(DEFAULT_DATABASE_FILE))?;
+    }
     let url = config.database_url();
     let store = tessera_store::open(&url).await.with_context(|| {
         format!(
@@ -119,6 +122,27 @@ fn create_data_dir(dir: &std::path::Path) -> Result<()> {
         .with_context(|| format!("cannot create data directory {}", dir.display()))
 }
 
+/// The default SQLite database's file under the data dir (see
+/// `tessera_store::sqlite_url_in`).
+const DEFAULT_DATABASE_FILE: &str = "tessera.db";
+
+/// Creates `path` empty and readable by its owner only, unless it exists. SQLite would
+/// create the database file with the umask's mode (usually world-readable); created
+/// first, it keeps 0600, and SQLite gives its `-wal`/`-shm` files the same mode.
+fn create_private_file(path: &std::path::Path) -> Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    match options.open(path) {
+        Ok(_) => Ok(()),
+        Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(error) => {
+            Err(error).with_context(|| format!("cannot create the database {}", path.display()))
+        }
+    }
+}
+
 fn operator() -> Principal {
     let user = std::env::var("USER")
         .or_else(|_| std::env::var("LOGNAME"))
@@ -128,7 +152,7 @@ fn operator() -> Principal {
 
 fn print_json(value: &impl Serialize) -> Result<()> {
     let mut stdout = std::io::stdout().lock();
-    serde_json::to_writer_pretty(&mut stdout, value)?;
+    serde_json::to_writer_pretty(&mut stdout, value).map_err(std::io::Error::from)?;
     writeln!(stdout)?;
     Ok(())
 }
@@ -314,7 +338,7 @@ async fn token(config: &Config, command: TokenCommand, json: bool) -> Result<u8>
             if json {
                 print_json(&token)?;
             } else {
-                println!("{}", describe(&token));
+                writeln!(std::io::stdout(), "{}", describe(&token))?;
             }
         }
         TokenCommand::Regenerate {
@@ -410,7 +434,12 @@ async fn resource(config: &Config, command: ResourceCommand, json: bool) -> Resu
                         .iter()
                         .map(|a| format!("{} ({})", a.name, a.kind.as_str()))
                         .collect();
-                    println!("{}: {}", resource.name, actions.join(", "));
+                    writeln!(
+                        std::io::stdout(),
+                        "{}: {}",
+                        resource.name,
+                        actions.join(", ")
+                    )?;
                 }
             }
         }
@@ -465,7 +494,7 @@ async fn project(config: &Config, command: ProjectCommand, json: bool) -> Result
                 print_json(&projects)?;
             } else {
                 for project in &projects {
-                    println!("{}  {}", project.slug, project.name);
+                    writeln!(std::io::stdout(), "{}  {}", project.slug, project.name)?;
                 }
             }
         }

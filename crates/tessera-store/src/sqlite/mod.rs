@@ -647,7 +647,12 @@ impl Store for SqliteStore {
         .bind(millis(user.updated_at))
         .execute(&mut *transaction)
         .await
-        .map_err(map_error)?;
+        .map_err(|error| match map_error(error) {
+            StoreError::Conflict { .. } => StoreError::Conflict {
+                what: format!("a user with email `{}` already exists", user.email),
+            },
+            other => other,
+        })?;
 
         Self::finish(transaction, audit, Some((ChangeKind::User, &id))).await
     }

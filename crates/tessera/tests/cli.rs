@@ -1,0 +1,925 @@
+//! End-to-end tests of the `tessera` binary: the CLI's output and exit-code contract,
+//! configuration layering, and a running `tessera serve` seeing the CLI's changes
+//! through the change feed within the SPEC's one-second bound.
+
+// Integration tests are always built with cfg(test); saying so lets clippy.toml's
+// allow-{unwrap,expect,panic}-in-tests cover the helpers too, not only #[test] fns.
+#![cfg(test)]
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{Sandbox, is_secret_line, run_command, str_field};
+use serde_json::{Value, json};
+
+const PASSWORD: &str = "correct horse battery";
+
+// ---------------------------------------------------------------------------
+// 1. admin create
+// ---------------------------------------------------------------------------
+
+#[test]
+fn admin_create_reads_the_password_from_stdin() {
+    let sandbox = Sandbox::new();
+    let out = sandbox.run_stdin(
+        &[
+            "admin",
+            "create",
+            "--email",
+            "root@example.com",
+            "--password-stdin",
+        ],
+        &format!("{PASSWORD}\n"),
+    );
+    out.ok();
+    assert!(out.stdout.is_empty(), "stdout: {}", out.stdout);
+    assert!(out.stderr.contains("root@example.com"), "{}", out.stderr);
+
+    // --json gives the user record on stdout, never the password or its hash.
+    let out = sandbox.run_stdin(
+        &[
+            "admin",
+            "create",
+            "--json",
+            "--email",
+            "viewer@example.com",
+            "--role",
+            "viewer",
+            "--password-stdin",
+        ],
+        PASSWORD,
+    );
+    let user = out.ok().json();
+    assert_eq!(user["email"], "viewer@example.com");
+    assert_eq!(user["role"], "viewer");
+    assert!(!out.stdout.contains(PASSWORD));
+    assert!(!out.stdout.contains("argon2"));
+}
+
+#[test]
+fn admin_create_refuses_a_taken_email_a_short_password_and_no_password() {
+    let sandbox = Sandbox::new();
+    let create = |email: &str, input: Option<&str>| {
+        let command = sandbox.command(["admin", "create", "--email", email, "--password-stdin"]);
+        run_command(command, input)
+    };
+    create("root@example.com", Some(PASSWORD)).ok();
+
+    let out = create("root@example.com", Some(PASSWORD));
+    out.expect_code(4);
+    assert!(out.stdout.is_empty(), "stdout: {}", out.stdout);
+
+    let out = create("short@example.com", Some("short\n"));
+    out.expect_code(2);
+    assert!(out.stderr.contains("password"), "stderr: {}", out.stderr);
+    assert!(
+        !out.stderr.contains("short\n"),
+        "the password is not echoed"
+    );
+
+    // stdin closed: nothing to read.
+    let out = create("nostdin@example.com", None);
+    out.expect_code(2);
+    assert!(out.stderr.contains("password"), "stderr: {}", out.stderr);
+
+    // --password-stdin is required.
+    sandbox
+        .run(&["admin", "create", "--email", "flagless@example.com"])
+        .expect_code(2);
+}
+
+#[cfg(unix)]
+#[test]
+fn the_data_dir_and_its_secrets_are_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let sandbox = Sandbox::new();
+    sandbox.run(&["migrate"]).ok();
+    let mode = |name: &str| {
+        let path = sandbox.data_dir().join(name);
+        let metadata =
+            std::fs::metadata(&path).unwrap_or_else(|error| panic!("{}: {error}", path.display()));
+        metadata.permissions().mode() & 0o777
+    };
+    assert_eq!(mode(""), 0o700, "data dir");
+    assert_eq!(mode("pepper"), 0o600, "pepper file");
+    assert_eq!(mode("tessera.db"), 0o600, "database file");
+    for name in ["tessera.db-wal", "tessera.db-shm"] {
+        if sandbox.data_dir().join(name).exists() {
+            assert_eq!(mode(name), 0o600, "{name}");
+        }
+    }
+
+    // A data dir that already exists (e.g. a mounted volume) keeps its mode, but the
+    // files Tessera creates in it are still private.
+    let sandbox = Sandbox::new();
+    std::fs::create_dir(sandbox.data_dir()).expect("create data dir");
+    std::fs::set_permissions(sandbox.data_dir(), std::fs::Permissions::from_mode(0o755))
+        .expect("chmod data dir");
+    sandbox.create_token("ci", &["--type", "read-only"]);
+    for name in ["pepper", "tessera.db", "tessera.db-wal", "tessera.db-shm"] {
+        let path = sandbox.data_dir().join(name);
+        if path.exists() {
+            let mode = std::fs::metadata(&path)
+                .expect("metadata")
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600, "{name}");
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// 2. resources
+// ---------------------------------------------------------------------------
+
+#[test]
+fn resource_create_and_list() {
+    let sandbox = Sandbox::new();
+    sandbox.add_article();
+
+    let out = sandbox.run(&["resource", "list"]);
+    out.ok();
+    let line = out
+        .stdout
+        .lines()
+        .find(|line| line.starts_with("article"))
+        .unwrap_or_else(|| panic!("article not listed: {}", out.stdout));
+    for action in ["find", "findOne", "create", "update", "delete"] {
+        assert!(line.contains(action), "{line}");
+    }
+
+    let resources = sandbox.run(&["resource", "list", "--json"]).ok().json();
+    let list = resources.as_array().expect("a JSON array");
+    assert_eq!(list.len(), 1, "{resources}");
+    assert_eq!(list[0]["name"], "article");
+    let actions: Vec<(String, String)> = list[0]["actions"]
+        .as_array()
+        .expect("actions array")
+        .iter()
+        .map(|a| (str_field(a, "name"), str_field(a, "kind")))
+        .collect();
+    let expected: Vec<(String, String)> = [
+        ("find", "read"),
+        ("findOne", "read"),
+        ("create", "write"),
+        ("update", "write"),
+        ("delete", "write"),
+    ]
+    .iter()
+    .map(|(n, k)| ((*n).to_owned(), (*k).to_owned()))
+    .collect();
+    assert_eq!(actions, expected);
+
+    // The same name again is a conflict.
+    sandbox
+        .run(&["resource", "create", "article", "--read", "find"])
+        .expect_code(4);
+}
+
+// ---------------------------------------------------------------------------
+// 3. token create
+// ---------------------------------------------------------------------------
+
+#[test]
+fn token_create_prints_the_secret_alone_on_stdout() {
+    let sandbox = Sandbox::new();
+    let out = sandbox.run(&[
+        "token",
+        "create",
+        "--name",
+        "ci",
+        "--type",
+        "read-only",
+        "--lifespan",
+        "30d",
+    ]);
+    out.ok();
+    assert!(
+        is_secret_line(&out.stdout),
+        "stdout must be exactly the secret and a newline: {:?}",
+        out.stdout
+    );
+    let secret = out.stdout.trim_end();
+    assert!(out.stderr.contains("ci"), "stderr: {}", out.stderr);
+    assert!(out.stderr.contains("only once"), "stderr: {}", out.stderr);
+    assert!(
+        !out.stderr.contains(secret),
+        "the secret goes to stdout only"
+    );
+
+    // The secret works, as a read-only token expiring in about 30 days.
+    let verified = sandbox.run(&["verify", "--json", secret]).ok().json();
+    assert_eq!(verified["valid"], true);
+    assert_eq!(verified["token"]["type"], "read-only");
+    let expires =
+        chrono::DateTime::parse_from_rfc3339(&str_field(&verified["token"], "expires_at"))
+            .expect("expires_at is RFC 3339");
+    let days = (expires.with_timezone(&chrono::Utc) - chrono::Utc::now()).num_hours() as f64 / 24.0;
+    assert!((29.9..=30.1).contains(&days), "expires in {days} days");
+}
+
+#[test]
+fn token_create_json_gives_the_record_and_the_secret() {
+    let sandbox = Sandbox::new();
+    let out = sandbox.run(&[
+        "token",
+        "create",
+        "--json",
+        "--name",
+        "deploy",
+        "--type",
+        "full-access",
+        "--lifespan",
+        "7d",
+        "--description",
+        "deploys",
+    ]);
+    let created = out.ok().json();
+    assert!(created.is_object(), "{created}");
+    let secret = str_field(&created, "token");
+    assert!(is_secret_line(&format!("{secret}\n")), "{secret}");
+    assert!(!str_field(&created, "id").is_empty());
+    assert_eq!(created["name"], "deploy");
+    assert_eq!(created["type"], "full-access");
+    assert_eq!(created["lifespan"], "7d");
+    assert_eq!(created["description"], "deploys");
+    assert_eq!(created["status"], "active");
+    assert_eq!(created["last_used_at"], Value::Null);
+    assert!(secret.starts_with(&str_field(&created, "hint")));
+}
+
+#[test]
+fn token_create_refuses_duplicates_and_bad_input() {
+    let sandbox = Sandbox::new();
+    sandbox.add_article();
+    sandbox.create_token("ci", &["--type", "read-only"]);
+
+    let create = |args: &[&str]| {
+        let mut all = vec!["token", "create"];
+        all.extend_from_slice(args);
+        sandbox.run(&all)
+    };
+    // Names are unique, case-insensitively.
+    for name in ["ci", "CI"] {
+        let out = create(&["--name", name, "--type", "read-only"]);
+        out.expect_code(4);
+        assert!(
+            out.stdout.is_empty(),
+            "no secret on failure: {}",
+            out.stdout
+        );
+    }
+    let out = create(&["--name", "x", "--type", "admin"]);
+    out.expect_code(2);
+    assert!(out.stderr.contains("--type"), "stderr: {}", out.stderr);
+    create(&["--name", "x", "--type", "read-only", "--lifespan", "5d"]).expect_code(2);
+    create(&["--name", "x"]).expect_code(2);
+    // Custom permissions must exist in the catalog, and a custom token needs some.
+    let out = create(&[
+        "--name",
+        "x",
+        "--type",
+        "custom",
+        "--permission",
+        "article.publish",
+    ]);
+    out.expect_code(2);
+    assert!(
+        out.stderr.contains("article.publish"),
+        "stderr: {}",
+        out.stderr
+    );
+    create(&["--name", "x", "--type", "custom"]).expect_code(2);
+    // Nothing of the above was created.
+    let page = sandbox.run(&["token", "list", "--json"]).ok().json();
+    assert_eq!(page["total"], 1, "{page}");
+}
+
+#[test]
+fn token_create_custom_grants_exactly_its_permissions() {
+    let sandbox = Sandbox::new();
+    sandbox.add_article();
+    let out = sandbox.run(&[
+        "token",
+        "create",
+        "--name",
+        "writer",
+        "--type",
+        "custom",
+        "--permission",
+        "article.create",
+        "--permission",
+        "article.find",
+    ]);
+    out.ok();
+    assert!(is_secret_line(&out.stdout), "{:?}", out.stdout);
+    let secret = out.stdout.trim_end();
+
+    for permission in ["article.create", "article.find"] {
+        sandbox
+            .run(&["verify", secret, "--permission", permission])
+            .ok();
+    }
+    for permission in ["article.delete", "article.findOne"] {
+        let out = sandbox.run(&["verify", "--json", secret, "--permission", permission]);
+        out.expect_code(1);
+        assert_eq!(out.json(), json!({"valid": false, "code": "forbidden"}));
+    }
+    let page = sandbox.run(&["token", "list", "--json"]).ok().json();
+    let mut permissions: Vec<&str> = page["items"][0]["permissions"]
+        .as_array()
+        .expect("permissions")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    permissions.sort_unstable();
+    assert_eq!(permissions, ["article.create", "article.find"]);
+}
+
+// ---------------------------------------------------------------------------
+// 4. token list / show / disable / enable / regenerate / delete
+// ---------------------------------------------------------------------------
+
+#[test]
+fn token_list_and_show() {
+    let sandbox = Sandbox::new();
+    let (ci, ci_secret) = sandbox.create_token("ci", &["--type", "read-only"]);
+    let (deploy, deploy_secret) = sandbox.create_token("deploy", &["--type", "full-access"]);
+
+    let out = sandbox.run(&["token", "list"]);
+    out.ok();
+    assert_eq!(out.stdout.lines().count(), 2, "{}", out.stdout);
+    assert!(out.stdout.contains(&ci) && out.stdout.contains("ci"));
+    assert!(out.stdout.contains(&deploy) && out.stdout.contains("deploy"));
+
+    let out = sandbox.run(&["token", "list", "--json"]);
+    let page = out.ok().json();
+    assert_eq!(page["total"], 2, "{page}");
+    let items = page["items"].as_array().expect("items array");
+    let mut ids: Vec<String> = items.iter().map(|t| str_field(t, "id")).collect();
+    ids.sort();
+    let mut expected = vec![ci.clone(), deploy.clone()];
+    expected.sort();
+    assert_eq!(ids, expected);
+
+    // Filters.
+    let page = sandbox
+        .run(&["token", "list", "--json", "--q", "DEP"])
+        .ok()
+        .json();
+    assert_eq!(page["total"], 1, "{page}");
+    assert_eq!(page["items"][0]["id"], deploy.as_str());
+    let page = sandbox
+        .run(&["token", "list", "--json", "--type", "read-only"])
+        .ok()
+        .json();
+    assert_eq!(page["total"], 1, "{page}");
+    assert_eq!(page["items"][0]["id"], ci.as_str());
+
+    let out = sandbox.run(&["token", "show", &ci]);
+    out.ok();
+    assert!(out.stdout.contains(&ci) && out.stdout.contains("read-only"));
+    let shown = sandbox.run(&["token", "show", "--json", &ci]).ok().json();
+    assert_eq!(shown["id"], ci.as_str());
+    assert_eq!(shown["name"], "ci");
+    assert!(
+        shown.get("token").is_none(),
+        "show never reveals the secret"
+    );
+
+    // The secrets never appear again.
+    for args in [
+        vec!["token", "list"],
+        vec!["token", "list", "--json"],
+        vec!["token", "show", "--json", ci.as_str()],
+        vec!["token", "show", "--json", deploy.as_str()],
+    ] {
+        let out = sandbox.run(&args);
+        for secret in [&ci_secret, &deploy_secret] {
+            assert!(
+                !out.stdout.contains(secret.as_str()),
+                "{args:?} leaks a secret"
+            );
+            assert!(
+                !out.stderr.contains(secret.as_str()),
+                "{args:?} leaks a secret"
+            );
+        }
+    }
+
+    // Unknown ids: a well-formed UUID that does not exist, and garbage.
+    for id in ["01900000-0000-7000-8000-000000000000", "nope"] {
+        let out = sandbox.run(&["token", "show", id]);
+        out.expect_code(3);
+        assert!(out.stdout.is_empty());
+        assert!(out.stderr.contains("not found"), "{}", out.stderr);
+    }
+}
+
+#[test]
+fn token_disable_enable_regenerate_delete() {
+    let sandbox = Sandbox::new();
+    let (id, secret) = sandbox.create_token("ci", &["--type", "read-only"]);
+    sandbox.run(&["verify", &secret]).ok();
+
+    let out = sandbox.run(&["token", "disable", &id]);
+    out.ok();
+    assert!(out.stdout.is_empty());
+    let shown = sandbox.run(&["token", "show", "--json", &id]).ok().json();
+    assert_eq!(shown["status"], "disabled");
+    let out = sandbox.run(&["verify", "--json", &secret]);
+    out.expect_code(1);
+    assert_eq!(out.json(), json!({"valid": false, "code": "disabled"}));
+
+    sandbox.run(&["token", "enable", &id]).ok();
+    let shown = sandbox.run(&["token", "show", "--json", &id]).ok().json();
+    assert_eq!(shown["status"], "active");
+    sandbox.run(&["verify", &secret]).ok();
+
+    let out = sandbox.run(&["token", "regenerate", &id]);
+    out.ok();
+    assert!(is_secret_line(&out.stdout), "{:?}", out.stdout);
+    assert!(out.stderr.contains("only once"), "{}", out.stderr);
+    let new_secret = out.stdout.trim_end().to_owned();
+    assert_ne!(new_secret, secret);
+    let out = sandbox.run(&["verify", &secret]);
+    out.expect_code(1);
+    assert!(out.stderr.contains("not_found"), "{}", out.stderr);
+    sandbox.run(&["verify", &new_secret]).ok();
+    // Same record, same id.
+    let shown = sandbox.run(&["token", "show", "--json", &id]).ok().json();
+    assert_eq!(shown["name"], "ci");
+
+    let regenerated = sandbox
+        .run(&["token", "regenerate", "--json", &id])
+        .ok()
+        .json();
+    assert_eq!(regenerated["id"], id.as_str());
+    let newest = str_field(&regenerated, "token");
+    sandbox.run(&["verify", &new_secret]).expect_code(1);
+    sandbox.run(&["verify", &newest]).ok();
+
+    let out = sandbox.run(&["token", "delete", &id]);
+    out.ok();
+    assert!(out.stdout.is_empty());
+    let out = sandbox.run(&["verify", "--json", &newest]);
+    out.expect_code(1);
+    assert_eq!(out.json(), json!({"valid": false, "code": "not_found"}));
+    sandbox.run(&["token", "show", &id]).expect_code(3);
+    let page = sandbox.run(&["token", "list", "--json"]).ok().json();
+    assert_eq!(page["total"], 0, "{page}");
+
+    // Acting on a token that is gone: not found.
+    for verb in ["disable", "enable", "regenerate", "delete"] {
+        let out = sandbox.run(&["token", verb, &id]);
+        out.expect_code(3);
+        assert!(out.stdout.is_empty(), "{verb}: {}", out.stdout);
+    }
+}
+
+// ---------------------------------------------------------------------------
+// 5. verify
+// ---------------------------------------------------------------------------
+
+#[test]
+fn verify_exit_codes_and_json_shape() {
+    let sandbox = Sandbox::new();
+    sandbox.add_article();
+    let (id, secret) =
+        sandbox.create_token("reader", &["--type", "read-only", "--lifespan", "90d"]);
+
+    // Valid: exit 0, the SPEC's shape.
+    let out = sandbox.run(&["verify", "--json", &secret, "--permission", "article.find"]);
+    let verified = out.ok().json();
+    let object = verified.as_object().expect("an object");
+    let mut keys: Vec<&str> = object.keys().map(String::as_str).collect();
+    keys.sort_unstable();
+    assert_eq!(keys, ["token", "valid"], "{verified}");
+    assert_eq!(verified["valid"], true);
+    let token = verified["token"].as_object().expect("token object");
+    let mut keys: Vec<&str> = token.keys().map(String::as_str).collect();
+    keys.sort_unstable();
+    assert_eq!(
+        keys,
+        [
+            "api_version",
+            "expires_at",
+            "id",
+            "kind",
+            "name",
+            "project",
+            "type"
+        ],
+        "{verified}"
+    );
+    assert_eq!(token["id"], id.as_str());
+    assert_eq!(token["name"], "reader");
+    assert_eq!(token["kind"], "api");
+    assert_eq!(token["type"], "read-only");
+    assert_eq!(token["project"], Value::Null);
+    assert_eq!(token["api_version"], "v1");
+    assert!(token["expires_at"].is_string());
+    assert!(!out.stdout.contains(&secret));
+
+    // Without --json: exit code only, a message on stderr, nothing on stdout.
+    let out = sandbox.run(&["verify", &secret]);
+    out.ok();
+    assert!(out.stdout.is_empty(), "{}", out.stdout);
+    assert!(out.stderr.contains("valid"), "{}", out.stderr);
+
+    // Forbidden: a read-only token asked for a write permission.
+    let out = sandbox.run(&[
+        "verify",
+        "--json",
+        &secret,
+        "--permission",
+        "article.create",
+    ]);
+    out.expect_code(1);
+    assert_eq!(out.json(), json!({"valid": false, "code": "forbidden"}));
+    let out = sandbox.run(&["verify", &secret, "--permission", "article.create"]);
+    out.expect_code(1);
+    assert!(out.stderr.contains("forbidden"), "{}", out.stderr);
+
+    // Malformed: not the format, or a bad checksum.
+    let mut tampered = secret.clone().into_bytes();
+    let last = tampered.len() - 1;
+    tampered[last] = if tampered[last] == b'0' { b'1' } else { b'0' };
+    let tampered = String::from_utf8(tampered).expect("ascii");
+    for bad in ["not-a-token", "tsr_short", tampered.as_str()] {
+        let out = sandbox.run(&["verify", "--json", bad]);
+        out.expect_code(1);
+        assert_eq!(
+            out.json(),
+            json!({"valid": false, "code": "malformed"}),
+            "{bad}"
+        );
+    }
+
+    // Disabled.
+    sandbox.run(&["token", "disable", &id]).ok();
+    let out = sandbox.run(&["verify", "--json", &secret]);
+    out.expect_code(1);
+    assert_eq!(out.json(), json!({"valid": false, "code": "disabled"}));
+}
+
+#[test]
+fn verify_checks_the_project() {
+    let sandbox = Sandbox::new();
+    sandbox
+        .run(&["project", "create", "shop", "--name", "Shop"])
+        .ok();
+    sandbox
+        .run(&["project", "create", "blog", "--name", "Blog"])
+        .ok();
+    let (_, secret) =
+        sandbox.create_token("shop-reader", &["--type", "read-only", "--project", "shop"]);
+
+    let verified = sandbox
+        .run(&["verify", "--json", &secret, "--project", "shop"])
+        .ok()
+        .json();
+    assert_eq!(verified["token"]["project"], "shop");
+    let out = sandbox.run(&["verify", "--json", &secret, "--project", "blog"]);
+    out.expect_code(1);
+    assert_eq!(out.json(), json!({"valid": false, "code": "wrong_project"}));
+
+    // A project that does not exist cannot be bound.
+    sandbox
+        .run(&[
+            "token",
+            "create",
+            "--name",
+            "x",
+            "--type",
+            "read-only",
+            "--project",
+            "nope",
+        ])
+        .expect_code(2);
+    // A project with tokens bound to it cannot be deleted.
+    sandbox.run(&["project", "delete", "shop"]).expect_code(4);
+    sandbox.run(&["project", "delete", "blog"]).ok();
+}
+
+// ---------------------------------------------------------------------------
+// 6. configuration layering
+// ---------------------------------------------------------------------------
+
+#[test]
+fn config_file_data_dir_is_honoured() {
+    let sandbox = Sandbox::new();
+    let data_dir = sandbox.data_dir();
+    let config = sandbox.root().join("custom.toml");
+    let data_dir_text = data_dir.to_str().expect("utf-8 temp path");
+    assert!(!data_dir_text.contains('\''));
+    std::fs::write(&config, format!("data_dir = '{data_dir_text}'\n")).expect("write config");
+
+    // Through the file only (no --data-dir).
+    let mut command = sandbox.bare();
+    command.arg("--config").arg(&config).args([
+        "token",
+        "create",
+        "--json",
+        "--name",
+        "from-config",
+        "--type",
+        "read-only",
+    ]);
+    let created = run_command(command, None).ok().json();
+    let id = str_field(&created, "id");
+
+    // Seen through --data-dir directly.
+    let page = sandbox.run(&["token", "list", "--json"]).ok().json();
+    assert_eq!(page["total"], 1, "{page}");
+    assert_eq!(page["items"][0]["id"], id.as_str());
+
+    // TESSERA_CONFIG names the file too.
+    let mut command = sandbox.bare();
+    command
+        .env("TESSERA_CONFIG", &config)
+        .args(["token", "show", "--json", &id]);
+    run_command(command, None).ok();
+
+    // The flag beats the file: another data dir does not know the token.
+    let other = sandbox.root().join("other");
+    let mut command = sandbox.bare();
+    command
+        .arg("--config")
+        .arg(&config)
+        .arg("--data-dir")
+        .arg(&other)
+        .args(["token", "show", &id]);
+    run_command(command, None).expect_code(3);
+
+    // ./tessera.toml in the working directory is read when no file is named.
+    std::fs::copy(&config, sandbox.root().join("tessera.toml")).expect("copy config");
+    let mut command = sandbox.bare();
+    command.args(["token", "show", "--json", &id]);
+    run_command(command, None).ok();
+}
+
+#[test]
+fn config_file_with_an_unknown_key_is_refused() {
+    let sandbox = Sandbox::new();
+    let config = sandbox.root().join("tessera.toml");
+    std::fs::write(&config, "listn = \"127.0.0.1:9000\"\n").expect("write config");
+    let mut command = sandbox.bare();
+    command
+        .arg("--config")
+        .arg(&config)
+        .arg("--data-dir")
+        .arg(sandbox.data_dir())
+        .args(["token", "list"]);
+    let out = run_command(command, None);
+    assert_ne!(out.code, Some(0), "{out:?}");
+    assert!(out.stderr.contains("listn"), "stderr: {}", out.stderr);
+    // A named file that does not exist is an error too.
+    let mut command = sandbox.bare();
+    command
+        .arg("--config")
+        .arg(sandbox.root().join("missing.toml"))
+        .args(["token", "list"]);
+    let out = run_command(command, None);
+    assert_ne!(out.code, Some(0), "{out:?}");
+    assert!(
+        out.stderr.contains("missing.toml"),
+        "stderr: {}",
+        out.stderr
+    );
+}
+
+#[test]
+fn unknown_environment_variable_is_warned_about() {
+    let sandbox = Sandbox::new();
+    let mut command = sandbox.command(["resource", "list", "--json"]);
+    command.env("TESSERA_BOGUS", "1");
+    let out = run_command(command, None);
+    out.ok();
+    assert!(
+        out.stderr.contains("TESSERA_BOGUS"),
+        "stderr: {}",
+        out.stderr
+    );
+    assert_eq!(out.json(), json!([]), "stdout stays clean");
+
+    // A known variable with a bad value is an error naming it.
+    let mut command = sandbox.command(["resource", "list"]);
+    command.env("TESSERA_CHANGE_POLL_MILLISECONDS", "fast");
+    let out = run_command(command, None);
+    out.expect_code(2);
+    assert!(
+        out.stderr.contains("TESSERA_CHANGE_POLL_MILLISECONDS"),
+        "stderr: {}",
+        out.stderr
+    );
+}
+
+// ---------------------------------------------------------------------------
+// 7. a running server follows the CLI's changes within one second
+// ---------------------------------------------------------------------------
+
+/// The SPEC's bound: a change made by any process takes effect everywhere within 1 s.
+const PROPAGATION_BOUND: Duration = Duration::from_secs(1);
+/// How long to keep polling before giving up (longer than the bound, so that a slow
+/// propagation is reported with its actual delay rather than as a timeout).
+const POLL_DEADLINE: Duration = Duration::from_secs(10);
+const POLL_INTERVAL: Duration = Duration::from_millis(10);
+
+fn http_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .expect("http client")
+}
+
+async fn wait_healthy(client: &reqwest::Client, server: &common::Server) {
+    let deadline = Instant::now() + POLL_DEADLINE;
+    loop {
+        if let Ok(response) = client.get(server.url("/healthz")).send().await
+            && response.status() == reqwest::StatusCode::OK
+        {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "/healthz never answered 200; server log:\n{}",
+            server.log()
+        );
+        tokio::time::sleep(POLL_INTERVAL).await;
+    }
+}
+
+async fn verify_http(client: &reqwest::Client, server: &common::Server, secret: &str) -> Value {
+    let response = client
+        .post(server.url("/v1/verify"))
+        .json(&json!({ "token": secret }))
+        .send()
+        .await
+        .expect("POST /v1/verify");
+    assert_eq!(response.status(), reqwest::StatusCode::OK);
+    response.json().await.expect("verify answers JSON")
+}
+
+/// Polls `/v1/verify` until `done` holds for the answer; returns it and when it came.
+async fn poll_verify(
+    client: &reqwest::Client,
+    server: &common::Server,
+    secret: &str,
+    what: &str,
+    done: impl Fn(&Value) -> bool,
+) -> (Value, Instant) {
+    let deadline = Instant::now() + POLL_DEADLINE;
+    loop {
+        let answer = verify_http(client, server, secret).await;
+        let now = Instant::now();
+        if done(&answer) {
+            return (answer, now);
+        }
+        assert!(
+            now < deadline,
+            "{what}: still {answer} after {POLL_DEADLINE:?}; server log:\n{}",
+            server.log()
+        );
+        tokio::time::sleep(POLL_INTERVAL).await;
+    }
+}
+
+fn is_valid(answer: &Value) -> bool {
+    answer["valid"] == true
+}
+
+/// Runs the CLI (blocking) and returns its output and the instant it had exited.
+fn run_timed(sandbox: &Sandbox, args: &[&str]) -> (common::Output, Instant) {
+    let out = sandbox.run(args);
+    let exited = Instant::now();
+    out.ok();
+    (out, exited)
+}
+
+/// Polls until `secret` is refused with `code` and asserts that happened within the
+/// bound of `since`.
+async fn assert_refused_within_bound(
+    client: &reqwest::Client,
+    server: &common::Server,
+    secret: &str,
+    code: &str,
+    since: Instant,
+    what: &str,
+) {
+    let (answer, at) = poll_verify(client, server, secret, what, |a| !is_valid(a)).await;
+    let delay = at.duration_since(since);
+    assert_eq!(answer, json!({"valid": false, "code": code}), "{what}");
+    assert!(
+        delay <= PROPAGATION_BOUND,
+        "{what}: refused only {delay:?} after the CLI exited (bound {PROPAGATION_BOUND:?})"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_follows_cli_changes_within_one_second() {
+    let sandbox = Sandbox::new();
+    // Start with an empty database: the server creates it.
+    let server = sandbox.serve();
+    let client = http_client();
+    wait_healthy(&client, &server).await;
+
+    // Insert through the CLI: the server picks it up from the change feed.
+    let out = sandbox.run(&[
+        "token",
+        "create",
+        "--json",
+        "--name",
+        "ci",
+        "--type",
+        "read-only",
+    ]);
+    let created_at = Instant::now();
+    let created = out.ok().json();
+    let id = str_field(&created, "id");
+    let secret = str_field(&created, "token");
+    let (answer, at) = poll_verify(&client, &server, &secret, "created", is_valid).await;
+    assert_eq!(answer["token"]["id"], id.as_str());
+    let delay = at.duration_since(created_at);
+    assert!(
+        delay <= PROPAGATION_BOUND,
+        "created token valid only after {delay:?}"
+    );
+
+    // Disable.
+    let (_, exited) = run_timed(&sandbox, &["token", "disable", &id]);
+    assert_refused_within_bound(&client, &server, &secret, "disabled", exited, "disable").await;
+
+    // Enable again (so the same token can be regenerated).
+    let (_, exited) = run_timed(&sandbox, &["token", "enable", &id]);
+    let (_, at) = poll_verify(&client, &server, &secret, "enable", is_valid).await;
+    let delay = at.duration_since(exited);
+    assert!(delay <= PROPAGATION_BOUND, "enabled only after {delay:?}");
+
+    // Regenerate: the old secret stops, the new one works.
+    let (out, exited) = run_timed(&sandbox, &["token", "regenerate", &id]);
+    assert!(is_secret_line(&out.stdout), "{:?}", out.stdout);
+    let new_secret = out.stdout.trim_end().to_owned();
+    assert_refused_within_bound(
+        &client,
+        &server,
+        &secret,
+        "not_found",
+        exited,
+        "regenerate (old secret)",
+    )
+    .await;
+    let (answer, at) =
+        poll_verify(&client, &server, &new_secret, "regenerate (new)", is_valid).await;
+    assert_eq!(answer["token"]["id"], id.as_str());
+    let delay = at.duration_since(exited);
+    assert!(
+        delay <= PROPAGATION_BOUND,
+        "new secret valid only after {delay:?}"
+    );
+
+    // Delete.
+    let (_, exited) = run_timed(&sandbox, &["token", "delete", &id]);
+    assert_refused_within_bound(&client, &server, &new_secret, "not_found", exited, "delete").await;
+
+    drop(server);
+}
+
+// ---------------------------------------------------------------------------
+// 8. graceful shutdown flushes usage
+// ---------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_flushes_usage_before_exit() {
+    let sandbox = Sandbox::new();
+    let (id, secret) = sandbox.create_token("ci", &["--type", "read-only"]);
+    let shown = sandbox.run(&["token", "show", "--json", &id]).ok().json();
+    assert_eq!(shown["last_used_at"], Value::Null);
+
+    let mut server = sandbox.serve();
+    let client = http_client();
+    wait_healthy(&client, &server).await;
+    for _ in 0..3 {
+        let answer = verify_http(&client, &server, &secret).await;
+        assert_eq!(answer["valid"], true, "{answer}");
+    }
+
+    // Well before the periodic flush (5 s by default): only the shutdown flush can
+    // have written the usage.
+    let status = std::process::Command::new("kill")
+        .arg("-TERM")
+        .arg(server.pid().to_string())
+        .status()
+        .expect("run kill");
+    assert!(status.success(), "kill -TERM failed");
+    let exit = server.wait_exit(Duration::from_secs(15));
+    assert_eq!(exit.code(), Some(0), "server log:\n{}", server.log());
+    assert!(server.log().contains("SIGTERM"), "{}", server.log());
+
+    let shown = sandbox.run(&["token", "show", "--json", &id]).ok().json();
+    let last_used = shown["last_used_at"]
+        .as_str()
+        .unwrap_or_else(|| panic!("last_used_at still null after shutdown: {shown}"));
+    chrono::DateTime::parse_from_rfc3339(last_used).expect("last_used_at is RFC 3339");
+}
