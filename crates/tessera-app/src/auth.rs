@@ -181,8 +181,10 @@ impl Tessera {
         Ok(view)
     }
 
-    /// Signs an admin in. Failures are throttled per account and per client address
-    /// and recorded in the audit log; the answer never says which part was wrong.
+    /// Signs an admin in. Every attempt is reserved against the account's and the
+    /// client address's budgets before the password is checked (so parallel guesses
+    /// cannot outrun the throttle) and given back on success. Failures are recorded in
+    /// the audit log; the answer never says which part was wrong.
     pub async fn login(
         &self,
         email: &str,
@@ -191,22 +193,26 @@ impl Tessera {
     ) -> AppResult<(SessionSecret, LoginResponse)> {
         let now = self.clock.now();
         let account = email.trim().to_lowercase();
-        let blocked = self
-            .login_accounts
-            .blocked_for(&account, now)
-            .or_else(|| client.and_then(|address| self.login_addresses.blocked_for(&address, now)));
-        if let Some(retry_after) = blocked {
+        let address = client.map(crate::throttle::address_key);
+        self.login_accounts
+            .attempt(&account, now)
+            .map_err(|retry_after| AppError::RateLimited { retry_after })?;
+        if let Some(address) = address
+            && let Err(retry_after) = self.login_addresses.attempt(&address, now)
+        {
+            self.login_accounts.forgive(&account);
             return Err(AppError::RateLimited { retry_after });
         }
         let user = self.store.get_user_by_email(&account).await?;
-        let matches = match &user {
-            Some(user) => password_matches(password, &user.password_hash),
-            None => password_matches(password, decoy_hash()),
-        };
+        let hash = user.as_ref().map(|u| u.password_hash.clone());
+        let matches = self.check_password(password.clone(), hash).await?;
         let client_address = client.map(|address| address.to_string());
         match user {
             Some(user) if matches && user.active => {
                 self.login_accounts.clear(&account);
+                if let Some(address) = address {
+                    self.login_addresses.forgive(&address);
+                }
                 let mut random = [0u8; 32];
                 OsRng.fill_bytes(&mut random);
                 let secret = SessionSecret(URL_SAFE_NO_PAD.encode(random));
@@ -236,16 +242,18 @@ impl Tessera {
                     },
                 ))
             }
-            _ => {
-                self.login_accounts.record_failure(&account, now);
-                if let Some(address) = client {
-                    self.login_addresses.record_failure(&address, now);
-                }
+            user => {
+                // What was typed as an email is recorded only when it names an account:
+                // a password pasted into the wrong field must not land in the audit log.
+                let target = user.map_or_else(
+                    || "user:<unknown>".to_owned(),
+                    |u| format!("user:{}", u.email),
+                );
                 let entry = AuditEntry {
                     at: now,
-                    actor: format!("anonymous:{account}"),
+                    actor: "anonymous".into(),
                     action: "auth.login_failed".into(),
-                    target: format!("user:{account}"),
+                    target,
                     client_address,
                     changes: serde_json::json!({}),
                 };
@@ -255,6 +263,23 @@ impl Tessera {
                 Err(AppError::Unauthenticated)
             }
         }
+    }
+
+    /// Checks a password off the async workers (argon2 takes tens of milliseconds of
+    /// CPU), a few at a time, so logins never stall verification. An unknown account
+    /// is checked against a decoy hash, so it takes as long as a known one.
+    async fn check_password(&self, password: Password, hash: Option<String>) -> AppResult<bool> {
+        let _permit = self
+            .password_checks
+            .acquire()
+            .await
+            .map_err(|_| AppError::Internal("password check semaphore closed".into()))?;
+        tokio::task::spawn_blocking(move || match hash {
+            Some(hash) => password_matches(&password, &hash),
+            None => password_matches(&password, decoy_hash()),
+        })
+        .await
+        .map_err(|error| AppError::Internal(format!("password check failed: {error}")))
     }
 
     /// The principal a session cookie stands for, or `Unauthenticated`.

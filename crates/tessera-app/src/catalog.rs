@@ -23,8 +23,12 @@ fn project_view(project: &Project) -> ProjectView {
 }
 
 impl Tessera {
-    /// Any signed-in admin may read the catalog: token forms need it.
-    pub async fn list_resources(&self, _principal: &Principal) -> AppResult<Vec<ResourceView>> {
+    /// Readable by whoever reads tokens (token forms need it) or manages resources.
+    pub async fn list_resources(&self, principal: &Principal) -> AppResult<Vec<ResourceView>> {
+        principal.require_any(&[
+            AdminPermission::TokensRead,
+            AdminPermission::ResourcesManage,
+        ])?;
         Ok(self
             .store
             .list_resources()
@@ -135,8 +139,9 @@ impl Tessera {
         Ok(())
     }
 
-    /// Any signed-in admin may list projects: token forms need them.
-    pub async fn list_projects(&self, _principal: &Principal) -> AppResult<Vec<ProjectView>> {
+    /// Readable by whoever reads tokens (token forms need them) or manages projects.
+    pub async fn list_projects(&self, principal: &Principal) -> AppResult<Vec<ProjectView>> {
+        principal.require_any(&[AdminPermission::TokensRead, AdminPermission::ProjectsManage])?;
         Ok(self
             .store
             .list_projects()
@@ -201,11 +206,12 @@ impl Tessera {
         Ok(())
     }
 
-    /// The configured API versions; any signed-in admin may read them.
-    pub fn api_versions(&self, _principal: &Principal) -> ApiVersionsView {
-        ApiVersionsView {
+    /// The configured API versions; readable by whoever reads tokens.
+    pub fn api_versions(&self, principal: &Principal) -> AppResult<ApiVersionsView> {
+        principal.require(AdminPermission::TokensRead)?;
+        Ok(ApiVersionsView {
             versions: self.settings.api_versions.all().to_vec(),
             newest: self.settings.api_versions.newest().to_owned(),
-        }
+        })
     }
 }

@@ -49,6 +49,7 @@ impl From<StoreError> for AppError {
         match error {
             StoreError::NotFound => Self::NotFound("record".into()),
             StoreError::Conflict { what } => Self::Conflict(what),
+            StoreError::Stale => Self::Conflict("the record changed meanwhile; retry".into()),
             StoreError::Unavailable(_) => Self::Unavailable(error),
             StoreError::Backend(source) => Self::Internal(source.to_string()),
         }

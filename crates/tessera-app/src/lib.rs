@@ -77,6 +77,8 @@ pub struct Tessera {
     pub(crate) verifier: Verifier,
     pub(crate) login_accounts: FailureThrottle<String>,
     pub(crate) login_addresses: FailureThrottle<IpAddr>,
+    /// Bounds concurrent argon2 checks (CPU- and memory-heavy).
+    pub(crate) password_checks: tokio::sync::Semaphore,
 }
 
 impl Tessera {
@@ -107,6 +109,7 @@ impl Tessera {
                 settings.login_failures_per_address,
                 settings.login_failure_window,
             ),
+            password_checks: tokio::sync::Semaphore::new(2),
             store,
             settings,
             pepper,

@@ -27,23 +27,32 @@ pub fn load_or_create(path: &Path) -> std::io::Result<Pepper> {
     }
 }
 
+/// Writes a new pepper to a private temporary file, then links it into place, so a
+/// concurrent reader never sees a partly written pepper and two racing creators agree
+/// on one (the loser reads the winner's).
 fn create(path: &Path) -> std::io::Result<Pepper> {
-    if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent)?;
-    }
+    let parent = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(parent)?;
     let mut bytes = [0u8; PEPPER_LEN];
     rand::rngs::OsRng.fill_bytes(&mut bytes);
+    let mut suffix = [0u8; 8];
+    rand::rngs::OsRng.fill_bytes(&mut suffix);
+    let temporary = parent.join(format!(
+        ".pepper-{}.tmp",
+        suffix.iter().map(|b| format!("{b:02x}")).collect::<String>()
+    ));
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    match options.open(path) {
-        Ok(mut file) => {
-            file.write_all(&bytes)?;
-            file.sync_all()?;
-            Ok(Pepper::from_bytes(bytes))
-        }
-        // Another process created it first: use theirs.
+    let written = options.open(&temporary).and_then(|mut file| {
+        file.write_all(&bytes)?;
+        file.sync_all()
+    });
+    let linked = written.and_then(|()| std::fs::hard_link(&temporary, path));
+    let _ = std::fs::remove_file(&temporary);
+    match linked {
+        Ok(()) => Ok(Pepper::from_bytes(bytes)),
         Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => load_or_create(path),
         Err(error) => Err(error),
     }

@@ -40,6 +40,18 @@ impl Principal {
         }
     }
 
+    /// `Ok` when the caller holds at least one of `permissions`.
+    pub fn require_any(&self, permissions: &[AdminPermission]) -> AppResult<()> {
+        if permissions.iter().any(|p| self.permissions.contains(p)) {
+            return Ok(());
+        }
+        let names: Vec<&str> = permissions.iter().map(|p| p.as_str()).collect();
+        Err(AppError::Forbidden(format!(
+            "this action needs one of these permissions: {}",
+            names.join(", ")
+        )))
+    }
+
     pub fn has(&self, permission: AdminPermission) -> bool {
         self.permissions.contains(&permission)
     }

@@ -17,7 +17,7 @@ use tessera_core::{
     AdminPermission, Catalog, GraceDigest, Lifespan, RateLimit, TokenId, TokenKind, TokenRecord,
     TokenSecret, TokenStatus, TokenType,
 };
-use tessera_store::{Cursor, SortField, SortKey, StatusFilter, TokenQuery, TokenSort};
+use tessera_store::{Cursor, SortField, SortKey, StatusFilter, StoreError, TokenQuery, TokenSort};
 
 use crate::error::{AppError, AppResult, not_found};
 use crate::principal::Principal;
@@ -31,6 +31,8 @@ pub const MAX_LIMIT: u32 = 200;
 /// Default and largest span of the usage history, in days.
 pub const DEFAULT_USAGE_DAYS: u32 = 30;
 pub const MAX_USAGE_DAYS: u32 = 366;
+/// How often an edit is re-applied when concurrent writers keep moving the token on.
+const MAX_EDIT_ATTEMPTS: usize = 5;
 
 fn parse_id(id: &str) -> AppResult<TokenId> {
     TokenId::parse(id).ok_or_else(|| AppError::NotFound(format!("token `{id}`")))
@@ -79,29 +81,57 @@ impl Tessera {
         }
     }
 
-    /// Writes a changed token with its audit row and answers with its view.
-    async fn save_token(
+    /// Reads an API token, applies `change` and saves the result with its audit row.
+    /// When another writer saved the token in between (its revision moved on), the
+    /// token is read again and `change` re-applied, so concurrent edits compose
+    /// instead of undoing each other. A change that alters nothing writes nothing.
+    async fn modify_token<T>(
         &self,
         principal: &Principal,
+        id: &str,
         action: &str,
-        before: &TokenRecord,
-        after: &TokenRecord,
-    ) -> AppResult<()> {
-        let now = after.updated_at;
-        let changes = audit::diff(Some(&view_json(before, now)), Some(&view_json(after, now)));
-        let entry = audit::entry(
-            principal,
-            now,
-            action,
-            format!("token:{}", after.id),
-            changes,
-        );
-        self.store
-            .update_token(after, &entry)
-            .await
-            .map_err(not_found(format!("token `{}`", after.id)))?;
-        self.apply_own_write().await;
-        Ok(())
+        mut change: impl FnMut(&TokenRecord, DateTime<Utc>) -> AppResult<(TokenRecord, T)>,
+    ) -> AppResult<(TokenRecord, T)> {
+        for _ in 0..MAX_EDIT_ATTEMPTS {
+            let before = self.api_token(id).await?;
+            let now = self.clock.now();
+            let (mut after, extra) = change(&before, now)?;
+            if after == before {
+                return Ok((after, extra));
+            }
+            after.updated_at = now;
+            let changes = audit::diff(
+                Some(&view_json(&before, now)),
+                Some(&view_json(&after, now)),
+            );
+            let entry = audit::entry(
+                principal,
+                now,
+                action,
+                format!("token:{}", after.id),
+                changes,
+            );
+            match self.store.update_token(&after, &entry).await {
+                Ok(()) => {
+                    self.apply_own_write().await;
+                    return Ok((after, extra));
+                }
+                Err(StoreError::Stale) => continue,
+                Err(StoreError::NotFound) => {
+                    return Err(AppError::NotFound(format!("token `{id}`")));
+                }
+                Err(StoreError::Conflict { .. }) => {
+                    return Err(AppError::Conflict(format!(
+                        "an API token named `{}` already exists",
+                        after.name
+                    )));
+                }
+                Err(other) => return Err(other.into()),
+            }
+        }
+        Err(AppError::Conflict(format!(
+            "token `{id}` is being changed by others; retry"
+        )))
     }
 
     async fn insert_token(
@@ -193,6 +223,7 @@ impl Tessera {
             updated_at: now,
             last_used_at: None,
             rate_limit,
+            revision: 0,
         };
         self.insert_token(principal, "token.create", &record)
             .await?;
@@ -223,7 +254,9 @@ impl Tessera {
                 .iter()
                 .map(|record| TokenView::new(record, now))
                 .collect(),
-            next_cursor: page.next.map(|cursor| encode_cursor(query.sort, &cursor)),
+            next_cursor: page
+                .next
+                .map(|cursor| encode_cursor(query.sort, &cursor, query.now)),
             total: page.total,
         })
     }
@@ -235,68 +268,73 @@ impl Tessera {
         request: UpdateTokenRequest,
     ) -> AppResult<TokenView> {
         principal.require(AdminPermission::TokensUpdate)?;
-        let before = self.api_token(id).await?;
-        let now = self.clock.now();
-        let mut after = before.clone();
-        let mut errors = FieldErrors::default();
-        if let Some(name) = request.name {
-            errors.collect(validate::display_name("name", &name));
-            after.name = name;
+        // What needs the database is looked up once, before the edit loop.
+        let catalog = if request.token_type.is_some() || request.permissions.is_some() {
+            Some(self.current_catalog().await?)
+        } else {
+            None
+        };
+        let mut project_errors = FieldErrors::default();
+        if let Some(project) = &request.project {
+            self.check_project(project.as_deref(), &mut project_errors)
+                .await?;
         }
-        if let Some(description) = request.description {
-            errors.collect(validate::description(&description));
-            after.description = description;
-        }
-        if request.token_type.is_some() || request.permissions.is_some() {
-            let token_type = request.token_type.unwrap_or(before.token_type);
-            let permissions = match (request.permissions, token_type) {
-                (Some(list), _) => list,
-                (None, TokenType::Custom) => before.permissions.clone(),
-                (None, _) => Vec::new(),
-            };
-            let catalog = self.current_catalog().await?;
-            if let Some(checked) =
-                errors.collect(token_type.checked_permissions(&permissions, &catalog))
-            {
-                after.token_type = token_type;
-                after.permissions = checked;
-            }
-        }
-        match (request.lifespan, request.expires_at) {
-            (None, None) => {}
-            (None, Some(None)) => {
-                after.lifespan = Lifespan::Unlimited;
-                after.expires_at = None;
-            }
-            (lifespan, expires_at) => {
-                let resolved =
-                    tessera_core::lifecycle::resolve_expiry(lifespan, expires_at.flatten(), now);
-                if let Some((lifespan, expires_at)) = errors.collect(resolved) {
-                    after.lifespan = lifespan;
-                    after.expires_at = expires_at;
+        let (after, ()) = self
+            .modify_token(principal, id, "token.update", |before, now| {
+                let mut after = before.clone();
+                let mut errors = project_errors.clone();
+                if let Some(name) = &request.name {
+                    errors.collect(validate::display_name("name", name));
+                    after.name = name.clone();
                 }
-            }
-        }
-        if let Some(project) = request.project {
-            self.check_project(project.as_deref(), &mut errors).await?;
-            after.project = project;
-        }
-        if let Some(rate_limit) = request.rate_limit {
-            after.rate_limit =
-                rate_limit.and_then(|limit| errors.collect(RateLimit::validate(limit)));
-        }
-        errors.into_result()?;
-        after.updated_at = now;
-        self.save_token(principal, "token.update", &before, &after)
-            .await
-            .map_err(|error| match error {
-                AppError::Conflict(_) => AppError::Conflict(format!(
-                    "an API token named `{}` already exists",
-                    after.name
-                )),
-                other => other,
-            })?;
-        Ok(TokenView::new(&after, now))
+                if let Some(description) = &request.description {
+                    errors.collect(validate::description(description));
+                    after.description = description.clone();
+                }
+                if let Some(catalog) = &catalog {
+                    let token_type = request.token_type.unwrap_or(before.token_type);
+                    let permissions = match (&request.permissions, token_type) {
+                        (Some(list), _) => list.clone(),
+                        (None, TokenType::Custom) => before.permissions.clone(),
+                        (None, _) => Vec::new(),
+                    };
+                    if let Some(checked) =
+                        errors.collect(token_type.checked_permissions(&permissions, catalog))
+                    {
+                        after.token_type = token_type;
+                        after.permissions = checked;
+                    }
+                }
+                match (request.lifespan, request.expires_at) {
+                    (None, None) => {}
+                    (None, Some(None)) => {
+                        after.lifespan = Lifespan::Unlimited;
+                        after.expires_at = None;
+                    }
+                    (lifespan, expires_at) => {
+                        let resolved = tessera_core::lifecycle::resolve_expiry(
+                            lifespan,
+                            expires_at.flatten(),
+                            now,
+                        );
+                        if let Some((lifespan, expires_at)) = errors.collect(resolved) {
+                            after.lifespan = lifespan;
+                            after.expires_at = expires_at;
+                        }
+                    }
+                }
+                if let Some(project) = &request.project {
+                    after.project = project.clone();
+                }
+                if let Some(rate_limit) = request.rate_limit {
+                    after.rate_limit =
+                        rate_limit.and_then(|limit| errors.collect(RateLimit::validate(limit)));
+                }
+                errors.into_result()?;
+                Ok((after, ()))
+            })
+            .await?;
+        Ok(TokenView::new(&after, self.clock.now()))
     }
 
     pub async fn delete_token(&self, principal: &Principal, id: &str) -> AppResult<()> {
@@ -333,9 +371,10 @@ impl Tessera {
                 "must be between 0 and 86400",
             ));
         }
-        let before = self.api_token(id).await?;
-        let (after, secret) = self.regenerated(&before, grace_seconds);
-        self.save_token(principal, "token.regenerate", &before, &after)
+        let (after, secret) = self
+            .modify_token(principal, id, "token.regenerate", |before, now| {
+                Ok(self.regenerated(before, grace_seconds, now))
+            })
             .await?;
         Ok(CreatedToken {
             record: TokenView::new(&after, after.updated_at),
@@ -348,8 +387,8 @@ impl Tessera {
         &self,
         before: &TokenRecord,
         grace_seconds: u32,
+        now: DateTime<Utc>,
     ) -> (TokenRecord, TokenSecret) {
-        let now = self.clock.now();
         let secret = self.new_secret(before.kind);
         let mut after = before.clone();
         after.digest = self.pepper.digest(&secret);
@@ -370,21 +409,49 @@ impl Tessera {
     ) -> AppResult<CreatedToken> {
         principal.require(AdminPermission::TokensCreate)?;
         let original = self.api_token(id).await?;
+        if let Some(name) = &request.name {
+            validate::display_name("name", name)?;
+        }
+        // A default name can be taken between the lookup and the insert by a concurrent
+        // duplicate; then the next free name is tried.
+        for _ in 0..MAX_EDIT_ATTEMPTS {
+            let name = match &request.name {
+                Some(name) => name.clone(),
+                None => self.free_copy_name(&original.name).await?,
+            };
+            let (record, secret) = self.duplicated(&original, name, principal)?;
+            match self
+                .insert_token(principal, "token.duplicate", &record)
+                .await
+            {
+                Ok(()) => {
+                    return Ok(CreatedToken {
+                        record: TokenView::new(&record, record.created_at),
+                        token: secret.expose().to_owned(),
+                    });
+                }
+                Err(AppError::Conflict(_)) if request.name.is_none() => continue,
+                Err(error) => return Err(error),
+            }
+        }
+        Err(AppError::Conflict(format!(
+            "could not find a free name for a copy of `{}`; give a name",
+            original.name
+        )))
+    }
+
+    /// A fresh token with `original`'s settings, a new secret and `name`. A 7d/30d/90d
+    /// lifespan counts again from now; a custom expiry is kept.
+    fn duplicated(
+        &self,
+        original: &TokenRecord,
+        name: String,
+        principal: &Principal,
+    ) -> AppResult<(TokenRecord, TokenSecret)> {
         let now = self.clock.now();
-        let name = match request.name {
-            Some(name) => {
-                validate::display_name("name", &name)?;
-                name
-            }
-            None => self.free_copy_name(&original.name).await?,
-        };
-        let (expires_at, lifespan) = match original.lifespan {
-            Lifespan::Custom => (original.expires_at, Lifespan::Custom),
-            lifespan => {
-                let (lifespan, expires_at) =
-                    tessera_core::lifecycle::resolve_expiry(Some(lifespan), None, now)?;
-                (expires_at, lifespan)
-            }
+        let (lifespan, expires_at) = match original.lifespan {
+            Lifespan::Custom => (Lifespan::Custom, original.expires_at),
+            lifespan => tessera_core::lifecycle::resolve_expiry(Some(lifespan), None, now)?,
         };
         let secret = self.new_secret(TokenKind::Api);
         let record = TokenRecord {
@@ -400,14 +467,10 @@ impl Tessera {
             created_by: principal.actor.clone(),
             updated_at: now,
             last_used_at: None,
-            ..original
+            revision: 0,
+            ..original.clone()
         };
-        self.insert_token(principal, "token.duplicate", &record)
-            .await?;
-        Ok(CreatedToken {
-            record: TokenView::new(&record, now),
-            token: secret.expose().to_owned(),
-        })
+        Ok((record, secret))
     }
 
     async fn free_copy_name(&self, original: &str) -> AppResult<String> {
@@ -433,20 +496,22 @@ impl Tessera {
         status: TokenStatus,
     ) -> AppResult<TokenView> {
         principal.require(AdminPermission::TokensUpdate)?;
-        let before = self.api_token(id).await?;
-        let now = self.clock.now();
-        if before.status == status {
-            return Ok(TokenView::new(&before, now));
-        }
-        let mut after = before.clone();
-        after.status = status;
-        after.updated_at = now;
         let action = match status {
             TokenStatus::Active => "token.enable",
             TokenStatus::Disabled => "token.disable",
         };
-        self.save_token(principal, action, &before, &after).await?;
-        Ok(TokenView::new(&after, now))
+        let (after, ()) = self
+            .modify_token(principal, id, action, |before, _| {
+                Ok((
+                    TokenRecord {
+                        status,
+                        ..before.clone()
+                    },
+                    (),
+                ))
+            })
+            .await?;
+        Ok(TokenView::new(&after, self.clock.now()))
     }
 
     pub async fn upgrade_token_version(
@@ -456,18 +521,22 @@ impl Tessera {
         request: UpgradeVersionRequest,
     ) -> AppResult<TokenView> {
         principal.require(AdminPermission::TokensUpdate)?;
-        let before = self.api_token(id).await?;
-        let now = self.clock.now();
-        let version = self
-            .settings
-            .api_versions
-            .upgrade(&before.api_version, request.api_version.as_deref())?;
-        let mut after = before.clone();
-        after.api_version = version;
-        after.updated_at = now;
-        self.save_token(principal, "token.upgrade_version", &before, &after)
+        let (after, ()) = self
+            .modify_token(principal, id, "token.upgrade_version", |before, _| {
+                let api_version = self
+                    .settings
+                    .api_versions
+                    .upgrade(&before.api_version, request.api_version.as_deref())?;
+                Ok((
+                    TokenRecord {
+                        api_version,
+                        ..before.clone()
+                    },
+                    (),
+                ))
+            })
             .await?;
-        Ok(TokenView::new(&after, now))
+        Ok(TokenView::new(&after, self.clock.now()))
     }
 
     pub async fn token_usage(
@@ -509,6 +578,8 @@ impl Tessera {
 #[derive(Serialize, Deserialize)]
 struct CursorWire {
     s: String,
+    /// The instant the listing began: later pages keep its filters' time windows.
+    a: i64,
     n: Option<i64>,
     t: Option<String>,
     i: String,
@@ -527,13 +598,14 @@ fn sort_name(sort: TokenSort) -> String {
     }
 }
 
-fn encode_cursor(sort: TokenSort, cursor: &Cursor) -> String {
+fn encode_cursor(sort: TokenSort, cursor: &Cursor, now: DateTime<Utc>) -> String {
     let (n, t) = match &cursor.key {
         SortKey::Number(value) => (Some(*value), None),
         SortKey::Text(value) => (None, Some(value.clone())),
     };
     let wire = CursorWire {
         s: sort_name(sort),
+        a: now.timestamp_millis(),
         n,
         t,
         i: cursor.id.to_string(),
@@ -541,7 +613,7 @@ fn encode_cursor(sort: TokenSort, cursor: &Cursor) -> String {
     URL_SAFE_NO_PAD.encode(serde_json::to_vec(&wire).unwrap_or_default())
 }
 
-fn decode_cursor(text: &str, sort: TokenSort) -> Option<Cursor> {
+fn decode_cursor(text: &str, sort: TokenSort) -> Option<(Cursor, DateTime<Utc>)> {
     let bytes = URL_SAFE_NO_PAD.decode(text).ok()?;
     let wire: CursorWire = serde_json::from_slice(&bytes).ok()?;
     if wire.s != sort_name(sort) {
@@ -552,10 +624,14 @@ fn decode_cursor(text: &str, sort: TokenSort) -> Option<Cursor> {
         (None, Some(t)) => SortKey::Text(t),
         _ => return None,
     };
-    Some(Cursor {
-        key,
-        id: TokenId::parse(&wire.i)?,
-    })
+    let at = chrono::TimeZone::timestamp_millis_opt(&Utc, wire.a).single()?;
+    Some((
+        Cursor {
+            key,
+            id: TokenId::parse(&wire.i)?,
+        },
+        at,
+    ))
 }
 
 fn parse_time(field: &str, text: &str, errors: &mut FieldErrors) -> Option<DateTime<Utc>> {
@@ -591,6 +667,21 @@ fn token_query(params: TokenListParams, now: DateTime<Utc>) -> AppResult<TokenQu
             );
             TokenSort::default()
         }
+    };
+    // A cursor carries the instant its listing began, so every page sees the same
+    // `created` and `status` windows.
+    let (after, now) = match params.cursor.as_deref() {
+        None => (None, now),
+        Some(text) => match decode_cursor(text, sort) {
+            Some((cursor, at)) => (Some(cursor), at),
+            None => {
+                errors.add(
+                    "cursor",
+                    "is not a cursor of this listing; start again without it",
+                );
+                (None, now)
+            }
+        },
     };
     let limit = match params.limit.as_deref() {
         None => DEFAULT_LIMIT,
@@ -643,19 +734,6 @@ fn token_query(params: TokenListParams, now: DateTime<Utc>) -> AppResult<TokenQu
             parsed
         }
     };
-    let after = match params.cursor.as_deref() {
-        None => None,
-        Some(text) => {
-            let cursor = decode_cursor(text, sort);
-            if cursor.is_none() {
-                errors.add(
-                    "cursor",
-                    "is not a cursor of this listing; start again without it",
-                );
-            }
-            cursor
-        }
-    };
     let name_contains = params
         .q
         .map(|q| q.trim().to_lowercase())
@@ -686,6 +764,7 @@ fn token_query(params: TokenListParams, now: DateTime<Utc>) -> AppResult<TokenQu
 #[cfg(test)]
 mod tests {
     use super::*;
+    use chrono::TimeZone;
 
     #[test]
     fn cursor_round_trips_and_is_tied_to_its_sort() {
@@ -697,8 +776,9 @@ mod tests {
             key: SortKey::Text("ci".into()),
             id: TokenId::new_at(Utc::now(), &mut OsRng),
         };
-        let text = encode_cursor(sort, &cursor);
-        assert_eq!(decode_cursor(&text, sort), Some(cursor));
+        let at = Utc.with_ymd_and_hms(2026, 2, 3, 4, 5, 6).unwrap();
+        let text = encode_cursor(sort, &cursor, at);
+        assert_eq!(decode_cursor(&text, sort), Some((cursor, at)));
         assert_eq!(decode_cursor(&text, TokenSort::default()), None);
         assert_eq!(decode_cursor("garbage", sort), None);
     }

@@ -43,6 +43,12 @@ impl UsageCounters {
         )
     }
 
+    fn is_empty(&self) -> bool {
+        self.allowed.load(Ordering::Relaxed) == 0
+            && self.denied.load(Ordering::Relaxed) == 0
+            && self.last_used.load(Ordering::Relaxed) == 0
+    }
+
     fn give_back(&self, allowed: u64, denied: u64, last_used: i64) {
         self.allowed.fetch_add(allowed, Ordering::Relaxed);
         self.denied.fetch_add(denied, Ordering::Relaxed);
@@ -69,27 +75,55 @@ impl UsageRecorder {
     }
 
     /// Writes everything counted so far in one batch. Counters of tokens that are gone
-    /// (`live` says which remain) are dropped once flushed.
+    /// (`live` says which remain) are dropped once they hold nothing.
+    ///
+    /// `live` may lock the verify index, so it is never called with the map locked
+    /// (the index takes the map's lock while it is locked for writing).
     pub async fn flush(
         &self,
         store: &dyn Store,
         now: DateTime<Utc>,
         live: impl Fn(TokenId) -> bool,
     ) -> StoreResult<usize> {
-        let snapshot: Vec<(TokenId, Arc<UsageCounters>)> = {
+        let snapshot: Vec<(TokenId, Arc<UsageCounters>)> = self
+            .lock()
+            .iter()
+            .map(|(id, c)| (*id, Arc::clone(c)))
+            .collect();
+        let dead: Vec<TokenId> = snapshot
+            .iter()
+            .map(|(id, _)| *id)
+            .filter(|id| !live(*id))
+            .collect();
+        let written = self.write_batch(store, now, &snapshot).await;
+        drop(snapshot);
+        if !dead.is_empty() {
             let mut counters = self.lock();
-            let snapshot = counters
-                .iter()
-                .map(|(id, c)| (*id, Arc::clone(c)))
-                .collect();
-            // Strong count 1: only this map holds it, so no index entry can count into it.
-            counters.retain(|id, c| live(*id) || Arc::strong_count(c) > 1);
-            snapshot
-        };
+            for id in dead {
+                // Only this map holds it and nothing is pending: no index entry can
+                // count into it any more.
+                if counters
+                    .get(&id)
+                    .is_some_and(|c| Arc::strong_count(c) == 1 && c.is_empty())
+                {
+                    counters.remove(&id);
+                }
+            }
+        }
+        written
+    }
+
+    async fn write_batch(
+        &self,
+        store: &dyn Store,
+        now: DateTime<Utc>,
+        snapshot: &[(TokenId, Arc<UsageCounters>)],
+    ) -> StoreResult<usize> {
         let day = now.date_naive();
         let mut taken = Vec::new();
         let mut batch = Vec::new();
         for (id, counters) in snapshot {
+            let id = *id;
             let (allowed, denied, last_used) = counters.take();
             if allowed == 0 && denied == 0 && last_used == 0 {
                 continue;
@@ -103,7 +137,7 @@ impl UsageRecorder {
                     .then(|| Utc.timestamp_millis_opt(last_used).single())
                     .flatten(),
             });
-            taken.push((counters, allowed, denied, last_used));
+            taken.push((Arc::clone(counters), allowed, denied, last_used));
         }
         if batch.is_empty() {
             return Ok(0);

@@ -103,6 +103,9 @@ pub struct TokenRecord {
     pub updated_at: DateTime<Utc>,
     pub last_used_at: Option<DateTime<Utc>>,
     pub rate_limit: Option<RateLimit>,
+    /// The stored revision this record was read at; an edit succeeds only while it is
+    /// still current, so two concurrent edits cannot silently undo each other.
+    pub revision: i64,
 }
 
 impl TokenRecord {

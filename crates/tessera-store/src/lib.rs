@@ -28,6 +28,9 @@ pub enum StoreError {
     /// A uniqueness or reference rule refused the write; `what` says which, for users.
     #[error("conflict: {what}")]
     Conflict { what: String },
+    /// The record changed since it was read (its revision moved on); read it again.
+    #[error("the record changed since it was read")]
+    Stale,
     /// The database cannot be reached (or is locked past the busy timeout).
     #[error("database unavailable: {0}")]
     Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
@@ -162,7 +165,8 @@ pub trait Store: Send + Sync + std::fmt::Debug {
 
     /// Inserts a token. `Conflict` when an API token already has the name.
     async fn insert_token(&self, token: &TokenRecord, audit: &AuditEntry) -> StoreResult<()>;
-    /// Replaces every field of the token with `token.id`.
+    /// Replaces the editable fields of the token with `token.id`, provided it is still
+    /// at `token.revision` (`Stale` otherwise), and moves it to the next revision.
     async fn update_token(&self, token: &TokenRecord, audit: &AuditEntry) -> StoreResult<()>;
     async fn delete_token(&self, id: TokenId, audit: &AuditEntry) -> StoreResult<()>;
     async fn get_token(&self, id: TokenId) -> StoreResult<Option<TokenRecord>>;

@@ -62,6 +62,7 @@ fn token(name: &str, created_at: DateTime<Utc>, seed: u8) -> TokenRecord {
         updated_at: created_at,
         last_used_at: None,
         rate_limit: None,
+        revision: 0,
     }
 }
 
@@ -111,7 +112,28 @@ async fn token_round_trip_and_every_write_feeds_the_change_log() {
         .update_token(&edited, &audit("token.update"))
         .await
         .unwrap();
-    assert_eq!(f.store.get_token(record.id).await.unwrap(), Some(edited));
+    let stored = f.store.get_token(record.id).await.unwrap().unwrap();
+    assert_eq!(
+        stored.revision,
+        edited.revision + 1,
+        "an edit moves the revision on"
+    );
+    assert_eq!(
+        stored,
+        TokenRecord {
+            revision: stored.revision,
+            ..edited.clone()
+        }
+    );
+    // An edit made from the old revision is refused: it would undo the one above.
+    let mut late = record.clone();
+    late.status = TokenStatus::Active;
+    let refused = f.store.update_token(&late, &audit("token.update")).await;
+    assert!(matches!(refused, Err(StoreError::Stale)), "{refused:?}");
+    assert_eq!(
+        f.store.get_token(record.id).await.unwrap().unwrap().status,
+        TokenStatus::Disabled
+    );
 
     f.store
         .delete_token(record.id, &audit("token.delete"))

@@ -49,6 +49,7 @@ pub enum Command {
     Token(TokenCommand),
     /// Verify a token; exit 0 when valid, 1 when not.
     Verify {
+        /// The token, or `-` to read it from stdin (keeps it out of `ps` and history).
         token: String,
         #[arg(long)]
         permission: Option<String>,

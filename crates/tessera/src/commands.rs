@@ -388,6 +388,18 @@ async fn verify(
     project: Option<String>,
     json: bool,
 ) -> Result<u8> {
+    let from_stdin;
+    let token = if token == "-" {
+        let mut line = String::new();
+        std::io::stdin()
+            .lock()
+            .read_line(&mut line)
+            .context("cannot read the token from stdin")?;
+        from_stdin = line.trim().to_owned();
+        from_stdin.as_str()
+    } else {
+        token
+    };
     let app = open_app(config).await?;
     app.load().await?;
     let query = VerifyQuery {

@@ -146,6 +146,9 @@ pub struct VerifyIndex {
     pub(crate) state: RwLock<IndexState>,
     /// The last change applied. The async mutex also serializes catch-ups.
     sequence: tokio::sync::Mutex<i64>,
+    /// Whether [`VerifyIndex::load`] ran. An index that was never loaded (a CLI
+    /// command that only writes) has nothing to keep current.
+    loaded: std::sync::atomic::AtomicBool,
     usage: Arc<UsageRecorder>,
 }
 
@@ -157,6 +160,7 @@ impl VerifyIndex {
         Self {
             state: RwLock::new(IndexState::default()),
             sequence: tokio::sync::Mutex::new(0),
+            loaded: std::sync::atomic::AtomicBool::new(false),
             usage,
         }
     }
@@ -200,6 +204,7 @@ impl VerifyIndex {
         loop {
             let page = store.tokens_after(after, PAGE).await?;
             for record in &page {
+                // `fresh` is not shared yet, so taking the usage lock here is safe.
                 fresh.insert(record, self.usage.counters(record.id));
             }
             match page.last() {
@@ -209,6 +214,8 @@ impl VerifyIndex {
         }
         *self.write() = fresh;
         *sequence = start;
+        self.loaded
+            .store(true, std::sync::atomic::Ordering::Release);
         drop(sequence);
         self.catch_up(store).await
     }
@@ -216,6 +223,9 @@ impl VerifyIndex {
     /// Applies every change after the last one applied. Called by the feed follower
     /// on a timer and by this node's own writes before they answer.
     pub async fn catch_up(&self, store: &dyn Store) -> StoreResult<()> {
+        if !self.loaded.load(std::sync::atomic::Ordering::Acquire) {
+            return Ok(());
+        }
         let mut sequence = self.sequence.lock().await;
         loop {
             let changes = store.changes_after(*sequence, PAGE).await?;
@@ -243,12 +253,15 @@ impl VerifyIndex {
             } else {
                 None
             };
+            // Lock order: the usage map is never locked while the index is locked for
+            // writing (the usage flush reads the index), so counters are fetched first.
+            let counters: Vec<_> = records.iter().map(|r| self.usage.counters(r.id)).collect();
             let mut state = self.write();
             for id in &token_ids {
                 state.remove(*id);
             }
-            for record in &records {
-                state.insert(record, self.usage.counters(record.id));
+            for (record, usage) in records.iter().zip(counters) {
+                state.insert(record, usage);
             }
             if let Some(catalog) = catalog {
                 state.catalog = catalog;

@@ -90,8 +90,10 @@ impl Verifier {
         match self.check(query, now) {
             Ok(token) => Verdict::Valid(token),
             Err((code, retry_after)) => {
-                let blocked =
-                    client.and_then(|address| self.failures.record_failure(&address, now));
+                let blocked = client.and_then(|address| {
+                    self.failures
+                        .record_failure(&crate::throttle::address_key(address), now)
+                });
                 match blocked {
                     Some(wait) => Verdict::Invalid {
                         code: VerifyCode::RateLimited,
@@ -129,21 +131,23 @@ impl Verifier {
             token.usage.denied();
             (code, retry_after)
         };
-        if token.status == TokenStatus::Disabled {
-            return Err(refuse(VerifyCode::Disabled, None));
-        }
+        // Checked in the order the SPEC lists the codes: a token that fails several
+        // rules answers with the first.
         if tessera_core::lifecycle::is_expired(token.expires_at, now) {
             return Err(refuse(VerifyCode::Expired, None));
         }
-        if let Some(bound) = &token.project
-            && query.project != Some(bound.as_str())
-        {
-            return Err(refuse(VerifyCode::WrongProject, None));
+        if token.status == TokenStatus::Disabled {
+            return Err(refuse(VerifyCode::Disabled, None));
         }
         if let Some(permission) = query.permission
             && !token.grants(&state.catalog, permission)
         {
             return Err(refuse(VerifyCode::Forbidden, None));
+        }
+        if let Some(bound) = &token.project
+            && query.project != Some(bound.as_str())
+        {
+            return Err(refuse(VerifyCode::WrongProject, None));
         }
         if let Some(limiter) = &token.limiter
             && let Err(not_until) = limiter.check()

@@ -95,5 +95,5 @@ async fn api_versions(
     State(state): State<AppState>,
     caller: Caller,
 ) -> ApiResult<AxumJson<ApiVersionsView>> {
-    Ok(AxumJson(state.app.api_versions(&caller.principal)))
+    Ok(AxumJson(state.app.api_versions(&caller.principal)?))
 }

@@ -58,7 +58,9 @@ CREATE TABLE tokens (
     updated_at           INTEGER NOT NULL,
     last_used_at         INTEGER,
     rate_limit_requests  INTEGER,
-    rate_limit_seconds   INTEGER
+    rate_limit_seconds   INTEGER,
+    -- Bumped by every edit; an edit names the revision it read (optimistic locking).
+    revision             INTEGER NOT NULL DEFAULT 0
 );
 -- API token names are unique, case-insensitively; personal token names are free.
 CREATE UNIQUE INDEX tokens_api_name ON tokens(name_key) WHERE kind = 'api';

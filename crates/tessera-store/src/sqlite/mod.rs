@@ -286,7 +286,8 @@ impl Store for SqliteStore {
             "UPDATE tokens SET name = ?, name_key = ?, description = ?, token_type = ?, \
                  permissions = ?, project = ?, status = ?, lifespan = ?, expires_at = ?, \
                  api_version = ?, hint = ?, digest = ?, grace_digest = ?, grace_until = ?, \
-                 updated_at = ?, rate_limit_requests = ?, rate_limit_seconds = ? WHERE id = ?",
+                 updated_at = ?, rate_limit_requests = ?, rate_limit_seconds = ?, \
+                 revision = revision + 1 WHERE id = ? AND revision = ?",
         )
         .bind(&token.name)
         .bind(tessera_core::validate::name_key(&token.name))
@@ -306,10 +307,22 @@ impl Store for SqliteStore {
         .bind(token.rate_limit.map(|r| i64::from(r.requests)))
         .bind(token.rate_limit.map(|r| i64::from(r.per_seconds)))
         .bind(token.id.to_string())
+        .bind(token.revision)
         .execute(&mut *transaction)
         .await
         .map_err(map_error)?;
-        one_row(result)?;
+        if result.rows_affected() == 0 {
+            let exists: Option<i64> = sqlx::query_scalar("SELECT 1 FROM tokens WHERE id = ?")
+                .bind(&id)
+                .fetch_optional(&mut *transaction)
+                .await
+                .map_err(map_error)?;
+            return Err(if exists.is_some() {
+                StoreError::Stale
+            } else {
+                StoreError::NotFound
+            });
+        }
         Self::finish(transaction, audit, Some((ChangeKind::Token, &id))).await
     }
 
@@ -444,7 +457,7 @@ impl Store for SqliteStore {
         if batch.is_empty() {
             return Ok(());
         }
-        let mut transaction = self.pool.begin().await.map_err(map_error)?;
+        let mut transaction = self.begin().await?;
         for delta in batch {
             let id = delta.token_id.to_string();
             sqlx::query(

@@ -60,13 +60,14 @@ pub(super) struct TokenRow {
     last_used_at: Option<i64>,
     rate_limit_requests: Option<i64>,
     rate_limit_seconds: Option<i64>,
+    revision: i64,
 }
 
 /// The column list every token query selects, in [`TokenRow`] order.
 pub(super) const TOKEN_COLUMNS: &str = "id, kind, name, description, token_type, permissions, \
     project, owner_id, status, lifespan, expires_at, api_version, hint, digest, grace_digest, \
     grace_until, created_at, created_by, updated_at, last_used_at, rate_limit_requests, \
-    rate_limit_seconds";
+    rate_limit_seconds, revision";
 
 fn digest(bytes: &[u8]) -> StoreResult<TokenDigest> {
     TokenDigest::from_slice(bytes).ok_or_else(|| corrupt("digest is not 32 bytes"))
@@ -110,6 +111,7 @@ impl TokenRow {
             updated_at: from_millis(self.updated_at)?,
             last_used_at: self.last_used_at.map(from_millis).transpose()?,
             rate_limit,
+            revision: self.revision,
         })
     }
 }
