@@ -4,12 +4,18 @@
 //!
 //! Requests reject unknown fields, so a typo is a clear 422 rather than a silent no-op.
 
+pub mod admin;
 pub mod auth;
 pub mod catalog;
 pub mod error;
 pub mod token;
 pub mod verify;
 
+pub use admin::{
+    AuditPage, AuditParams, AuditView, CreatePersonalTokenRequest, CreateUserRequest,
+    CreatedPersonalToken, PersonalTokenView, RegisterFirstRequest, RoleRequest, RoleUpdate,
+    RoleView, UpdateUserRequest,
+};
 pub use auth::{LoginRequest, LoginResponse, UserView};
 pub use catalog::{
     ActionView, ApiVersionsView, ProjectRequest, ProjectView, ResourceRequest, ResourceUpdate,

@@ -7,6 +7,13 @@ use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 use tessera_core::AuditEntry;
 
+use tessera_api_types::{AuditPage, AuditParams, AuditView};
+use tessera_core::AdminPermission;
+use tessera_core::validate::FieldErrors;
+use tessera_store::AuditQuery;
+
+use crate::Tessera;
+use crate::error::AppResult;
 use crate::principal::Principal;
 
 /// Fields that change on every write and say nothing about what was changed.
@@ -47,6 +54,92 @@ pub fn entry(
         target: target.into(),
         client_address: principal.client_address.clone(),
         changes,
+    }
+}
+
+/// Default and largest page of the audit log.
+pub const DEFAULT_LIMIT: u32 = 50;
+pub const MAX_LIMIT: u32 = 500;
+
+fn parse_time(field: &str, text: &str, errors: &mut FieldErrors) -> Option<DateTime<Utc>> {
+    match DateTime::parse_from_rfc3339(text) {
+        Ok(at) => Some(at.with_timezone(&Utc)),
+        Err(_) => {
+            errors.add(field, "must be an RFC 3339 time, e.g. 2026-01-31T00:00:00Z");
+            None
+        }
+    }
+}
+
+impl Tessera {
+    /// The audit log, newest first (`audit.read`). `actor`, `action` and `target`
+    /// match exactly; `since` is inclusive, `until` exclusive.
+    pub async fn list_audit(
+        &self,
+        principal: &Principal,
+        params: AuditParams,
+    ) -> AppResult<AuditPage> {
+        principal.require(AdminPermission::AuditRead)?;
+        let mut errors = FieldErrors::default();
+        let since = params
+            .since
+            .as_deref()
+            .and_then(|t| parse_time("since", t, &mut errors));
+        let until = params
+            .until
+            .as_deref()
+            .and_then(|t| parse_time("until", t, &mut errors));
+        let limit = match params.limit.as_deref() {
+            None => DEFAULT_LIMIT,
+            Some(text) => text
+                .parse::<u32>()
+                .ok()
+                .filter(|l| (1..=MAX_LIMIT).contains(l))
+                .unwrap_or_else(|| {
+                    errors.add("limit", "must be a whole number from 1 to 500");
+                    DEFAULT_LIMIT
+                }),
+        };
+        let before = match params.cursor.as_deref() {
+            None => None,
+            Some(text) => {
+                let parsed = text.parse::<i64>().ok().filter(|id| *id > 0);
+                if parsed.is_none() {
+                    errors.add("cursor", "is not a cursor of the audit log");
+                }
+                parsed
+            }
+        };
+        errors.into_result()?;
+        let query = AuditQuery {
+            actor: params.actor.filter(|v| !v.is_empty()),
+            action: params.action.filter(|v| !v.is_empty()),
+            target: params.target.filter(|v| !v.is_empty()),
+            since,
+            until,
+            before,
+            limit: limit + 1,
+        };
+        let mut rows = self.store.list_audit(&query).await?;
+        let next_cursor = if rows.len() > limit as usize {
+            rows.truncate(limit as usize);
+            rows.last().map(|row| row.id.to_string())
+        } else {
+            None
+        };
+        let items = rows
+            .into_iter()
+            .map(|row| AuditView {
+                id: row.id,
+                at: row.entry.at,
+                actor: row.entry.actor,
+                action: row.entry.action,
+                target: row.entry.target,
+                client_address: row.entry.client_address,
+                changes: row.entry.changes,
+            })
+            .collect();
+        Ok(AuditPage { items, next_cursor })
     }
 }
 

@@ -11,6 +11,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::Duration;
 use rand::RngCore;
 use rand::rngs::OsRng;
+use std::collections::BTreeSet;
 use tessera_api_types::{LoginResponse, UserView};
 use tessera_core::digest::constant_time_eq;
 use tessera_core::validate::{self, FieldErrors};
@@ -55,26 +56,7 @@ pub struct NewAdmin {
     pub password: Password,
 }
 
-/// The permissions of a role name; an unknown role grants nothing.
-pub fn role_permissions(role: &str) -> std::collections::BTreeSet<AdminPermission> {
-    BuiltinRole::parse(role)
-        .map(BuiltinRole::permissions)
-        .unwrap_or_default()
-}
-
-pub fn user_view(user: &UserRecord) -> UserView {
-    UserView {
-        id: user.id.0,
-        email: user.email.clone(),
-        name: user.name.clone(),
-        role: user.role.clone(),
-        permissions: role_permissions(&user.role).into_iter().collect(),
-        active: user.active,
-        created_at: user.created_at,
-    }
-}
-
-fn hash_password(password: &Password) -> AppResult<String> {
+pub(crate) fn hash_password(password: &Password) -> AppResult<String> {
     let salt = SaltString::generate(&mut OsRng);
     Argon2::default()
         .hash_password(password.0.as_bytes(), &salt)
@@ -103,7 +85,20 @@ fn password_matches(password: &Password, hash: &str) -> bool {
         .unwrap_or(false)
 }
 
-fn validate_email(email: &str) -> Result<(), FieldErrors> {
+/// A password's rule: 10 to 1024 characters.
+pub(crate) fn validate_password(password: &Password) -> Result<(), FieldErrors> {
+    let length = password.0.chars().count();
+    if (PASSWORD_MIN..=PASSWORD_MAX).contains(&length) {
+        Ok(())
+    } else {
+        Err(FieldErrors::single(
+            "password",
+            format!("must be {PASSWORD_MIN} to {PASSWORD_MAX} characters"),
+        ))
+    }
+}
+
+pub(crate) fn validate_email(email: &str) -> Result<(), FieldErrors> {
     let ok = email.len() <= 254
         && email.split_once('@').is_some_and(|(local, domain)| {
             !local.is_empty()
@@ -141,44 +136,155 @@ impl Tessera {
         principal: &Principal,
         admin: NewAdmin,
     ) -> AppResult<UserView> {
+        self.insert_admin(
+            principal,
+            admin.email,
+            admin.name,
+            admin.role,
+            Some(admin.password),
+        )
+        .await
+    }
+
+    /// Validates and stores a new administrator. Without a password the account
+    /// cannot sign in until an admin sets one.
+    pub(crate) async fn insert_admin(
+        &self,
+        principal: &Principal,
+        email: String,
+        name: Option<String>,
+        role: String,
+        password: Option<Password>,
+    ) -> AppResult<UserView> {
         principal.require(AdminPermission::UsersManage)?;
-        let mut errors = FieldErrors::default();
-        errors.collect(validate_email(&admin.email));
-        let name = admin.name.unwrap_or_else(|| admin.email.clone());
-        errors.collect(validate::display_name("name", &name));
-        if BuiltinRole::parse(&admin.role).is_none() {
-            errors.add("role", "must be super-admin, token-manager or viewer");
-        }
-        let length = admin.password.0.chars().count();
-        if !(PASSWORD_MIN..=PASSWORD_MAX).contains(&length) {
-            errors.add(
-                "password",
-                format!("must be {PASSWORD_MIN} to {PASSWORD_MAX} characters"),
-            );
-        }
-        errors.into_result()?;
-        let now = self.clock.now();
-        let user = UserRecord {
-            id: UserId::new_at(now, &mut OsRng),
-            email: admin.email,
-            name,
-            role: admin.role,
-            password_hash: hash_password(&admin.password)?,
-            active: true,
-            created_at: now,
-            updated_at: now,
-        };
-        let view = user_view(&user);
+        let user = self.new_user(email, name, role, password).await?;
+        let view = self.user_view(&user).await?;
         let changes = audit::diff(None, Some(&serde_json::to_value(&view).unwrap_or_default()));
         let entry = audit::entry(
             principal,
-            now,
+            user.created_at,
             "user.create",
-            format!("user:{}", user.email),
+            format!("user:{}", user.id),
             changes,
         );
         self.store.insert_user(&user, &entry).await?;
+        self.apply_own_write().await;
         Ok(view)
+    }
+
+    /// A validated user record (not yet stored).
+    pub(crate) async fn new_user(
+        &self,
+        email: String,
+        name: Option<String>,
+        role: String,
+        password: Option<Password>,
+    ) -> AppResult<UserRecord> {
+        let mut errors = FieldErrors::default();
+        errors.collect(validate_email(&email));
+        let name = name.unwrap_or_else(|| email.clone());
+        errors.collect(validate::display_name("name", &name));
+        if self.store.get_role(&role).await?.is_none() {
+            errors.add("role", format!("no role `{role}` exists"));
+        }
+        if let Some(password) = &password {
+            errors.collect(validate_password(password));
+        }
+        errors.into_result()?;
+        let now = self.clock.now();
+        let password_hash = match &password {
+            Some(password) => self.hash(password.clone()).await?,
+            None => String::new(),
+        };
+        Ok(UserRecord {
+            id: UserId::new_at(now, &mut OsRng),
+            email,
+            name,
+            role,
+            password_hash,
+            active: true,
+            created_at: now,
+            updated_at: now,
+        })
+    }
+
+    /// Hashes a password off the async workers.
+    pub(crate) async fn hash(&self, password: Password) -> AppResult<String> {
+        let _permit = self
+            .password_checks
+            .acquire()
+            .await
+            .map_err(|_| AppError::Internal("password check semaphore closed".into()))?;
+        tokio::task::spawn_blocking(move || hash_password(&password))
+            .await
+            .map_err(|error| AppError::Internal(format!("password hashing failed: {error}")))?
+    }
+
+    /// Registers the first administrator (a super-admin) and signs them in; refused
+    /// once any administrator exists.
+    pub async fn register_first(
+        &self,
+        email: String,
+        name: Option<String>,
+        password: Password,
+        client: Option<IpAddr>,
+    ) -> AppResult<(SessionSecret, LoginResponse)> {
+        if self.store.count_users().await? > 0 {
+            return Err(AppError::Conflict(
+                "an administrator already exists; sign in instead".into(),
+            ));
+        }
+        let user = self
+            .new_user(
+                email,
+                name,
+                BuiltinRole::SuperAdmin.as_str().to_owned(),
+                Some(password.clone()),
+            )
+            .await?;
+        let view = self.user_view(&user).await?;
+        let entry = AuditEntry {
+            at: user.created_at,
+            actor: format!("user:{}", user.email),
+            action: "user.register_first".into(),
+            target: format!("user:{}", user.id),
+            client_address: client.map(|address| address.to_string()),
+            changes: audit::diff(None, Some(&serde_json::to_value(&view).unwrap_or_default())),
+        };
+        self.store
+            .insert_first_user(&user, &entry)
+            .await
+            .map_err(|error| match error {
+                tessera_store::StoreError::Conflict { .. } => {
+                    AppError::Conflict("an administrator already exists; sign in instead".into())
+                }
+                other => other.into(),
+            })?;
+        self.apply_own_write().await;
+        self.login(&user.email, &password, client).await
+    }
+
+    /// What `role` grants; an unknown role grants nothing.
+    pub(crate) async fn role_grants(&self, role: &str) -> AppResult<BTreeSet<AdminPermission>> {
+        Ok(self
+            .store
+            .get_role(role)
+            .await?
+            .map(|r| r.granted())
+            .unwrap_or_default())
+    }
+
+    /// A user as the API shows it, with what their role grants now.
+    pub(crate) async fn user_view(&self, user: &UserRecord) -> AppResult<UserView> {
+        Ok(UserView {
+            id: user.id.0,
+            email: user.email.clone(),
+            name: user.name.clone(),
+            role: user.role.clone(),
+            permissions: self.role_grants(&user.role).await?.into_iter().collect(),
+            active: user.active,
+            created_at: user.created_at,
+        })
     }
 
     /// Signs an admin in. Every attempt is reserved against the account's and the
@@ -237,7 +343,7 @@ impl Tessera {
                 Ok((
                     secret,
                     LoginResponse {
-                        user: user_view(&user),
+                        user: self.user_view(&user).await?,
                         csrf_token,
                     },
                 ))
@@ -297,8 +403,9 @@ impl Tessera {
             Some((_, user)) if user.active => Ok(Principal {
                 actor: format!("user:{}", user.email),
                 user_id: Some(user.id),
-                permissions: role_permissions(&user.role),
+                permissions: self.role_grants(&user.role).await?,
                 client_address: client.map(|address| address.to_string()),
+                via: crate::principal::Via::Session,
             }),
             _ => Err(AppError::Unauthenticated),
         }
@@ -328,7 +435,7 @@ impl Tessera {
             .get_user(id)
             .await?
             .ok_or(AppError::Unauthenticated)?;
-        Ok(user_view(&user))
+        self.user_view(&user).await
     }
 }
 

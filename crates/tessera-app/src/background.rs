@@ -28,17 +28,17 @@ impl Default for Intervals {
 
 /// Runs until `shutdown` becomes true (or its sender is dropped), then flushes usage.
 pub async fn run(app: Arc<Tessera>, intervals: Intervals, mut shutdown: watch::Receiver<bool>) {
+    // Wakes the follower as soon as another node writes (PostgreSQL); the interval
+    // stays the floor, for lost notifications and for backends without a signal.
+    let signal = app.change_signal();
     let mut follow = tokio::time::interval(intervals.follow);
     let mut flush = tokio::time::interval(intervals.flush);
     follow.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     flush.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
-            _ = follow.tick() => {
-                if let Err(error) = app.follow_changes().await {
-                    tracing::warn!(%error, "could not follow the change feed; retrying");
-                }
-            }
+            _ = follow.tick() => follow_changes(&app).await,
+            () = changed(signal.as_deref()) => follow_changes(&app).await,
             _ = flush.tick() => {
                 match app.flush_usage().await {
                     Ok(0) => {}
@@ -56,5 +56,19 @@ pub async fn run(app: Arc<Tessera>, intervals: Intervals, mut shutdown: watch::R
     match app.flush_usage().await {
         Ok(written) => tracing::info!(written, "usage flushed at shutdown"),
         Err(error) => tracing::error!(%error, "could not flush usage at shutdown"),
+    }
+}
+
+async fn follow_changes(app: &Tessera) {
+    if let Err(error) = app.follow_changes().await {
+        tracing::warn!(%error, "could not follow the change feed; retrying");
+    }
+}
+
+/// Resolves when `signal` fires; never without one.
+async fn changed(signal: Option<&tokio::sync::Notify>) {
+    match signal {
+        Some(signal) => signal.notified().await,
+        None => std::future::pending().await,
     }
 }

@@ -13,10 +13,13 @@ pub mod catalog;
 pub mod clock;
 pub mod error;
 pub mod pepper;
+pub mod personal;
 pub mod principal;
+pub mod roles;
 pub mod throttle;
 pub mod tokens;
 pub mod usage;
+pub mod users;
 pub mod verify;
 
 use std::net::IpAddr;
@@ -28,7 +31,7 @@ use tessera_store::Store;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{AppError, AppResult};
-pub use principal::Principal;
+pub use principal::{Principal, Via};
 pub use verify::{Verdict, VerifyQuery};
 
 use crate::throttle::FailureThrottle;
@@ -130,6 +133,12 @@ impl Tessera {
     pub async fn follow_changes(&self) -> AppResult<()> {
         self.index.catch_up(self.store.as_ref()).await?;
         Ok(())
+    }
+
+    /// Fires when another process may have changed something, so the feed follower
+    /// can catch up before its next poll (PostgreSQL); `None` where only polling works.
+    pub fn change_signal(&self) -> Option<Arc<tokio::sync::Notify>> {
+        self.store.change_signal()
     }
 
     /// Writes counted usage; returns how many token-days were written.

@@ -39,7 +39,10 @@ fn create(path: &Path) -> std::io::Result<Pepper> {
     rand::rngs::OsRng.fill_bytes(&mut suffix);
     let temporary = parent.join(format!(
         ".pepper-{}.tmp",
-        suffix.iter().map(|b| format!("{b:02x}")).collect::<String>()
+        suffix
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
     ));
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);

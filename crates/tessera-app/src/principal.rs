@@ -15,6 +15,19 @@ pub struct Principal {
     pub permissions: BTreeSet<AdminPermission>,
     /// Where the request came from, for the audit log.
     pub client_address: Option<String>,
+    /// How the caller proved who they are.
+    pub via: Via,
+}
+
+/// How a principal authenticated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Via {
+    /// The operator at the command line, trusted as the data directory's owner.
+    Operator,
+    /// An admin session cookie (with its CSRF token on unsafe requests).
+    Session,
+    /// `Authorization: Bearer` with a personal token.
+    PersonalToken,
 }
 
 impl Principal {
@@ -25,6 +38,7 @@ impl Principal {
             user_id: None,
             permissions: AdminPermission::ALL.into_iter().collect(),
             client_address: None,
+            via: Via::Operator,
         }
     }
 

@@ -15,7 +15,7 @@ use tessera_api_types::{
 use tessera_core::validate::{self, FieldErrors};
 use tessera_core::{
     AdminPermission, Catalog, GraceDigest, Lifespan, RateLimit, TokenId, TokenKind, TokenRecord,
-    TokenSecret, TokenStatus, TokenType,
+    TokenSecret, TokenStatus, TokenType, UserId,
 };
 use tessera_store::{Cursor, SortField, SortKey, StatusFilter, StoreError, TokenQuery, TokenSort};
 
@@ -33,6 +33,26 @@ pub const DEFAULT_USAGE_DAYS: u32 = 30;
 pub const MAX_USAGE_DAYS: u32 = 366;
 /// How often an edit is re-applied when concurrent writers keep moving the token on.
 const MAX_EDIT_ATTEMPTS: usize = 5;
+
+/// Which tokens an operation may touch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum TokenScope {
+    /// Admin-managed API tokens.
+    Api,
+    /// The personal tokens of one user.
+    PersonalOf(UserId),
+}
+
+impl TokenScope {
+    fn contains(self, record: &TokenRecord) -> bool {
+        match self {
+            Self::Api => record.kind == TokenKind::Api,
+            Self::PersonalOf(owner) => {
+                record.kind == TokenKind::Personal && record.owner_id == Some(owner)
+            }
+        }
+    }
+}
 
 fn parse_id(id: &str) -> AppResult<TokenId> {
     TokenId::parse(id).ok_or_else(|| AppError::NotFound(format!("token `{id}`")))
@@ -74,9 +94,15 @@ impl Tessera {
 
     /// Loads an API token by id, or `NotFound`.
     async fn api_token(&self, id: &str) -> AppResult<TokenRecord> {
+        self.token_in(id, TokenScope::Api).await
+    }
+
+    /// Loads a token by id within `scope`, or `NotFound` (also for a token outside it,
+    /// so one user cannot learn another's token ids).
+    pub(crate) async fn token_in(&self, id: &str, scope: TokenScope) -> AppResult<TokenRecord> {
         let token_id = parse_id(id)?;
         match self.store.get_token(token_id).await? {
-            Some(record) if record.kind == TokenKind::Api => Ok(record),
+            Some(record) if scope.contains(&record) => Ok(record),
             _ => Err(AppError::NotFound(format!("token `{id}`"))),
         }
     }
@@ -85,15 +111,16 @@ impl Tessera {
     /// When another writer saved the token in between (its revision moved on), the
     /// token is read again and `change` re-applied, so concurrent edits compose
     /// instead of undoing each other. A change that alters nothing writes nothing.
-    async fn modify_token<T>(
+    pub(crate) async fn modify_token<T>(
         &self,
         principal: &Principal,
         id: &str,
+        scope: TokenScope,
         action: &str,
         mut change: impl FnMut(&TokenRecord, DateTime<Utc>) -> AppResult<(TokenRecord, T)>,
     ) -> AppResult<(TokenRecord, T)> {
         for _ in 0..MAX_EDIT_ATTEMPTS {
-            let before = self.api_token(id).await?;
+            let before = self.token_in(id, scope).await?;
             let now = self.clock.now();
             let (mut after, extra) = change(&before, now)?;
             if after == before {
@@ -280,66 +307,81 @@ impl Tessera {
                 .await?;
         }
         let (after, ()) = self
-            .modify_token(principal, id, "token.update", |before, now| {
-                let mut after = before.clone();
-                let mut errors = project_errors.clone();
-                if let Some(name) = &request.name {
-                    errors.collect(validate::display_name("name", name));
-                    after.name = name.clone();
-                }
-                if let Some(description) = &request.description {
-                    errors.collect(validate::description(description));
-                    after.description = description.clone();
-                }
-                if let Some(catalog) = &catalog {
-                    let token_type = request.token_type.unwrap_or(before.token_type);
-                    let permissions = match (&request.permissions, token_type) {
-                        (Some(list), _) => list.clone(),
-                        (None, TokenType::Custom) => before.permissions.clone(),
-                        (None, _) => Vec::new(),
-                    };
-                    if let Some(checked) =
-                        errors.collect(token_type.checked_permissions(&permissions, catalog))
-                    {
-                        after.token_type = token_type;
-                        after.permissions = checked;
+            .modify_token(
+                principal,
+                id,
+                TokenScope::Api,
+                "token.update",
+                |before, now| {
+                    let mut after = before.clone();
+                    let mut errors = project_errors.clone();
+                    if let Some(name) = &request.name {
+                        errors.collect(validate::display_name("name", name));
+                        after.name = name.clone();
                     }
-                }
-                match (request.lifespan, request.expires_at) {
-                    (None, None) => {}
-                    (None, Some(None)) => {
-                        after.lifespan = Lifespan::Unlimited;
-                        after.expires_at = None;
+                    if let Some(description) = &request.description {
+                        errors.collect(validate::description(description));
+                        after.description = description.clone();
                     }
-                    (lifespan, expires_at) => {
-                        let resolved = tessera_core::lifecycle::resolve_expiry(
-                            lifespan,
-                            expires_at.flatten(),
-                            now,
-                        );
-                        if let Some((lifespan, expires_at)) = errors.collect(resolved) {
-                            after.lifespan = lifespan;
-                            after.expires_at = expires_at;
+                    if let Some(catalog) = &catalog {
+                        let token_type = request.token_type.unwrap_or(before.token_type);
+                        let permissions = match (&request.permissions, token_type) {
+                            (Some(list), _) => list.clone(),
+                            (None, TokenType::Custom) => before.permissions.clone(),
+                            (None, _) => Vec::new(),
+                        };
+                        if let Some(checked) =
+                            errors.collect(token_type.checked_permissions(&permissions, catalog))
+                        {
+                            after.token_type = token_type;
+                            after.permissions = checked;
                         }
                     }
-                }
-                if let Some(project) = &request.project {
-                    after.project = project.clone();
-                }
-                if let Some(rate_limit) = request.rate_limit {
-                    after.rate_limit =
-                        rate_limit.and_then(|limit| errors.collect(RateLimit::validate(limit)));
-                }
-                errors.into_result()?;
-                Ok((after, ()))
-            })
+                    match (request.lifespan, request.expires_at) {
+                        (None, None) => {}
+                        (None, Some(None)) => {
+                            after.lifespan = Lifespan::Unlimited;
+                            after.expires_at = None;
+                        }
+                        (lifespan, expires_at) => {
+                            let resolved = tessera_core::lifecycle::resolve_expiry(
+                                lifespan,
+                                expires_at.flatten(),
+                                now,
+                            );
+                            if let Some((lifespan, expires_at)) = errors.collect(resolved) {
+                                after.lifespan = lifespan;
+                                after.expires_at = expires_at;
+                            }
+                        }
+                    }
+                    if let Some(project) = &request.project {
+                        after.project = project.clone();
+                    }
+                    if let Some(rate_limit) = request.rate_limit {
+                        after.rate_limit =
+                            rate_limit.and_then(|limit| errors.collect(RateLimit::validate(limit)));
+                    }
+                    errors.into_result()?;
+                    Ok((after, ()))
+                },
+            )
             .await?;
         Ok(TokenView::new(&after, self.clock.now()))
     }
 
     pub async fn delete_token(&self, principal: &Principal, id: &str) -> AppResult<()> {
         principal.require(AdminPermission::TokensDelete)?;
-        let before = self.api_token(id).await?;
+        self.delete_token_in(principal, id, TokenScope::Api).await
+    }
+
+    pub(crate) async fn delete_token_in(
+        &self,
+        principal: &Principal,
+        id: &str,
+        scope: TokenScope,
+    ) -> AppResult<()> {
+        let before = self.token_in(id, scope).await?;
         let now = self.clock.now();
         let changes = audit::diff(Some(&view_json(&before, now)), None);
         let entry = audit::entry(
@@ -372,9 +414,13 @@ impl Tessera {
             ));
         }
         let (after, secret) = self
-            .modify_token(principal, id, "token.regenerate", |before, now| {
-                Ok(self.regenerated(before, grace_seconds, now))
-            })
+            .modify_token(
+                principal,
+                id,
+                TokenScope::Api,
+                "token.regenerate",
+                |before, now| Ok(self.regenerated(before, grace_seconds, now)),
+            )
             .await?;
         Ok(CreatedToken {
             record: TokenView::new(&after, after.updated_at),
@@ -501,7 +547,7 @@ impl Tessera {
             TokenStatus::Disabled => "token.disable",
         };
         let (after, ()) = self
-            .modify_token(principal, id, action, |before, _| {
+            .modify_token(principal, id, TokenScope::Api, action, |before, _| {
                 Ok((
                     TokenRecord {
                         status,
@@ -522,19 +568,25 @@ impl Tessera {
     ) -> AppResult<TokenView> {
         principal.require(AdminPermission::TokensUpdate)?;
         let (after, ()) = self
-            .modify_token(principal, id, "token.upgrade_version", |before, _| {
-                let api_version = self
-                    .settings
-                    .api_versions
-                    .upgrade(&before.api_version, request.api_version.as_deref())?;
-                Ok((
-                    TokenRecord {
-                        api_version,
-                        ..before.clone()
-                    },
-                    (),
-                ))
-            })
+            .modify_token(
+                principal,
+                id,
+                TokenScope::Api,
+                "token.upgrade_version",
+                |before, _| {
+                    let api_version = self
+                        .settings
+                        .api_versions
+                        .upgrade(&before.api_version, request.api_version.as_deref())?;
+                    Ok((
+                        TokenRecord {
+                            api_version,
+                            ..before.clone()
+                        },
+                        (),
+                    ))
+                },
+            )
             .await?;
         Ok(TokenView::new(&after, self.clock.now()))
     }

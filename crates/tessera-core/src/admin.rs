@@ -4,6 +4,8 @@ use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
 
+use crate::validate::FieldErrors;
+
 /// A permission over Tessera's own management API.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum AdminPermission {
@@ -111,6 +113,76 @@ impl BuiltinRole {
     }
 }
 
+/// An admin role: a named set of permissions. Built-in roles are seeded by the
+/// schema; `super-admin` always holds every permission and cannot be edited.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Role {
+    pub name: String,
+    pub description: String,
+    pub permissions: BTreeSet<AdminPermission>,
+    pub builtin: bool,
+}
+
+impl Role {
+    /// What the role grants: everything for `super-admin`, else its list.
+    pub fn granted(&self) -> BTreeSet<AdminPermission> {
+        if self.name == BuiltinRole::SuperAdmin.as_str() {
+            AdminPermission::ALL.into_iter().collect()
+        } else {
+            self.permissions.clone()
+        }
+    }
+
+    pub fn is_super_admin(&self) -> bool {
+        self.name == BuiltinRole::SuperAdmin.as_str()
+    }
+}
+
+/// A role name: `[a-z][a-z0-9-]{0,62}`. Names are the roles' ids, so they never change.
+pub fn validate_role_name(name: &str) -> Result<(), FieldErrors> {
+    let bytes = name.as_bytes();
+    let ok = !bytes.is_empty()
+        && bytes.len() <= 63
+        && bytes[0].is_ascii_lowercase()
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-');
+    if ok {
+        Ok(())
+    } else {
+        Err(FieldErrors::single(
+            "name",
+            "must match [a-z][a-z0-9-]{0,62}",
+        ))
+    }
+}
+
+/// What a personal token may do with its owner's permissions: `full` keeps them all,
+/// `read-only` keeps only the reading ones ([`AdminPermission::is_read`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PersonalAccess {
+    Full,
+    ReadOnly,
+}
+
+impl PersonalAccess {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Full => "full",
+            Self::ReadOnly => "read-only",
+        }
+    }
+
+    /// The owner's permissions as seen through a token with this access.
+    pub fn restrict(self, permissions: BTreeSet<AdminPermission>) -> BTreeSet<AdminPermission> {
+        match self {
+            Self::Full => permissions,
+            Self::ReadOnly => permissions.into_iter().filter(|p| p.is_read()).collect(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -124,6 +196,44 @@ mod tests {
             );
         }
         assert_eq!(AdminPermission::parse("tokens.*"), None);
+    }
+
+    #[test]
+    fn super_admin_always_holds_every_permission() {
+        let role = Role {
+            name: "super-admin".into(),
+            description: String::new(),
+            permissions: BTreeSet::new(),
+            builtin: true,
+        };
+        assert_eq!(role.granted().len(), AdminPermission::ALL.len());
+        let custom = Role {
+            name: "auditor".into(),
+            permissions: [AdminPermission::AuditRead].into(),
+            ..role
+        };
+        assert_eq!(custom.granted(), [AdminPermission::AuditRead].into());
+    }
+
+    #[test]
+    fn read_only_access_keeps_reading_permissions_only() {
+        let all: BTreeSet<_> = AdminPermission::ALL.into_iter().collect();
+        let kept = PersonalAccess::ReadOnly.restrict(all.clone());
+        assert_eq!(
+            kept,
+            [AdminPermission::TokensRead, AdminPermission::AuditRead].into()
+        );
+        assert_eq!(PersonalAccess::Full.restrict(all.clone()), all);
+    }
+
+    #[test]
+    fn role_names() {
+        for ok in ["auditor", "a", "ops-2"] {
+            assert!(validate_role_name(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", "Ops", "2ops", "ops_2", &"a".repeat(64)] {
+            assert!(validate_role_name(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -17,7 +17,7 @@ pub mod record;
 pub mod token;
 pub mod validate;
 
-pub use admin::{AdminPermission, BuiltinRole};
+pub use admin::{AdminPermission, BuiltinRole, PersonalAccess, Role};
 pub use catalog::{Action, ActionKind, Catalog, Permission, Resource, TokenType};
 pub use digest::{Pepper, TokenDigest};
 pub use lifecycle::{ApiVersions, Lifespan, RateLimit, TokenStatus};

@@ -36,13 +36,17 @@ fn json_error(error: serde_path_to_error::Error<serde_json::Error>) -> ApiError 
         ),
         serde_json::error::Category::Io | serde_json::error::Category::Data => {
             let message = inner.to_string();
-            // "unknown field `x`, expected …" is reported at the parent; name the field.
+            // "unknown field `x`, …" arrives with the path already ending at `x`;
+            // "missing field `x`" arrives at the parent. Name the field either way.
             let field = message
                 .strip_prefix("unknown field `")
+                .or_else(|| message.strip_prefix("missing field `"))
                 .and_then(|rest| rest.split('`').next())
                 .map(|name| {
-                    if path == "." {
+                    if path == "." || path == name {
                         name.to_owned()
+                    } else if path.ends_with(&format!(".{name}")) {
+                        path.clone()
                     } else {
                         format!("{path}.{name}")
                     }
@@ -80,19 +84,58 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     Ok(value)
 }
 
+/// Whether the request says its body is JSON (`application/json` or `…+json`).
+fn declares_json(request: &Request) -> bool {
+    request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.split(';').next())
+        .map(|mime| mime.trim().to_ascii_lowercase())
+        .is_some_and(|mime| mime == "application/json" || mime.ends_with("+json"))
+}
+
+/// Reads the body, answering 413 past the body limit.
+async fn read_body<S: Send + Sync>(request: Request, state: &S) -> Result<Bytes, ApiError> {
+    Bytes::from_request(request, state)
+        .await
+        .map_err(|rejection| {
+            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::new(ErrorCode::PayloadTooLarge, "the request body is too large")
+            } else {
+                ApiError::new(ErrorCode::BadRequest, rejection.body_text())
+            }
+        })
+}
+
 impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
     type Rejection = ApiError;
 
+    /// A non-empty body must be declared JSON: a browser's cross-site form can send
+    /// `text/plain` without a preflight, so this closes login CSRF and its kin.
     async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let bytes = Bytes::from_request(request, state)
-            .await
-            .map_err(|rejection| {
-                if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                    ApiError::new(ErrorCode::PayloadTooLarge, "the request body is too large")
-                } else {
-                    ApiError::new(ErrorCode::BadRequest, rejection.body_text())
-                }
-            })?;
+        let json = declares_json(&request);
+        let bytes = read_body(request, state).await?;
+        if !json && !bytes.iter().all(u8::is_ascii_whitespace) {
+            return Err(ApiError::new(
+                ErrorCode::BadRequest,
+                "send the body with Content-Type: application/json",
+            ));
+        }
+        parse_json(&bytes).map(Self)
+    }
+}
+
+/// A JSON body whatever its declared content type, for `POST /v1/verify`, which
+/// changes nothing and is called by gateways and scripts that may not declare it.
+#[derive(Debug)]
+pub struct LenientJson<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for LenientJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let bytes = read_body(request, state).await?;
         parse_json(&bytes).map(Self)
     }
 }
@@ -181,12 +224,33 @@ impl FromRequestParts<AppState> for Caller {
         let ClientAddress(client) = ClientAddress::from_request_parts(parts, state)
             .await
             .unwrap_or(ClientAddress(None));
-        if parts.headers.contains_key(header::AUTHORIZATION) {
-            // API tokens never authenticate management endpoints.
-            return Err(ApiError::new(
-                ErrorCode::Unauthenticated,
-                "API tokens cannot call management endpoints; sign in instead",
-            ));
+        if let Some(value) = parts.headers.get(header::AUTHORIZATION) {
+            // Only personal tokens authenticate here; API tokens never do. A bearer
+            // token is not sent by browsers on their own, so it needs no CSRF token.
+            let refused = || {
+                ApiError::new(
+                    ErrorCode::Unauthenticated,
+                    "only a personal token (Authorization: Bearer tsrp_…) or a session may call \
+                     management endpoints; API tokens never can",
+                )
+            };
+            let token = value
+                .to_str()
+                .ok()
+                .and_then(|text| text.strip_prefix("Bearer "))
+                .ok_or_else(refused)?;
+            let principal = state
+                .app
+                .authenticate_bearer(token.trim(), client)
+                .await
+                .map_err(|error| match error {
+                    AppError::Unauthenticated => refused(),
+                    other => other.into(),
+                })?;
+            return Ok(Self {
+                principal,
+                session: None,
+            });
         }
         let Some(value) = cookie(parts, SESSION_COOKIE) else {
             return Err(AppError::Unauthenticated.into());

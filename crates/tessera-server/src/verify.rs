@@ -8,7 +8,7 @@ use tessera_api_types::{VerifyRequest, VerifyResponse};
 use tessera_app::VerifyQuery;
 
 use crate::AppState;
-use crate::extract::{ClientAddress, Json};
+use crate::extract::{ClientAddress, LenientJson};
 
 pub fn routes() -> Router<AppState> {
     Router::new().route("/v1/verify", post(verify))
@@ -17,7 +17,7 @@ pub fn routes() -> Router<AppState> {
 async fn verify(
     State(state): State<AppState>,
     ClientAddress(client): ClientAddress,
-    Json(request): Json<VerifyRequest>,
+    LenientJson(request): LenientJson<VerifyRequest>,
 ) -> AxumJson<VerifyResponse> {
     let query = VerifyQuery {
         token: &request.token,

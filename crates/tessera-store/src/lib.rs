@@ -6,6 +6,7 @@
 //!
 //! **Invariant:** only this crate names sqlx; no sqlx type crosses its API.
 
+mod postgres;
 mod sqlite;
 
 use std::path::Path;
@@ -14,10 +15,11 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
 use tessera_core::{
-    AuditEntry, Change, Project, Resource, TokenId, TokenKind, TokenRecord, TokenType, UserId,
-    UserRecord,
+    AuditEntry, Change, Project, Resource, Role, TokenId, TokenKind, TokenRecord, TokenType,
+    UserId, UserRecord,
 };
 
+pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
 /// Why a store call failed.
@@ -225,7 +227,47 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     ) -> StoreResult<Option<(SessionRecord, UserRecord)>>;
     async fn delete_session(&self, digest: &[u8; 32], audit: &AuditEntry) -> StoreResult<()>;
 
+    async fn list_users(&self) -> StoreResult<Vec<UserRecord>>;
+    /// Inserts the first user; `Conflict` once any user exists (first-run registration).
+    async fn insert_first_user(&self, user: &UserRecord, audit: &AuditEntry) -> StoreResult<()>;
+    /// Replaces a user's editable fields (email, name, role, password hash, active).
+    /// With `end_sessions` their sessions end in the same transaction. `Conflict` when
+    /// the write would leave no active super-admin where there was one.
+    async fn update_user(
+        &self,
+        user: &UserRecord,
+        end_sessions: bool,
+        audit: &AuditEntry,
+    ) -> StoreResult<()>;
+    /// Deletes a user with their sessions and personal tokens. `Conflict` when it would
+    /// leave no active super-admin.
+    async fn delete_user(&self, id: UserId, audit: &AuditEntry) -> StoreResult<()>;
+    /// Every token `owner` holds (personal tokens), for the verify index.
+    async fn tokens_of_owner(&self, owner: UserId) -> StoreResult<Vec<TokenRecord>>;
+
+    // --- roles ---------------------------------------------------------------------------
+
+    async fn list_roles(&self) -> StoreResult<Vec<Role>>;
+    async fn get_role(&self, name: &str) -> StoreResult<Option<Role>>;
+    async fn insert_role(
+        &self,
+        role: &Role,
+        now: DateTime<Utc>,
+        audit: &AuditEntry,
+    ) -> StoreResult<()>;
+    async fn update_role(
+        &self,
+        role: &Role,
+        now: DateTime<Utc>,
+        audit: &AuditEntry,
+    ) -> StoreResult<()>;
+    /// `Conflict` naming the users (by email) while any user holds the role.
+    async fn delete_role(&self, name: &str, audit: &AuditEntry) -> StoreResult<()>;
+
     // --- audit and the change feed -------------------------------------------------------
+
+    /// Audit rows matching `query`, newest first.
+    async fn list_audit(&self, query: &AuditQuery) -> StoreResult<Vec<AuditRow>>;
 
     /// Records an event that changes nothing else (a failed login).
     async fn record_audit(&self, audit: &AuditEntry) -> StoreResult<()>;
@@ -233,13 +275,49 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn latest_change(&self) -> StoreResult<i64>;
     /// Changes after `sequence`, oldest first.
     async fn changes_after(&self, sequence: i64, limit: u32) -> StoreResult<Vec<Change>>;
+
+    /// A signal that fires when another process may have added to the change feed, so
+    /// a follower can catch up at once instead of at its next poll. `None` when the
+    /// backend has no such signal (SQLite: polling only). It may also fire without a
+    /// new change (after the backend reconnects, since announcements made while it was
+    /// away are lost); a follower should always poll as well, as the floor.
+    ///
+    /// A fired signal stores one permit (`Notify::notify_one`), so a follower that was
+    /// busy catching up when it fired still wakes once; meant for one follower per store.
+    fn change_signal(&self) -> Option<Arc<tokio::sync::Notify>> {
+        None
+    }
+}
+
+/// Which audit rows `GET /v1/audit` asks for.
+#[derive(Debug, Clone, Default)]
+pub struct AuditQuery {
+    pub actor: Option<String>,
+    pub action: Option<String>,
+    pub target: Option<String>,
+    pub since: Option<DateTime<Utc>>,
+    pub until: Option<DateTime<Utc>>,
+    /// Rows older than this id (the previous page's last row).
+    pub before: Option<i64>,
+    pub limit: u32,
+}
+
+/// One stored audit row.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AuditRow {
+    pub id: i64,
+    pub entry: AuditEntry,
 }
 
 /// Opens the store a database URL names, creating and migrating it as needed.
-/// `sqlite:` URLs (and plain paths) open SQLite.
+/// `sqlite:` URLs open SQLite; `postgres://` and `postgresql://` URLs open PostgreSQL
+/// (the database must exist; its tables are created in the connection's current
+/// schema, which `?options=-c%20search_path%3D<schema>` can choose).
 pub async fn open(url: &str) -> StoreResult<Arc<dyn Store>> {
     if url.starts_with("sqlite:") {
         Ok(Arc::new(SqliteStore::open(url).await?))
+    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok(Arc::new(PostgresStore::open(url).await?))
     } else {
         Err(StoreError::Backend(
             format!("unsupported database URL scheme in `{}`", redact_url(url)).into(),

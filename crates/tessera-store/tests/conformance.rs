@@ -1,9 +1,27 @@
 #![cfg(test)]
-//! The store conformance suite: what every backend must do. It runs against SQLite
-//! always; each test opens a fresh database, so tests run in parallel.
+//! The store conformance suite: what every backend must do.
+//!
+//! Every check runs against SQLite always, and against PostgreSQL when
+//! `TESSERA_TEST_POSTGRES_URL` names a database (e.g.
+//! `postgres://postgres@127.0.0.1:5432/test`); without it the PostgreSQL variants pass
+//! after printing one SKIPPED line. Each run gets a fresh database (SQLite: a temporary
+//! directory; PostgreSQL: a new schema, dropped afterwards), so tests run in parallel.
+//!
+//! `conformance!` turns each `check_*` function into a module with two tests,
+//! `<name>::sqlite` and `<name>::postgres`. A check takes one store, or the test
+//! database itself when it needs several store instances (separate pools, as separate
+//! nodes have).
+
+use std::collections::{HashMap, HashSet};
+use std::io::Write as _;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration as StdDuration;
 
 use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
+use rand::Rng as _;
 use serde_json::json;
+use sqlx::Connection as _;
 use tessera_core::{
     Action, ActionKind, AuditEntry, ChangeKind, Lifespan, Project, Resource, TokenDigest, TokenId,
     TokenKind, TokenRecord, TokenStatus, TokenType, UserId, UserRecord,
@@ -12,17 +30,151 @@ use tessera_store::{
     SortField, StatusFilter, Store, StoreError, TokenQuery, TokenSort, UsageDelta,
 };
 
-struct Fixture {
-    store: std::sync::Arc<dyn Store>,
-    _dir: tempfile::TempDir,
+const POSTGRES_URL_VARIABLE: &str = "TESSERA_TEST_POSTGRES_URL";
+
+/// How long a test waits for something that should happen at once.
+const PATIENCE: StdDuration = StdDuration::from_secs(10);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Backend {
+    Sqlite,
+    Postgres,
 }
 
-async fn sqlite() -> Fixture {
-    let dir = tempfile::tempdir().unwrap();
-    let store = tessera_store::open(&tessera_store::sqlite_url_in(dir.path()))
-        .await
-        .unwrap();
-    Fixture { store, _dir: dir }
+/// A fresh, empty database for one test.
+struct TestDb {
+    backend: Backend,
+    url: String,
+    _dir: Option<tempfile::TempDir>,
+    schema: Option<Schema>,
+}
+
+impl TestDb {
+    async fn sqlite() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        Self {
+            backend: Backend::Sqlite,
+            url: tessera_store::sqlite_url_in(dir.path()),
+            _dir: Some(dir),
+            schema: None,
+        }
+    }
+
+    /// A new schema in the database `TESSERA_TEST_POSTGRES_URL` names; `None` (after
+    /// saying so, once) when it is not set.
+    async fn postgres() -> Option<Self> {
+        let Ok(base) = std::env::var(POSTGRES_URL_VARIABLE) else {
+            static SKIPPED: std::sync::Once = std::sync::Once::new();
+            SKIPPED.call_once(|| {
+                // Straight to the stream: the test harness captures `eprintln!`.
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "SKIPPED: PostgreSQL conformance tests (set \
+                     {POSTGRES_URL_VARIABLE}=postgres://postgres@127.0.0.1:5432/test to run them)"
+                );
+            });
+            return None;
+        };
+        let name = format!("tessera_test_{:016x}", rand::thread_rng().r#gen::<u64>());
+        let mut admin = sqlx::PgConnection::connect(&base).await.unwrap();
+        sqlx::query(&format!("CREATE SCHEMA {name}"))
+            .execute(&mut admin)
+            .await
+            .unwrap();
+        admin.close().await.unwrap();
+        let separator = if base.contains('?') { '&' } else { '?' };
+        Some(Self {
+            backend: Backend::Postgres,
+            url: format!("{base}{separator}options=-c%20search_path%3D{name}"),
+            _dir: None,
+            schema: Some(Schema { base, name }),
+        })
+    }
+
+    /// Another store instance on this database, with its own connection pool.
+    async fn open(&self) -> Arc<dyn Store> {
+        tessera_store::open(&self.url).await.unwrap()
+    }
+}
+
+/// A test schema, dropped with everything in it when the test ends (also on failure).
+struct Schema {
+    base: String,
+    name: String,
+}
+
+impl Drop for Schema {
+    fn drop(&mut self) {
+        // Drop cannot await, and this may run inside the test's runtime: use a thread
+        // with a runtime of its own.
+        let (base, name) = (self.base.clone(), self.name.clone());
+        let dropped = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async {
+                let mut admin = sqlx::PgConnection::connect(&base).await?;
+                sqlx::query(&format!("DROP SCHEMA IF EXISTS {name} CASCADE"))
+                    .execute(&mut admin)
+                    .await?;
+                admin.close().await
+            })
+        })
+        .join();
+        if !matches!(dropped, Ok(Ok(()))) {
+            let _ = writeln!(
+                std::io::stderr(),
+                "could not drop test schema {}",
+                self.name
+            );
+        }
+    }
+}
+
+/// `name => check_fn(store)` runs `check_fn` with a fresh store; `name => check_fn(db)`
+/// hands it the [`TestDb`] so it can open several instances.
+macro_rules! conformance {
+    ($($name:ident => $check:ident($arg:ident);)*) => {$(
+        mod $name {
+            use super::*;
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn sqlite() {
+                let db = TestDb::sqlite().await;
+                conformance!(@run db, $check, $arg);
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn postgres() {
+                let Some(db) = TestDb::postgres().await else { return };
+                conformance!(@run db, $check, $arg);
+            }
+        }
+    )*};
+    (@run $db:ident, $check:ident, store) => {{
+        let store = $db.open().await;
+        super::$check(store).await;
+    }};
+    (@run $db:ident, $check:ident, db) => {{
+        super::$check(&$db).await;
+    }};
+}
+
+conformance! {
+    token_round_trip => check_token_round_trip_and_every_write_feeds_the_change_log(store);
+    api_token_names => check_api_token_names_are_unique_case_insensitively(store);
+    listing => check_listing_filters_sorts_and_pages(store);
+    name_order => check_names_sort_in_byte_order(store);
+    usage => check_usage_adds_up_and_last_used_only_moves_forward(store);
+    catalog => check_catalog_projects_and_referential_rules(store);
+    users_and_sessions => check_users_and_sessions(store);
+    index_loading => check_index_loading_pages_through_every_token_in_id_order(store);
+    concurrent_writers => check_concurrent_writers_leave_no_gap_in_the_change_feed(db);
+    change_signal => check_change_signal_fires_for_another_instance_write(db);
+    listener_reconnects => check_change_signal_survives_a_lost_connection(db);
+    concurrent_usage => check_usage_from_two_instances_adds_up(db);
+    concurrent_edits => check_concurrent_edits_of_one_revision_let_one_win(db);
 }
 
 fn t0() -> DateTime<Utc> {
@@ -66,6 +218,14 @@ fn token(name: &str, created_at: DateTime<Utc>, seed: u8) -> TokenRecord {
     }
 }
 
+/// A token with a random digest, for tests that make many.
+fn random_token(name: &str) -> TokenRecord {
+    TokenRecord {
+        digest: TokenDigest::from_bytes(rand::thread_rng().r#gen()),
+        ..token(name, t0(), 0)
+    }
+}
+
 fn query(now: DateTime<Utc>) -> TokenQuery {
     TokenQuery {
         kind: TokenKind::Api,
@@ -83,10 +243,8 @@ fn query(now: DateTime<Utc>) -> TokenQuery {
     }
 }
 
-#[tokio::test]
-async fn token_round_trip_and_every_write_feeds_the_change_log() {
-    let f = sqlite().await;
-    assert_eq!(f.store.latest_change().await.unwrap(), 0);
+async fn check_token_round_trip_and_every_write_feeds_the_change_log(store: Arc<dyn Store>) {
+    assert_eq!(store.latest_change().await.unwrap(), 0);
     let mut record = token("ci", t0(), 1);
     record.rate_limit = Some(tessera_core::RateLimit {
         requests: 5,
@@ -94,12 +252,12 @@ async fn token_round_trip_and_every_write_feeds_the_change_log() {
     });
     record.expires_at = Some(t0() + Duration::days(7));
     record.lifespan = Lifespan::Days7;
-    f.store
+    store
         .insert_token(&record, &audit("token.create"))
         .await
         .unwrap();
     assert_eq!(
-        f.store.get_token(record.id).await.unwrap(),
+        store.get_token(record.id).await.unwrap(),
         Some(record.clone())
     );
 
@@ -108,11 +266,11 @@ async fn token_round_trip_and_every_write_feeds_the_change_log() {
     edited.status = TokenStatus::Disabled;
     edited.permissions = vec!["article.find".into()];
     edited.token_type = TokenType::Custom;
-    f.store
+    store
         .update_token(&edited, &audit("token.update"))
         .await
         .unwrap();
-    let stored = f.store.get_token(record.id).await.unwrap().unwrap();
+    let stored = store.get_token(record.id).await.unwrap().unwrap();
     assert_eq!(
         stored.revision,
         edited.revision + 1,
@@ -128,24 +286,24 @@ async fn token_round_trip_and_every_write_feeds_the_change_log() {
     // An edit made from the old revision is refused: it would undo the one above.
     let mut late = record.clone();
     late.status = TokenStatus::Active;
-    let refused = f.store.update_token(&late, &audit("token.update")).await;
+    let refused = store.update_token(&late, &audit("token.update")).await;
     assert!(matches!(refused, Err(StoreError::Stale)), "{refused:?}");
     assert_eq!(
-        f.store.get_token(record.id).await.unwrap().unwrap().status,
+        store.get_token(record.id).await.unwrap().unwrap().status,
         TokenStatus::Disabled
     );
 
-    f.store
+    store
         .delete_token(record.id, &audit("token.delete"))
         .await
         .unwrap();
-    assert_eq!(f.store.get_token(record.id).await.unwrap(), None);
+    assert_eq!(store.get_token(record.id).await.unwrap(), None);
     assert!(matches!(
-        f.store.delete_token(record.id, &audit("x")).await,
+        store.delete_token(record.id, &audit("x")).await,
         Err(StoreError::NotFound)
     ));
 
-    let changes = f.store.changes_after(0, 100).await.unwrap();
+    let changes = store.changes_after(0, 100).await.unwrap();
     assert_eq!(
         changes.len(),
         3,
@@ -158,7 +316,7 @@ async fn token_round_trip_and_every_write_feeds_the_change_log() {
             .all(|c| c.kind == ChangeKind::Token && c.key == record.id.to_string())
     );
     assert_eq!(
-        f.store
+        store
             .changes_after(changes[1].sequence, 100)
             .await
             .unwrap()
@@ -167,30 +325,25 @@ async fn token_round_trip_and_every_write_feeds_the_change_log() {
     );
 }
 
-#[tokio::test]
-async fn api_token_names_are_unique_case_insensitively() {
-    let f = sqlite().await;
-    f.store
+async fn check_api_token_names_are_unique_case_insensitively(store: Arc<dyn Store>) {
+    store
         .insert_token(&token("Deploy", t0(), 1), &audit("a"))
         .await
         .unwrap();
-    let clash = f
-        .store
+    let clash = store
         .insert_token(&token("deploy", t0(), 2), &audit("a"))
         .await;
     assert!(
         matches!(clash, Err(StoreError::Conflict { .. })),
         "{clash:?}"
     );
-    assert!(f.store.api_token_name_taken("deploy").await.unwrap());
-    assert!(!f.store.api_token_name_taken("other").await.unwrap());
+    assert!(store.api_token_name_taken("deploy").await.unwrap());
+    assert!(!store.api_token_name_taken("other").await.unwrap());
     // A failed write leaves no change behind.
-    assert_eq!(f.store.changes_after(0, 10).await.unwrap().len(), 1);
+    assert_eq!(store.changes_after(0, 10).await.unwrap().len(), 1);
 }
 
-#[tokio::test]
-async fn listing_filters_sorts_and_pages() {
-    let f = sqlite().await;
+async fn check_listing_filters_sorts_and_pages(store: Arc<dyn Store>) {
     let now = t0() + Duration::days(60);
     let mut names = Vec::new();
     for index in 0..7u8 {
@@ -210,9 +363,9 @@ async fn listing_filters_sorts_and_pages() {
             record.name = "100%_match".into();
         }
         names.push(record.name.clone());
-        f.store.insert_token(&record, &audit("a")).await.unwrap();
+        store.insert_token(&record, &audit("a")).await.unwrap();
     }
-    let all = f.store.list_tokens(&query(now)).await.unwrap();
+    let all = store.list_tokens(&query(now)).await.unwrap();
     assert_eq!(all.total, 7);
     assert!(
         all.items
@@ -223,15 +376,15 @@ async fn listing_filters_sorts_and_pages() {
 
     let mut q = query(now);
     q.status = Some(StatusFilter::Active);
-    assert_eq!(f.store.list_tokens(&q).await.unwrap().total, 5);
+    assert_eq!(store.list_tokens(&q).await.unwrap().total, 5);
     q.status = Some(StatusFilter::Disabled);
-    assert_eq!(f.store.list_tokens(&q).await.unwrap().total, 1);
+    assert_eq!(store.list_tokens(&q).await.unwrap().total, 1);
     q.status = Some(StatusFilter::Expired);
-    assert_eq!(f.store.list_tokens(&q).await.unwrap().total, 1);
+    assert_eq!(store.list_tokens(&q).await.unwrap().total, 1);
 
     let mut q = query(now);
     q.name_contains = Some("0%_".into());
-    let found = f.store.list_tokens(&q).await.unwrap();
+    let found = store.list_tokens(&q).await.unwrap();
     assert_eq!(
         found
             .items
@@ -244,12 +397,12 @@ async fn listing_filters_sorts_and_pages() {
 
     let mut q = query(now);
     q.token_type = Some(TokenType::FullAccess);
-    assert_eq!(f.store.list_tokens(&q).await.unwrap().total, 1);
+    assert_eq!(store.list_tokens(&q).await.unwrap().total, 1);
 
     let mut q = query(now);
     q.created_after = Some(t0() + Duration::days(30));
     q.created_before = Some(t0() + Duration::days(50));
-    assert_eq!(f.store.list_tokens(&q).await.unwrap().total, 2);
+    assert_eq!(store.list_tokens(&q).await.unwrap().total, 2);
 
     for (field, descending) in [
         (SortField::Name, false),
@@ -262,7 +415,7 @@ async fn listing_filters_sorts_and_pages() {
         q.limit = 3;
         let mut seen = Vec::new();
         loop {
-            let page = f.store.list_tokens(&q).await.unwrap();
+            let page = store.list_tokens(&q).await.unwrap();
             assert_eq!(page.total, 7);
             seen.extend(page.items.iter().map(|t| t.name.clone()));
             match page.next {
@@ -286,11 +439,9 @@ async fn listing_filters_sorts_and_pages() {
     }
 }
 
-#[tokio::test]
-async fn usage_adds_up_and_last_used_only_moves_forward() {
-    let f = sqlite().await;
+async fn check_usage_adds_up_and_last_used_only_moves_forward(store: Arc<dyn Store>) {
     let record = token("ci", t0(), 1);
-    f.store.insert_token(&record, &audit("a")).await.unwrap();
+    store.insert_token(&record, &audit("a")).await.unwrap();
     let day = NaiveDate::from_ymd_opt(2026, 3, 1).unwrap();
     let later = t0() + Duration::hours(1);
     let delta = |allowed, denied, at| UsageDelta {
@@ -300,37 +451,37 @@ async fn usage_adds_up_and_last_used_only_moves_forward() {
         denied,
         last_used_at: at,
     };
-    f.store
+    store
         .record_usage(&[delta(3, 1, Some(later))])
         .await
         .unwrap();
-    f.store
+    store
         .record_usage(&[delta(2, 0, Some(t0()))])
         .await
         .unwrap();
-    let rows = f.store.usage(record.id, day).await.unwrap();
+    let rows = store.usage(record.id, day).await.unwrap();
     assert_eq!(rows.len(), 1);
     assert_eq!(
         (rows[0].allowed, rows[0].denied),
         (5, 1),
         "counts add, never overwrite"
     );
-    let stored = f.store.get_token(record.id).await.unwrap().unwrap();
+    let stored = store.get_token(record.id).await.unwrap().unwrap();
     assert_eq!(
         stored.last_used_at,
         Some(later),
         "an older flush does not move it back"
     );
     // Usage of a deleted token is dropped, not an error.
-    f.store.delete_token(record.id, &audit("d")).await.unwrap();
-    f.store
+    store.delete_token(record.id, &audit("d")).await.unwrap();
+    store
         .record_usage(&[delta(1, 0, Some(later))])
         .await
         .unwrap();
     // An edit never resets last_used_at.
     let other = token("other", t0(), 2);
-    f.store.insert_token(&other, &audit("a")).await.unwrap();
-    f.store
+    store.insert_token(&other, &audit("a")).await.unwrap();
+    store
         .record_usage(&[UsageDelta {
             token_id: other.id,
             day,
@@ -342,9 +493,9 @@ async fn usage_adds_up_and_last_used_only_moves_forward() {
         .unwrap();
     let mut edited = other.clone();
     edited.description = "x".into();
-    f.store.update_token(&edited, &audit("u")).await.unwrap();
+    store.update_token(&edited, &audit("u")).await.unwrap();
     assert_eq!(
-        f.store
+        store
             .get_token(other.id)
             .await
             .unwrap()
@@ -354,9 +505,7 @@ async fn usage_adds_up_and_last_used_only_moves_forward() {
     );
 }
 
-#[tokio::test]
-async fn catalog_projects_and_referential_rules() {
-    let f = sqlite().await;
+async fn check_catalog_projects_and_referential_rules(store: Arc<dyn Store>) {
     let resource = Resource {
         name: "article".into(),
         description: "Articles".into(),
@@ -365,16 +514,16 @@ async fn catalog_projects_and_referential_rules() {
             kind: ActionKind::Read,
         }],
     };
-    f.store
+    store
         .insert_resource(&resource, t0(), &audit("r"))
         .await
         .unwrap();
     assert!(matches!(
-        f.store.insert_resource(&resource, t0(), &audit("r")).await,
+        store.insert_resource(&resource, t0(), &audit("r")).await,
         Err(StoreError::Conflict { .. })
     ));
     assert_eq!(
-        f.store.list_resources().await.unwrap(),
+        store.list_resources().await.unwrap(),
         vec![resource.clone()]
     );
     let mut changed = resource.clone();
@@ -382,17 +531,14 @@ async fn catalog_projects_and_referential_rules() {
         name: "create".into(),
         kind: ActionKind::Write,
     });
-    f.store
+    store
         .update_resource(&changed, t0(), &audit("r"))
         .await
         .unwrap();
-    assert_eq!(f.store.list_resources().await.unwrap(), vec![changed]);
-    f.store
-        .delete_resource("article", &audit("r"))
-        .await
-        .unwrap();
+    assert_eq!(store.list_resources().await.unwrap(), vec![changed]);
+    store.delete_resource("article", &audit("r")).await.unwrap();
     assert!(matches!(
-        f.store.delete_resource("article", &audit("r")).await,
+        store.delete_resource("article", &audit("r")).await,
         Err(StoreError::NotFound)
     ));
 
@@ -401,12 +547,12 @@ async fn catalog_projects_and_referential_rules() {
         name: "Shop".into(),
         created_at: t0(),
     };
-    f.store.insert_project(&project, &audit("p")).await.unwrap();
-    assert_eq!(f.store.list_projects().await.unwrap(), vec![project]);
+    store.insert_project(&project, &audit("p")).await.unwrap();
+    assert_eq!(store.list_projects().await.unwrap(), vec![project]);
     let mut bound = token("bound", t0(), 9);
     bound.project = Some("shop".into());
-    f.store.insert_token(&bound, &audit("a")).await.unwrap();
-    let refused = f.store.delete_project("shop", &audit("p")).await;
+    store.insert_token(&bound, &audit("a")).await.unwrap();
+    let refused = store.delete_project("shop", &audit("p")).await;
     assert!(
         matches!(refused, Err(StoreError::Conflict { .. })),
         "{refused:?}"
@@ -414,13 +560,12 @@ async fn catalog_projects_and_referential_rules() {
     let mut orphan = token("orphan", t0(), 10);
     orphan.project = Some("nowhere".into());
     assert!(matches!(
-        f.store.insert_token(&orphan, &audit("a")).await,
+        store.insert_token(&orphan, &audit("a")).await,
         Err(StoreError::Conflict { .. })
     ));
-    f.store.delete_token(bound.id, &audit("d")).await.unwrap();
-    f.store.delete_project("shop", &audit("p")).await.unwrap();
-    let kinds: Vec<ChangeKind> = f
-        .store
+    store.delete_token(bound.id, &audit("d")).await.unwrap();
+    store.delete_project("shop", &audit("p")).await.unwrap();
+    let kinds: Vec<ChangeKind> = store
         .changes_after(0, 100)
         .await
         .unwrap()
@@ -430,9 +575,7 @@ async fn catalog_projects_and_referential_rules() {
     assert!(kinds.contains(&ChangeKind::Catalog) && kinds.contains(&ChangeKind::Project));
 }
 
-#[tokio::test]
-async fn users_and_sessions() {
-    let f = sqlite().await;
+async fn check_users_and_sessions(store: Arc<dyn Store>) {
     let user = UserRecord {
         id: UserId::new_at(t0(), &mut rand::rngs::OsRng),
         email: "Ada@Example.com".into(),
@@ -443,17 +586,17 @@ async fn users_and_sessions() {
         created_at: t0(),
         updated_at: t0(),
     };
-    f.store.insert_user(&user, &audit("u")).await.unwrap();
-    assert_eq!(f.store.count_users().await.unwrap(), 1);
+    store.insert_user(&user, &audit("u")).await.unwrap();
+    assert_eq!(store.count_users().await.unwrap(), 1);
     assert_eq!(
-        f.store.get_user_by_email("ada@example.com").await.unwrap(),
+        store.get_user_by_email("ada@example.com").await.unwrap(),
         Some(user.clone())
     );
     let mut twin = user.clone();
     twin.id = UserId::new_at(t0(), &mut rand::rngs::OsRng);
     twin.email = "ADA@example.com".into();
     assert!(matches!(
-        f.store.insert_user(&twin, &audit("u")).await,
+        store.insert_user(&twin, &audit("u")).await,
         Err(StoreError::Conflict { .. })
     ));
 
@@ -463,33 +606,31 @@ async fn users_and_sessions() {
         created_at: t0(),
         expires_at: t0() + Duration::hours(1),
     };
-    f.store
+    store
         .insert_session(&session, &audit("login"))
         .await
         .unwrap();
-    let found = f.store.get_session(&[7; 32], t0()).await.unwrap().unwrap();
+    let found = store.get_session(&[7; 32], t0()).await.unwrap().unwrap();
     assert_eq!(found, (session.clone(), user));
     assert!(
-        f.store
+        store
             .get_session(&[7; 32], t0() + Duration::hours(2))
             .await
             .unwrap()
             .is_none(),
         "expired"
     );
-    assert!(f.store.get_session(&[8; 32], t0()).await.unwrap().is_none());
-    f.store
+    assert!(store.get_session(&[8; 32], t0()).await.unwrap().is_none());
+    store
         .delete_session(&[7; 32], &audit("logout"))
         .await
         .unwrap();
-    assert!(f.store.get_session(&[7; 32], t0()).await.unwrap().is_none());
+    assert!(store.get_session(&[7; 32], t0()).await.unwrap().is_none());
 }
 
-#[tokio::test]
-async fn index_loading_pages_through_every_token_in_id_order() {
-    let f = sqlite().await;
+async fn check_index_loading_pages_through_every_token_in_id_order(store: Arc<dyn Store>) {
     for index in 0..5u8 {
-        f.store
+        store
             .insert_token(
                 &token(
                     &format!("t{index}"),
@@ -501,9 +642,9 @@ async fn index_loading_pages_through_every_token_in_id_order() {
             .await
             .unwrap();
     }
-    let first = f.store.tokens_after(None, 2).await.unwrap();
-    let second = f.store.tokens_after(Some(first[1].id), 2).await.unwrap();
-    let third = f.store.tokens_after(Some(second[1].id), 2).await.unwrap();
+    let first = store.tokens_after(None, 2).await.unwrap();
+    let second = store.tokens_after(Some(first[1].id), 2).await.unwrap();
+    let third = store.tokens_after(Some(second[1].id), 2).await.unwrap();
     assert_eq!((first.len(), second.len(), third.len()), (2, 2, 1));
     let ids: Vec<TokenId> = first
         .iter()
@@ -511,18 +652,351 @@ async fn index_loading_pages_through_every_token_in_id_order() {
         .chain(&third)
         .map(|t| t.id)
         .collect();
-    let fetched = f.store.get_tokens(&ids).await.unwrap();
+    let fetched = store.get_tokens(&ids).await.unwrap();
     assert_eq!(fetched.len(), 5);
 }
 
-#[test]
-fn migrations_are_numbered_without_gaps() {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations/sqlite");
+async fn check_names_sort_in_byte_order(store: Arc<dyn Store>) {
+    // In a natural-language collation these would interleave (spaces and punctuation
+    // ignored, accents folded); both backends order case-folded names by bytes.
+    let names = [
+        "beta", "Alpha", "_under", "Zed", "émile", "a-b", "a b", "aB", "A0",
+    ];
+    for (seed, name) in names.iter().enumerate() {
+        store
+            .insert_token(&token(name, t0(), seed as u8 + 1), &audit("a"))
+            .await
+            .unwrap();
+    }
+    let mut expected: Vec<String> = names.iter().map(|n| (*n).to_owned()).collect();
+    expected.sort_by_key(|n| tessera_core::validate::name_key(n));
+    for descending in [false, true] {
+        let mut q = query(t0());
+        q.sort = TokenSort {
+            field: SortField::Name,
+            descending,
+        };
+        q.limit = 2;
+        let mut seen = Vec::new();
+        loop {
+            let page = store.list_tokens(&q).await.unwrap();
+            seen.extend(page.items.iter().map(|t| t.name.clone()));
+            match page.next {
+                Some(cursor) => q.after = Some(cursor),
+                None => break,
+            }
+        }
+        let mut wanted = expected.clone();
+        if descending {
+            wanted.reverse();
+        }
+        assert_eq!(seen, wanted, "descending={descending}");
+    }
+    let mut q = query(t0());
+    q.name_contains = Some("a b".into());
+    assert_eq!(store.list_tokens(&q).await.unwrap().total, 1);
+}
+
+/// Several nodes insert at once while another follows the feed the way the verify index
+/// does (`sequence > last`): it must see every change exactly once. On PostgreSQL this
+/// fails without the ordering lock, since sequence numbers can commit out of order.
+async fn check_concurrent_writers_leave_no_gap_in_the_change_feed(db: &TestDb) {
+    const WRITERS: usize = 4;
+    const PER_WRITER: usize = 50;
+    let nodes = [db.open().await, db.open().await];
+    let follower = db.open().await;
+    let done = Arc::new(AtomicBool::new(false));
+
+    let following = {
+        let done = Arc::clone(&done);
+        tokio::spawn(async move {
+            let mut last = 0;
+            let mut seen = Vec::new();
+            loop {
+                // Read `done` before the feed: the last pass starts after every write.
+                let finished = done.load(Ordering::Acquire);
+                let changes = follower.changes_after(last, 1_000).await.unwrap();
+                for change in &changes {
+                    assert!(change.sequence > last, "the feed goes forward");
+                    last = change.sequence;
+                    seen.push(change.key.clone());
+                }
+                if changes.is_empty() {
+                    if finished {
+                        return seen;
+                    }
+                    tokio::task::yield_now().await;
+                }
+            }
+        })
+    };
+
+    let mut writers = Vec::new();
+    for writer in 0..WRITERS {
+        let store = Arc::clone(&nodes[writer % nodes.len()]);
+        writers.push(tokio::spawn(async move {
+            let mut ids = Vec::new();
+            for index in 0..PER_WRITER {
+                let record = random_token(&format!("writer {writer} token {index}"));
+                store.insert_token(&record, &audit("a")).await.unwrap();
+                ids.push(record.id.to_string());
+            }
+            ids
+        }));
+    }
+    let mut written = HashSet::new();
+    for writer in writers {
+        written.extend(writer.await.unwrap());
+    }
+    done.store(true, Ordering::Release);
+    let seen = tokio::time::timeout(PATIENCE, following)
+        .await
+        .unwrap()
+        .unwrap();
+
+    assert_eq!(written.len(), WRITERS * PER_WRITER);
+    let mut counts: HashMap<&str, usize> = HashMap::new();
+    for key in &seen {
+        *counts.entry(key.as_str()).or_default() += 1;
+    }
+    let missed: Vec<_> = written
+        .iter()
+        .filter(|id| !counts.contains_key(id.as_str()))
+        .collect();
+    assert!(
+        missed.is_empty(),
+        "the follower skipped {} of {} changes",
+        missed.len(),
+        written.len()
+    );
+    assert!(
+        counts.values().all(|&count| count == 1),
+        "every change is seen once"
+    );
+    assert_eq!(seen.len(), written.len());
+}
+
+/// A write through one instance wakes a follower of another at once (PostgreSQL:
+/// LISTEN/NOTIFY); SQLite offers no signal and relies on polling.
+async fn check_change_signal_fires_for_another_instance_write(db: &TestDb) {
+    let follower = db.open().await;
+    let writer = db.open().await;
+    let Some(signal) = follower.change_signal() else {
+        assert_eq!(db.backend, Backend::Sqlite, "PostgreSQL offers a signal");
+        return;
+    };
+    assert!(
+        writer.change_signal().is_some(),
+        "every PostgreSQL store does"
+    );
+    // The listener fires once when it starts listening (changes made before it
+    // listened were not announced to it); from then on it hears every write.
+    tokio::time::timeout(PATIENCE, signal.notified())
+        .await
+        .expect("the listener starts");
+
+    writer
+        .insert_token(&random_token("announced"), &audit("a"))
+        .await
+        .unwrap();
+    tokio::time::timeout(PATIENCE, signal.notified())
+        .await
+        .expect("a write through another instance fires the signal");
+    assert_eq!(follower.changes_after(0, 10).await.unwrap().len(), 1);
+
+    // A write that adds no change (a session) announces nothing; a failed write neither.
+    let clash = writer
+        .insert_token(&random_token("announced"), &audit("a"))
+        .await;
+    assert!(
+        matches!(clash, Err(StoreError::Conflict { .. })),
+        "{clash:?}"
+    );
+    writer
+        .insert_token(&random_token("second"), &audit("a"))
+        .await
+        .unwrap();
+    tokio::time::timeout(PATIENCE, signal.notified())
+        .await
+        .expect("each write fires it");
+}
+
+/// When the listening connection dies (here: the server ends it), the listener
+/// reconnects by itself, fires the signal once (announcements made in between are
+/// lost, so the follower must look), and hears writes again.
+async fn check_change_signal_survives_a_lost_connection(db: &TestDb) {
+    let follower = db.open().await;
+    let writer = db.open().await;
+    let Some(signal) = follower.change_signal() else {
+        assert_eq!(db.backend, Backend::Sqlite, "PostgreSQL offers a signal");
+        return;
+    };
+    tokio::time::timeout(PATIENCE, signal.notified())
+        .await
+        .expect("the listener starts");
+
+    let schema = &db.schema.as_ref().unwrap().name;
+    let mut admin = sqlx::PgConnection::connect(&db.url).await.unwrap();
+    let ended: Vec<bool> = sqlx::query_scalar(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1",
+    )
+    .bind(format!("tessera listener {schema}"))
+    .fetch_all(&mut admin)
+    .await
+    .unwrap();
+    assert_eq!(ended, [true], "one listening connection, ended");
+    admin.close().await.unwrap();
+
+    tokio::time::timeout(PATIENCE, signal.notified())
+        .await
+        .expect("the listener reconnects and fires once");
+    writer
+        .insert_token(&random_token("after the outage"), &audit("a"))
+        .await
+        .unwrap();
+    tokio::time::timeout(PATIENCE, signal.notified())
+        .await
+        .expect("writes are heard again");
+}
+
+/// Usage flushed by two nodes at once, for the same tokens (in opposite orders, so
+/// lock order matters), adds up exactly; `last_used_at` ends at the newest use.
+async fn check_usage_from_two_instances_adds_up(db: &TestDb) {
+    const FLUSHES: u64 = 25;
+    let nodes = [db.open().await, db.open().await];
+    let first = random_token("first");
+    let second = random_token("second");
+    nodes[0].insert_token(&first, &audit("a")).await.unwrap();
+    nodes[0].insert_token(&second, &audit("a")).await.unwrap();
+    let day = NaiveDate::from_ymd_opt(2026, 3, 1).unwrap();
+    let newest = t0() + Duration::hours(2);
+
+    let mut flushes = Vec::new();
+    for (node, store) in nodes.iter().enumerate() {
+        let store = Arc::clone(store);
+        let (first, second) = (first.id, second.id);
+        flushes.push(tokio::spawn(async move {
+            for flush in 0..FLUSHES {
+                let at = t0() + Duration::minutes(flush as i64 + node as i64 * 60);
+                let at = if node == 1 && flush == FLUSHES / 2 {
+                    newest
+                } else {
+                    at
+                };
+                let delta = |token_id, allowed, denied| UsageDelta {
+                    token_id,
+                    day,
+                    allowed,
+                    denied,
+                    last_used_at: Some(at),
+                };
+                let mut batch = vec![delta(first, 3, 1), delta(second, 1, 0)];
+                if node == 1 {
+                    batch.reverse();
+                }
+                store.record_usage(&batch).await.unwrap();
+            }
+        }));
+    }
+    for flush in flushes {
+        flush.await.unwrap();
+    }
+
+    let rows = nodes[1].usage(first.id, day).await.unwrap();
+    assert_eq!(
+        (rows[0].allowed, rows[0].denied),
+        (2 * FLUSHES * 3, 2 * FLUSHES)
+    );
+    let rows = nodes[0].usage(second.id, day).await.unwrap();
+    assert_eq!((rows[0].allowed, rows[0].denied), (2 * FLUSHES, 0));
+    for id in [first.id, second.id] {
+        let stored = nodes[0].get_token(id).await.unwrap().unwrap();
+        assert_eq!(stored.last_used_at, Some(newest));
+    }
+    // A batch naming the same token and day twice adds both.
+    nodes[0]
+        .record_usage(&[
+            UsageDelta {
+                token_id: first.id,
+                day,
+                allowed: 1,
+                denied: 0,
+                last_used_at: None,
+            },
+            UsageDelta {
+                token_id: first.id,
+                day,
+                allowed: 1,
+                denied: 1,
+                last_used_at: None,
+            },
+        ])
+        .await
+        .unwrap();
+    let rows = nodes[0].usage(first.id, day).await.unwrap();
+    assert_eq!(
+        (rows[0].allowed, rows[0].denied),
+        (2 * FLUSHES * 3 + 2, 2 * FLUSHES + 1)
+    );
+}
+
+/// Two nodes edit the same revision of a token at once: one wins, the other is told
+/// its copy is stale, and the feed has exactly one change for the edit.
+async fn check_concurrent_edits_of_one_revision_let_one_win(db: &TestDb) {
+    let nodes = [db.open().await, db.open().await];
+    let record = random_token("contested");
+    nodes[0].insert_token(&record, &audit("a")).await.unwrap();
+    for round in 0..5 {
+        let current = nodes[0].get_token(record.id).await.unwrap().unwrap();
+        let mut left = current.clone();
+        left.description = format!("left {round}");
+        let mut right = current.clone();
+        right.description = format!("right {round}");
+        let entry = audit("u");
+        let (a, b) = tokio::join!(
+            nodes[0].update_token(&left, &entry),
+            nodes[1].update_token(&right, &entry)
+        );
+        let outcomes = [a.is_ok(), b.is_ok()];
+        assert_eq!(
+            outcomes.iter().filter(|ok| **ok).count(),
+            1,
+            "one edit wins: {a:?} {b:?}"
+        );
+        let loser = if a.is_ok() { b } else { a };
+        assert!(matches!(loser, Err(StoreError::Stale)), "{loser:?}");
+        let stored = nodes[1].get_token(record.id).await.unwrap().unwrap();
+        assert_eq!(stored.revision, current.revision + 1);
+    }
+    assert_eq!(nodes[1].changes_after(0, 100).await.unwrap().len(), 6);
+}
+
+fn migration_versions(backend: &str) -> Vec<u32> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("migrations")
+        .join(backend);
     let mut versions: Vec<u32> = std::fs::read_dir(dir)
         .unwrap()
         .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
-        .filter_map(|name| name.split('_').next().and_then(|v| v.parse().ok()))
+        .filter(|name| name.ends_with(".sql"))
+        .map(|name| {
+            name.split('_')
+                .next()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or_else(|| panic!("{backend}/{name}: no version number"))
+        })
         .collect();
     versions.sort_unstable();
-    assert_eq!(versions, (1..=versions.len() as u32).collect::<Vec<_>>());
+    versions
+}
+
+#[test]
+fn migrations_have_the_same_versions_for_every_backend_without_gaps() {
+    let sqlite = migration_versions("sqlite");
+    let postgres = migration_versions("postgres");
+    assert_eq!(sqlite, (1..=sqlite.len() as u32).collect::<Vec<_>>());
+    assert_eq!(
+        sqlite, postgres,
+        "every migration exists for both backends, under the same number"
+    );
 }

@@ -62,6 +62,103 @@ pub enum Command {
     /// Manage projects.
     #[command(subcommand)]
     Project(ProjectCommand),
+    /// Manage administrators (beyond `admin create`).
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Manage admin roles.
+    #[command(subcommand)]
+    Role(RoleCommand),
+    /// Read the audit log, newest first.
+    Audit {
+        /// Only entries at or after this RFC 3339 time.
+        #[arg(long)]
+        since: Option<String>,
+        /// Only entries before this RFC 3339 time.
+        #[arg(long)]
+        until: Option<String>,
+        /// Only this actor, e.g. `user:ada@example.com` or `cli:root`.
+        #[arg(long)]
+        actor: Option<String>,
+        /// Only this action, e.g. `token.create`.
+        #[arg(long)]
+        action: Option<String>,
+        /// Only this target, e.g. `token:<id>`.
+        #[arg(long)]
+        target: Option<String>,
+        #[arg(long, default_value = "100")]
+        limit: u32,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// List administrators.
+    List,
+    /// Create an administrator (the password, if any, from stdin).
+    Create {
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        role: String,
+        #[arg(long)]
+        name: Option<String>,
+        /// Read the password from standard input (first line).
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Change an administrator.
+    Update {
+        /// The user's id or email.
+        user: String,
+        #[arg(long)]
+        email: Option<String>,
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long)]
+        role: Option<String>,
+        /// Reset the password from standard input (first line); ends their sessions.
+        #[arg(long)]
+        password_stdin: bool,
+        /// Deactivate (ends their sessions and personal tokens at once).
+        #[arg(long, conflicts_with = "activate")]
+        deactivate: bool,
+        #[arg(long)]
+        activate: bool,
+    },
+    /// Remove an administrator with their sessions and personal tokens.
+    Delete {
+        /// The user's id or email.
+        user: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RoleCommand {
+    List,
+    /// Create a custom role.
+    Create {
+        name: String,
+        /// An admin permission, e.g. tokens.read (repeat the flag).
+        #[arg(long = "permission", value_name = "PERMISSION")]
+        permissions: Vec<String>,
+        #[arg(long)]
+        description: Option<String>,
+    },
+    /// Replace a role's permissions and/or description.
+    Update {
+        name: String,
+        #[arg(long = "permission", value_name = "PERMISSION")]
+        permissions: Vec<String>,
+        /// Remove every permission (with no --permission).
+        #[arg(long, conflicts_with = "permissions")]
+        no_permissions: bool,
+        #[arg(long)]
+        description: Option<String>,
+    },
+    /// Delete a custom role no one holds.
+    Delete {
+        name: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -59,6 +59,27 @@ pub async fn run(cli: Cli) -> Result<u8> {
         } => verify(&config, &token, permission, project, json).await,
         Command::Resource(command) => resource(&config, command, json).await,
         Command::Project(command) => project(&config, command, json).await,
+        Command::User(command) => crate::people::user(&config, command, json).await,
+        Command::Role(command) => crate::people::role(&config, command, json).await,
+        Command::Audit {
+            since,
+            until,
+            actor,
+            action,
+            target,
+            limit,
+        } => {
+            let params = tessera_api_types::AuditParams {
+                actor,
+                action,
+                target,
+                since,
+                until,
+                limit: Some(limit.to_string()),
+                cursor: None,
+            };
+            crate::people::audit(&config, params, json).await
+        }
     }
 }
 
@@ -143,14 +164,14 @@ fn create_private_file(path: &std::path::Path) -> Result<()> {
     }
 }
 
-fn operator() -> Principal {
+pub(crate) fn operator() -> Principal {
     let user = std::env::var("USER")
         .or_else(|_| std::env::var("LOGNAME"))
         .unwrap_or_else(|_| "unknown".to_owned());
     Principal::operator(&user)
 }
 
-fn print_json(value: &impl Serialize) -> Result<()> {
+pub(crate) fn print_json(value: &impl Serialize) -> Result<()> {
     let mut stdout = std::io::stdout().lock();
     serde_json::to_writer_pretty(&mut stdout, value).map_err(std::io::Error::from)?;
     writeln!(stdout)?;

@@ -8,6 +8,7 @@ mod cli;
 mod commands;
 mod config;
 mod exit;
+mod people;
 mod serve;
 
 use std::process::ExitCode;

@@ -104,6 +104,8 @@ pub(crate) struct IndexState {
     pub by_digest: DigestMap<Slot>,
     by_id: HashMap<TokenId, (TokenDigest, Option<TokenDigest>)>,
     pub catalog: Catalog,
+    /// Owners who are deactivated (or gone): their personal tokens refuse at once.
+    pub inactive_owners: HashSet<UserId>,
 }
 
 impl IndexState {
@@ -196,8 +198,16 @@ impl VerifyIndex {
         let mut sequence = self.sequence.lock().await;
         let start = store.latest_change().await?;
         let catalog = Catalog::new(&store.list_resources().await?);
+        let inactive_owners = store
+            .list_users()
+            .await?
+            .into_iter()
+            .filter(|user| !user.active)
+            .map(|user| user.id)
+            .collect();
         let mut fresh = IndexState {
             catalog,
+            inactive_owners,
             ..IndexState::default()
         };
         let mut after = None;
@@ -234,6 +244,7 @@ impl VerifyIndex {
             };
             let mut token_ids = Vec::new();
             let mut catalog_changed = false;
+            let mut user_ids = Vec::new();
             for change in &changes {
                 match change.kind {
                     ChangeKind::Token => {
@@ -242,12 +253,24 @@ impl VerifyIndex {
                         }
                     }
                     ChangeKind::Catalog => catalog_changed = true,
-                    ChangeKind::User | ChangeKind::Project => {}
+                    ChangeKind::User => {
+                        if let Some(id) = UserId::parse(&change.key) {
+                            user_ids.push(id);
+                        }
+                    }
+                    ChangeKind::Project => {}
                 }
             }
             token_ids.sort_unstable();
             token_ids.dedup();
             let records = store.get_tokens(&token_ids).await?;
+            // A user's personal tokens follow their owner: a deactivated or removed
+            // owner's tokens refuse (removal also deletes them, as token changes).
+            let mut owners = Vec::with_capacity(user_ids.len());
+            for id in user_ids {
+                let active = store.get_user(id).await?.is_some_and(|user| user.active);
+                owners.push((id, active));
+            }
             let catalog = if catalog_changed {
                 Some(Catalog::new(&store.list_resources().await?))
             } else {
@@ -265,6 +288,13 @@ impl VerifyIndex {
             }
             if let Some(catalog) = catalog {
                 state.catalog = catalog;
+            }
+            for (id, active) in owners {
+                if active {
+                    state.inactive_owners.remove(&id);
+                } else {
+                    state.inactive_owners.insert(id);
+                }
             }
             drop(state);
             *sequence = last;

@@ -5,6 +5,7 @@
 mod index;
 
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -77,39 +78,54 @@ impl Verifier {
     }
 
     /// Verifies `query` at `now` for a caller at `client`.
-    ///
-    /// Failures count against the client address; once it is over its budget, every
-    /// further failure answers `rate_limited`, so a scanner learns nothing more. Valid
-    /// tokens keep verifying, so a gateway shared with a misbehaving client is not cut off.
     pub fn verify(
         &self,
         query: VerifyQuery<'_>,
         client: Option<IpAddr>,
         now: DateTime<Utc>,
     ) -> Verdict {
-        match self.check(query, now) {
-            Ok(token) => Verdict::Valid(token),
-            Err((code, retry_after)) => {
-                let blocked = client.and_then(|address| {
-                    self.failures
-                        .record_failure(&crate::throttle::address_key(address), now)
-                });
-                match blocked {
-                    Some(wait) => Verdict::Invalid {
-                        code: VerifyCode::RateLimited,
-                        retry_after: Some(wait),
-                    },
-                    None => Verdict::Invalid { code, retry_after },
-                }
-            }
+        match self.accept(query, client, now) {
+            Ok(token) => Verdict::Valid(VerifiedToken {
+                id: token.id.0,
+                name: token.name.clone(),
+                kind: token.kind,
+                token_type: token.token_type,
+                project: token.project.clone(),
+                api_version: token.api_version.clone(),
+                expires_at: token.expires_at,
+            }),
+            Err((code, retry_after)) => Verdict::Invalid { code, retry_after },
         }
+    }
+
+    /// The token `query` presents, if every rule accepts it; the refusal otherwise.
+    ///
+    /// Failures count against the client address; once it is over its budget, every
+    /// further failure answers `rate_limited`, so a scanner learns nothing more. Valid
+    /// tokens keep verifying, so a gateway shared with a misbehaving client is not cut off.
+    pub fn accept(
+        &self,
+        query: VerifyQuery<'_>,
+        client: Option<IpAddr>,
+        now: DateTime<Utc>,
+    ) -> Result<Arc<IndexedToken>, (VerifyCode, Option<Duration>)> {
+        self.check(query, now).map_err(|(code, retry_after)| {
+            let blocked = client.and_then(|address| {
+                self.failures
+                    .record_failure(&crate::throttle::address_key(address), now)
+            });
+            match blocked {
+                Some(wait) => (VerifyCode::RateLimited, Some(wait)),
+                None => (code, retry_after),
+            }
+        })
     }
 
     fn check(
         &self,
         query: VerifyQuery<'_>,
         now: DateTime<Utc>,
-    ) -> Result<VerifiedToken, (VerifyCode, Option<Duration>)> {
+    ) -> Result<Arc<IndexedToken>, (VerifyCode, Option<Duration>)> {
         let parsed = self
             .format
             .parse(query.token)
@@ -136,7 +152,10 @@ impl Verifier {
         if tessera_core::lifecycle::is_expired(token.expires_at, now) {
             return Err(refuse(VerifyCode::Expired, None));
         }
-        if token.status == TokenStatus::Disabled {
+        let owner_inactive = token
+            .owner_id
+            .is_some_and(|owner| state.inactive_owners.contains(&owner));
+        if token.status == TokenStatus::Disabled || owner_inactive {
             return Err(refuse(VerifyCode::Disabled, None));
         }
         if let Some(permission) = query.permission
@@ -157,14 +176,6 @@ impl Verifier {
             return Err(refuse(VerifyCode::RateLimited, Some(wait)));
         }
         token.usage.allowed(now);
-        Ok(VerifiedToken {
-            id: token.id.0,
-            name: token.name.clone(),
-            kind: token.kind,
-            token_type: token.token_type,
-            project: token.project.clone(),
-            api_version: token.api_version.clone(),
-            expires_at: token.expires_at,
-        })
+        Ok(Arc::clone(token))
     }
 }

@@ -5,7 +5,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json as AxumJson, Router};
-use tessera_api_types::{LoginRequest, UserView};
+use tessera_api_types::{LoginRequest, RegisterFirstRequest, UserView};
 use tessera_app::auth::Password;
 
 use crate::AppState;
@@ -17,6 +17,7 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/auth/login", post(login))
         .route("/v1/auth/logout", post(logout))
         .route("/v1/auth/me", get(me))
+        .route("/v1/auth/register-first", post(register_first))
 }
 
 fn session_cookie(state: &AppState, value: &str, max_age_seconds: u64) -> Option<HeaderValue> {
@@ -36,6 +37,25 @@ async fn login(
     let (secret, body) = state.app.login(&request.email, &password, client).await?;
     let max_age = state.app.settings().session_lifetime.as_secs();
     let mut response = AxumJson(body).into_response();
+    if let Some(cookie) = session_cookie(&state, &secret.0, max_age) {
+        response.headers_mut().insert(header::SET_COOKIE, cookie);
+    }
+    Ok(response)
+}
+
+/// Creates the first administrator while none exists, and signs them in.
+async fn register_first(
+    State(state): State<AppState>,
+    ClientAddress(client): ClientAddress,
+    Json(request): Json<RegisterFirstRequest>,
+) -> ApiResult<Response> {
+    let password = Password(request.password);
+    let (secret, body) = state
+        .app
+        .register_first(request.email, request.name, password, client)
+        .await?;
+    let max_age = state.app.settings().session_lifetime.as_secs();
+    let mut response = (StatusCode::CREATED, AxumJson(body)).into_response();
     if let Some(cookie) = session_cookie(&state, &secret.0, max_age) {
         response.headers_mut().insert(header::SET_COOKIE, cookie);
     }

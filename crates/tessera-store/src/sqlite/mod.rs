@@ -1,6 +1,7 @@
 //! The SQLite backend: WAL journal, foreign keys, a busy timeout, `synchronous=FULL` so
 //! an acknowledged write survives a crash. Migrations live in `migrations/sqlite/`.
 
+mod admin;
 mod rows;
 
 use std::str::FromStr;
@@ -14,7 +15,8 @@ use sqlx::sqlite::{
 use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
 
 use tessera_core::{
-    AuditEntry, Change, ChangeKind, Project, Resource, TokenId, TokenRecord, UserId, UserRecord,
+    AuditEntry, Change, ChangeKind, Project, Resource, Role, TokenId, TokenRecord, UserId,
+    UserRecord,
 };
 
 use self::rows::{
@@ -22,8 +24,8 @@ use self::rows::{
     from_millis, millis, parse_day,
 };
 use crate::{
-    Cursor, SessionRecord, SortField, SortKey, StatusFilter, Store, StoreError, StoreResult,
-    TokenPage, TokenQuery, UsageDelta, UsageRow,
+    AuditQuery, AuditRow, Cursor, SessionRecord, SortField, SortKey, StatusFilter, Store,
+    StoreError, StoreResult, TokenPage, TokenQuery, UsageDelta, UsageRow,
 };
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -644,29 +646,7 @@ impl Store for SqliteStore {
     async fn insert_user(&self, user: &UserRecord, audit: &AuditEntry) -> StoreResult<()> {
         let id = user.id.to_string();
         let mut transaction = self.begin().await?;
-
-        sqlx::query(
-            "INSERT INTO users (id, email, email_key, name, role, password_hash, active, \
-                     created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(user.id.to_string())
-        .bind(&user.email)
-        .bind(user.email.to_lowercase())
-        .bind(&user.name)
-        .bind(&user.role)
-        .bind(&user.password_hash)
-        .bind(user.active)
-        .bind(millis(user.created_at))
-        .bind(millis(user.updated_at))
-        .execute(&mut *transaction)
-        .await
-        .map_err(|error| match map_error(error) {
-            StoreError::Conflict { .. } => StoreError::Conflict {
-                what: format!("a user with email `{}` already exists", user.email),
-            },
-            other => other,
-        })?;
-
+        admin::insert_user_row(&mut transaction, user).await?;
         Self::finish(transaction, audit, Some((ChangeKind::User, &id))).await
     }
 
@@ -758,6 +738,65 @@ impl Store for SqliteStore {
             .await
             .map_err(map_error)?;
         Self::finish(transaction, audit, None).await
+    }
+
+    async fn list_users(&self) -> StoreResult<Vec<UserRecord>> {
+        self.list_users_impl().await
+    }
+
+    async fn insert_first_user(&self, user: &UserRecord, audit: &AuditEntry) -> StoreResult<()> {
+        self.insert_first_user_impl(user, audit).await
+    }
+
+    async fn update_user(
+        &self,
+        user: &UserRecord,
+        end_sessions: bool,
+        audit: &AuditEntry,
+    ) -> StoreResult<()> {
+        self.update_user_impl(user, end_sessions, audit).await
+    }
+
+    async fn delete_user(&self, id: UserId, audit: &AuditEntry) -> StoreResult<()> {
+        self.delete_user_impl(id, audit).await
+    }
+
+    async fn tokens_of_owner(&self, owner: UserId) -> StoreResult<Vec<TokenRecord>> {
+        self.tokens_of_owner_impl(owner).await
+    }
+
+    async fn list_roles(&self) -> StoreResult<Vec<Role>> {
+        self.list_roles_impl().await
+    }
+
+    async fn get_role(&self, name: &str) -> StoreResult<Option<Role>> {
+        self.get_role_impl(name).await
+    }
+
+    async fn insert_role(
+        &self,
+        role: &Role,
+        now: DateTime<Utc>,
+        audit: &AuditEntry,
+    ) -> StoreResult<()> {
+        self.insert_role_impl(role, now, audit).await
+    }
+
+    async fn update_role(
+        &self,
+        role: &Role,
+        now: DateTime<Utc>,
+        audit: &AuditEntry,
+    ) -> StoreResult<()> {
+        self.update_role_impl(role, now, audit).await
+    }
+
+    async fn delete_role(&self, name: &str, audit: &AuditEntry) -> StoreResult<()> {
+        self.delete_role_impl(name, audit).await
+    }
+
+    async fn list_audit(&self, query: &AuditQuery) -> StoreResult<Vec<AuditRow>> {
+        self.list_audit_impl(query).await
     }
 
     async fn record_audit(&self, audit: &AuditEntry) -> StoreResult<()> {

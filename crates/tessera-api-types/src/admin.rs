@@ -1,0 +1,165 @@
+//! Users, roles, personal tokens and the audit log.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use tessera_core::{AdminPermission, Lifespan, PersonalAccess};
+
+use crate::token::TokenView;
+
+/// `POST /v1/users`. Without a password the user cannot sign in until an admin sets
+/// one. `Debug` hides the password.
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateUserRequest {
+    pub email: String,
+    #[serde(default)]
+    pub name: Option<String>,
+    pub role: String,
+    #[serde(default)]
+    pub password: Option<String>,
+}
+
+/// `PATCH /v1/users/{id}`: absent fields stay. Setting a password or deactivating ends
+/// the user's sessions. `Debug` hides the password.
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateUserRequest {
+    #[serde(default)]
+    pub email: Option<String>,
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub role: Option<String>,
+    #[serde(default)]
+    pub password: Option<String>,
+    #[serde(default)]
+    pub active: Option<bool>,
+}
+
+/// `POST /v1/auth/register-first`: the first administrator, while none exists.
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegisterFirstRequest {
+    pub email: String,
+    #[serde(default)]
+    pub name: Option<String>,
+    pub password: String,
+}
+
+macro_rules! redacted_debug {
+    ($type:ident { $($field:ident),* }) => {
+        impl std::fmt::Debug for $type {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.debug_struct(stringify!($type))
+                    $(.field(stringify!($field), &self.$field))*
+                    .field("password", &"<redacted>")
+                    .finish()
+            }
+        }
+    };
+}
+
+redacted_debug!(CreateUserRequest { email, name, role });
+redacted_debug!(UpdateUserRequest {
+    email,
+    name,
+    role,
+    active
+});
+redacted_debug!(RegisterFirstRequest { email, name });
+
+/// A role as shown.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoleView {
+    pub id: String,
+    pub name: String,
+    pub description: String,
+    pub permissions: Vec<AdminPermission>,
+    pub builtin: bool,
+    /// `false` for `super-admin`.
+    pub editable: bool,
+}
+
+/// `POST /v1/roles`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RoleRequest {
+    pub name: String,
+    #[serde(default)]
+    pub description: Option<String>,
+    pub permissions: Vec<AdminPermission>,
+}
+
+/// `PATCH /v1/roles/{id}`. A role's name is its id and does not change.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RoleUpdate {
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub permissions: Option<Vec<AdminPermission>>,
+}
+
+/// `POST /v1/me/tokens`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreatePersonalTokenRequest {
+    pub name: String,
+    #[serde(default)]
+    pub description: Option<String>,
+    pub access: PersonalAccess,
+    #[serde(default)]
+    pub lifespan: Option<Lifespan>,
+    #[serde(default)]
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+/// A personal token as shown: the record plus its access.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PersonalTokenView {
+    #[serde(flatten)]
+    pub record: TokenView,
+    pub access: PersonalAccess,
+}
+
+/// The one response that reveals a personal token's secret.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CreatedPersonalToken {
+    #[serde(flatten)]
+    pub record: PersonalTokenView,
+    pub token: String,
+}
+
+/// `GET /v1/audit` query parameters, as given; the application names bad ones.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditParams {
+    pub actor: Option<String>,
+    pub action: Option<String>,
+    pub target: Option<String>,
+    pub since: Option<String>,
+    pub until: Option<String>,
+    pub limit: Option<String>,
+    pub cursor: Option<String>,
+}
+
+/// One audit log entry.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AuditView {
+    pub id: i64,
+    #[serde(serialize_with = "crate::token::rfc3339")]
+    pub at: DateTime<Utc>,
+    pub actor: String,
+    pub action: String,
+    pub target: String,
+    pub client_address: Option<String>,
+    /// `{field: {"from": …, "to": …}}`.
+    pub changes: serde_json::Value,
+}
+
+/// `GET /v1/audit`: newest first.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AuditPage {
+    pub items: Vec<AuditView>,
+    pub next_cursor: Option<String>,
+}

@@ -1,0 +1,252 @@
+//! Personal tokens: a user's own tokens (`tsrp_…`) that act as that user against
+//! Tessera's management API, with the user's *current* permissions (read-only: only
+//! the reading ones). Not editable after creation; revocable by the owner and by
+//! admins with `users.manage`. They stop at once when the owner is deactivated or
+//! removed (the verify index follows user changes).
+
+use std::net::IpAddr;
+
+use rand::rngs::OsRng;
+use tessera_api_types::{
+    CreatePersonalTokenRequest, CreatedPersonalToken, PersonalTokenView, RegenerateRequest,
+    TokenView,
+};
+use tessera_core::validate::{self, FieldErrors};
+use tessera_core::{
+    AdminPermission, PersonalAccess, TokenId, TokenKind, TokenRecord, TokenStatus, TokenType,
+    UserId,
+};
+
+use crate::error::{AppError, AppResult};
+use crate::principal::{Principal, Via};
+use crate::tokens::{MAX_GRACE_SECONDS, TokenScope};
+use crate::users::parse_user_id;
+use crate::{Tessera, VerifyQuery, audit};
+
+/// The access a personal token's type stands for.
+fn access_of(record: &TokenRecord) -> PersonalAccess {
+    match record.token_type {
+        TokenType::ReadOnly => PersonalAccess::ReadOnly,
+        TokenType::FullAccess | TokenType::Custom => PersonalAccess::Full,
+    }
+}
+
+fn personal_view(record: &TokenRecord, now: chrono::DateTime<chrono::Utc>) -> PersonalTokenView {
+    PersonalTokenView {
+        record: TokenView::new(record, now),
+        access: access_of(record),
+    }
+}
+
+impl Principal {
+    /// The signed-in user, for operations on one's own tokens.
+    fn own_user(&self) -> AppResult<UserId> {
+        self.user_id
+            .ok_or_else(|| AppError::BadRequest("only a signed-in user has personal tokens".into()))
+    }
+
+    /// Personal tokens are managed from a session: a personal token cannot mint or
+    /// revoke personal tokens, so a leaked one cannot entrench itself.
+    fn require_session(&self) -> AppResult<()> {
+        match self.via {
+            Via::PersonalToken => Err(AppError::Forbidden(
+                "personal tokens are managed from a signed-in session, not with a personal token"
+                    .into(),
+            )),
+            Via::Session | Via::Operator => Ok(()),
+        }
+    }
+}
+
+impl Tessera {
+    async fn personal_tokens_of(&self, owner: UserId) -> AppResult<Vec<PersonalTokenView>> {
+        let now = self.clock.now();
+        let mut tokens: Vec<TokenRecord> = self
+            .store
+            .tokens_of_owner(owner)
+            .await?
+            .into_iter()
+            .filter(|t| t.kind == TokenKind::Personal)
+            .collect();
+        tokens.sort_by_key(|t| std::cmp::Reverse(t.created_at));
+        Ok(tokens.iter().map(|t| personal_view(t, now)).collect())
+    }
+
+    pub async fn list_my_tokens(&self, principal: &Principal) -> AppResult<Vec<PersonalTokenView>> {
+        self.personal_tokens_of(principal.own_user()?).await
+    }
+
+    pub async fn create_my_token(
+        &self,
+        principal: &Principal,
+        request: CreatePersonalTokenRequest,
+    ) -> AppResult<CreatedPersonalToken> {
+        principal.require_session()?;
+        let owner = principal.own_user()?;
+        let now = self.clock.now();
+        let mut errors = FieldErrors::default();
+        errors.collect(validate::display_name("name", &request.name));
+        let description = request.description.unwrap_or_default();
+        errors.collect(validate::description(&description));
+        let expiry = errors.collect(tessera_core::lifecycle::resolve_expiry(
+            request.lifespan,
+            request.expires_at,
+            now,
+        ));
+        errors.into_result()?;
+        let Some((lifespan, expires_at)) = expiry else {
+            return Err(AppError::Internal(
+                "validation passed without an expiry".into(),
+            ));
+        };
+        let secret = self
+            .settings
+            .token_format
+            .generate(TokenKind::Personal, &mut OsRng);
+        let record = TokenRecord {
+            id: TokenId::new_at(now, &mut OsRng),
+            kind: TokenKind::Personal,
+            name: request.name,
+            description,
+            token_type: match request.access {
+                PersonalAccess::Full => TokenType::FullAccess,
+                PersonalAccess::ReadOnly => TokenType::ReadOnly,
+            },
+            permissions: Vec::new(),
+            project: None,
+            owner_id: Some(owner),
+            status: TokenStatus::Active,
+            lifespan,
+            expires_at,
+            api_version: self.settings.api_versions.newest().to_owned(),
+            hint: secret.hint(),
+            digest: self.pepper.digest(&secret),
+            grace: None,
+            created_at: now,
+            created_by: principal.actor.clone(),
+            updated_at: now,
+            last_used_at: None,
+            rate_limit: None,
+            revision: 0,
+        };
+        let view = personal_view(&record, now);
+        let changes = audit::diff(None, Some(&serde_json::to_value(&view).unwrap_or_default()));
+        let entry = audit::entry(
+            principal,
+            now,
+            "personal_token.create",
+            format!("token:{}", record.id),
+            changes,
+        );
+        self.store.insert_token(&record, &entry).await?;
+        self.apply_own_write().await;
+        Ok(CreatedPersonalToken {
+            record: view,
+            token: secret.expose().to_owned(),
+        })
+    }
+
+    pub async fn delete_my_token(&self, principal: &Principal, id: &str) -> AppResult<()> {
+        principal.require_session()?;
+        self.delete_token_in(principal, id, TokenScope::PersonalOf(principal.own_user()?))
+            .await
+    }
+
+    pub async fn regenerate_my_token(
+        &self,
+        principal: &Principal,
+        id: &str,
+        request: RegenerateRequest,
+    ) -> AppResult<CreatedPersonalToken> {
+        principal.require_session()?;
+        let grace_seconds = request.grace_period_seconds.unwrap_or(0);
+        if grace_seconds > MAX_GRACE_SECONDS {
+            return Err(AppError::field(
+                "grace_period_seconds",
+                "must be between 0 and 86400",
+            ));
+        }
+        let scope = TokenScope::PersonalOf(principal.own_user()?);
+        let (after, secret) = self
+            .modify_token(
+                principal,
+                id,
+                scope,
+                "personal_token.regenerate",
+                |before, now| Ok(self.regenerated(before, grace_seconds, now)),
+            )
+            .await?;
+        Ok(CreatedPersonalToken {
+            record: personal_view(&after, after.updated_at),
+            token: secret.expose().to_owned(),
+        })
+    }
+
+    /// Another user's personal tokens (`users.manage`).
+    pub async fn list_user_tokens(
+        &self,
+        principal: &Principal,
+        user_id: &str,
+    ) -> AppResult<Vec<PersonalTokenView>> {
+        principal.require(AdminPermission::UsersManage)?;
+        let user = self.user(user_id).await?;
+        self.personal_tokens_of(user.id).await
+    }
+
+    /// Revokes another user's personal token (`users.manage`).
+    pub async fn revoke_user_token(
+        &self,
+        principal: &Principal,
+        user_id: &str,
+        token_id: &str,
+    ) -> AppResult<()> {
+        principal.require(AdminPermission::UsersManage)?;
+        let owner = parse_user_id(user_id)?;
+        self.delete_token_in(principal, token_id, TokenScope::PersonalOf(owner))
+            .await
+    }
+
+    /// The principal a `Bearer` token stands for on management routes. Only personal
+    /// tokens qualify; the owner must be active, and the token acts with the owner's
+    /// role as it is now (restricted to reading for read-only tokens).
+    pub async fn authenticate_bearer(
+        &self,
+        token: &str,
+        client: Option<IpAddr>,
+    ) -> AppResult<Principal> {
+        let query = VerifyQuery {
+            token,
+            permission: None,
+            project: None,
+        };
+        let accepted = self
+            .verifier
+            .accept(query, client, self.clock.now())
+            .map_err(|(code, retry_after)| match (code, retry_after) {
+                (tessera_api_types::VerifyCode::RateLimited, Some(retry_after)) => {
+                    AppError::RateLimited { retry_after }
+                }
+                _ => AppError::Unauthenticated,
+            })?;
+        let (TokenKind::Personal, Some(owner)) = (accepted.kind, accepted.owner_id) else {
+            return Err(AppError::Unauthenticated);
+        };
+        let user = self
+            .store
+            .get_user(owner)
+            .await?
+            .filter(|user| user.active)
+            .ok_or(AppError::Unauthenticated)?;
+        let access = match accepted.token_type {
+            TokenType::ReadOnly => PersonalAccess::ReadOnly,
+            TokenType::FullAccess | TokenType::Custom => PersonalAccess::Full,
+        };
+        Ok(Principal {
+            actor: format!("user:{}", user.email),
+            user_id: Some(user.id),
+            permissions: access.restrict(self.role_grants(&user.role).await?),
+            client_address: client.map(|address| address.to_string()),
+            via: Via::PersonalToken,
+        })
+    }
+}

@@ -1,0 +1,134 @@
+//! Admin roles: the built-in ones and custom ones with any subset of the admin
+//! permissions. `super-admin` cannot be edited or deleted; other built-in roles can be
+//! edited but not deleted; a role someone holds cannot be deleted. A change applies on
+//! the next request of every affected session and personal token, since permissions
+//! are read from the role on each request.
+
+use std::collections::BTreeSet;
+
+use tessera_api_types::{RoleRequest, RoleUpdate, RoleView};
+use tessera_core::admin::validate_role_name;
+use tessera_core::validate::{self, FieldErrors};
+use tessera_core::{AdminPermission, Role};
+
+use crate::error::{AppError, AppResult, not_found};
+use crate::principal::Principal;
+use crate::{Tessera, audit};
+
+pub fn role_view(role: &Role) -> RoleView {
+    RoleView {
+        id: role.name.clone(),
+        name: role.name.clone(),
+        description: role.description.clone(),
+        permissions: role.granted().into_iter().collect(),
+        builtin: role.builtin,
+        editable: !role.is_super_admin(),
+    }
+}
+
+fn role_json(role: &Role) -> serde_json::Value {
+    serde_json::to_value(role_view(role)).unwrap_or_default()
+}
+
+impl Tessera {
+    /// Readable by whoever manages roles or users (assigning a role needs the list).
+    pub async fn list_roles(&self, principal: &Principal) -> AppResult<Vec<RoleView>> {
+        principal.require_any(&[AdminPermission::RolesManage, AdminPermission::UsersManage])?;
+        Ok(self
+            .store
+            .list_roles()
+            .await?
+            .iter()
+            .map(role_view)
+            .collect())
+    }
+
+    async fn role(&self, id: &str) -> AppResult<Role> {
+        self.store
+            .get_role(id)
+            .await?
+            .ok_or_else(|| AppError::NotFound(format!("role `{id}`")))
+    }
+
+    pub async fn create_role(
+        &self,
+        principal: &Principal,
+        request: RoleRequest,
+    ) -> AppResult<RoleView> {
+        principal.require(AdminPermission::RolesManage)?;
+        let mut errors = FieldErrors::default();
+        errors.collect(validate_role_name(&request.name));
+        let description = request.description.unwrap_or_default();
+        errors.collect(validate::description(&description));
+        errors.into_result()?;
+        let role = Role {
+            name: request.name,
+            description,
+            permissions: request.permissions.into_iter().collect::<BTreeSet<_>>(),
+            builtin: false,
+        };
+        let now = self.clock.now();
+        let entry = audit::entry(
+            principal,
+            now,
+            "role.create",
+            format!("role:{}", role.name),
+            audit::diff(None, Some(&role_json(&role))),
+        );
+        self.store.insert_role(&role, now, &entry).await?;
+        Ok(role_view(&role))
+    }
+
+    pub async fn update_role(
+        &self,
+        principal: &Principal,
+        id: &str,
+        update: RoleUpdate,
+    ) -> AppResult<RoleView> {
+        principal.require(AdminPermission::RolesManage)?;
+        let before = self.role(id).await?;
+        if before.is_super_admin() {
+            return Err(AppError::Conflict(
+                "the super-admin role cannot be edited".into(),
+            ));
+        }
+        let mut after = before.clone();
+        if let Some(description) = update.description {
+            validate::description(&description)?;
+            after.description = description;
+        }
+        if let Some(permissions) = update.permissions {
+            after.permissions = permissions.into_iter().collect();
+        }
+        let now = self.clock.now();
+        let changes = audit::diff(Some(&role_json(&before)), Some(&role_json(&after)));
+        let entry = audit::entry(principal, now, "role.update", format!("role:{id}"), changes);
+        self.store
+            .update_role(&after, now, &entry)
+            .await
+            .map_err(not_found(format!("role `{id}`")))?;
+        Ok(role_view(&after))
+    }
+
+    pub async fn delete_role(&self, principal: &Principal, id: &str) -> AppResult<()> {
+        principal.require(AdminPermission::RolesManage)?;
+        let before = self.role(id).await?;
+        if before.builtin {
+            return Err(AppError::Conflict(format!(
+                "the built-in role `{id}` cannot be deleted"
+            )));
+        }
+        let entry = audit::entry(
+            principal,
+            self.clock.now(),
+            "role.delete",
+            format!("role:{id}"),
+            audit::diff(Some(&role_json(&before)), None),
+        );
+        self.store
+            .delete_role(id, &entry)
+            .await
+            .map_err(not_found(format!("role `{id}`")))?;
+        Ok(())
+    }
+}

@@ -1,0 +1,138 @@
+//! Administrators: list, create, edit (email, name, role, password reset, active),
+//! delete. The store refuses any write that would leave no active super-admin.
+//! Deactivating a user, resetting their password or removing them ends their sessions
+//! at once, and the verify index stops their personal tokens at once.
+
+use tessera_api_types::{CreateUserRequest, UpdateUserRequest, UserView};
+use tessera_core::validate::{self, FieldErrors};
+use tessera_core::{AdminPermission, UserId, UserRecord};
+
+use crate::auth::{Password, validate_email, validate_password};
+use crate::error::{AppError, AppResult, not_found};
+use crate::principal::Principal;
+use crate::{Tessera, audit};
+
+pub(crate) fn parse_user_id(id: &str) -> AppResult<UserId> {
+    UserId::parse(id).ok_or_else(|| AppError::NotFound(format!("user `{id}`")))
+}
+
+impl Tessera {
+    pub(crate) async fn user(&self, id: &str) -> AppResult<UserRecord> {
+        self.store
+            .get_user(parse_user_id(id)?)
+            .await?
+            .ok_or_else(|| AppError::NotFound(format!("user `{id}`")))
+    }
+
+    pub async fn list_users(&self, principal: &Principal) -> AppResult<Vec<UserView>> {
+        principal.require(AdminPermission::UsersManage)?;
+        let mut views = Vec::new();
+        for user in self.store.list_users().await? {
+            views.push(self.user_view(&user).await?);
+        }
+        Ok(views)
+    }
+
+    pub async fn create_user(
+        &self,
+        principal: &Principal,
+        request: CreateUserRequest,
+    ) -> AppResult<UserView> {
+        self.insert_admin(
+            principal,
+            request.email,
+            request.name,
+            request.role,
+            request.password.map(Password),
+        )
+        .await
+    }
+
+    pub async fn update_user(
+        &self,
+        principal: &Principal,
+        id: &str,
+        request: UpdateUserRequest,
+    ) -> AppResult<UserView> {
+        principal.require(AdminPermission::UsersManage)?;
+        let before = self.user(id).await?;
+        let mut after = before.clone();
+        let mut errors = FieldErrors::default();
+        if let Some(email) = request.email {
+            errors.collect(validate_email(&email));
+            after.email = email;
+        }
+        if let Some(name) = request.name {
+            errors.collect(validate::display_name("name", &name));
+            after.name = name;
+        }
+        if let Some(role) = request.role {
+            if self.store.get_role(&role).await?.is_none() {
+                errors.add("role", format!("no role `{role}` exists"));
+            }
+            after.role = role;
+        }
+        let password = request.password.map(Password);
+        if let Some(password) = &password {
+            errors.collect(validate_password(password));
+        }
+        if let Some(active) = request.active {
+            after.active = active;
+        }
+        errors.into_result()?;
+        if let Some(password) = password {
+            after.password_hash = self.hash(password).await?;
+        }
+        let end_sessions =
+            (before.active && !after.active) || after.password_hash != before.password_hash;
+        after.updated_at = self.clock.now();
+        let before_view = self.user_view(&before).await?;
+        let after_view = self.user_view(&after).await?;
+        let mut changes = audit::diff(
+            Some(&serde_json::to_value(&before_view).unwrap_or_default()),
+            Some(&serde_json::to_value(&after_view).unwrap_or_default()),
+        );
+        if after.password_hash != before.password_hash
+            && let Some(map) = changes.as_object_mut()
+        {
+            // That it changed, never what it is.
+            map.insert(
+                "password".into(),
+                serde_json::json!({"from": "<set>", "to": "<reset>"}),
+            );
+        }
+        let entry = audit::entry(
+            principal,
+            after.updated_at,
+            "user.update",
+            format!("user:{}", after.id),
+            changes,
+        );
+        self.store
+            .update_user(&after, end_sessions, &entry)
+            .await
+            .map_err(not_found(format!("user `{id}`")))?;
+        self.apply_own_write().await;
+        Ok(after_view)
+    }
+
+    pub async fn delete_user(&self, principal: &Principal, id: &str) -> AppResult<()> {
+        principal.require(AdminPermission::UsersManage)?;
+        let before = self.user(id).await?;
+        let view = self.user_view(&before).await?;
+        let changes = audit::diff(Some(&serde_json::to_value(&view).unwrap_or_default()), None);
+        let entry = audit::entry(
+            principal,
+            self.clock.now(),
+            "user.delete",
+            format!("user:{}", before.id),
+            changes,
+        );
+        self.store
+            .delete_user(before.id, &entry)
+            .await
+            .map_err(not_found(format!("user `{id}`")))?;
+        self.apply_own_write().await;
+        Ok(())
+    }
+}

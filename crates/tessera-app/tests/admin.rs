@@ -1,0 +1,628 @@
+#![cfg(test)]
+//! Users, roles, personal tokens and the audit log, against a real SQLite store.
+
+use std::sync::Arc;
+
+use tessera_api_types::{
+    AuditParams, CreatePersonalTokenRequest, CreateTokenRequest, CreateUserRequest,
+    RegenerateRequest, RoleRequest, RoleUpdate, UpdateTokenRequest, UpdateUserRequest, VerifyCode,
+};
+use tessera_app::auth::{NewAdmin, Password};
+use tessera_app::{AppError, Principal, Settings, SystemClock, Tessera, Verdict, VerifyQuery};
+use tessera_core::{AdminPermission, Lifespan, Pepper, PersonalAccess, TokenType};
+
+const PASSWORD: &str = "correct horse battery";
+
+async fn node(dir: &tempfile::TempDir) -> Arc<Tessera> {
+    let store = tessera_store::open(&tessera_store::sqlite_url_in(dir.path()))
+        .await
+        .unwrap();
+    let app = Tessera::new(
+        store,
+        Pepper::from_bytes([9; 32]),
+        Settings::default(),
+        Arc::new(SystemClock),
+    );
+    app.load().await.unwrap();
+    Arc::new(app)
+}
+
+fn operator() -> Principal {
+    Principal::operator("test")
+}
+
+async fn admin(app: &Tessera, email: &str, role: &str) -> String {
+    let view = app
+        .create_admin(
+            &operator(),
+            NewAdmin {
+                email: email.into(),
+                name: None,
+                role: role.into(),
+                password: Password(PASSWORD.into()),
+            },
+        )
+        .await
+        .unwrap();
+    view.id.to_string()
+}
+
+async fn session(app: &Tessera, email: &str) -> Principal {
+    let (secret, _) = app
+        .login(email, &Password(PASSWORD.into()), None)
+        .await
+        .unwrap();
+    app.authenticate_session(&secret, None).await.unwrap()
+}
+
+fn personal(name: &str, access: PersonalAccess) -> CreatePersonalTokenRequest {
+    CreatePersonalTokenRequest {
+        name: name.into(),
+        description: None,
+        access,
+        lifespan: Some(Lifespan::Days30),
+        expires_at: None,
+    }
+}
+
+fn verify_code(app: &Tessera, token: &str) -> Result<(), VerifyCode> {
+    match app.verify(
+        VerifyQuery {
+            token,
+            permission: None,
+            project: None,
+        },
+        None,
+    ) {
+        Verdict::Valid(_) => Ok(()),
+        Verdict::Invalid { code, .. } => Err(code),
+    }
+}
+
+fn update(f: impl FnOnce(&mut UpdateUserRequest)) -> UpdateUserRequest {
+    let mut request = UpdateUserRequest::default();
+    f(&mut request);
+    request
+}
+
+#[tokio::test]
+async fn the_last_super_admin_cannot_be_removed_demoted_or_deactivated() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = node(&dir).await;
+    let root = admin(&app, "root@example.com", "super-admin").await;
+    for request in [
+        update(|r| r.role = Some("viewer".into())),
+        update(|r| r.active = Some(false)),
+    ] {
+        let refused = app.update_user(&operator(), &root, request).await;
+        assert!(matches!(refused, Err(AppError::Conflict(_))), "{refused:?}");
+    }
+    assert!(matches!(
+        app.delete_user(&operator(), &root).await,
+        Err(AppError::Conflict(_))
+    ));
+    // With a second super-admin, one may go.
+    let second = admin(&app, "second@example.com", "super-admin").await;
+    app.update_user(
+        &operator(),
+        &root,
+        update(|r| r.role = Some("viewer".into())),
+    )
+    .await
+    .unwrap();
+    assert!(matches!(
+        app.delete_user(&operator(), &second).await,
+        Err(AppError::Conflict(_))
+    ));
+}
+
+#[tokio::test]
+async fn roles_in_use_built_in_roles_and_super_admin_are_protected() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = node(&dir).await;
+    let request = RoleRequest {
+        name: "auditor".into(),
+        description: None,
+        permissions: vec![AdminPermission::AuditRead],
+    };
+    app.create_role(&operator(), request.clone()).await.unwrap();
+    assert!(matches!(
+        app.create_role(&operator(), request).await,
+        Err(AppError::Conflict(_))
+    ));
+    admin(&app, "ada@example.com", "auditor").await;
+    let Err(AppError::Conflict(message)) = app.delete_role(&operator(), "auditor").await else {
+        panic!("a role in use was deleted");
+    };
+    assert!(message.contains("ada@example.com"), "{message}");
+    assert!(matches!(
+        app.delete_role(&operator(), "viewer").await,
+        Err(AppError::Conflict(_))
+    ));
+    let edit = RoleUpdate {
+        description: None,
+        permissions: Some(vec![]),
+    };
+    assert!(matches!(
+        app.update_role(&operator(), "super-admin", edit.clone())
+            .await,
+        Err(AppError::Conflict(_))
+    ));
+    app.update_role(&operator(), "viewer", edit).await.unwrap();
+    let unknown = app
+        .create_user(
+            &operator(),
+            CreateUserRequest {
+                email: "x@example.com".into(),
+                name: None,
+                role: "nope".into(),
+                password: None,
+            },
+        )
+        .await;
+    assert!(
+        matches!(unknown, Err(AppError::Validation(_))),
+        "{unknown:?}"
+    );
+}
+
+#[tokio::test]
+async fn permission_changes_apply_on_the_next_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = node(&dir).await;
+    admin(&app, "root@example.com", "super-admin").await;
+    app.create_role(
+        &operator(),
+        RoleRequest {
+            name: "ops".into(),
+            description: None,
+            permissions: vec![AdminPermission::TokensRead, AdminPermission::TokensCreate],
+        },
+    )
+    .await
+    .unwrap();
+    admin(&app, "ops@example.com", "ops").await;
+    let (secret, _) = app
+        .login("ops@example.com", &Password(PASSWORD.into()), None)
+        .await
+        .unwrap();
+    let before = app.authenticate_session(&secret, None).await.unwrap();
+    assert!(before.has(AdminPermission::TokensCreate));
+    let created = app
+        .create_my_token(&before, personal("laptop", PersonalAccess::Full))
+        .await
+        .unwrap();
+    let via_token = app.authenticate_bearer(&created.token, None).await.unwrap();
+    assert!(via_token.has(AdminPermission::TokensCreate));
+
+    app.update_role(
+        &operator(),
+        "ops",
+        RoleUpdate {
+            description: None,
+            permissions: Some(vec![AdminPermission::TokensRead]),
+        },
+    )
+    .await
+    .unwrap();
+    let after = app.authenticate_session(&secret, None).await.unwrap();
+    assert!(
+        !after.has(AdminPermission::TokensCreate),
+        "the session sees the downgrade"
+    );
+    let via_token = app.authenticate_bearer(&created.token, None).await.unwrap();
+    assert!(
+        !via_token.has(AdminPermission::TokensCreate),
+        "the personal token sees it too"
+    );
+    let denied = app
+        .create_token(
+            &via_token,
+            CreateTokenRequest {
+                name: "x".into(),
+                token_type: Some(TokenType::ReadOnly),
+                lifespan: Some(Lifespan::Days7),
+                ..Default::default()
+            },
+        )
+        .await;
+    assert!(matches!(denied, Err(AppError::Forbidden(_))));
+}
+
+#[tokio::test]
+async fn read_only_personal_tokens_keep_only_reading_permissions_and_cannot_mint_tokens() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = node(&dir).await;
+    admin(&app, "root@example.com", "super-admin").await;
+    let owner = session(&app, "root@example.com").await;
+    let created = app
+        .create_my_token(&owner, personal("ci", PersonalAccess::ReadOnly))
+        .await
+        .unwrap();
+    assert!(created.token.starts_with("tsrp_"));
+    assert_eq!(
+        created.record.record.kind,
+        tessera_core::TokenKind::Personal
+    );
+    let principal = app.authenticate_bearer(&created.token, None).await.unwrap();
+    let held: Vec<_> = principal.permissions.iter().copied().collect();
+    assert_eq!(
+        held,
+        vec![AdminPermission::TokensRead, AdminPermission::AuditRead]
+    );
+    let full = app
+        .create_my_token(&owner, personal("full", PersonalAccess::Full))
+        .await
+        .unwrap();
+    let full_principal = app.authenticate_bearer(&full.token, None).await.unwrap();
+    assert_eq!(full_principal.permissions.len(), AdminPermission::ALL.len());
+    let minted = app
+        .create_my_token(&full_principal, personal("more", PersonalAccess::Full))
+        .await;
+    assert!(
+        matches!(minted, Err(AppError::Forbidden(_))),
+        "a personal token cannot mint another"
+    );
+    // API tokens never authenticate management calls.
+    let api = app
+        .create_token(
+            &owner,
+            CreateTokenRequest {
+                name: "api".into(),
+                token_type: Some(TokenType::FullAccess),
+                lifespan: Some(Lifespan::Days7),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert!(matches!(
+        app.authenticate_bearer(&api.token, None).await,
+        Err(AppError::Unauthenticated)
+    ));
+    // Personal tokens verify with kind personal; regenerating stops the old secret.
+    assert_eq!(verify_code(&app, &created.token), Ok(()));
+    let id = created.record.record.id.to_string();
+    let renewed = app
+        .regenerate_my_token(&owner, &id, RegenerateRequest::default())
+        .await
+        .unwrap();
+    assert_eq!(verify_code(&app, &created.token), Err(VerifyCode::NotFound));
+    assert_eq!(verify_code(&app, &renewed.token), Ok(()));
+    assert_eq!(app.list_my_tokens(&owner).await.unwrap().len(), 2);
+    // Personal tokens are not reachable as API tokens.
+    assert!(matches!(
+        app.get_token(&owner, &id).await,
+        Err(AppError::NotFound(_))
+    ));
+    assert!(matches!(
+        app.update_token(&owner, &id, UpdateTokenRequest::default())
+            .await,
+        Err(AppError::NotFound(_))
+    ));
+}
+
+#[tokio::test]
+async fn removing_or_deactivating_the_owner_stops_personal_tokens_everywhere() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = node(&dir).await;
+    let other_node = node(&dir).await;
+    admin(&app, "root@example.com", "super-admin").await;
+    let ada = admin(&app, "ada@example.com", "token-manager").await;
+    let owner = session(&app, "ada@example.com").await;
+    let token = app
+        .create_my_token(&owner, personal("laptop", PersonalAccess::Full))
+        .await
+        .unwrap()
+        .token;
+    other_node.follow_changes().await.unwrap();
+    assert_eq!(verify_code(&other_node, &token), Ok(()));
+
+    app.update_user(&operator(), &ada, update(|r| r.active = Some(false)))
+        .await
+        .unwrap();
+    assert_eq!(
+        verify_code(&app, &token),
+        Err(VerifyCode::Disabled),
+        "at once on this node"
+    );
+    assert!(matches!(
+        app.authenticate_bearer(&token, None).await,
+        Err(AppError::Unauthenticated)
+    ));
+    other_node.follow_changes().await.unwrap();
+    assert_eq!(
+        verify_code(&other_node, &token),
+        Err(VerifyCode::Disabled),
+        "on the next catch-up elsewhere"
+    );
+
+    app.update_user(&operator(), &ada, update(|r| r.active = Some(true)))
+        .await
+        .unwrap();
+    assert_eq!(verify_code(&app, &token), Ok(()));
+    let (secret, _) = app
+        .login("ada@example.com", &Password(PASSWORD.into()), None)
+        .await
+        .unwrap();
+    app.delete_user(&operator(), &ada).await.unwrap();
+    assert_eq!(
+        verify_code(&app, &token),
+        Err(VerifyCode::NotFound),
+        "removal deletes them"
+    );
+    assert!(matches!(
+        app.authenticate_session(&secret, None).await,
+        Err(AppError::Unauthenticated)
+    ));
+    other_node.follow_changes().await.unwrap();
+    assert_eq!(verify_code(&other_node, &token), Err(VerifyCode::NotFound));
+}
+
+#[tokio::test]
+async fn deactivation_and_password_reset_end_sessions() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = node(&dir).await;
+    admin(&app, "root@example.com", "super-admin").await;
+    let ada = admin(&app, "ada@example.com", "viewer").await;
+    let (first, _) = app
+        .login("ada@example.com", &Password(PASSWORD.into()), None)
+        .await
+        .unwrap();
+    app.update_user(
+        &operator(),
+        &ada,
+        update(|r| r.password = Some("another long password".into())),
+    )
+    .await
+    .unwrap();
+    assert!(matches!(
+        app.authenticate_session(&first, None).await,
+        Err(AppError::Unauthenticated)
+    ));
+    assert!(
+        app.login("ada@example.com", &Password(PASSWORD.into()), None)
+            .await
+            .is_err()
+    );
+    let (second, _) = app
+        .login(
+            "ada@example.com",
+            &Password("another long password".into()),
+            None,
+        )
+        .await
+        .unwrap();
+    app.update_user(&operator(), &ada, update(|r| r.active = Some(false)))
+        .await
+        .unwrap();
+    app.update_user(&operator(), &ada, update(|r| r.active = Some(true)))
+        .await
+        .unwrap();
+    assert!(
+        matches!(
+            app.authenticate_session(&second, None).await,
+            Err(AppError::Unauthenticated)
+        ),
+        "reactivation does not revive old sessions"
+    );
+}
+
+#[tokio::test]
+async fn first_run_registration_only_while_no_admin_exists() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = node(&dir).await;
+    let (_, response) = app
+        .register_first(
+            "first@example.com".into(),
+            None,
+            Password(PASSWORD.into()),
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(response.user.role, "super-admin");
+    let again = app
+        .register_first(
+            "second@example.com".into(),
+            None,
+            Password(PASSWORD.into()),
+            None,
+        )
+        .await;
+    assert!(matches!(again, Err(AppError::Conflict(_))));
+}
+
+#[tokio::test]
+async fn every_change_is_audited_with_a_diff_and_no_secret() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = node(&dir).await;
+    let root_id = admin(&app, "root@example.com", "super-admin").await;
+    let root = session(&app, "root@example.com").await;
+    assert!(
+        app.login(
+            "root@example.com",
+            &Password("wrong password!".into()),
+            Some("192.0.2.1".parse().unwrap())
+        )
+        .await
+        .is_err()
+    );
+    assert!(
+        app.login("my secret pasted here", &Password(PASSWORD.into()), None)
+            .await
+            .is_err()
+    );
+    let created = app
+        .create_token(
+            &root,
+            CreateTokenRequest {
+                name: "ci".into(),
+                token_type: Some(TokenType::ReadOnly),
+                lifespan: Some(Lifespan::Days7),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let id = created.record.id.to_string();
+    app.update_token(
+        &root,
+        &id,
+        UpdateTokenRequest {
+            description: Some("deploys".into()),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    let regenerated = app
+        .regenerate_token(&root, &id, RegenerateRequest::default())
+        .await
+        .unwrap();
+    let personal_secret = app
+        .create_my_token(&root, personal("me", PersonalAccess::Full))
+        .await
+        .unwrap()
+        .token;
+    app.delete_token(&root, &id).await.unwrap();
+    app.create_role(
+        &root,
+        RoleRequest {
+            name: "ops".into(),
+            description: None,
+            permissions: vec![AdminPermission::TokensRead],
+        },
+    )
+    .await
+    .unwrap();
+    app.update_user(&root, &root_id, update(|r| r.name = Some("Root".into())))
+        .await
+        .unwrap();
+    app.update_user(
+        &root,
+        &root_id,
+        update(|r| r.password = Some("a brand new password".into())),
+    )
+    .await
+    .unwrap();
+
+    let page = app
+        .list_audit(
+            &operator(),
+            AuditParams {
+                limit: Some("500".into()),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let actions: Vec<&str> = page.items.iter().map(|e| e.action.as_str()).collect();
+    for expected in [
+        "user.create",
+        "auth.login",
+        "auth.login_failed",
+        "token.create",
+        "token.update",
+        "token.regenerate",
+        "personal_token.create",
+        "token.delete",
+        "role.create",
+        "user.update",
+    ] {
+        assert!(
+            actions.contains(&expected),
+            "{expected} missing from {actions:?}"
+        );
+    }
+    let update = page
+        .items
+        .iter()
+        .find(|e| e.action == "token.update")
+        .unwrap();
+    assert_eq!(
+        update.changes,
+        serde_json::json!({"description": {"from": "", "to": "deploys"}})
+    );
+    assert_eq!(update.actor, "user:root@example.com");
+    let failed = page
+        .items
+        .iter()
+        .find(|e| e.client_address.as_deref() == Some("192.0.2.1"))
+        .unwrap();
+    assert_eq!(failed.action, "auth.login_failed");
+    let renamed = page
+        .items
+        .iter()
+        .find(|e| e.action == "user.update" && e.changes.get("name").is_some())
+        .unwrap();
+    assert_eq!(
+        renamed.changes["name"],
+        serde_json::json!({"from": "root@example.com", "to": "Root"})
+    );
+
+    let everything = serde_json::to_string(&page).unwrap();
+    for secret in [&created.token, &regenerated.token, &personal_secret] {
+        assert!(
+            !everything.contains(secret.as_str()),
+            "a token secret reached the audit log"
+        );
+        assert!(!everything.contains(&secret[secret.len() - 20..]));
+    }
+    for needle in [
+        PASSWORD,
+        "wrong password!",
+        "a brand new password",
+        "my secret pasted here",
+        "$argon2",
+    ] {
+        assert!(
+            !everything.contains(needle),
+            "{needle:?} reached the audit log"
+        );
+    }
+    // Filters and paging.
+    let only = app
+        .list_audit(
+            &operator(),
+            AuditParams {
+                action: Some("token.update".into()),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(only.items.len(), 1);
+    let first = app
+        .list_audit(
+            &operator(),
+            AuditParams {
+                limit: Some("3".into()),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let second = app
+        .list_audit(
+            &operator(),
+            AuditParams {
+                limit: Some("3".into()),
+                cursor: first.next_cursor.clone(),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert!(first.items.last().unwrap().id > second.items.first().unwrap().id);
+    let viewer_denied = app
+        .list_audit(
+            &Principal {
+                permissions: Default::default(),
+                ..root
+            },
+            AuditParams::default(),
+        )
+        .await;
+    assert!(matches!(viewer_denied, Err(AppError::Forbidden(_))));
+}

@@ -1,0 +1,15 @@
+//! HTTP integration tests of tessera-server: one binary, one real server per test on
+//! 127.0.0.1:0 over its own temporary data dir.
+
+// Integration tests are always built with cfg(test); saying so lets clippy.toml's
+// allow-{unwrap,expect,panic}-in-tests cover the helpers too, not only #[test] fns.
+#![cfg(test)]
+
+mod auth;
+mod catalog;
+mod harness;
+mod list;
+mod permissions;
+mod secrets;
+mod tokens;
+mod verify;

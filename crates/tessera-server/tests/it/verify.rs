@@ -1,0 +1,254 @@
+//! `POST /v1/verify`: every answer code, the valid answer's shape, and throttling of
+//! repeated failures per client address.
+
+use std::time::Duration as StdDuration;
+
+use chrono::{Duration, SecondsFormat, Utc};
+use reqwest::Method;
+use serde_json::{Value, json};
+use tessera_core::{TokenFormat, TokenKind};
+
+use crate::harness::{TestServer, default_settings, eventually};
+
+/// `secret` with the character at `index` replaced by another base62 character.
+fn with_one_char_changed(secret: &str, index: usize) -> String {
+    let mut bytes = secret.as_bytes().to_vec();
+    bytes[index] = if bytes[index] == b'A' { b'B' } else { b'A' };
+    String::from_utf8(bytes).expect("ascii")
+}
+
+fn unknown_token() -> String {
+    TokenFormat::default()
+        .generate(TokenKind::Api, &mut rand::rngs::OsRng)
+        .expose()
+        .to_owned()
+}
+
+#[tokio::test]
+async fn valid_answer_carries_the_token_summary() {
+    let server = TestServer::start().await;
+    let admin = server.admin("super-admin").await;
+    admin.article_resource().await;
+    admin
+        .post("/v1/projects", json!({"slug": "shop", "name": "Shop"}))
+        .await
+        .expect(201);
+    let created = admin
+        .create_token(
+            json!({"name": "gateway", "type": "custom", "permissions": ["article.find"],
+            "lifespan": "7d", "project": "shop"}),
+        )
+        .await;
+    let response = server
+        .verify(json!({"token": created.secret(), "permission": "article.find", "project": "shop"}))
+        .await;
+    response.expect(200);
+    let body = response.body.as_object().expect("object");
+    assert_eq!(body["valid"], true);
+    assert!(body.get("code").is_none(), "{}", response.text);
+    let token = body["token"].as_object().expect("token");
+    let mut keys: Vec<&str> = token.keys().map(String::as_str).collect();
+    keys.sort_unstable();
+    assert_eq!(
+        keys,
+        [
+            "api_version",
+            "expires_at",
+            "id",
+            "kind",
+            "name",
+            "project",
+            "type"
+        ]
+    );
+    assert_eq!(token["id"], created.id().as_str());
+    assert_eq!(token["name"], "gateway");
+    assert_eq!(token["kind"], "api");
+    assert_eq!(token["type"], "custom");
+    assert_eq!(token["project"], "shop");
+    assert_eq!(token["api_version"], "v3");
+    assert_eq!(token["expires_at"], created.body["expires_at"]);
+    assert!(!response.text.contains(&created.secret()));
+
+    // No permission asked: the token is valid as such. Unlimited tokens: expires_at null.
+    let forever = admin
+        .create_token(json!({"name": "forever", "type": "full-access", "lifespan": "unlimited"}))
+        .await;
+    let answer = server.check(&forever.secret(), None, None).await;
+    assert_eq!(answer["valid"], true);
+    assert_eq!(answer["token"]["expires_at"], Value::Null);
+    assert_eq!(answer["token"]["project"], Value::Null);
+    assert_eq!(answer["token"]["type"], "full-access");
+}
+
+#[tokio::test]
+async fn every_refusal_code() {
+    let server = TestServer::start().await;
+    let admin = server.admin("super-admin").await;
+    admin.article_resource().await;
+    admin
+        .post("/v1/projects", json!({"slug": "shop", "name": "Shop"}))
+        .await
+        .expect(201);
+    let soon = (Utc::now() + Duration::seconds(1)).to_rfc3339_opts(SecondsFormat::Millis, true);
+    let expiring = admin
+        .create_token(json!({"name": "expiring", "type": "read-only", "expires_at": soon}))
+        .await;
+    let (_, reader) = admin.token("reader").await;
+
+    // malformed: not a token at all, the wrong prefix, a broken checksum.
+    for garbage in [
+        String::new(),
+        "hello".to_owned(),
+        "tsr_".to_owned(),
+        format!("{reader}x"),
+        reader[..reader.len() - 1].to_owned(),
+        reader.replacen("tsr_", "abc_", 1),
+        reader.replacen("tsr_", "tsr-", 1),
+        with_one_char_changed(&reader, 10),
+        with_one_char_changed(&reader, 4),
+        with_one_char_changed(&reader, reader.len() - 1),
+        format!("Bearer {reader}"),
+    ] {
+        assert_eq!(
+            server.code(&garbage, None, None).await,
+            "malformed",
+            "{garbage:?}"
+        );
+    }
+    // not_found: well-formed, checksum right, never issued (API and personal prefix).
+    assert_eq!(server.code(&unknown_token(), None, None).await, "not_found");
+    let personal = TokenFormat::default()
+        .generate(TokenKind::Personal, &mut rand::rngs::OsRng)
+        .expose()
+        .to_owned();
+    assert!(personal.starts_with("tsrp_"));
+    assert_eq!(server.code(&personal, None, None).await, "not_found");
+
+    // forbidden: a read-only token asked for a write, or for a permission nobody defines.
+    assert_eq!(
+        server.code(&reader, Some("article.find"), None).await,
+        "valid"
+    );
+    assert_eq!(
+        server.code(&reader, Some("article.create"), None).await,
+        "forbidden"
+    );
+    assert_eq!(
+        server.code(&reader, Some("article.publish"), None).await,
+        "forbidden"
+    );
+    assert_eq!(
+        server.code(&reader, Some("nonsense"), None).await,
+        "forbidden"
+    );
+
+    // disabled.
+    let (id, switched) = admin.token("switched").await;
+    admin
+        .post(&format!("/v1/tokens/{id}/disable"), json!({}))
+        .await
+        .expect(200);
+    assert_eq!(server.code(&switched, None, None).await, "disabled");
+
+    // wrong_project.
+    let bound = admin
+        .create_token(
+            json!({"name": "bound", "type": "read-only", "lifespan": "7d", "project": "shop"}),
+        )
+        .await
+        .secret();
+    assert_eq!(
+        server.code(&bound, None, Some("blog")).await,
+        "wrong_project"
+    );
+    assert_eq!(server.code(&bound, None, None).await, "wrong_project");
+    assert_eq!(server.code(&bound, None, Some("shop")).await, "valid");
+
+    // rate_limited: two per hour.
+    let limited = admin
+        .create_token(
+            json!({"name": "limited", "type": "read-only", "lifespan": "7d",
+            "rate_limit": {"requests": 2, "per_seconds": 3600}}),
+        )
+        .await
+        .secret();
+    assert_eq!(server.code(&limited, None, None).await, "valid");
+    assert_eq!(server.code(&limited, None, None).await, "valid");
+    assert_eq!(server.code(&limited, None, None).await, "rate_limited");
+    assert_eq!(server.code(&limited, None, None).await, "rate_limited");
+
+    // expired: poll until the clock passes expires_at.
+    let secret = expiring.secret();
+    let server_ref = &server;
+    eventually("the token to expire", StdDuration::from_secs(15), || {
+        let secret = secret.clone();
+        async move { (server_ref.code(&secret, None, None).await == "expired").then_some(()) }
+    })
+    .await;
+    let shown = admin.get(&format!("/v1/tokens/{}", expiring.id())).await;
+    assert_eq!(shown.body["expired"], true);
+    assert_eq!(shown.body["status"], "active");
+}
+
+#[tokio::test]
+async fn bad_requests_are_not_verify_answers() {
+    let server = TestServer::start().await;
+    // Missing token, unknown field, wrong type: 422 naming the field.
+    server.verify(json!({})).await.expect_invalid("token");
+    server
+        .verify(json!({"token": "x", "scope": "all"}))
+        .await
+        .expect_invalid("scope");
+    server
+        .verify(json!({"token": 42}))
+        .await
+        .expect_invalid("token");
+    // Not JSON: 400.
+    let response = crate::harness::Resp::read(
+        reqwest::Client::new()
+            .post(server.url("/v1/verify"))
+            .header("Content-Type", "application/json")
+            .body("{\"token\": ")
+            .send()
+            .await
+            .expect("request"),
+    )
+    .await;
+    response.expect_error(400, "bad_request");
+    // Only POST.
+    let get = server.anon(Method::GET, "/v1/verify", None).await;
+    assert!(get.status >= 400 && get.status < 500, "{}", get.text);
+    assert!(get.body["error"]["code"].is_string());
+}
+
+#[tokio::test]
+async fn repeated_failures_from_one_address_are_throttled() {
+    let server = TestServer::start_with(tessera_app::Settings {
+        verify_failures_per_address: 5,
+        ..default_settings()
+    })
+    .await;
+    let admin = server.admin("token-manager").await;
+    let (_, good) = admin.token("good").await;
+    for n in 1..=5 {
+        assert_eq!(
+            server.code(&unknown_token(), None, None).await,
+            "not_found",
+            "failure {n} answers its own code"
+        );
+    }
+    assert_eq!(
+        server.code(&unknown_token(), None, None).await,
+        "rate_limited"
+    );
+    assert_eq!(server.code("garbage", None, None).await, "rate_limited");
+    // A valid token still verifies for the throttled address.
+    let answer = server.check(&good, None, None).await;
+    assert_eq!(answer["valid"], true, "{answer}");
+    // A refusal after lookup is a failure too, and answers rate_limited now.
+    assert_eq!(
+        server.code(&good, Some("nothing.here"), None).await,
+        "rate_limited"
+    );
+}

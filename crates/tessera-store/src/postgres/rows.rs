@@ -1,0 +1,187 @@
+//! Row structs of the PostgreSQL schema and their conversion to and from core types.
+//!
+//! The columns and their Rust types are the same as SQLite's (`sqlite/rows.rs`), and
+//! sqlx's `FromRow` derive is generic over the database, so the two files could become
+//! one shared module; they are separate while both backends are being brought up.
+
+use chrono::{DateTime, NaiveDate, TimeZone, Utc};
+use sqlx::FromRow;
+use tessera_core::{
+    Action, GraceDigest, Lifespan, Project, RateLimit, Resource, TokenDigest, TokenId, TokenKind,
+    TokenRecord, TokenStatus, TokenType, UserId, UserRecord,
+};
+use uuid::Uuid;
+
+use crate::{StoreError, StoreResult};
+
+pub(super) fn corrupt(what: impl Into<String>) -> StoreError {
+    StoreError::Backend(what.into().into())
+}
+
+pub(super) fn millis(at: DateTime<Utc>) -> i64 {
+    at.timestamp_millis()
+}
+
+pub(super) fn from_millis(value: i64) -> StoreResult<DateTime<Utc>> {
+    Utc.timestamp_millis_opt(value)
+        .single()
+        .ok_or_else(|| corrupt(format!("time {value} out of range")))
+}
+
+fn uuid(text: &str) -> StoreResult<Uuid> {
+    Uuid::parse_str(text).map_err(|_| corrupt(format!("bad id `{text}`")))
+}
+
+pub(super) fn day_text(day: NaiveDate) -> String {
+    day.format("%Y-%m-%d").to_string()
+}
+
+pub(super) fn parse_day(text: &str) -> StoreResult<NaiveDate> {
+    NaiveDate::parse_from_str(text, "%Y-%m-%d").map_err(|_| corrupt(format!("bad day `{text}`")))
+}
+
+#[derive(Debug, FromRow)]
+pub(super) struct TokenRow {
+    id: String,
+    kind: String,
+    name: String,
+    description: String,
+    token_type: String,
+    permissions: String,
+    project: Option<String>,
+    owner_id: Option<String>,
+    status: String,
+    lifespan: String,
+    expires_at: Option<i64>,
+    api_version: String,
+    hint: String,
+    digest: Vec<u8>,
+    grace_digest: Option<Vec<u8>>,
+    grace_until: Option<i64>,
+    created_at: i64,
+    created_by: String,
+    updated_at: i64,
+    last_used_at: Option<i64>,
+    rate_limit_requests: Option<i64>,
+    rate_limit_seconds: Option<i64>,
+    revision: i64,
+}
+
+/// The column list every token query selects, in [`TokenRow`] order.
+pub(super) const TOKEN_COLUMNS: &str = "id, kind, name, description, token_type, permissions, \
+    project, owner_id, status, lifespan, expires_at, api_version, hint, digest, grace_digest, \
+    grace_until, created_at, created_by, updated_at, last_used_at, rate_limit_requests, \
+    rate_limit_seconds, revision";
+
+fn digest(bytes: &[u8]) -> StoreResult<TokenDigest> {
+    TokenDigest::from_slice(bytes).ok_or_else(|| corrupt("digest is not 32 bytes"))
+}
+
+impl TokenRow {
+    pub(super) fn into_record(self) -> StoreResult<TokenRecord> {
+        let grace = match (self.grace_digest, self.grace_until) {
+            (Some(bytes), Some(until)) => Some(GraceDigest {
+                digest: digest(&bytes)?,
+                until: from_millis(until)?,
+            }),
+            _ => None,
+        };
+        let rate_limit = match (self.rate_limit_requests, self.rate_limit_seconds) {
+            (Some(requests), Some(per_seconds)) => Some(RateLimit {
+                requests: u32::try_from(requests).map_err(|_| corrupt("rate limit"))?,
+                per_seconds: u32::try_from(per_seconds).map_err(|_| corrupt("rate limit"))?,
+            }),
+            _ => None,
+        };
+        Ok(TokenRecord {
+            id: TokenId(uuid(&self.id)?),
+            kind: TokenKind::parse(&self.kind).ok_or_else(|| corrupt("token kind"))?,
+            name: self.name,
+            description: self.description,
+            token_type: TokenType::parse(&self.token_type).ok_or_else(|| corrupt("token type"))?,
+            permissions: serde_json::from_str(&self.permissions)
+                .map_err(|_| corrupt("token permissions"))?,
+            project: self.project,
+            owner_id: self.owner_id.as_deref().map(uuid).transpose()?.map(UserId),
+            status: TokenStatus::parse(&self.status).ok_or_else(|| corrupt("token status"))?,
+            lifespan: Lifespan::parse(&self.lifespan).ok_or_else(|| corrupt("lifespan"))?,
+            expires_at: self.expires_at.map(from_millis).transpose()?,
+            api_version: self.api_version,
+            hint: self.hint,
+            digest: digest(&self.digest)?,
+            grace,
+            created_at: from_millis(self.created_at)?,
+            created_by: self.created_by,
+            updated_at: from_millis(self.updated_at)?,
+            last_used_at: self.last_used_at.map(from_millis).transpose()?,
+            rate_limit,
+            revision: self.revision,
+        })
+    }
+}
+
+#[derive(Debug, FromRow)]
+pub(super) struct UserRow {
+    id: String,
+    email: String,
+    name: String,
+    role: String,
+    password_hash: String,
+    active: bool,
+    created_at: i64,
+    updated_at: i64,
+}
+
+pub(super) const USER_COLUMNS: &str =
+    "id, email, name, role, password_hash, active, created_at, updated_at";
+
+impl UserRow {
+    pub(super) fn into_record(self) -> StoreResult<UserRecord> {
+        Ok(UserRecord {
+            id: UserId(uuid(&self.id)?),
+            email: self.email,
+            name: self.name,
+            role: self.role,
+            password_hash: self.password_hash,
+            active: self.active,
+            created_at: from_millis(self.created_at)?,
+            updated_at: from_millis(self.updated_at)?,
+        })
+    }
+}
+
+#[derive(Debug, FromRow)]
+pub(super) struct ResourceRow {
+    name: String,
+    description: String,
+    actions: String,
+}
+
+impl ResourceRow {
+    pub(super) fn into_resource(self) -> StoreResult<Resource> {
+        let actions: Vec<Action> =
+            serde_json::from_str(&self.actions).map_err(|_| corrupt("resource actions"))?;
+        Ok(Resource {
+            name: self.name,
+            description: self.description,
+            actions,
+        })
+    }
+}
+
+#[derive(Debug, FromRow)]
+pub(super) struct ProjectRow {
+    slug: String,
+    name: String,
+    created_at: i64,
+}
+
+impl ProjectRow {
+    pub(super) fn into_project(self) -> StoreResult<Project> {
+        Ok(Project {
+            slug: self.slug,
+            name: self.name,
+            created_at: from_millis(self.created_at)?,
+        })
+    }
+}
