@@ -54,8 +54,10 @@ impl TokenScope {
     }
 }
 
+/// A token id from a path. Anything that is not a UUID is answered without being
+/// echoed: a secret pasted where an id belongs must not come back in an error.
 fn parse_id(id: &str) -> AppResult<TokenId> {
-    TokenId::parse(id).ok_or_else(|| AppError::NotFound(format!("token `{id}`")))
+    TokenId::parse(id).ok_or_else(|| AppError::NotFound("token (the id is not a UUID)".into()))
 }
 
 fn view_json(record: &TokenRecord, now: DateTime<Utc>) -> serde_json::Value {

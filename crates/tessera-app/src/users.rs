@@ -13,7 +13,7 @@ use crate::principal::Principal;
 use crate::{Tessera, audit};
 
 pub(crate) fn parse_user_id(id: &str) -> AppResult<UserId> {
-    UserId::parse(id).ok_or_else(|| AppError::NotFound(format!("user `{id}`")))
+    UserId::parse(id).ok_or_else(|| AppError::NotFound("user (the id is not a UUID)".into()))
 }
 
 impl Tessera {

@@ -70,14 +70,19 @@ pub fn router(app: Arc<Tessera>, options: HttpOptions) -> Router {
         secure_cookies: options.secure_cookies,
     };
     let request_id = HeaderName::from_static("x-request-id");
-    // Spans carry the path only: a query string or header could hold a secret.
+    // Spans carry the route template (`/v1/tokens/{id}`), never the raw path, query
+    // or headers: any of those could hold a secret pasted in the wrong place.
     let trace = TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {
         let id = request
             .headers()
             .get("x-request-id")
             .and_then(|value| value.to_str().ok())
             .unwrap_or("-");
-        tracing::info_span!("request", request_id = %id, method = %request.method(), path = %request.uri().path())
+        let route = request
+            .extensions()
+            .get::<axum::extract::MatchedPath>()
+            .map_or("<unmatched>", axum::extract::MatchedPath::as_str);
+        tracing::info_span!("request", request_id = %id, method = %request.method(), route = %route)
     });
     Router::new()
         .merge(rest::routes())

@@ -175,6 +175,11 @@ conformance! {
     listener_reconnects => check_change_signal_survives_a_lost_connection(db);
     concurrent_usage => check_usage_from_two_instances_adds_up(db);
     concurrent_edits => check_concurrent_edits_of_one_revision_let_one_win(db);
+    admins => check_admins_keep_a_super_admin_and_end_sessions(store);
+    concurrent_demotions => check_concurrent_demotions_keep_a_super_admin(db);
+    first_user => check_first_user_only_once(store);
+    roles => check_roles_and_their_holders(store);
+    audit_log => check_audit_rows_filter_and_page(store);
 }
 
 fn t0() -> DateTime<Utc> {
@@ -969,6 +974,285 @@ async fn check_concurrent_edits_of_one_revision_let_one_win(db: &TestDb) {
         assert_eq!(stored.revision, current.revision + 1);
     }
     assert_eq!(nodes[1].changes_after(0, 100).await.unwrap().len(), 6);
+}
+
+fn user(email: &str, role: &str) -> UserRecord {
+    UserRecord {
+        id: UserId::new_at(t0(), &mut rand::rngs::OsRng),
+        email: email.into(),
+        name: email.into(),
+        role: role.into(),
+        password_hash: "$argon2id$fake".into(),
+        active: true,
+        created_at: t0(),
+        updated_at: t0(),
+    }
+}
+
+async fn check_admins_keep_a_super_admin_and_end_sessions(store: Arc<dyn Store>) {
+    let root = user("root@example.com", "super-admin");
+    store.insert_user(&root, &audit("u")).await.unwrap();
+    let mut demoted = root.clone();
+    demoted.role = "viewer".into();
+    assert!(matches!(
+        store.update_user(&demoted, false, &audit("u")).await,
+        Err(StoreError::Conflict { .. })
+    ));
+    let mut inactive = root.clone();
+    inactive.active = false;
+    assert!(matches!(
+        store.update_user(&inactive, true, &audit("u")).await,
+        Err(StoreError::Conflict { .. })
+    ));
+    assert!(matches!(
+        store.delete_user(root.id, &audit("u")).await,
+        Err(StoreError::Conflict { .. })
+    ));
+    assert_eq!(
+        store.get_user(root.id).await.unwrap(),
+        Some(root.clone()),
+        "refused writes change nothing"
+    );
+
+    let ada = user("ada@example.com", "viewer");
+    store.insert_user(&ada, &audit("u")).await.unwrap();
+    let session = tessera_store::SessionRecord {
+        digest: [3; 32],
+        user_id: ada.id,
+        created_at: t0(),
+        expires_at: t0() + Duration::hours(1),
+    };
+    store
+        .insert_session(&session, &audit("login"))
+        .await
+        .unwrap();
+    let mut renamed = ada.clone();
+    renamed.name = "Ada".into();
+    store
+        .update_user(&renamed, false, &audit("u"))
+        .await
+        .unwrap();
+    assert!(
+        store.get_session(&[3; 32], t0()).await.unwrap().is_some(),
+        "a rename keeps sessions"
+    );
+    store
+        .update_user(&renamed, true, &audit("u"))
+        .await
+        .unwrap();
+    assert!(
+        store.get_session(&[3; 32], t0()).await.unwrap().is_none(),
+        "end_sessions ends them"
+    );
+
+    let mut owned = token("laptop", t0(), 77);
+    owned.kind = TokenKind::Personal;
+    owned.owner_id = Some(ada.id);
+    store.insert_token(&owned, &audit("t")).await.unwrap();
+    assert_eq!(store.tokens_of_owner(ada.id).await.unwrap().len(), 1);
+    let seen = store.latest_change().await.unwrap();
+    store.delete_user(ada.id, &audit("u")).await.unwrap();
+    assert_eq!(
+        store.get_token(owned.id).await.unwrap(),
+        None,
+        "personal tokens go with their owner"
+    );
+    let changes = store.changes_after(seen, 10).await.unwrap();
+    assert!(
+        changes
+            .iter()
+            .any(|c| c.kind == ChangeKind::Token && c.key == owned.id.to_string())
+    );
+    assert!(
+        changes
+            .iter()
+            .any(|c| c.kind == ChangeKind::User && c.key == ada.id.to_string())
+    );
+    assert_eq!(store.list_users().await.unwrap(), vec![root]);
+}
+
+async fn check_concurrent_demotions_keep_a_super_admin(db: &TestDb) {
+    let nodes = [db.open().await, db.open().await];
+    let first = user("first@example.com", "super-admin");
+    let second = user("second@example.com", "super-admin");
+    nodes[0].insert_user(&first, &audit("u")).await.unwrap();
+    nodes[0].insert_user(&second, &audit("u")).await.unwrap();
+    let demote = |u: &UserRecord| UserRecord {
+        role: "viewer".into(),
+        ..u.clone()
+    };
+    let (first_demoted, second_demoted, entry) = (demote(&first), demote(&second), audit("u"));
+    let (a, b) = tokio::join!(
+        nodes[0].update_user(&first_demoted, false, &entry),
+        nodes[1].update_user(&second_demoted, false, &entry)
+    );
+    assert_eq!(
+        [a.is_ok(), b.is_ok()].iter().filter(|ok| **ok).count(),
+        1,
+        "{a:?} {b:?}"
+    );
+    let supers = nodes[0]
+        .list_users()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|u| u.role == "super-admin")
+        .count();
+    assert_eq!(supers, 1);
+}
+
+async fn check_first_user_only_once(store: Arc<dyn Store>) {
+    store
+        .insert_first_user(&user("first@example.com", "super-admin"), &audit("u"))
+        .await
+        .unwrap();
+    let again = store
+        .insert_first_user(&user("second@example.com", "super-admin"), &audit("u"))
+        .await;
+    assert!(
+        matches!(again, Err(StoreError::Conflict { .. })),
+        "{again:?}"
+    );
+    assert_eq!(store.count_users().await.unwrap(), 1);
+}
+
+async fn check_roles_and_their_holders(store: Arc<dyn Store>) {
+    let builtin: Vec<String> = store
+        .list_roles()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.name)
+        .collect();
+    assert_eq!(builtin, ["super-admin", "token-manager", "viewer"]);
+    let viewer = store.get_role("viewer").await.unwrap().unwrap();
+    assert!(viewer.builtin);
+    assert_eq!(
+        viewer.permissions,
+        [tessera_core::AdminPermission::TokensRead].into()
+    );
+    let auditor = tessera_core::Role {
+        name: "auditor".into(),
+        description: "Reads the log".into(),
+        permissions: [tessera_core::AdminPermission::AuditRead].into(),
+        builtin: false,
+    };
+    store
+        .insert_role(&auditor, t0(), &audit("r"))
+        .await
+        .unwrap();
+    assert!(matches!(
+        store.insert_role(&auditor, t0(), &audit("r")).await,
+        Err(StoreError::Conflict { .. })
+    ));
+    let wider = tessera_core::Role {
+        permissions: [
+            tessera_core::AdminPermission::AuditRead,
+            tessera_core::AdminPermission::TokensRead,
+        ]
+        .into(),
+        ..auditor.clone()
+    };
+    store.update_role(&wider, t0(), &audit("r")).await.unwrap();
+    assert_eq!(store.get_role("auditor").await.unwrap(), Some(wider));
+    store
+        .insert_user(&user("ada@example.com", "auditor"), &audit("u"))
+        .await
+        .unwrap();
+    let Err(StoreError::Conflict { what }) = store.delete_role("auditor", &audit("r")).await else {
+        panic!("a held role was deleted");
+    };
+    assert!(what.contains("ada@example.com"), "{what}");
+    assert!(matches!(
+        store.delete_role("nobody", &audit("r")).await,
+        Err(StoreError::NotFound)
+    ));
+}
+
+async fn check_audit_rows_filter_and_page(store: Arc<dyn Store>) {
+    for index in 0..5 {
+        let entry = AuditEntry {
+            at: t0() + Duration::minutes(index),
+            actor: if index % 2 == 0 {
+                "user:a".into()
+            } else {
+                "cli:root".into()
+            },
+            action: format!("thing.{}", if index < 3 { "create" } else { "delete" }),
+            target: format!("thing:{index}"),
+            client_address: Some("192.0.2.1".into()),
+            changes: json!({"name": {"from": null, "to": index}}),
+        };
+        store.record_audit(&entry).await.unwrap();
+    }
+    let all = store
+        .list_audit(&tessera_store::AuditQuery {
+            limit: 100,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(all.len(), 5);
+    assert!(all.windows(2).all(|w| w[0].id > w[1].id), "newest first");
+    assert_eq!(
+        all[0].entry.changes,
+        json!({"name": {"from": null, "to": 4}})
+    );
+    let by = |query: tessera_store::AuditQuery| {
+        let store = Arc::clone(&store);
+        async move {
+            store
+                .list_audit(&tessera_store::AuditQuery {
+                    limit: 100,
+                    ..query
+                })
+                .await
+                .unwrap()
+                .len()
+        }
+    };
+    assert_eq!(
+        by(tessera_store::AuditQuery {
+            actor: Some("user:a".into()),
+            ..Default::default()
+        })
+        .await,
+        3
+    );
+    assert_eq!(
+        by(tessera_store::AuditQuery {
+            action: Some("thing.delete".into()),
+            ..Default::default()
+        })
+        .await,
+        2
+    );
+    assert_eq!(
+        by(tessera_store::AuditQuery {
+            target: Some("thing:1".into()),
+            ..Default::default()
+        })
+        .await,
+        1
+    );
+    let window = tessera_store::AuditQuery {
+        since: Some(t0() + Duration::minutes(1)),
+        until: Some(t0() + Duration::minutes(3)),
+        ..Default::default()
+    };
+    assert_eq!(by(window).await, 2, "since inclusive, until exclusive");
+    let page = store
+        .list_audit(&tessera_store::AuditQuery {
+            limit: 2,
+            before: Some(all[1].id),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        page.iter().map(|r| r.id).collect::<Vec<_>>(),
+        vec![all[2].id, all[3].id]
+    );
 }
 
 fn migration_versions(backend: &str) -> Vec<u32> {
