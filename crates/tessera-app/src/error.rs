@@ -24,6 +24,11 @@ pub enum AppError {
     RateLimited { retry_after: Duration },
     #[error("the database cannot be reached")]
     Unavailable(#[source] StoreError),
+    /// The verify index has not caught up with the database for `behind`, longer than
+    /// the configured maximum staleness: verification refuses rather than answer from
+    /// it. Answered as `internal`, with a message that says so.
+    #[error("the token index is stale: it has not caught up with the database for {}s", behind.as_secs())]
+    StaleIndex { behind: Duration },
     /// Something that is our fault. The message never reaches the client.
     #[error("internal error: {0}")]
     Internal(String),

@@ -27,7 +27,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tessera_core::{ApiVersions, Pepper, TokenFormat};
-use tessera_store::Store;
+use tessera_store::{Store, StoreError};
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{AppError, AppResult};
@@ -37,6 +37,9 @@ pub use verify::{Verdict, VerifyQuery};
 use crate::throttle::FailureThrottle;
 use crate::usage::UsageRecorder;
 use crate::verify::{Verifier, VerifyIndex};
+
+/// How long [`Tessera::ready`] waits for the database before it answers not ready.
+pub const READY_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// What the application needs from configuration.
 #[derive(Debug, Clone)]
@@ -51,6 +54,10 @@ pub struct Settings {
     /// Failed verifications allowed per client address per window.
     pub verify_failures_per_address: u32,
     pub verify_failure_window: Duration,
+    /// How far behind the database the verify index may fall (its last successful
+    /// catch-up with the change feed that long ago, e.g. while the database is
+    /// unreachable) before verification refuses to answer from it; `None`: never.
+    pub max_staleness: Option<Duration>,
 }
 
 impl Default for Settings {
@@ -64,6 +71,7 @@ impl Default for Settings {
             login_failure_window: Duration::from_secs(300),
             verify_failures_per_address: 600,
             verify_failure_window: Duration::from_secs(60),
+            max_staleness: Some(Duration::from_secs(300)),
         }
     }
 }
@@ -153,6 +161,11 @@ impl Tessera {
         Ok(written)
     }
 
+    /// Usage counted on this node and not written yet.
+    pub fn pending_usage(&self) -> usage::PendingUsage {
+        self.usage.pending()
+    }
+
     /// How many tokens the verify index holds.
     pub fn indexed_tokens(&self) -> usize {
         self.index.len()
@@ -164,9 +177,56 @@ impl Tessera {
         Ok(())
     }
 
+    /// Whether this node is ready to serve: the database answers and the verify index
+    /// has caught up with the change feed since the last failure. When it has not, this
+    /// tries a catch-up itself; when the database does not answer, the index counts as
+    /// behind until its next successful catch-up. Either way it fails as `Unavailable`,
+    /// within [`READY_TIMEOUT`].
+    pub async fn ready(&self) -> AppResult<()> {
+        let check = async {
+            if self.index.is_current() {
+                self.store.ping().await
+            } else {
+                self.index.catch_up(self.store.as_ref()).await?;
+                if self.index.is_current() {
+                    Ok(())
+                } else {
+                    // Never loaded: nothing to catch up with yet.
+                    Err(StoreError::Unavailable("the verify index is not loaded".into()))
+                }
+            }
+        };
+        let outcome = match tokio::time::timeout(READY_TIMEOUT, check).await {
+            Ok(outcome) => outcome,
+            Err(_) => Err(StoreError::Unavailable(
+                format!("no answer from the database within {READY_TIMEOUT:?}").into(),
+            )),
+        };
+        if let Err(error) = outcome {
+            self.index.mark_behind();
+            return Err(error.into());
+        }
+        Ok(())
+    }
+
+    /// How long ago the verify index last caught up with the change feed.
+    pub fn index_staleness(&self) -> Duration {
+        self.index.staleness()
+    }
+
     /// Verifies a presented token (the hot path: no I/O).
-    pub fn verify(&self, query: VerifyQuery<'_>, client: Option<IpAddr>) -> Verdict {
-        self.verifier.verify(query, client, self.clock.now())
+    ///
+    /// Answers from the in-memory index, also while the database is unreachable, until
+    /// the index is more than [`Settings::max_staleness`] behind: then every call fails
+    /// with [`AppError::StaleIndex`] rather than answer from data that old.
+    pub fn verify(&self, query: VerifyQuery<'_>, client: Option<IpAddr>) -> AppResult<Verdict> {
+        if let Some(max) = self.settings.max_staleness {
+            let behind = self.index.staleness();
+            if behind > max {
+                return Err(AppError::StaleIndex { behind });
+            }
+        }
+        Ok(self.verifier.verify(query, client, self.clock.now()))
     }
 
     pub fn settings(&self) -> &Settings {

@@ -49,10 +49,32 @@ impl UsageCounters {
             && self.last_used.load(Ordering::Relaxed) == 0
     }
 
+    fn pending(&self) -> (u64, u64) {
+        (
+            self.allowed.load(Ordering::Relaxed),
+            self.denied.load(Ordering::Relaxed),
+        )
+    }
+
     fn give_back(&self, allowed: u64, denied: u64, last_used: i64) {
         self.allowed.fetch_add(allowed, Ordering::Relaxed);
         self.denied.fetch_add(denied, Ordering::Relaxed);
         self.last_used.fetch_max(last_used, Ordering::Relaxed);
+    }
+}
+
+/// What is counted and not written yet.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PendingUsage {
+    /// Tokens with anything pending (counts or a `last_used_at`).
+    pub tokens: usize,
+    pub allowed: u64,
+    pub denied: u64,
+}
+
+impl PendingUsage {
+    pub fn is_empty(&self) -> bool {
+        self.tokens == 0
     }
 }
 
@@ -72,6 +94,21 @@ impl UsageRecorder {
     /// The counters of `id`, created on first use.
     pub fn counters(&self, id: TokenId) -> Arc<UsageCounters> {
         Arc::clone(self.lock().entry(id).or_default())
+    }
+
+    /// What is counted and not written yet.
+    pub fn pending(&self) -> PendingUsage {
+        let mut pending = PendingUsage::default();
+        for counters in self.lock().values() {
+            if counters.is_empty() {
+                continue;
+            }
+            let (allowed, denied) = counters.pending();
+            pending.tokens += 1;
+            pending.allowed = pending.allowed.saturating_add(allowed);
+            pending.denied = pending.denied.saturating_add(denied);
+        }
+        pending
     }
 
     /// Writes everything counted so far in one batch. Counters of tokens that are gone

@@ -6,6 +6,7 @@
 //!
 //! **Invariant:** only this crate names sqlx; no sqlx type crosses its API.
 
+pub mod copy;
 mod postgres;
 mod sqlite;
 
@@ -19,6 +20,7 @@ use tessera_core::{
     UserId, UserRecord,
 };
 
+pub use copy::{CopyOptions, CopyProgress, CopyReport, TableCount, copy_database};
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 

@@ -164,11 +164,33 @@ fn create_private_file(path: &std::path::Path) -> Result<()> {
     }
 }
 
+/// The operator, named for the audit log after the OS user running the command:
+/// `$USER`, `$LOGNAME`, else the name /etc/passwd gives this process's uid.
 pub(crate) fn operator() -> Principal {
     let user = std::env::var("USER")
         .or_else(|_| std::env::var("LOGNAME"))
-        .unwrap_or_else(|_| "unknown".to_owned());
+        .ok()
+        .filter(|name| !name.is_empty())
+        .or_else(os_user_from_uid)
+        .unwrap_or_else(|| "unknown".to_owned());
     Principal::operator(&user)
+}
+
+fn os_user_from_uid() -> Option<String> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let uid = status
+        .lines()
+        .find_map(|line| line.strip_prefix("Uid:"))?
+        .split_whitespace()
+        .next()?
+        .to_owned();
+    let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
+    passwd
+        .lines()
+        .map(|line| line.split(':').collect::<Vec<_>>())
+        .find(|fields| fields.get(2) == Some(&uid.as_str()))
+        .and_then(|fields| fields.first().map(|name| (*name).to_owned()))
+        .or(Some(format!("uid-{uid}")))
 }
 
 pub(crate) fn print_json(value: &impl Serialize) -> Result<()> {

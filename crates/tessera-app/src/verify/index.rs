@@ -7,8 +7,9 @@
 use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasherDefault, Hasher};
 use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
@@ -151,7 +152,46 @@ pub struct VerifyIndex {
     /// Whether [`VerifyIndex::load`] ran. An index that was never loaded (a CLI
     /// command that only writes) has nothing to keep current.
     loaded: std::sync::atomic::AtomicBool,
+    /// How fresh the index is, on the monotonic clock (wall-clock jumps and the app's
+    /// manual test clock do not move it).
+    freshness: Freshness,
     usage: Arc<UsageRecorder>,
+}
+
+/// When the index last caught up with the feed, and whether it has since the last
+/// failure.
+#[derive(Debug)]
+struct Freshness {
+    anchor: Instant,
+    /// Milliseconds after `anchor` at which the last successful catch-up *started*:
+    /// the index holds at least every change committed before that instant.
+    caught_up_at: AtomicU64,
+    /// False from the start until the first successful catch-up, and from any failed
+    /// catch-up (or failed readiness check) until the next successful one.
+    current: AtomicBool,
+}
+
+impl Freshness {
+    fn new() -> Self {
+        Self {
+            anchor: Instant::now(),
+            caught_up_at: AtomicU64::new(0),
+            current: AtomicBool::new(false),
+        }
+    }
+
+    fn elapsed_millis(&self) -> u64 {
+        u64::try_from(self.anchor.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    fn succeeded(&self, started_at: u64) {
+        self.caught_up_at.fetch_max(started_at, Ordering::Release);
+        self.current.store(true, Ordering::Release);
+    }
+
+    fn failed(&self) {
+        self.current.store(false, Ordering::Release);
+    }
 }
 
 /// How many tokens a load or catch-up reads per query.
@@ -162,9 +202,32 @@ impl VerifyIndex {
         Self {
             state: RwLock::new(IndexState::default()),
             sequence: tokio::sync::Mutex::new(0),
-            loaded: std::sync::atomic::AtomicBool::new(false),
+            loaded: AtomicBool::new(false),
+            freshness: Freshness::new(),
             usage,
         }
+    }
+
+    /// How long ago the last successful catch-up with the change feed started (since
+    /// the index was created, before the first): the most this node can be behind
+    /// changes made elsewhere.
+    pub fn staleness(&self) -> Duration {
+        let freshness = &self.freshness;
+        let at = freshness.caught_up_at.load(Ordering::Acquire);
+        Duration::from_millis(freshness.elapsed_millis().saturating_sub(at))
+    }
+
+    /// Whether the index is loaded and its last catch-up succeeded: false from a
+    /// failure (the database went away) until the next successful catch-up, so a node
+    /// that reconnects applies what it missed before it calls itself ready.
+    pub fn is_current(&self) -> bool {
+        self.freshness.current.load(Ordering::Acquire)
+    }
+
+    /// Records that the database did not answer (a failed readiness check): the index
+    /// is not current until its next successful catch-up.
+    pub fn mark_behind(&self) {
+        self.freshness.failed();
     }
 
     pub(crate) fn read(&self) -> std::sync::RwLockReadGuard<'_, IndexState> {
@@ -224,19 +287,34 @@ impl VerifyIndex {
         }
         *self.write() = fresh;
         *sequence = start;
-        self.loaded
-            .store(true, std::sync::atomic::Ordering::Release);
+        self.loaded.store(true, Ordering::Release);
         drop(sequence);
         self.catch_up(store).await
     }
 
     /// Applies every change after the last one applied. Called by the feed follower
-    /// on a timer and by this node's own writes before they answer.
+    /// on a timer and by this node's own writes before they answer. Records whether it
+    /// succeeded: see [`VerifyIndex::staleness`] and [`VerifyIndex::is_current`].
     pub async fn catch_up(&self, store: &dyn Store) -> StoreResult<()> {
-        if !self.loaded.load(std::sync::atomic::Ordering::Acquire) {
+        if !self.loaded.load(Ordering::Acquire) {
             return Ok(());
         }
         let mut sequence = self.sequence.lock().await;
+        // Taken once the lock is held: everything committed before this instant is
+        // read by the queries below.
+        let started_at = self.freshness.elapsed_millis();
+        let result = self.apply_changes(store, &mut *sequence).await;
+        match &result {
+            Ok(()) => self.freshness.succeeded(started_at),
+            Err(_) => self.freshness.failed(),
+        }
+        result
+    }
+
+    /// The body of [`VerifyIndex::catch_up`], with the feed position locked. A
+    /// cancellation (only ever at an await) leaves the index and `sequence` in step:
+    /// each page is applied and its position recorded without an await in between.
+    async fn apply_changes(&self, store: &dyn Store, sequence: &mut i64) -> StoreResult<()> {
         loop {
             let changes = store.changes_after(*sequence, PAGE).await?;
             let Some(last) = changes.last().map(|c| c.sequence) else {

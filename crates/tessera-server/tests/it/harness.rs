@@ -343,9 +343,15 @@ impl TestServer {
 
     /// Creates an admin with `role` through the application and returns its email.
     pub async fn create_admin(&self, role: &str) -> String {
+        self.create_admin_with_id(role).await.0
+    }
+
+    /// Creates an admin with `role` through the application; answers `(email, id)`.
+    pub async fn create_admin_with_id(&self, role: &str) -> (String, String) {
         let n = self.admins.fetch_add(1, Ordering::Relaxed);
         let email = format!("{role}-{n}@example.com");
-        self.app
+        let view = self
+            .app
             .create_admin(
                 &Principal::operator("test"),
                 NewAdmin {
@@ -357,7 +363,7 @@ impl TestServer {
             )
             .await
             .expect("create admin");
-        email
+        (email, view.id.to_string())
     }
 
     /// Creates an admin with `role` and signs it in.
@@ -366,18 +372,37 @@ impl TestServer {
         self.login(&email).await
     }
 
-    /// Signs in an existing admin.
+    /// Signs in an existing admin with the shared password.
     pub async fn login(&self, email: &str) -> Admin {
+        self.login_with(email, PASSWORD).await
+    }
+
+    /// Signs in an existing admin with `password`; panics unless it succeeds.
+    pub async fn login_with(&self, email: &str, password: &str) -> Admin {
+        let (response, admin) = self
+            .sign_in(
+                "/v1/auth/login",
+                &json!({ "email": email, "password": password }),
+            )
+            .await;
+        response.expect(200);
+        admin.expect("a session")
+    }
+
+    /// POSTs `body` to a sign-in endpoint (`/v1/auth/login`,
+    /// `/v1/auth/register-first`) with a fresh cookie jar; answers the response and,
+    /// when it set a session cookie and returned a CSRF token, the signed-in admin.
+    pub async fn sign_in(&self, path: &str, body: &Value) -> (Resp, Option<Admin>) {
         let client = reqwest::Client::builder()
             .cookie_store(true)
             .build()
             .expect("client");
         let response = client
-            .post(self.url("/v1/auth/login"))
-            .json(&json!({ "email": email, "password": PASSWORD }))
+            .post(self.url(path))
+            .json(body)
             .send()
             .await
-            .expect("login request");
+            .expect("sign-in request");
         let cookie = response
             .headers()
             .get_all(SET_COOKIE)
@@ -385,19 +410,63 @@ impl TestServer {
             .filter_map(|v| v.to_str().ok())
             .find_map(|v| v.strip_prefix("tessera_session="))
             .and_then(|rest| rest.split(';').next())
+            .filter(|value| !value.is_empty())
             .map(str::to_owned);
-        let login = Resp::read(response).await;
-        login.expect(200);
-        Admin {
-            client,
-            base: self.base.clone(),
-            email: email.to_owned(),
-            csrf: login.body["csrf_token"]
-                .as_str()
-                .expect("csrf_token")
-                .to_owned(),
-            session: cookie.expect("session cookie"),
+        let resp = Resp::read(response).await;
+        let admin = match (cookie, resp.body["csrf_token"].as_str()) {
+            (Some(session), Some(csrf)) => Some(Admin {
+                client,
+                base: self.base.clone(),
+                id: resp.body["user"]["id"]
+                    .as_str()
+                    .expect("user id")
+                    .to_owned(),
+                email: resp.body["user"]["email"]
+                    .as_str()
+                    .expect("user email")
+                    .to_owned(),
+                csrf: csrf.to_owned(),
+                session,
+            }),
+            _ => None,
+        };
+        (resp, admin)
+    }
+}
+
+impl TestServer {
+    /// A request with `Authorization: Bearer <token>` and nothing else: no cookie, no
+    /// CSRF header.
+    pub async fn bearer(
+        &self,
+        token: &str,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Resp {
+        let mut request = self
+            .http
+            .request(method, self.url(path))
+            .header("Authorization", format!("Bearer {token}"));
+        if let Some(body) = body {
+            request = request.json(&body);
         }
+        Resp::read(request.send().await.expect("request")).await
+    }
+
+    /// A request with a raw body and headers of the test's choosing, no credentials.
+    pub async fn raw(
+        &self,
+        method: Method,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Vec<u8>,
+    ) -> Resp {
+        let mut request = self.http.request(method, self.url(path)).body(body);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        Resp::read(request.send().await.expect("request")).await
     }
 }
 
@@ -416,6 +485,8 @@ impl Drop for TestServer {
 pub struct Admin {
     pub client: reqwest::Client,
     pub base: String,
+    /// The signed-in user's id.
+    pub id: String,
     pub email: String,
     pub csrf: String,
     /// The session cookie's value, as the login set it.
@@ -485,6 +556,19 @@ impl Admin {
         let created = self
             .create_token(json!({ "name": name, "type": "read-only", "lifespan": "30d" }))
             .await;
+        (created.id(), created.secret())
+    }
+
+    /// Creates a personal token (`access`: `full` | `read-only`, 30 days) for the
+    /// signed-in user; answers `(id, secret)`.
+    pub async fn personal_token(&self, name: &str, access: &str) -> (String, String) {
+        let created = self
+            .post(
+                "/v1/me/tokens",
+                json!({ "name": name, "access": access, "lifespan": "30d" }),
+            )
+            .await;
+        created.expect(201);
         (created.id(), created.secret())
     }
 

@@ -1,15 +1,20 @@
-//! Every management route against every built-in role, no session, and an API token
-//! as Bearer. Routes that need an existing object get a real one, created fresh for
-//! each request, so a refusal is about permission and not a 404.
+//! Every management route against every built-in role, a read-only personal token of a
+//! super-admin and a full personal token of a viewer (each as `Authorization: Bearer`,
+//! no cookie, no CSRF), no session, and an API token as Bearer. Routes that need an
+//! existing object get a real one, created fresh for each request, so a refusal is
+//! about permission and not a 404.
 
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use reqwest::Method;
 use serde_json::{Value, json};
-use tessera_api_types::{CreateTokenRequest, ProjectRequest, ResourceRequest};
-use tessera_app::Principal;
-use tessera_core::ApiVersions;
+use tessera_api_types::{
+    CreatePersonalTokenRequest, CreateTokenRequest, CreateUserRequest, ProjectRequest,
+    ResourceRequest, RoleRequest,
+};
+use tessera_app::{Principal, Via};
+use tessera_core::{AdminPermission, ApiVersions, Lifespan, PersonalAccess, UserId};
 
 use crate::harness::{Admin, Resp, TestServer, default_settings};
 
@@ -36,6 +41,23 @@ enum Target {
     Resource,
     /// A fresh project with no token bound (`{slug}`).
     Project,
+    /// A fresh viewer without a password (`{id}`).
+    User,
+    /// A fresh viewer and one personal token of theirs (`{id}`, `{token_id}`).
+    UserToken,
+    /// A fresh custom role (`{id}`).
+    Role,
+    /// A fresh personal token of the caller (`{id}`).
+    MyToken,
+}
+
+/// How to read, as the super-admin, the state a refused call must leave untouched.
+#[derive(Debug, Clone)]
+enum Snapshot {
+    /// `GET path` answers it.
+    Get(String),
+    /// The item with this `id` in the list `GET path` answers.
+    Item(String, String),
 }
 
 struct Route {
@@ -49,6 +71,9 @@ struct Route {
     ok: u16,
     /// The request ends the session it is sent with.
     ends_session: bool,
+    /// Refused (403) to any personal token whatever its owner may do: personal tokens
+    /// are managed from a session only.
+    session_only: bool,
 }
 
 fn none(_: usize) -> Option<Value> {
@@ -61,7 +86,7 @@ fn empty(_: usize) -> Option<Value> {
 
 fn routes() -> Vec<Route> {
     use Need::{AnyOf, Permission, SignedIn};
-    use Target::{Nothing, OldToken, Project, Resource, Token};
+    use Target::{MyToken, Nothing, OldToken, Project, Resource, Role, Token, User, UserToken};
     let route = |method: Method,
                  path: &'static str,
                  need: Need,
@@ -75,6 +100,7 @@ fn routes() -> Vec<Route> {
         body,
         ok,
         ends_session: false,
+        session_only: false,
     };
     vec![
         // Tokens.
@@ -230,6 +256,136 @@ fn routes() -> Vec<Route> {
             none,
             204,
         ),
+        // Users.
+        route(
+            Method::GET,
+            "/v1/users",
+            Permission("users.manage"),
+            Nothing,
+            none,
+            200,
+        ),
+        route(
+            Method::POST,
+            "/v1/users",
+            Permission("users.manage"),
+            Nothing,
+            |n| Some(json!({"email": format!("made-{n}@example.com"), "role": "viewer"})),
+            201,
+        ),
+        route(
+            Method::PATCH,
+            "/v1/users/{id}",
+            Permission("users.manage"),
+            User,
+            |n| Some(json!({"name": format!("Edited {n}")})),
+            200,
+        ),
+        route(
+            Method::DELETE,
+            "/v1/users/{id}",
+            Permission("users.manage"),
+            User,
+            none,
+            204,
+        ),
+        route(
+            Method::GET,
+            "/v1/users/{id}/tokens",
+            Permission("users.manage"),
+            User,
+            none,
+            200,
+        ),
+        route(
+            Method::DELETE,
+            "/v1/users/{id}/tokens/{token_id}",
+            Permission("users.manage"),
+            UserToken,
+            none,
+            204,
+        ),
+        // Roles: assigning a role needs the list, so users.manage reads it too.
+        route(
+            Method::GET,
+            "/v1/roles",
+            AnyOf(&["roles.manage", "users.manage"]),
+            Nothing,
+            none,
+            200,
+        ),
+        route(
+            Method::POST,
+            "/v1/roles",
+            Permission("roles.manage"),
+            Nothing,
+            |n| Some(json!({"name": format!("made-{n}"), "permissions": ["tokens.read"]})),
+            201,
+        ),
+        route(
+            Method::PATCH,
+            "/v1/roles/{id}",
+            Permission("roles.manage"),
+            Role,
+            |n| Some(json!({"description": format!("edited {n}")})),
+            200,
+        ),
+        route(
+            Method::DELETE,
+            "/v1/roles/{id}",
+            Permission("roles.manage"),
+            Role,
+            none,
+            204,
+        ),
+        // The audit log.
+        route(
+            Method::GET,
+            "/v1/audit",
+            Permission("audit.read"),
+            Nothing,
+            none,
+            200,
+        ),
+        // One's own personal tokens.
+        route(Method::GET, "/v1/me/tokens", SignedIn, Nothing, none, 200),
+        Route {
+            session_only: true,
+            ..route(
+                Method::POST,
+                "/v1/me/tokens",
+                SignedIn,
+                Nothing,
+                |n| {
+                    Some(
+                        json!({"name": format!("mine {n}"), "access": "read-only", "lifespan": "7d"}),
+                    )
+                },
+                201,
+            )
+        },
+        Route {
+            session_only: true,
+            ..route(
+                Method::DELETE,
+                "/v1/me/tokens/{id}",
+                SignedIn,
+                MyToken,
+                none,
+                204,
+            )
+        },
+        Route {
+            session_only: true,
+            ..route(
+                Method::POST,
+                "/v1/me/tokens/{id}/regenerate",
+                SignedIn,
+                MyToken,
+                empty,
+                200,
+            )
+        },
         // API versions and the session itself.
         route(
             Method::GET,
@@ -294,18 +450,74 @@ struct Fixtures<'a> {
     old_tokens: std::sync::Mutex<Vec<String>>,
 }
 
+/// The route's concrete path, and how to read what it acts on.
+struct Prepared {
+    path: String,
+    snapshot: Option<Snapshot>,
+}
+
+/// `user` acting on their own personal tokens, as the application sees it.
+fn as_user(user_id: &str) -> Principal {
+    Principal {
+        actor: format!("user:fixture-owner-{user_id}"),
+        user_id: Some(UserId::parse(user_id).expect("user id")),
+        permissions: AdminPermission::ALL.into_iter().collect(),
+        client_address: None,
+        via: Via::Operator,
+    }
+}
+
 impl Fixtures<'_> {
     fn next(&self) -> usize {
         self.counter.fetch_add(1, Ordering::Relaxed)
     }
 
-    /// Creates the route's target and answers the concrete path, and for a token
-    /// target the token's own path.
-    async fn path(&self, route: &Route) -> (String, Option<String>) {
+    async fn user(&self, n: usize) -> String {
+        self.server
+            .app
+            .create_user(
+                &Principal::operator("fixtures"),
+                CreateUserRequest {
+                    email: format!("fixture-{n}@example.com"),
+                    name: None,
+                    role: "viewer".into(),
+                    password: None,
+                },
+            )
+            .await
+            .expect("user fixture")
+            .id
+            .to_string()
+    }
+
+    async fn personal_token(&self, owner: &str, n: usize) -> String {
+        self.server
+            .app
+            .create_my_token(
+                &as_user(owner),
+                CreatePersonalTokenRequest {
+                    name: format!("fixture {n}"),
+                    description: None,
+                    access: PersonalAccess::Full,
+                    lifespan: Some(Lifespan::Days30),
+                    expires_at: None,
+                },
+            )
+            .await
+            .expect("personal token fixture")
+            .record
+            .record
+            .id
+            .to_string()
+    }
+
+    /// Creates the route's target and answers the concrete path. `me` is the id of the
+    /// user the caller acts as (for `/v1/me/…`).
+    async fn path(&self, route: &Route, me: &str) -> Prepared {
         let operator = Principal::operator("fixtures");
         let n = self.next();
         let app = &self.server.app;
-        match route.target {
+        let (path, snapshot) = match route.target {
             Target::Nothing => (route.path.to_owned(), None),
             Target::Token => {
                 let created = app
@@ -323,7 +535,7 @@ impl Fixtures<'_> {
                 let id = created.record.id.to_string();
                 (
                     route.path.replace("{id}", &id),
-                    Some(format!("/v1/tokens/{id}")),
+                    Some(Snapshot::Get(format!("/v1/tokens/{id}"))),
                 )
             }
             Target::OldToken => {
@@ -335,7 +547,7 @@ impl Fixtures<'_> {
                     .expect("enough v1 tokens");
                 (
                     route.path.replace("{id}", &id),
-                    Some(format!("/v1/tokens/{id}")),
+                    Some(Snapshot::Get(format!("/v1/tokens/{id}"))),
                 )
             }
             Target::Resource => {
@@ -368,6 +580,72 @@ impl Fixtures<'_> {
                 .expect("project fixture");
                 (route.path.replace("{slug}", &slug), None)
             }
+            Target::User => {
+                let id = self.user(n).await;
+                (
+                    route.path.replace("{id}", &id),
+                    Some(Snapshot::Item("/v1/users".into(), id)),
+                )
+            }
+            Target::UserToken => {
+                let user = self.user(n).await;
+                let token = self.personal_token(&user, n).await;
+                (
+                    route
+                        .path
+                        .replace("{id}", &user)
+                        .replace("{token_id}", &token),
+                    Some(Snapshot::Item(format!("/v1/users/{user}/tokens"), token)),
+                )
+            }
+            Target::Role => {
+                let name = format!("fixture-role-{n}");
+                app.create_role(
+                    &operator,
+                    RoleRequest {
+                        name: name.clone(),
+                        description: None,
+                        permissions: vec![AdminPermission::TokensRead],
+                    },
+                )
+                .await
+                .expect("role fixture");
+                (
+                    route.path.replace("{id}", &name),
+                    Some(Snapshot::Item("/v1/roles".into(), name)),
+                )
+            }
+            Target::MyToken => {
+                let token = self.personal_token(me, n).await;
+                (
+                    route.path.replace("{id}", &token),
+                    Some(Snapshot::Item(format!("/v1/users/{me}/tokens"), token)),
+                )
+            }
+        };
+        Prepared { path, snapshot }
+    }
+}
+
+/// What `snapshot` reads now, as the super-admin.
+async fn read_snapshot(root: &Admin, snapshot: &Snapshot) -> Value {
+    match snapshot {
+        Snapshot::Get(path) => {
+            let response = root.get(path).await;
+            response.expect(200);
+            response.body
+        }
+        Snapshot::Item(path, id) => {
+            let response = root.get(path).await;
+            response.expect(200);
+            let item = response
+                .body
+                .as_array()
+                .expect("a list")
+                .iter()
+                .find(|item| item["id"] == id.as_str())
+                .cloned();
+            item.unwrap_or_else(|| panic!("{id} is in {path}: {}", response.text))
         }
     }
 }
@@ -400,19 +678,57 @@ async fn server_with_old_tokens(count: usize) -> (TestServer, Vec<String>) {
     (TestServer::start_in(dir, default_settings()).await, ids)
 }
 
-async fn send_as(admin: &Admin, route: &Route, path: &str, n: usize) -> Resp {
-    admin
-        .send(route.method.clone(), path, (route.body)(n))
-        .await
+/// Who calls a route in the table.
+struct Caller {
+    label: String,
+    /// What the caller may do (for a personal token: what its owner's role grants,
+    /// narrowed by its access).
+    permissions: BTreeSet<&'static str>,
+    /// The user `/v1/me/…` stands for.
+    user_id: String,
+    how: How,
+}
+
+enum How {
+    /// A session cookie (and the CSRF header on unsafe requests); logout signs this
+    /// email in afresh.
+    Session { email: String, admin: Admin },
+    /// `Authorization: Bearer <personal token>`, no cookie, no CSRF header.
+    PersonalToken(String),
+}
+
+async fn send_as(server: &TestServer, caller: &Caller, route: &Route, path: &str, n: usize) -> Resp {
+    match &caller.how {
+        How::Session { email, admin } => {
+            let fresh;
+            let admin = if route.ends_session {
+                fresh = server.login(email).await;
+                &fresh
+            } else {
+                admin
+            };
+            admin
+                .send(route.method.clone(), path, (route.body)(n))
+                .await
+        }
+        How::PersonalToken(secret) => {
+            server
+                .bearer(secret, route.method.clone(), path, (route.body)(n))
+                .await
+        }
+    }
 }
 
 #[tokio::test]
 async fn every_management_route_enforces_its_permission() {
     let table = routes();
-    let old_needed = 5 * table
-        .iter()
-        .filter(|r| r.target == Target::OldToken)
-        .count();
+    let callers_per_route = 5;
+    // One per caller, and one the anonymous and API-token requests share.
+    let old_needed = (callers_per_route + 1)
+        * table
+            .iter()
+            .filter(|r| r.target == Target::OldToken)
+            .count();
     let (server, old_tokens) = server_with_old_tokens(old_needed).await;
     let fixtures = Fixtures {
         server: &server,
@@ -423,7 +739,7 @@ async fn every_management_route_enforces_its_permission() {
     let (_, api_token) = root.token("bearer token").await;
     assert_eq!(server.code(&api_token, None, None).await, "valid");
 
-    let mut signed_in = Vec::new();
+    let mut callers = Vec::new();
     for (role, permissions) in roles() {
         let email = server.create_admin(role).await;
         let admin = server.login(&email).await;
@@ -433,63 +749,101 @@ async fn every_management_route_enforces_its_permission() {
             serde_json::from_value(me.body["permissions"].clone()).expect("permissions");
         let expected: BTreeSet<String> = permissions.iter().map(|p| (*p).to_owned()).collect();
         assert_eq!(reported, expected, "permissions of {role}");
-        signed_in.push((role, permissions, email, admin));
+        callers.push(Caller {
+            label: role.to_owned(),
+            permissions,
+            user_id: admin.id.clone(),
+            how: How::Session { email, admin },
+        });
     }
+    // A read-only personal token of a super-admin keeps only the reading permissions;
+    // a full one of a viewer is exactly the viewer.
+    let (_, read_only) = root.personal_token("read-only of root", "read-only").await;
+    assert!(read_only.starts_with("tsrp_"));
+    callers.push(Caller {
+        label: "read-only personal token of a super-admin".into(),
+        permissions: ["tokens.read", "audit.read"].into_iter().collect(),
+        user_id: root.id.clone(),
+        how: How::PersonalToken(read_only.clone()),
+    });
+    let viewer = callers
+        .iter()
+        .find_map(|c| match &c.how {
+            How::Session { admin, .. } if c.label == "viewer" => Some(admin),
+            _ => None,
+        })
+        .expect("the viewer");
+    let (_, viewer_full) = viewer.personal_token("full of viewer", "full").await;
+    let viewer_id = viewer.id.clone();
+    callers.push(Caller {
+        label: "full personal token of a viewer".into(),
+        permissions: ["tokens.read"].into_iter().collect(),
+        user_id: viewer_id,
+        how: How::PersonalToken(viewer_full.clone()),
+    });
+    assert_eq!(callers.len(), callers_per_route);
+    // The personal tokens report their narrowed permissions.
+    let me = server
+        .bearer(&read_only, Method::GET, "/v1/auth/me", None)
+        .await;
+    me.expect(200);
+    assert_eq!(me.body["email"], root.email.as_str());
 
     let mut checked = 0;
     for route in &table {
         let label = format!("{} {}", route.method, route.path);
-        for (role, permissions, email, admin) in &signed_in {
-            let allowed = match route.need {
+        for caller in &callers {
+            let via_token = matches!(caller.how, How::PersonalToken(_));
+            let permitted = match route.need {
                 Need::SignedIn => true,
-                Need::Permission(permission) => permissions.contains(permission),
-                Need::AnyOf(any) => any.iter().any(|p| permissions.contains(p)),
+                Need::Permission(permission) => caller.permissions.contains(permission),
+                Need::AnyOf(any) => any.iter().any(|p| caller.permissions.contains(p)),
             };
-            let (path, token_path) = fixtures.path(route).await;
-            let fresh;
-            let caller = if route.ends_session {
-                fresh = server.login(email).await;
-                &fresh
-            } else {
-                admin
-            };
-            let before = match &token_path {
-                Some(token_path) => Some((token_path, root.get(token_path).await)),
+            let allowed = permitted && !(via_token && route.session_only);
+            if caller.label.starts_with("read-only") && route.method != Method::GET {
+                // Logout through a bearer token has no session to end and writes
+                // nothing; every other unsafe route is a write.
+                assert!(
+                    !allowed || route.ends_session,
+                    "the table lets a read-only token write through {label}"
+                );
+            }
+            let prepared = fixtures.path(route, &caller.user_id).await;
+            let path = &prepared.path;
+            let before = match &prepared.snapshot {
+                Some(snapshot) => Some(read_snapshot(&root, snapshot).await),
                 None => None,
             };
             let n = fixtures.next();
-            let response = send_as(caller, route, &path, n).await;
+            let response = send_as(&server, caller, route, path, n).await;
+            let who = &caller.label;
             if allowed {
                 assert_eq!(
                     response.status, route.ok,
-                    "{role} may call {label} ({path}): {}",
+                    "{who} may call {label} ({path}): {}",
                     response.text
                 );
             } else {
                 assert_eq!(
                     response.status, 403,
-                    "{role} lacks the permission for {label} ({path}): {}",
+                    "{who} may not call {label} ({path}): {}",
                     response.text
                 );
                 response.expect_error(403, "forbidden");
-                if let Some((token_path, before)) = before {
-                    before.expect(200);
-                    let after = root.get(token_path).await;
-                    assert_eq!(after.status, 200, "{label}: a refused call changes nothing");
-                    assert_eq!(
-                        after.body, before.body,
-                        "{label}: a refused call changes nothing"
-                    );
+                if let (Some(snapshot), Some(before)) = (&prepared.snapshot, before) {
+                    let after = read_snapshot(&root, snapshot).await;
+                    assert_eq!(after, before, "{label}: a refused call changes nothing");
                 }
             }
             checked += 1;
         }
 
         // No session at all.
-        let (path, _) = fixtures.path(route).await;
+        let prepared = fixtures.path(route, &root.id).await;
+        let path = &prepared.path;
         let n = fixtures.next();
         let anonymous = server
-            .anon(route.method.clone(), &path, (route.body)(n))
+            .anon(route.method.clone(), path, (route.body)(n))
             .await;
         assert_eq!(
             anonymous.status, 401,
@@ -499,22 +853,31 @@ async fn every_management_route_enforces_its_permission() {
         anonymous.expect_error(401, "unauthenticated");
 
         // A valid API token as Bearer.
-        let mut request = reqwest::Client::new()
-            .request(route.method.clone(), server.url(&path))
-            .header("Authorization", format!("Bearer {api_token}"));
-        if let Some(body) = (route.body)(n) {
-            request = request.json(&body);
-        }
-        let bearer = Resp::read(request.send().await.expect("request")).await;
+        let bearer = server
+            .bearer(&api_token, route.method.clone(), path, (route.body)(n))
+            .await;
         assert_eq!(bearer.status, 401, "API token on {label}: {}", bearer.text);
         bearer.expect_error(401, "unauthenticated");
         assert!(!bearer.text.contains(&api_token));
         checked += 2;
     }
-    assert_eq!(checked, table.len() * 5);
-    // Every session but the ones logout ended still works.
-    for (role, _, _, admin) in &signed_in {
-        admin.get("/v1/auth/me").await.expect(200);
-        assert!(!role.is_empty());
+    assert_eq!(checked, table.len() * (callers_per_route + 2));
+    // Every session but the ones logout ended still works, and so do the personal
+    // tokens (a bearer logout ends nothing).
+    for caller in &callers {
+        let me = match &caller.how {
+            How::Session { admin, .. } => admin.get("/v1/auth/me").await,
+            How::PersonalToken(secret) => {
+                server
+                    .bearer(secret, Method::GET, "/v1/auth/me", None)
+                    .await
+            }
+        };
+        assert_eq!(me.status, 200, "{} still works: {}", caller.label, me.text);
+    }
+    for secret in [&read_only, &viewer_full] {
+        let verdict = server.check(secret, None, None).await;
+        assert_eq!(verdict["valid"], true, "{verdict}");
+        assert_eq!(verdict["token"]["kind"], "personal", "{verdict}");
     }
 }
