@@ -28,12 +28,12 @@ export TESSERA_LOG=warn
 "$bin" --data-dir "$work/data" resource create article --read find,findOne --write create,update,delete 2>/dev/null
 for i in $(seq 1 999); do
   "$bin" --data-dir "$work/data" token create --name "filler $i" --type read-only --lifespan 30d >/dev/null 2>&1 &
-  (( i % 50 == 0 )) && wait
+  if (( i % 50 == 0 )); then wait; fi
 done
 wait
 token=$("$bin" --data-dir "$work/data" token create --name bench --type custom --permission article.find --lifespan 30d 2>/dev/null)
 
-"$bin" --data-dir "$work/data" serve --listen 127.0.0.1:0 2>"$work/serve.log" &
+TESSERA_LOG=info "$bin" --data-dir "$work/data" serve --listen 127.0.0.1:0 2>"$work/serve.log" &
 server_pid=$!
 for _ in $(seq 1 200); do
   grep -q 'listening on http://' "$work/serve.log" && break

@@ -69,13 +69,15 @@ impl Tessera {
         Ok(ResourceView::from(&resource))
     }
 
+    /// A resource by name. A missing one is answered without echoing the name: a
+    /// secret pasted where a name belongs must not come back in an error.
     async fn resource(&self, name: &str) -> AppResult<Resource> {
         self.store
             .list_resources()
             .await?
             .into_iter()
             .find(|r| r.name == name)
-            .ok_or_else(|| AppError::NotFound(format!("resource `{name}`")))
+            .ok_or_else(|| AppError::NotFound("resource".into()))
     }
 
     /// Replaces a resource's description and/or actions. Removing an action revokes it
@@ -114,7 +116,7 @@ impl Tessera {
         self.store
             .update_resource(&after, now, &entry)
             .await
-            .map_err(not_found(format!("resource `{name}`")))?;
+            .map_err(not_found("resource"))?;
         self.apply_own_write().await;
         Ok(ResourceView::from(&after))
     }
@@ -134,7 +136,7 @@ impl Tessera {
         self.store
             .delete_resource(name, &entry)
             .await
-            .map_err(not_found(format!("resource `{name}`")))?;
+            .map_err(not_found("resource"))?;
         self.apply_own_write().await;
         Ok(())
     }
@@ -202,7 +204,7 @@ impl Tessera {
         self.store
             .delete_project(slug, &entry)
             .await
-            .map_err(not_found(format!("project `{slug}`")))?;
+            .map_err(not_found("project"))?;
         Ok(())
     }
 

@@ -43,11 +43,13 @@ impl Tessera {
             .collect())
     }
 
+    /// A role by its id (name). A missing one is answered without echoing the id: a
+    /// secret pasted where a name belongs must not come back in an error.
     async fn role(&self, id: &str) -> AppResult<Role> {
         self.store
             .get_role(id)
             .await?
-            .ok_or_else(|| AppError::NotFound(format!("role `{id}`")))
+            .ok_or_else(|| AppError::NotFound("role".into()))
     }
 
     pub async fn create_role(
@@ -106,7 +108,7 @@ impl Tessera {
         self.store
             .update_role(&after, now, &entry)
             .await
-            .map_err(not_found(format!("role `{id}`")))?;
+            .map_err(not_found("role"))?;
         Ok(role_view(&after))
     }
 
@@ -128,7 +130,7 @@ impl Tessera {
         self.store
             .delete_role(id, &entry)
             .await
-            .map_err(not_found(format!("role `{id}`")))?;
+            .map_err(not_found("role"))?;
         Ok(())
     }
 }

@@ -200,6 +200,68 @@ impl Resp {
 }
 
 // ---------------------------------------------------------------------------------
+// The database: SQLite in the data dir, or PostgreSQL when the suite runs against it.
+
+/// The HTTP suite runs on SQLite unless `TESSERA_TEST_HTTP_BACKEND=postgres` (CI runs
+/// it both ways); then each server gets a fresh schema of `TESSERA_TEST_POSTGRES_URL`.
+fn postgres_base() -> Option<String> {
+    static BASE: OnceLock<Option<String>> = OnceLock::new();
+    BASE.get_or_init(|| {
+        let wanted = std::env::var("TESSERA_TEST_HTTP_BACKEND").is_ok_and(|b| b == "postgres");
+        let url = std::env::var("TESSERA_TEST_POSTGRES_URL")
+            .ok()
+            .filter(|u| !u.is_empty());
+        match (wanted, url) {
+            (true, Some(url)) => Some(url),
+            (true, None) => {
+                panic!("TESSERA_TEST_HTTP_BACKEND=postgres needs TESSERA_TEST_POSTGRES_URL")
+            }
+            (false, _) => None,
+        }
+    })
+    .clone()
+}
+
+fn psql(base: &str, sql: &str) {
+    let status = std::process::Command::new("psql")
+        .args([base, "-qtc", sql])
+        .env("PGOPTIONS", "--client-min-messages=warning")
+        .status()
+        .expect("run psql");
+    assert!(status.success(), "psql failed: {sql}");
+}
+
+/// The database URL of the server over `dir`. On PostgreSQL the schema's name is kept
+/// in the dir, so a restarted server finds the same data.
+fn database_url(dir: &std::path::Path) -> String {
+    let Some(base) = postgres_base() else {
+        return tessera_store::sqlite_url_in(dir);
+    };
+    let marker = dir.join("postgres-schema");
+    let schema = match std::fs::read_to_string(&marker) {
+        Ok(schema) => schema,
+        Err(_) => {
+            let schema = format!("tessera_it_{:016x}", rand::random::<u64>());
+            psql(&base, &format!("CREATE SCHEMA {schema}"));
+            std::fs::write(&marker, &schema).expect("write schema marker");
+            schema
+        }
+    };
+    let separator = if base.contains('?') { '&' } else { '?' };
+    format!("{base}{separator}options=-c%20search_path%3D{schema}")
+}
+
+/// Drops the PostgreSQL schema of a data dir that is going away.
+fn drop_schema(dir: &std::path::Path) {
+    if let (Some(base), Ok(schema)) = (
+        postgres_base(),
+        std::fs::read_to_string(dir.join("postgres-schema")),
+    ) {
+        psql(&base, &format!("DROP SCHEMA IF EXISTS {schema} CASCADE"));
+    }
+}
+
+// ---------------------------------------------------------------------------------
 // The server.
 
 /// Settings every test server uses unless a test says otherwise.
@@ -235,7 +297,7 @@ impl TestServer {
     /// Starts a server over an existing data dir (to restart with other settings).
     pub async fn start_in(dir: TempDir, settings: Settings) -> Self {
         install_log_capture();
-        let store = tessera_store::open(&tessera_store::sqlite_url_in(dir.path()))
+        let store = tessera_store::open(&database_url(dir.path()))
             .await
             .expect("open store");
         let pepper =
@@ -278,11 +340,29 @@ impl TestServer {
         format!("{}{path}", self.base)
     }
 
+    /// Whether this server's database is PostgreSQL.
+    pub fn on_postgres(&self) -> bool {
+        postgres_base().is_some()
+    }
+
+    /// On PostgreSQL, every row of this server's schema (`pg_dump --data-only`).
+    pub fn database_dump(&self) -> Option<Vec<u8>> {
+        let base = postgres_base()?;
+        let schema = std::fs::read_to_string(self.data_dir().join("postgres-schema")).ok()?;
+        let output = std::process::Command::new("pg_dump")
+            .args(["--data-only", "--schema", &schema, &base])
+            .output()
+            .expect("run pg_dump");
+        assert!(output.status.success(), "pg_dump failed");
+        Some(output.stdout)
+    }
+
     pub fn data_dir(&self) -> &std::path::Path {
         self.dir.as_ref().expect("data dir").path()
     }
 
-    /// Shuts the server down, waits for it to stop, and hands back its data dir.
+    /// Shuts the server down, waits for it to stop, and hands back its data dir
+    /// (and, on PostgreSQL, keeps its schema for the next `start_in`).
     pub async fn stop(mut self) -> TempDir {
         if let Some(shutdown) = self.shutdown.take() {
             let _ = shutdown.send(());
@@ -474,6 +554,10 @@ impl Drop for TestServer {
     fn drop(&mut self) {
         if let Some(shutdown) = self.shutdown.take() {
             let _ = shutdown.send(());
+        }
+        // A dir handed back by `stop()` keeps its schema for the next server.
+        if let Some(dir) = &self.dir {
+            drop_schema(dir.path());
         }
     }
 }

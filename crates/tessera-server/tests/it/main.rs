@@ -5,11 +5,16 @@
 // allow-{unwrap,expect,panic}-in-tests cover the helpers too, not only #[test] fns.
 #![cfg(test)]
 
+mod audit;
 mod auth;
 mod catalog;
 mod harness;
 mod list;
 mod permissions;
+mod personal;
+mod register;
+mod roles;
 mod secrets;
 mod tokens;
+mod users;
 mod verify;

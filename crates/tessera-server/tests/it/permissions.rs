@@ -697,7 +697,13 @@ enum How {
     PersonalToken(String),
 }
 
-async fn send_as(server: &TestServer, caller: &Caller, route: &Route, path: &str, n: usize) -> Resp {
+async fn send_as(
+    server: &TestServer,
+    caller: &Caller,
+    route: &Route,
+    path: &str,
+    n: usize,
+) -> Resp {
     match &caller.how {
         How::Session { email, admin } => {
             let fresh;
