@@ -1,8 +1,13 @@
 //! The node's background work: following the change feed and flushing usage.
-//! Both stop when `shutdown` flips; usage is flushed one last time on the way out.
+//! Both stop when `shutdown` flips; usage is flushed one last time on the way out,
+//! within [`FINAL_FLUSH_TIMEOUT`].
+//!
+//! While the database is unreachable both keep trying: the follower on every tick (the
+//! node verifies from its index meanwhile, see [`Tessera::verify`]), the flusher on
+//! every interval, keeping what it could not write.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 
@@ -26,42 +31,147 @@ impl Default for Intervals {
     }
 }
 
+/// How long the flush at shutdown may take. The database may be unreachable (or a
+/// connection may hang): shutdown must not wait for it forever, so past this the
+/// pending usage is given up, and the log says how much.
+pub const FINAL_FLUSH_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Runs until `shutdown` becomes true (or its sender is dropped), then flushes usage.
+///
+/// The follower and the flusher are separate loops, so that neither waits for the
+/// other (while the database is unreachable each attempt can take the pool's acquire
+/// timeout). At shutdown both are abandoned wherever they are (a catch-up or a flush
+/// is safe to drop at any await: a flush gives its counts back), then one last flush
+/// runs within [`FINAL_FLUSH_TIMEOUT`].
 pub async fn run(app: Arc<Tessera>, intervals: Intervals, mut shutdown: watch::Receiver<bool>) {
+    let work = async {
+        tokio::join!(
+            follow_loop(&app, intervals.follow),
+            flush_loop(&app, intervals.flush)
+        )
+    };
+    tokio::select! {
+        _ = work => {}
+        // Also returns when the sender is gone.
+        _ = shutdown.wait_for(|stop| *stop) => {}
+    }
+    final_flush(&app).await;
+}
+
+/// Applies the change feed on every tick and whenever another node signals a change.
+async fn follow_loop(app: &Tessera, every: Duration) {
     // Wakes the follower as soon as another node writes (PostgreSQL); the interval
     // stays the floor, for lost notifications and for backends without a signal.
     let signal = app.change_signal();
-    let mut follow = tokio::time::interval(intervals.follow);
-    let mut flush = tokio::time::interval(intervals.flush);
+    let mut follow = tokio::time::interval(every);
     follow.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    flush.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut outage = Outage::default();
     loop {
         tokio::select! {
-            _ = follow.tick() => follow_changes(&app).await,
-            () = changed(signal.as_deref()) => follow_changes(&app).await,
-            _ = flush.tick() => {
-                match app.flush_usage().await {
-                    Ok(0) => {}
-                    Ok(written) => tracing::debug!(written, "usage flushed"),
-                    Err(error) => tracing::warn!(%error, "could not flush usage; keeping it for the next try"),
-                }
-            }
-            changed = shutdown.changed() => {
-                if changed.is_err() || *shutdown.borrow() {
-                    break;
-                }
-            }
+            _ = follow.tick() => {}
+            () = changed(signal.as_deref()) => {}
         }
-    }
-    match app.flush_usage().await {
-        Ok(written) => tracing::info!(written, "usage flushed at shutdown"),
-        Err(error) => tracing::error!(%error, "could not flush usage at shutdown"),
+        follow_changes(app, &mut outage).await;
     }
 }
 
-async fn follow_changes(app: &Tessera) {
-    if let Err(error) = app.follow_changes().await {
-        tracing::warn!(%error, "could not follow the change feed; retrying");
+/// Writes counted usage on every tick; what cannot be written is kept for the next.
+async fn flush_loop(app: &Tessera, every: Duration) {
+    let mut flush = tokio::time::interval(every);
+    flush.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        flush.tick().await;
+        match app.flush_usage().await {
+            Ok(0) => {}
+            Ok(written) => tracing::debug!(written, "usage flushed"),
+            Err(error) => {
+                let pending = app.pending_usage();
+                tracing::warn!(
+                    %error,
+                    tokens = pending.tokens,
+                    allowed = pending.allowed,
+                    denied = pending.denied,
+                    "could not flush usage; keeping it for the next try"
+                );
+            }
+        }
+    }
+}
+
+/// The flush at shutdown, bounded by [`FINAL_FLUSH_TIMEOUT`]; what it cannot write is
+/// lost, and logged as such with its size.
+async fn final_flush(app: &Tessera) {
+    let pending = app.pending_usage();
+    if pending.is_empty() {
+        tracing::info!("no usage to flush at shutdown");
+        return;
+    }
+    match tokio::time::timeout(FINAL_FLUSH_TIMEOUT, app.flush_usage()).await {
+        Ok(Ok(written)) => tracing::info!(written, "usage flushed at shutdown"),
+        Ok(Err(error)) => tracing::error!(
+            %error,
+            tokens = pending.tokens,
+            allowed = pending.allowed,
+            denied = pending.denied,
+            "could not flush usage at shutdown: these usage counts are lost"
+        ),
+        Err(_) => tracing::error!(
+            timeout_seconds = FINAL_FLUSH_TIMEOUT.as_secs(),
+            tokens = pending.tokens,
+            allowed = pending.allowed,
+            denied = pending.denied,
+            "the database did not answer the usage flush at shutdown in time: these usage \
+             counts are lost"
+        ),
+    }
+}
+
+/// The follower's view of a database outage, so that it logs the start and the end
+/// of one rather than every failed tick.
+#[derive(Debug, Default)]
+struct Outage {
+    /// When catching up started failing.
+    since: Option<Instant>,
+    /// Whether the index was reported past its maximum staleness.
+    stale_reported: bool,
+}
+
+async fn follow_changes(app: &Tessera, outage: &mut Outage) {
+    match app.follow_changes().await {
+        Ok(()) => {
+            if let Some(since) = outage.since.take() {
+                tracing::info!(
+                    outage_ms = u64::try_from(since.elapsed().as_millis()).unwrap_or(u64::MAX),
+                    "caught up with the change feed again; the node is ready"
+                );
+            }
+            outage.stale_reported = false;
+        }
+        Err(error) => {
+            if outage.since.is_none() {
+                outage.since = Some(Instant::now());
+                tracing::warn!(
+                    %error,
+                    "cannot follow the change feed: not ready, verifying from the in-memory \
+                     index until the database answers again"
+                );
+            } else {
+                tracing::debug!(%error, "still cannot follow the change feed");
+            }
+            let staleness = app.index_staleness();
+            if let Some(max) = app.settings().max_staleness
+                && staleness > max
+                && !outage.stale_reported
+            {
+                outage.stale_reported = true;
+                tracing::error!(
+                    staleness_seconds = staleness.as_secs(),
+                    max_staleness_seconds = max.as_secs(),
+                    "the verify index is past its maximum staleness: verification answers \
+                     `internal` until the database answers again"
+                );
+            }
+        }
     }
 }
 

@@ -177,36 +177,30 @@ impl Tessera {
         Ok(())
     }
 
-    /// Whether this node is ready to serve: the database answers and the verify index
-    /// has caught up with the change feed since the last failure. When it has not, this
-    /// tries a catch-up itself; when the database does not answer, the index counts as
-    /// behind until its next successful catch-up. Either way it fails as `Unavailable`,
-    /// within [`READY_TIMEOUT`].
+    /// Whether this node is ready to serve: the verify index catches up with the
+    /// change feed, now, within [`READY_TIMEOUT`] (a round trip to the database that
+    /// also proves it answers). A node that was cut off is therefore ready only once it
+    /// has applied what it missed. On failure the index counts as behind until its next
+    /// successful catch-up, and the answer is `Unavailable`.
     pub async fn ready(&self) -> AppResult<()> {
-        let check = async {
-            if self.index.is_current() {
-                self.store.ping().await
-            } else {
-                self.index.catch_up(self.store.as_ref()).await?;
-                if self.index.is_current() {
-                    Ok(())
-                } else {
-                    // Never loaded: nothing to catch up with yet.
-                    Err(StoreError::Unavailable("the verify index is not loaded".into()))
-                }
-            }
-        };
-        let outcome = match tokio::time::timeout(READY_TIMEOUT, check).await {
-            Ok(outcome) => outcome,
-            Err(_) => Err(StoreError::Unavailable(
-                format!("no answer from the database within {READY_TIMEOUT:?}").into(),
-            )),
-        };
-        if let Err(error) = outcome {
+        let outcome =
+            match tokio::time::timeout(READY_TIMEOUT, self.index.catch_up(self.store.as_ref()))
+                .await
+            {
+                Ok(Ok(())) if self.index.is_current() => Ok(()),
+                // An index that was never loaded has nothing to catch up with.
+                Ok(Ok(())) => Err(StoreError::Unavailable(
+                    "the verify index is not loaded".into(),
+                )),
+                Ok(Err(error)) => Err(error),
+                Err(_) => Err(StoreError::Unavailable(
+                    format!("the verify index could not catch up within {READY_TIMEOUT:?}").into(),
+                )),
+            };
+        outcome.map_err(|error| {
             self.index.mark_behind();
-            return Err(error.into());
-        }
-        Ok(())
+            error.into()
+        })
     }
 
     /// How long ago the verify index last caught up with the change feed.

@@ -3,7 +3,7 @@
 //!
 //! Counters live per token id, apart from the verify index, so an index update never
 //! loses counts. A flush swaps each counter to zero and writes the sums; if the write
-//! fails the sums are added back and go out with the next flush. Counts are attributed
+//! fails (or is abandoned) the sums are added back and go out with the next flush. Counts are attributed
 //! to the UTC day of the flush, so a count made just before midnight may land on the
 //! next day (by at most one flush interval).
 
@@ -60,6 +60,20 @@ impl UsageCounters {
         self.allowed.fetch_add(allowed, Ordering::Relaxed);
         self.denied.fetch_add(denied, Ordering::Relaxed);
         self.last_used.fetch_max(last_used, Ordering::Relaxed);
+    }
+}
+
+/// Counts taken out of their counters for a write: given back when dropped, unless
+/// the write succeeded and emptied it. So a failed *or cancelled* flush keeps them, and
+/// a flush is safe to abandon at any await. (A write whose commit succeeded but whose
+/// answer was lost is given back too, and counted again: usage is at-least-once.)
+struct Taken(Vec<(Arc<UsageCounters>, u64, u64, i64)>);
+
+impl Drop for Taken {
+    fn drop(&mut self) {
+        for (counters, allowed, denied, last_used) in self.0.drain(..) {
+            counters.give_back(allowed, denied, last_used);
+        }
     }
 }
 
@@ -157,7 +171,7 @@ impl UsageRecorder {
         snapshot: &[(TokenId, Arc<UsageCounters>)],
     ) -> StoreResult<usize> {
         let day = now.date_naive();
-        let mut taken = Vec::new();
+        let mut taken = Taken(Vec::new());
         let mut batch = Vec::new();
         for (id, counters) in snapshot {
             let id = *id;
@@ -174,19 +188,17 @@ impl UsageRecorder {
                     .then(|| Utc.timestamp_millis_opt(last_used).single())
                     .flatten(),
             });
-            taken.push((Arc::clone(counters), allowed, denied, last_used));
+            taken
+                .0
+                .push((Arc::clone(counters), allowed, denied, last_used));
         }
         if batch.is_empty() {
             return Ok(0);
         }
-        match store.record_usage(&batch).await {
-            Ok(()) => Ok(batch.len()),
-            Err(error) => {
-                for (counters, allowed, denied, last_used) in taken {
-                    counters.give_back(allowed, denied, last_used);
-                }
-                Err(error)
-            }
-        }
+        // On an error, or if this future is dropped mid-write (a timeout, shutdown),
+        // `taken` gives the counts back when it goes out of scope.
+        store.record_usage(&batch).await?;
+        taken.0.clear();
+        Ok(batch.len())
     }
 }

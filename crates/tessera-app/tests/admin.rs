@@ -66,14 +66,17 @@ fn personal(name: &str, access: PersonalAccess) -> CreatePersonalTokenRequest {
 }
 
 fn verify_code(app: &Tessera, token: &str) -> Result<(), VerifyCode> {
-    match app.verify(
-        VerifyQuery {
-            token,
-            permission: None,
-            project: None,
-        },
-        None,
-    ) {
+    match app
+        .verify(
+            VerifyQuery {
+                token,
+                permission: None,
+                project: None,
+            },
+            None,
+        )
+        .unwrap()
+    {
         Verdict::Valid(_) => Ok(()),
         Verdict::Invalid { code, .. } => Err(code),
     }

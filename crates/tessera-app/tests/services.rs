@@ -54,14 +54,17 @@ fn create(name: &str, token_type: TokenType, permissions: &[&str]) -> CreateToke
 }
 
 fn check(app: &Tessera, token: &str, permission: Option<&str>) -> Result<(), VerifyCode> {
-    match app.verify(
-        VerifyQuery {
-            token,
-            permission,
-            project: None,
-        },
-        None,
-    ) {
+    match app
+        .verify(
+            VerifyQuery {
+                token,
+                permission,
+                project: None,
+            },
+            None,
+        )
+        .unwrap()
+    {
         Verdict::Valid(_) => Ok(()),
         Verdict::Invalid { code, .. } => Err(code),
     }
@@ -344,7 +347,7 @@ async fn failures_from_one_address_are_throttled_but_valid_tokens_still_pass() {
         project: None,
     };
     let codes: Vec<_> = (0..4)
-        .map(|_| match app.verify(bad, address) {
+        .map(|_| match app.verify(bad, address).unwrap() {
             Verdict::Invalid { code, .. } => code,
             Verdict::Valid(_) => panic!("a malformed token verified"),
         })
@@ -363,13 +366,95 @@ async fn failures_from_one_address_are_throttled_but_valid_tokens_still_pass() {
         permission: None,
         project: None,
     };
-    assert!(matches!(app.verify(good, address), Verdict::Valid(_)));
+    assert!(matches!(
+        app.verify(good, address).unwrap(),
+        Verdict::Valid(_)
+    ));
     let other = Some("192.0.2.8".parse().unwrap());
     assert!(matches!(
-        app.verify(bad, other),
+        app.verify(bad, other).unwrap(),
         Verdict::Invalid {
             code: VerifyCode::Malformed,
             ..
         }
     ));
+}
+
+/// A node whose index stops catching up (here: nobody calls `follow_changes`, as when
+/// the database is unreachable) verifies from memory until the maximum staleness, then
+/// refuses with `StaleIndex`; one catch-up makes it answer again. Without a maximum it
+/// never refuses. Staleness runs on the monotonic clock, not the manual one.
+#[tokio::test]
+async fn a_stale_index_refuses_to_verify_until_it_catches_up() {
+    use std::time::{Duration as StdDuration, Instant};
+
+    let dir = tempfile::tempdir().unwrap();
+    let url = tessera_store::sqlite_url_in(dir.path());
+    let pepper = Pepper::from_bytes([42; 32]);
+    let clock = Arc::new(ManualClock::new(
+        Utc.with_ymd_and_hms(2026, 5, 1, 8, 0, 0).unwrap(),
+    ));
+    let max = StdDuration::from_millis(150);
+    let mut apps = Vec::new();
+    for max_staleness in [Some(max), None] {
+        let app = Tessera::new(
+            tessera_store::open(&url).await.unwrap(),
+            pepper.clone(),
+            Settings {
+                max_staleness,
+                ..Settings::default()
+            },
+            clock.clone(),
+        );
+        assert!(
+            matches!(
+                app.ready().await,
+                Err(tessera_app::AppError::Unavailable(_))
+            ),
+            "not ready before the index is loaded"
+        );
+        apps.push(app);
+    }
+    let (strict, lenient) = (&apps[0], &apps[1]);
+    let created = strict
+        .create_token(&operator(), create("ci", TokenType::ReadOnly, &[]))
+        .await
+        .unwrap();
+    for app in [strict, lenient] {
+        app.load().await.unwrap();
+        app.ready().await.unwrap();
+        assert_eq!(check(app, &created.token, None), Ok(()));
+    }
+    // The manual clock moving does not make the index stale.
+    clock.advance(Duration::hours(1));
+    assert_eq!(check(strict, &created.token, None), Ok(()));
+
+    let query = VerifyQuery {
+        token: &created.token,
+        permission: None,
+        project: None,
+    };
+    let deadline = Instant::now() + StdDuration::from_secs(10);
+    let behind = loop {
+        match strict.verify(query, None) {
+            Err(tessera_app::AppError::StaleIndex { behind }) => break behind,
+            Ok(Verdict::Valid(_)) => {}
+            other => panic!("unexpected answer {other:?}"),
+        }
+        assert!(Instant::now() < deadline, "the index never became stale");
+        tokio::time::sleep(StdDuration::from_millis(10)).await;
+    };
+    assert!(behind > max, "{behind:?}");
+    assert!(strict.index_staleness() > max);
+    let message = strict.verify(query, None).unwrap_err().to_string();
+    assert!(message.contains("stale"), "{message}");
+    assert_eq!(
+        check(lenient, &created.token, None),
+        Ok(()),
+        "max_staleness = None never refuses"
+    );
+
+    strict.follow_changes().await.unwrap();
+    assert!(strict.index_staleness() < max);
+    assert_eq!(check(strict, &created.token, None), Ok(()));
 }

@@ -82,6 +82,12 @@ impl From<AppError> for ApiError {
                 api.retry_after = Some(Duration::from_secs(UNAVAILABLE_RETRY_SECONDS));
                 api
             }
+            // Not logged per request (it would flood the log at verify rates): the
+            // feed follower logs once when the index goes past its maximum staleness.
+            stale @ AppError::StaleIndex { .. } => Self::new(
+                ErrorCode::Internal,
+                format!("{stale}; refusing to verify until it catches up"),
+            ),
             AppError::Internal(cause) => {
                 // Logged once, inside the request's span; the client learns nothing of it.
                 tracing::error!(%cause, "internal error");

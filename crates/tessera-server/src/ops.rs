@@ -1,5 +1,6 @@
-//! Operations endpoints: `/healthz` (the process answers) and `/readyz` (the index is
-//! loaded and the database answers).
+//! Operations endpoints: `/healthz` (the process answers) and `/readyz` (the database
+//! answers and the verify index has caught up with it since the last failure; 503
+//! `unavailable` with `Retry-After` otherwise).
 
 use axum::extract::State;
 use axum::routing::get;
@@ -20,6 +21,6 @@ async fn healthz() -> Json<Value> {
 }
 
 async fn readyz(State(state): State<AppState>) -> ApiResult<Json<Value>> {
-    state.app.ping().await?;
+    state.app.ready().await?;
     Ok(Json(json!({"status": "ready"})))
 }

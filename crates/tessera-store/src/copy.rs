@@ -36,7 +36,10 @@ use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{ColumnIndex, Database, Decode, Encode, Postgres, QueryBuilder, Row, Sqlite, Type};
+use sqlx::{
+    ColumnIndex, ConnectOptions as _, Database, Decode, Encode, Postgres, QueryBuilder, Row,
+    Sqlite, Type,
+};
 
 use crate::{StoreError, StoreResult, redact_url};
 
@@ -120,7 +123,10 @@ pub struct CopyReport {
 impl CopyReport {
     /// The tables whose counts differ.
     pub fn mismatches(&self) -> Vec<&TableCount> {
-        self.tables.iter().filter(|count| !count.matches()).collect()
+        self.tables
+            .iter()
+            .filter(|count| !count.matches())
+            .collect()
     }
 
     /// Rows copied, all tables together.
@@ -358,7 +364,11 @@ fn create_private_file(path: &Path) -> StoreResult<()> {
         Ok(_) => Ok(()),
         Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
         Err(error) => Err(StoreError::Backend(
-            format!("cannot create the target database {}: {error}", path.display()).into(),
+            format!(
+                "cannot create the target database {}: {error}",
+                path.display()
+            )
+            .into(),
         )),
     }
 }
@@ -370,6 +380,11 @@ impl Db {
         let shown = redact_url(url);
         if is_sqlite(url) {
             let file = sqlite_file(url)?;
+            if file.as_os_str() == ":memory:" || url.contains("mode=memory") {
+                return Err(StoreError::Backend(
+                    format!("the {} {shown} is an in-memory database", end.as_str()).into(),
+                ));
+            }
             match end {
                 // Opening would create an empty database: copying nothing is a mistake.
                 End::Source if !file.exists() => {
@@ -390,7 +405,10 @@ impl Db {
                 .map_err(|error| StoreError::Backend(Box::new(error)))?
                 .synchronous(SqliteSynchronous::Full)
                 .foreign_keys(true)
-                .busy_timeout(Duration::from_secs(5));
+                .busy_timeout(Duration::from_secs(5))
+                // Statements carry hundreds of placeholders; never their values, but
+                // a slow batch would still fill the log.
+                .disable_statement_logging();
             let pool = SqlitePoolOptions::new()
                 .max_connections(4)
                 .connect_with(options)
@@ -400,7 +418,8 @@ impl Db {
         } else {
             let options = PgConnectOptions::from_str(url)
                 .map_err(|error| StoreError::Backend(Box::new(error)))?
-                .application_name("tessera db copy");
+                .application_name("tessera db copy")
+                .disable_statement_logging();
             let pool = PgPoolOptions::new()
                 .max_connections(4)
                 .acquire_timeout(Duration::from_secs(30))
@@ -847,11 +866,8 @@ where
         .map(|(name, _)| *name)
         .collect();
     let key = key.join(", ");
-    let mut builder = QueryBuilder::new(format!(
-        "SELECT {} FROM {}",
-        column_list(table),
-        table.name
-    ));
+    let mut builder =
+        QueryBuilder::new(format!("SELECT {} FROM {}", column_list(table), table.name));
     if let Some(after) = after {
         builder.push(format!(" WHERE ({key}) > ("));
         for (index, value) in after.iter().enumerate() {
@@ -1069,7 +1085,10 @@ mod tests {
             ("tokens", "projects"),
             ("usage_daily", "tokens"),
         ] {
-            assert!(position(child) > position(parent), "{child} before {parent}");
+            assert!(
+                position(child) > position(parent),
+                "{child} before {parent}"
+            );
         }
         for table in TABLES {
             assert!(table.key_len >= 1 && table.key_len <= table.columns.len());

@@ -68,6 +68,9 @@ pub enum Command {
     /// Manage admin roles.
     #[command(subcommand)]
     Role(RoleCommand),
+    /// Database maintenance (copy one database into another).
+    #[command(subcommand)]
+    Db(crate::copy::DbCommand),
     /// Read the audit log, newest first.
     Audit {
         /// Only entries at or after this RFC 3339 time.

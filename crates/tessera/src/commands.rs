@@ -61,6 +61,7 @@ pub async fn run(cli: Cli) -> Result<u8> {
         Command::Project(command) => project(&config, command, json).await,
         Command::User(command) => crate::people::user(&config, command, json).await,
         Command::Role(command) => crate::people::role(&config, command, json).await,
+        Command::Db(command) => crate::copy::run(&config, command, json).await,
         Command::Audit {
             since,
             until,
@@ -450,7 +451,7 @@ async fn verify(
         permission: permission.as_deref(),
         project: project.as_deref(),
     };
-    let response = app.verify(query, None).into_response();
+    let response = app.verify(query, None)?.into_response();
     if let Err(error) = app.flush_usage().await {
         tracing::warn!(%error, "could not record this verification's usage");
     }

@@ -27,6 +27,9 @@ pub struct Config {
     pub usage_flush_seconds: u64,
     pub change_poll_milliseconds: u64,
     pub verify_failures_per_minute: u32,
+    /// How far behind the database the verify index may fall (e.g. while the database
+    /// is unreachable) before verification answers `internal`; 0: never refuse.
+    pub max_staleness_seconds: u64,
     pub log_format: LogFormat,
 }
 
@@ -51,6 +54,7 @@ impl Default for Config {
             usage_flush_seconds: 5,
             change_poll_milliseconds: 250,
             verify_failures_per_minute: 600,
+            max_staleness_seconds: 300,
             log_format: LogFormat::Text,
         }
     }
@@ -71,6 +75,7 @@ struct FileConfig {
     usage_flush_seconds: Option<u64>,
     change_poll_milliseconds: Option<u64>,
     verify_failures_per_minute: Option<u32>,
+    max_staleness_seconds: Option<u64>,
     log_format: Option<LogFormat>,
 }
 
@@ -97,6 +102,7 @@ const KNOWN_ENV: &[&str] = &[
     "TESSERA_USAGE_FLUSH_SECONDS",
     "TESSERA_CHANGE_POLL_MILLISECONDS",
     "TESSERA_VERIFY_FAILURES_PER_MINUTE",
+    "TESSERA_MAX_STALENESS_SECONDS",
     "TESSERA_LOG_FORMAT",
     "TESSERA_LOG",
 ];
@@ -174,6 +180,9 @@ impl Config {
             config.verify_failures_per_minute =
                 parse_env("TESSERA_VERIFY_FAILURES_PER_MINUTE", &v)?;
         }
+        if let Some(v) = lookup("TESSERA_MAX_STALENESS_SECONDS") {
+            config.max_staleness_seconds = parse_env("TESSERA_MAX_STALENESS_SECONDS", &v)?;
+        }
         if let Some(v) = lookup("TESSERA_LOG_FORMAT") {
             config.log_format = match v.as_str() {
                 "text" => LogFormat::Text,
@@ -212,6 +221,7 @@ impl Config {
             usage_flush_seconds,
             change_poll_milliseconds,
             verify_failures_per_minute,
+            max_staleness_seconds,
             log_format
         );
         if let Some(url) = file.database_url {
@@ -258,6 +268,8 @@ impl Config {
                 .map_err(anyhow::Error::msg)?,
             session_lifetime: Duration::from_secs(self.session_lifetime_seconds),
             verify_failures_per_address: self.verify_failures_per_minute,
+            max_staleness: (self.max_staleness_seconds > 0)
+                .then(|| Duration::from_secs(self.max_staleness_seconds)),
             ..tessera_app::Settings::default()
         })
     }
@@ -323,6 +335,41 @@ mod tests {
         };
         let error = Config::load(&overrides, &[]).unwrap_err();
         assert!(format!("{error:#}").contains("lisen"), "{error:#}");
+    }
+
+    #[test]
+    fn max_staleness_defaults_to_five_minutes_and_zero_means_never() {
+        let (config, _) = Config::load(&Overrides::default(), &[]).unwrap();
+        assert_eq!(config.max_staleness_seconds, 300);
+        assert_eq!(
+            config.settings().unwrap().max_staleness,
+            Some(Duration::from_secs(300))
+        );
+        let (config, warnings) = Config::load(
+            &Overrides::default(),
+            &env(&[("TESSERA_MAX_STALENESS_SECONDS", "0")]),
+        )
+        .unwrap();
+        assert!(warnings.is_empty(), "{warnings:?}");
+        assert_eq!(config.settings().unwrap().max_staleness, None);
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("tessera.toml");
+        std::fs::write(&file, "max_staleness_seconds = 60\n").unwrap();
+        let overrides = Overrides {
+            config: Some(file),
+            ..Overrides::default()
+        };
+        let (config, _) = Config::load(&overrides, &[]).unwrap();
+        assert_eq!(
+            config.settings().unwrap().max_staleness,
+            Some(Duration::from_secs(60))
+        );
+        let error = Config::load(
+            &Overrides::default(),
+            &env(&[("TESSERA_MAX_STALENESS_SECONDS", "-1")]),
+        )
+        .unwrap_err();
+        assert!(error.to_string().contains("TESSERA_MAX_STALENESS_SECONDS"));
     }
 
     #[test]

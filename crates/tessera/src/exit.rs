@@ -12,6 +12,7 @@
 //! | 70 | internal error |
 
 use tessera_app::AppError;
+use tessera_store::StoreError;
 
 pub const OK: u8 = 0;
 pub const INVALID_TOKEN: u8 = 1;
@@ -32,8 +33,16 @@ pub fn code_of(error: &anyhow::Error) -> u8 {
             DENIED
         }
         Some(AppError::Unavailable(_)) => UNAVAILABLE,
-        Some(AppError::Internal(_)) => INTERNAL,
+        Some(AppError::Internal(_) | AppError::StaleIndex { .. }) => INTERNAL,
         None if error.downcast_ref::<UsageError>().is_some() => USAGE,
+        // Opening the database fails before any service runs, as a store error.
+        None if matches!(
+            error.downcast_ref::<StoreError>(),
+            Some(StoreError::Unavailable(_))
+        ) =>
+        {
+            UNAVAILABLE
+        }
         None => INTERNAL,
     }
 }
@@ -42,3 +51,21 @@ pub fn code_of(error: &anyhow::Error) -> u8 {
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
 pub struct UsageError(pub String);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unreachable_database_exits_69_also_when_opening_it() {
+        let unreachable = || StoreError::Unavailable("connection refused".into());
+        let opening = anyhow::Error::new(unreachable()).context("cannot open the database");
+        assert_eq!(code_of(&opening), UNAVAILABLE);
+        let serving = anyhow::Error::new(AppError::Unavailable(unreachable()));
+        assert_eq!(code_of(&serving), UNAVAILABLE);
+        let stale = anyhow::Error::new(AppError::StaleIndex {
+            behind: std::time::Duration::from_secs(301),
+        });
+        assert_eq!(code_of(&stale), INTERNAL);
+    }
+}

@@ -7,6 +7,7 @@
 mod cli;
 mod commands;
 mod config;
+mod copy;
 mod exit;
 mod people;
 mod serve;

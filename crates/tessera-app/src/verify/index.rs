@@ -303,7 +303,7 @@ impl VerifyIndex {
         // Taken once the lock is held: everything committed before this instant is
         // read by the queries below.
         let started_at = self.freshness.elapsed_millis();
-        let result = self.apply_changes(store, &mut *sequence).await;
+        let result = self.apply_changes(store, &mut sequence).await;
         match &result {
             Ok(()) => self.freshness.succeeded(started_at),
             Err(_) => self.freshness.failed(),

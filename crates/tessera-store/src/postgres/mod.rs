@@ -46,8 +46,10 @@ const CHANGE_FEED_LOCK: i64 = 0x7465_7373_6572_6101;
 
 /// Connections per node; management writes are short and verification never queries.
 const POOL_SIZE: u32 = 10;
-/// How long a call waits for a connection before it answers `Unavailable`.
-const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a call waits for a connection before it answers `Unavailable` (a 503): short,
+/// so that management calls fail fast while the database is unreachable, and still
+/// ample for opening a connection to a reachable server.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Tessera's store on a PostgreSQL database shared by any number of nodes.
 #[derive(Debug, Clone)]

@@ -203,7 +203,7 @@ pub struct Server {
 impl Server {
     /// Spawns `command` with stderr piped, waits for the "tessera listening on http://…"
     /// line, then keeps draining stderr in a thread so the pipe never fills.
-    fn start(mut command: Command) -> Self {
+    pub fn start(mut command: Command) -> Self {
         command.stdout(Stdio::null()).stderr(Stdio::piped());
         let mut child = command.spawn().expect("spawn tessera serve");
         let stderr = child.stderr.take().expect("stderr is piped");
