@@ -32,7 +32,7 @@ use tessera_store::{Store, StoreError};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{AppError, AppResult};
 pub use principal::{Principal, Via};
-pub use verify::{Verdict, VerifyQuery};
+pub use verify::{RenderedVerdict, Verdict, VerifyQuery};
 
 use crate::throttle::FailureThrottle;
 use crate::usage::UsageRecorder;
@@ -214,13 +214,37 @@ impl Tessera {
     /// the index is more than [`Settings::max_staleness`] behind: then every call fails
     /// with [`AppError::StaleIndex`] rather than answer from data that old.
     pub fn verify(&self, query: VerifyQuery<'_>, client: Option<IpAddr>) -> AppResult<Verdict> {
+        self.check_freshness()?;
+        Ok(self.verifier.verify(query, client, self.clock.now()))
+    }
+
+    /// [`Tessera::verify`] with the answer ready to send: a valid token's answer was
+    /// rendered when its index entry was built, so the HTTP hot path serializes nothing.
+    pub fn verify_rendered(
+        &self,
+        query: VerifyQuery<'_>,
+        client: Option<IpAddr>,
+    ) -> AppResult<RenderedVerdict> {
+        self.check_freshness()?;
+        Ok(
+            match self.verifier.accept(query, client, self.clock.now()) {
+                Ok(token) => RenderedVerdict::Valid(Arc::clone(&token.answer)),
+                Err((code, retry_after)) => {
+                    RenderedVerdict::Invalid(Verdict::Invalid { code, retry_after }.into_response())
+                }
+            },
+        )
+    }
+
+    /// `StaleIndex` once the index is further behind the feed than allowed.
+    fn check_freshness(&self) -> AppResult<()> {
         if let Some(max) = self.settings.max_staleness {
             let behind = self.index.staleness();
             if behind > max {
                 return Err(AppError::StaleIndex { behind });
             }
         }
-        Ok(self.verifier.verify(query, client, self.clock.now()))
+        Ok(())
     }
 
     pub fn settings(&self) -> &Settings {

@@ -131,10 +131,29 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
     }
 }
 
+/// The raw body, with the SPEC's 413 past the body limit.
+#[derive(Debug)]
+pub struct RawBody(pub Bytes);
+
+impl<S: Send + Sync> FromRequest<S> for RawBody {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        read_body(request, state).await.map(Self)
+    }
+}
+
 /// A JSON body whatever its declared content type, for `POST /v1/verify`, which
 /// changes nothing and is called by gateways and scripts that may not declare it.
 #[derive(Debug)]
 pub struct LenientJson<T>(pub T);
+
+impl<T: DeserializeOwned> LenientJson<T> {
+    /// Parses a body already read (for handlers that read it themselves).
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, ApiError> {
+        parse_json(bytes).map(Self)
+    }
+}
 
 impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for LenientJson<T> {
     type Rejection = ApiError;

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use tessera_api_types::{VerifiedToken, VerifyResponse};
 use tessera_core::{
     Catalog, ChangeKind, RateLimit, TokenDigest, TokenId, TokenKind, TokenRecord, TokenStatus,
     TokenType, UserId,
@@ -58,11 +59,27 @@ pub struct IndexedToken {
     pub api_version: String,
     pub limiter: Option<DefaultDirectRateLimiter>,
     pub usage: Arc<UsageCounters>,
+    /// This token's `{"valid": true, "token": …}` answer, rendered once when the entry
+    /// is built, so a valid verification serializes nothing.
+    pub answer: Arc<str>,
 }
 
 impl IndexedToken {
+    /// What a caller learns about this token when it verifies.
+    pub fn summary(&self) -> VerifiedToken {
+        VerifiedToken {
+            id: self.id.0,
+            name: self.name.clone(),
+            kind: self.kind,
+            token_type: self.token_type,
+            project: self.project.clone(),
+            api_version: self.api_version.clone(),
+            expires_at: self.expires_at,
+        }
+    }
+
     fn new(record: &TokenRecord, usage: Arc<UsageCounters>) -> Self {
-        Self {
+        let mut token = Self {
             id: record.id,
             name: record.name.clone(),
             kind: record.kind,
@@ -75,7 +92,12 @@ impl IndexedToken {
             api_version: record.api_version.clone(),
             limiter: record.rate_limit.and_then(limiter),
             usage,
-        }
+            answer: Arc::from(""),
+        };
+        token.answer = serde_json::to_string(&VerifyResponse::valid(token.summary()))
+            .unwrap_or_default()
+            .into();
+        token
     }
 
     /// Whether this token grants `permission` under `catalog`.

@@ -53,6 +53,14 @@ impl Verdict {
     }
 }
 
+/// A verification answer ready for the wire.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RenderedVerdict {
+    /// The JSON text of `{"valid": true, "token": …}`.
+    Valid(Arc<str>),
+    Invalid(VerifyResponse),
+}
+
 /// Checks presented tokens against the index.
 #[derive(Debug)]
 pub struct Verifier {
@@ -85,15 +93,7 @@ impl Verifier {
         now: DateTime<Utc>,
     ) -> Verdict {
         match self.accept(query, client, now) {
-            Ok(token) => Verdict::Valid(VerifiedToken {
-                id: token.id.0,
-                name: token.name.clone(),
-                kind: token.kind,
-                token_type: token.token_type,
-                project: token.project.clone(),
-                api_version: token.api_version.clone(),
-                expires_at: token.expires_at,
-            }),
+            Ok(token) => Verdict::Valid(token.summary()),
             Err((code, retry_after)) => Verdict::Invalid { code, retry_after },
         }
     }
