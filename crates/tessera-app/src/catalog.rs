@@ -193,13 +193,21 @@ impl Tessera {
     /// Deletes a project; refused (409) while any token is bound to it.
     pub async fn delete_project(&self, principal: &Principal, slug: &str) -> AppResult<()> {
         principal.require(AdminPermission::ProjectsManage)?;
+        let before = self
+            .store
+            .list_projects()
+            .await?
+            .into_iter()
+            .find(|p| p.slug == slug)
+            .ok_or_else(|| AppError::NotFound("project".into()))?;
         let now = self.clock.now();
+        let before_json = serde_json::to_value(project_view(&before)).unwrap_or_default();
         let entry = audit::entry(
             principal,
             now,
             "project.delete",
             format!("project:{slug}"),
-            serde_json::json!({}),
+            audit::diff(Some(&before_json), None),
         );
         self.store
             .delete_project(slug, &entry)

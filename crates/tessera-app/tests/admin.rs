@@ -499,6 +499,16 @@ async fn every_change_is_audited_with_a_diff_and_no_secret() {
     )
     .await
     .unwrap();
+    app.create_project(
+        &root,
+        tessera_api_types::ProjectRequest {
+            slug: "shop".into(),
+            name: "Shop".into(),
+        },
+    )
+    .await
+    .unwrap();
+    app.delete_project(&root, "shop").await.unwrap();
     app.update_user(&root, &root_id, update(|r| r.name = Some("Root".into())))
         .await
         .unwrap();
@@ -564,6 +574,16 @@ async fn every_change_is_audited_with_a_diff_and_no_secret() {
         serde_json::json!({"from": "root@example.com", "to": "Root"})
     );
 
+    let removed = page
+        .items
+        .iter()
+        .find(|e| e.action == "project.delete")
+        .unwrap();
+    assert_eq!(
+        removed.changes["slug"],
+        serde_json::json!({"from": "shop", "to": null})
+    );
+    assert!(page.items.iter().any(|e| e.action == "project.create"));
     let everything = serde_json::to_string(&page).unwrap();
     for secret in [&created.token, &regenerated.token, &personal_secret] {
         assert!(
