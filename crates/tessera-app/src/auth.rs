@@ -157,6 +157,14 @@ impl Tessera {
         password: Option<Password>,
     ) -> AppResult<UserView> {
         principal.require(AdminPermission::UsersManage)?;
+        if password.is_some() && principal.via == crate::principal::Via::PersonalToken {
+            return Err(AppError::Forbidden(
+                "passwords are set from a signed-in session, not with a personal token".into(),
+            ));
+        }
+        if self.store.get_role(&role).await?.is_some() {
+            self.ensure_within_reach(principal, &role).await?;
+        }
         let user = self.new_user(email, name, role, password).await?;
         let view = self.user_view(&user).await?;
         let changes = audit::diff(None, Some(&serde_json::to_value(&view).unwrap_or_default()));
@@ -334,7 +342,7 @@ impl Tessera {
                     at: now,
                     actor: format!("user:{}", user.email),
                     action: "auth.login".into(),
-                    target: format!("user:{}", user.email),
+                    target: format!("user:{}", user.id),
                     client_address,
                     changes: serde_json::json!({}),
                 };
@@ -351,10 +359,8 @@ impl Tessera {
             user => {
                 // What was typed as an email is recorded only when it names an account:
                 // a password pasted into the wrong field must not land in the audit log.
-                let target = user.map_or_else(
-                    || "user:<unknown>".to_owned(),
-                    |u| format!("user:{}", u.email),
-                );
+                let target =
+                    user.map_or_else(|| "user:<unknown>".to_owned(), |u| format!("user:{}", u.id));
                 let entry = AuditEntry {
                     at: now,
                     actor: "anonymous".into(),

@@ -237,7 +237,7 @@ impl Tessera {
     }
 
     /// `StaleIndex` once the index is further behind the feed than allowed.
-    fn check_freshness(&self) -> AppResult<()> {
+    pub(crate) fn check_freshness(&self) -> AppResult<()> {
         if let Some(max) = self.settings.max_staleness {
             let behind = self.index.staleness();
             if behind > max {

@@ -214,6 +214,13 @@ impl Tessera {
         token: &str,
         client: Option<IpAddr>,
     ) -> AppResult<Principal> {
+        // Only a personal token's prefix gets as far as the index: an API token sent
+        // here is refused without counting as a use of it.
+        match self.settings.token_format.parse(token) {
+            Ok(parsed) if parsed.kind == TokenKind::Personal => {}
+            _ => return Err(AppError::Unauthenticated),
+        }
+        self.check_freshness()?;
         let query = VerifyQuery {
             token,
             permission: None,

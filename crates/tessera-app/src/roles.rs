@@ -26,6 +26,28 @@ pub fn role_view(role: &Role) -> RoleView {
     }
 }
 
+/// A role manager may only grant what they hold themselves: `roles.manage` must not be
+/// a path to permissions its holder lacks (removing permissions is always allowed).
+fn ensure_grantable(
+    principal: &Principal,
+    after: &BTreeSet<AdminPermission>,
+    before: &BTreeSet<AdminPermission>,
+) -> AppResult<()> {
+    let beyond: Vec<&str> = after
+        .difference(before)
+        .filter(|p| !principal.permissions.contains(p))
+        .map(|p| p.as_str())
+        .collect();
+    if beyond.is_empty() {
+        Ok(())
+    } else {
+        Err(AppError::Forbidden(format!(
+            "you cannot grant permissions you do not hold: {}",
+            beyond.join(", ")
+        )))
+    }
+}
+
 fn role_json(role: &Role) -> serde_json::Value {
     serde_json::to_value(role_view(role)).unwrap_or_default()
 }
@@ -69,6 +91,7 @@ impl Tessera {
             permissions: request.permissions.into_iter().collect::<BTreeSet<_>>(),
             builtin: false,
         };
+        ensure_grantable(principal, &role.permissions, &BTreeSet::new())?;
         let now = self.clock.now();
         let entry = audit::entry(
             principal,
@@ -102,6 +125,7 @@ impl Tessera {
         if let Some(permissions) = update.permissions {
             after.permissions = permissions.into_iter().collect();
         }
+        ensure_grantable(principal, &after.permissions, &before.permissions)?;
         let now = self.clock.now();
         let changes = audit::diff(Some(&role_json(&before)), Some(&role_json(&after)));
         let entry = audit::entry(principal, now, "role.update", format!("role:{id}"), changes);

@@ -17,6 +17,34 @@ pub(crate) fn parse_user_id(id: &str) -> AppResult<UserId> {
 }
 
 impl Tessera {
+    /// Managing a user whose role (or assigning a role that) holds permissions the
+    /// caller lacks is refused: `users.manage` must not be a path to super-admin.
+    pub(crate) async fn ensure_within_reach(
+        &self,
+        principal: &Principal,
+        role: &str,
+    ) -> AppResult<()> {
+        let granted = self.role_grants(role).await?;
+        if granted.is_subset(&principal.permissions) {
+            Ok(())
+        } else {
+            Err(AppError::Forbidden(format!(
+                "the role `{role}` holds permissions you do not hold"
+            )))
+        }
+    }
+
+    /// Setting a password creates a credential: only from a session (or the CLI), so
+    /// a leaked personal token cannot turn itself into a sign-in.
+    fn ensure_session_for_password(principal: &Principal) -> AppResult<()> {
+        if principal.via == crate::principal::Via::PersonalToken {
+            return Err(AppError::Forbidden(
+                "passwords are set from a signed-in session, not with a personal token".into(),
+            ));
+        }
+        Ok(())
+    }
+
     pub(crate) async fn user(&self, id: &str) -> AppResult<UserRecord> {
         self.store
             .get_user(parse_user_id(id)?)
@@ -56,6 +84,15 @@ impl Tessera {
     ) -> AppResult<UserView> {
         principal.require(AdminPermission::UsersManage)?;
         let before = self.user(id).await?;
+        self.ensure_within_reach(principal, &before.role).await?;
+        if request.password.is_some() {
+            Self::ensure_session_for_password(principal)?;
+        }
+        if let Some(role) = &request.role
+            && *role != before.role
+        {
+            self.ensure_within_reach(principal, role).await?;
+        }
         let mut after = before.clone();
         let mut errors = FieldErrors::default();
         if let Some(email) = request.email {
@@ -119,6 +156,7 @@ impl Tessera {
     pub async fn delete_user(&self, principal: &Principal, id: &str) -> AppResult<()> {
         principal.require(AdminPermission::UsersManage)?;
         let before = self.user(id).await?;
+        self.ensure_within_reach(principal, &before.role).await?;
         let view = self.user_view(&before).await?;
         let changes = audit::diff(Some(&serde_json::to_value(&view).unwrap_or_default()), None);
         let entry = audit::entry(

@@ -649,3 +649,191 @@ async fn every_change_is_audited_with_a_diff_and_no_secret() {
         .await;
     assert!(matches!(viewer_denied, Err(AppError::Forbidden(_))));
 }
+
+#[tokio::test]
+async fn managing_users_and_roles_never_reaches_beyond_ones_own_permissions() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = node(&dir).await;
+    let root = admin(&app, "root@example.com", "super-admin").await;
+    app.create_role(
+        &operator(),
+        RoleRequest {
+            name: "people".into(),
+            description: None,
+            permissions: vec![
+                AdminPermission::UsersManage,
+                AdminPermission::RolesManage,
+                AdminPermission::TokensRead,
+            ],
+        },
+    )
+    .await
+    .unwrap();
+    let manager_id = admin(&app, "manager@example.com", "people").await;
+    let manager = session(&app, "manager@example.com").await;
+    let forbidden = |result: Result<_, AppError>| matches!(result, Err(AppError::Forbidden(_)));
+
+    // Not a path to super-admin: neither assigning it nor touching one.
+    let create = |role: &str| CreateUserRequest {
+        email: format!("{role}@example.com"),
+        name: None,
+        role: role.into(),
+        password: None,
+    };
+    assert!(forbidden(
+        app.create_user(&manager, create("super-admin"))
+            .await
+            .map(|_| ())
+    ));
+    assert!(forbidden(
+        app.create_user(&manager, create("token-manager"))
+            .await
+            .map(|_| ())
+    ));
+    let viewer = app
+        .create_user(&manager, create("viewer"))
+        .await
+        .unwrap()
+        .id
+        .to_string();
+    assert!(forbidden(
+        app.update_user(
+            &manager,
+            &manager_id,
+            update(|r| r.role = Some("super-admin".into()))
+        )
+        .await
+        .map(|_| ())
+    ));
+    assert!(forbidden(
+        app.update_user(&manager, &root, update(|r| r.active = Some(false)))
+            .await
+            .map(|_| ())
+    ));
+    assert!(forbidden(app.delete_user(&manager, &root).await));
+    app.update_user(&manager, &viewer, update(|r| r.name = Some("V".into())))
+        .await
+        .unwrap();
+
+    // Not a path to more permissions through roles either.
+    let widen = RoleUpdate {
+        description: None,
+        permissions: Some(vec![
+            AdminPermission::UsersManage,
+            AdminPermission::TokensCreate,
+        ]),
+    };
+    assert!(forbidden(
+        app.update_role(&manager, "people", widen).await.map(|_| ())
+    ));
+    let grant = RoleRequest {
+        name: "creator".into(),
+        description: None,
+        permissions: vec![AdminPermission::TokensCreate],
+    };
+    assert!(forbidden(
+        app.create_role(&manager, grant).await.map(|_| ())
+    ));
+    let narrow = RoleUpdate {
+        description: None,
+        permissions: Some(vec![AdminPermission::TokensRead]),
+    };
+    app.update_role(&manager, "viewer", narrow).await.unwrap();
+
+    // A personal token of a user manager cannot set passwords (a new sign-in).
+    let owner = session(&app, "root@example.com").await;
+    let token = app
+        .create_my_token(&owner, personal("ops", PersonalAccess::Full))
+        .await
+        .unwrap()
+        .token;
+    let via_token = app.authenticate_bearer(&token, None).await.unwrap();
+    assert!(forbidden(
+        app.update_user(
+            &via_token,
+            &viewer,
+            update(|r| r.password = Some("a long new password".into()))
+        )
+        .await
+        .map(|_| ())
+    ));
+    let with_password = CreateUserRequest {
+        password: Some("a long new password".into()),
+        ..create("viewer")
+    };
+    assert!(forbidden(
+        app.create_user(&via_token, with_password).await.map(|_| ())
+    ));
+}
+
+#[tokio::test]
+async fn personal_tokens_never_pass_for_protected_api_permissions_and_api_tokens_are_not_counted_as_bearers()
+ {
+    let dir = tempfile::tempdir().unwrap();
+    let app = node(&dir).await;
+    admin(&app, "root@example.com", "super-admin").await;
+    let owner = session(&app, "root@example.com").await;
+    app.create_resource(
+        &owner,
+        tessera_api_types::ResourceRequest {
+            name: "article".into(),
+            description: None,
+            actions: vec![tessera_api_types::ActionView {
+                name: "find".into(),
+                kind: tessera_core::ActionKind::Read,
+            }],
+        },
+    )
+    .await
+    .unwrap();
+    let personal_token = app
+        .create_my_token(&owner, personal("me", PersonalAccess::Full))
+        .await
+        .unwrap()
+        .token;
+    let asked = |token: &str, permission| match app
+        .verify(
+            VerifyQuery {
+                token,
+                permission,
+                project: None,
+            },
+            None,
+        )
+        .unwrap()
+    {
+        Verdict::Valid(_) => Ok(()),
+        Verdict::Invalid { code, .. } => Err(code),
+    };
+    assert_eq!(asked(&personal_token, None), Ok(()));
+    assert_eq!(
+        asked(&personal_token, Some("article.find")),
+        Err(VerifyCode::Forbidden)
+    );
+
+    let api = app
+        .create_token(
+            &owner,
+            CreateTokenRequest {
+                name: "api".into(),
+                token_type: Some(TokenType::ReadOnly),
+                lifespan: Some(Lifespan::Days7),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert!(matches!(
+        app.authenticate_bearer(&api.token, None).await,
+        Err(AppError::Unauthenticated)
+    ));
+    app.flush_usage().await.unwrap();
+    let view = app
+        .get_token(&owner, &api.record.id.to_string())
+        .await
+        .unwrap();
+    assert_eq!(
+        view.last_used_at, None,
+        "a refused bearer is not a use of the token"
+    );
+}

@@ -261,7 +261,9 @@ impl FromRequestParts<AppState> for Caller {
             let token = value
                 .to_str()
                 .ok()
-                .and_then(|text| text.strip_prefix("Bearer "))
+                .and_then(|text| text.split_once(' '))
+                .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+                .map(|(_, token)| token)
                 .ok_or_else(refused)?;
             let principal = state
                 .app

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use tessera_api_types::{VerifiedToken, VerifyCode, VerifyResponse};
-use tessera_core::{Pepper, TokenFormat, TokenStatus};
+use tessera_core::{Pepper, TokenFormat, TokenKind, TokenStatus};
 
 pub use index::{IndexedToken, VerifyIndex};
 
@@ -158,8 +158,10 @@ impl Verifier {
         if token.status == TokenStatus::Disabled || owner_inactive {
             return Err(refuse(VerifyCode::Disabled, None));
         }
+        // Personal tokens act on Tessera's own API, never the protected one: asked for
+        // a catalog permission, they are forbidden whatever their access.
         if let Some(permission) = query.permission
-            && !token.grants(&state.catalog, permission)
+            && (token.kind == TokenKind::Personal || !token.grants(&state.catalog, permission))
         {
             return Err(refuse(VerifyCode::Forbidden, None));
         }

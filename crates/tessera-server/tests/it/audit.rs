@@ -101,7 +101,8 @@ async fn story() -> Story {
         .await
         .expect_error(401, "unauthenticated");
     let root = server.login(&email).await;
-    let user = format!("user:{email}");
+    // Logins name the account by id, like every other user event.
+    let user = format!("user:{}", root.id);
     let created = root
         .create_token(json!({"name": "ci", "type": "read-only", "lifespan": "7d"}))
         .await;
@@ -276,7 +277,7 @@ async fn every_change_and_login_is_recorded_newest_first_with_a_diff() {
     assert_eq!(from_to(project, "slug"), (Value::Null, json!("shop")));
     assert_eq!(from_to(project, "name"), (Value::Null, json!("Shop")));
     for action in ["auth.login", "auth.login_failed"] {
-        let login = find(&items, action, &format!("user:{}", root.email));
+        let login = find(&items, action, &format!("user:{}", root.id));
         assert_eq!(login["client_address"], "127.0.0.1");
     }
 

@@ -353,7 +353,15 @@ async fn the_last_super_admin_cannot_be_demoted_deactivated_or_deleted() {
     .expect(201);
     let user_admin = server.admin("user-admin").await;
 
-    for caller in [&root, &user_admin] {
+    // A user manager without every permission cannot touch a super-admin at all.
+    for body in [json!({"role": "viewer"}), json!({"active": false})] {
+        user_admin
+            .patch(&me, body)
+            .await
+            .expect_error(403, "forbidden");
+    }
+    user_admin.delete(&me).await.expect_error(403, "forbidden");
+    for caller in [&root] {
         for body in [json!({"role": "viewer"}), json!({"active": false})] {
             let refused = caller.patch(&me, body.clone()).await;
             refused.expect_error(409, "conflict");
@@ -394,7 +402,7 @@ async fn the_last_super_admin_cannot_be_demoted_deactivated_or_deleted() {
     root.patch(&second, json!({"active": true}))
         .await
         .expect(200);
-    let demoted = user_admin.patch(&me, json!({"role": "viewer"})).await;
+    let demoted = root.patch(&me, json!({"role": "viewer"})).await;
     demoted.expect(200);
     assert_eq!(demoted.body["role"], "viewer");
     let second_admin = server.login(&second_email).await;

@@ -52,6 +52,23 @@ async fn lock_super_admins(connection: &mut PgConnection) -> StoreResult<i64> {
 /// Serializes first-run registrations (two at once must not both see no users).
 const FIRST_USER_LOCK: i64 = 0x7465_7373_6572_6102;
 
+/// Refuses a user write naming a role that does not exist (or was just deleted): the
+/// check runs inside the write's transaction, with the role row share-locked so a concurrent delete waits.
+async fn ensure_role_exists(connection: &mut PgConnection, role: &str) -> StoreResult<()> {
+    let found: Option<String> =
+        sqlx::query_scalar("SELECT name FROM roles WHERE name = $1 FOR SHARE")
+            .bind(role)
+            .fetch_optional(connection)
+            .await
+            .map_err(map_error)?;
+    match found {
+        Some(_) => Ok(()),
+        None => Err(StoreError::Conflict {
+            what: format!("no role `{role}` exists"),
+        }),
+    }
+}
+
 fn last_super_admin() -> StoreError {
     StoreError::Conflict {
         what: "the last active super-admin cannot be removed, demoted or deactivated".into(),
@@ -129,6 +146,7 @@ impl PostgresStore {
         let id = user.id.to_string();
         let mut transaction = self.begin().await?;
         let before = lock_super_admins(&mut transaction).await?;
+        ensure_role_exists(&mut transaction, &user.role).await?;
         let result = sqlx::query(
             "UPDATE users SET email = $1, email_key = $2, name = $3, role = $4, password_hash = $5, \
              active = $6, updated_at = $7 WHERE id = $8",
@@ -293,6 +311,13 @@ impl PostgresStore {
 
     pub(super) async fn delete_role_impl(&self, name: &str, audit: &AuditEntry) -> StoreResult<()> {
         let mut transaction = self.begin().await?;
+        // Lock the role first: a user write naming it (which share-locks it) either
+        // finished before, and is seen below, or waits and then finds it gone.
+        sqlx::query("SELECT name FROM roles WHERE name = $1 FOR UPDATE")
+            .bind(name)
+            .execute(&mut *transaction)
+            .await
+            .map_err(map_error)?;
         let holders: Vec<String> =
             sqlx::query_scalar("SELECT email FROM users WHERE role = $1 ORDER BY email_key")
                 .bind(name)
@@ -379,6 +404,7 @@ pub(super) async fn insert_user_row(
     connection: &mut PgConnection,
     user: &UserRecord,
 ) -> StoreResult<()> {
+    ensure_role_exists(connection, &user.role).await?;
     sqlx::query(
         "INSERT INTO users (id, email, email_key, name, role, password_hash, active, \
          created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",

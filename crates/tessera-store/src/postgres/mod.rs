@@ -791,29 +791,7 @@ impl Store for PostgresStore {
     async fn insert_user(&self, user: &UserRecord, audit: &AuditEntry) -> StoreResult<()> {
         let id = user.id.to_string();
         let mut transaction = self.begin().await?;
-
-        sqlx::query(
-            "INSERT INTO users (id, email, email_key, name, role, password_hash, active, \
-                     created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-        )
-        .bind(&id)
-        .bind(&user.email)
-        .bind(user.email.to_lowercase())
-        .bind(&user.name)
-        .bind(&user.role)
-        .bind(&user.password_hash)
-        .bind(user.active)
-        .bind(millis(user.created_at))
-        .bind(millis(user.updated_at))
-        .execute(&mut *transaction)
-        .await
-        .map_err(|error| match map_error(error) {
-            StoreError::Conflict { .. } => StoreError::Conflict {
-                what: format!("a user with email `{}` already exists", user.email),
-            },
-            other => other,
-        })?;
-
+        admin::insert_user_row(&mut transaction, user).await?;
         Self::finish(transaction, audit, Some((ChangeKind::User, &id))).await
     }
 

@@ -35,6 +35,22 @@ async fn active_super_admins(connection: &mut SqliteConnection) -> StoreResult<i
         .map_err(map_error)
 }
 
+/// Refuses a user write naming a role that does not exist (or was just deleted): the
+/// check runs inside the write's transaction.
+async fn ensure_role_exists(connection: &mut SqliteConnection, role: &str) -> StoreResult<()> {
+    let found: Option<String> = sqlx::query_scalar("SELECT name FROM roles WHERE name = ?")
+        .bind(role)
+        .fetch_optional(connection)
+        .await
+        .map_err(map_error)?;
+    match found {
+        Some(_) => Ok(()),
+        None => Err(StoreError::Conflict {
+            what: format!("no role `{role}` exists"),
+        }),
+    }
+}
+
 fn last_super_admin() -> StoreError {
     StoreError::Conflict {
         what: "the last active super-admin cannot be removed, demoted or deactivated".into(),
@@ -107,6 +123,7 @@ impl SqliteStore {
         let id = user.id.to_string();
         let mut transaction = self.begin().await?;
         let before = active_super_admins(&mut transaction).await?;
+        ensure_role_exists(&mut transaction, &user.role).await?;
         let result = sqlx::query(
             "UPDATE users SET email = ?, email_key = ?, name = ?, role = ?, password_hash = ?, \
              active = ?, updated_at = ? WHERE id = ?",
@@ -361,6 +378,7 @@ pub(super) async fn insert_user_row(
     connection: &mut SqliteConnection,
     user: &UserRecord,
 ) -> StoreResult<()> {
+    ensure_role_exists(connection, &user.role).await?;
     sqlx::query(
         "INSERT INTO users (id, email, email_key, name, role, password_hash, active, \
          created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
