@@ -8,6 +8,7 @@
 
 pub mod copy;
 mod postgres;
+mod rows;
 mod sqlite;
 
 use std::path::Path;

@@ -9,8 +9,8 @@ use tessera_core::{
     AdminPermission, AuditEntry, ChangeKind, Role, TokenRecord, UserId, UserRecord,
 };
 
-use super::rows::{TOKEN_COLUMNS, TokenRow, USER_COLUMNS, UserRow, corrupt, from_millis, millis};
 use super::{PostgresStore, map_error};
+use crate::rows::{TOKEN_COLUMNS, TokenRow, USER_COLUMNS, UserRow, corrupt, from_millis, millis};
 use crate::{AuditQuery, AuditRow, StoreError, StoreResult};
 
 const SUPER_ADMIN: &str = "super-admin";

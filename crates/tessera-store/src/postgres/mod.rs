@@ -9,7 +9,6 @@
 
 mod admin;
 mod listener;
-mod rows;
 
 use std::collections::BTreeMap;
 use std::str::FromStr;
@@ -29,7 +28,7 @@ use tessera_core::{
 };
 
 use self::listener::{CHANNEL, ChangeListener};
-use self::rows::{
+use crate::rows::{
     ProjectRow, ResourceRow, TOKEN_COLUMNS, TokenRow, USER_COLUMNS, UserRow, corrupt, day_text,
     from_millis, millis, parse_day,
 };

@@ -2,7 +2,6 @@
 //! an acknowledged write survives a crash. Migrations live in `migrations/sqlite/`.
 
 mod admin;
-mod rows;
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -19,7 +18,7 @@ use tessera_core::{
     UserRecord,
 };
 
-use self::rows::{
+use crate::rows::{
     ProjectRow, ResourceRow, TOKEN_COLUMNS, TokenRow, USER_COLUMNS, UserRow, corrupt, day_text,
     from_millis, millis, parse_day,
 };

@@ -1,8 +1,6 @@
-//! Row structs of the PostgreSQL schema and their conversion to and from core types.
-//!
-//! The columns and their Rust types are the same as SQLite's (`sqlite/rows.rs`), and
-//! sqlx's `FromRow` derive is generic over the database, so the two files could become
-//! one shared module; they are separate while both backends are being brought up.
+//! Row structs of the schema and their conversion to and from core types, shared by
+//! both backends: the columns and their Rust types are the same on SQLite and
+//! PostgreSQL, and sqlx's `FromRow` derive is generic over the database.
 
 use chrono::{DateTime, NaiveDate, TimeZone, Utc};
 use sqlx::FromRow;
@@ -14,15 +12,15 @@ use uuid::Uuid;
 
 use crate::{StoreError, StoreResult};
 
-pub(super) fn corrupt(what: impl Into<String>) -> StoreError {
+pub(crate) fn corrupt(what: impl Into<String>) -> StoreError {
     StoreError::Backend(what.into().into())
 }
 
-pub(super) fn millis(at: DateTime<Utc>) -> i64 {
+pub(crate) fn millis(at: DateTime<Utc>) -> i64 {
     at.timestamp_millis()
 }
 
-pub(super) fn from_millis(value: i64) -> StoreResult<DateTime<Utc>> {
+pub(crate) fn from_millis(value: i64) -> StoreResult<DateTime<Utc>> {
     Utc.timestamp_millis_opt(value)
         .single()
         .ok_or_else(|| corrupt(format!("time {value} out of range")))
@@ -32,16 +30,16 @@ fn uuid(text: &str) -> StoreResult<Uuid> {
     Uuid::parse_str(text).map_err(|_| corrupt(format!("bad id `{text}`")))
 }
 
-pub(super) fn day_text(day: NaiveDate) -> String {
+pub(crate) fn day_text(day: NaiveDate) -> String {
     day.format("%Y-%m-%d").to_string()
 }
 
-pub(super) fn parse_day(text: &str) -> StoreResult<NaiveDate> {
+pub(crate) fn parse_day(text: &str) -> StoreResult<NaiveDate> {
     NaiveDate::parse_from_str(text, "%Y-%m-%d").map_err(|_| corrupt(format!("bad day `{text}`")))
 }
 
 #[derive(Debug, FromRow)]
-pub(super) struct TokenRow {
+pub(crate) struct TokenRow {
     id: String,
     kind: String,
     name: String,
@@ -68,7 +66,7 @@ pub(super) struct TokenRow {
 }
 
 /// The column list every token query selects, in [`TokenRow`] order.
-pub(super) const TOKEN_COLUMNS: &str = "id, kind, name, description, token_type, permissions, \
+pub(crate) const TOKEN_COLUMNS: &str = "id, kind, name, description, token_type, permissions, \
     project, owner_id, status, lifespan, expires_at, api_version, hint, digest, grace_digest, \
     grace_until, created_at, created_by, updated_at, last_used_at, rate_limit_requests, \
     rate_limit_seconds, revision";
@@ -78,7 +76,7 @@ fn digest(bytes: &[u8]) -> StoreResult<TokenDigest> {
 }
 
 impl TokenRow {
-    pub(super) fn into_record(self) -> StoreResult<TokenRecord> {
+    pub(crate) fn into_record(self) -> StoreResult<TokenRecord> {
         let grace = match (self.grace_digest, self.grace_until) {
             (Some(bytes), Some(until)) => Some(GraceDigest {
                 digest: digest(&bytes)?,
@@ -121,7 +119,7 @@ impl TokenRow {
 }
 
 #[derive(Debug, FromRow)]
-pub(super) struct UserRow {
+pub(crate) struct UserRow {
     id: String,
     email: String,
     name: String,
@@ -132,11 +130,11 @@ pub(super) struct UserRow {
     updated_at: i64,
 }
 
-pub(super) const USER_COLUMNS: &str =
+pub(crate) const USER_COLUMNS: &str =
     "id, email, name, role, password_hash, active, created_at, updated_at";
 
 impl UserRow {
-    pub(super) fn into_record(self) -> StoreResult<UserRecord> {
+    pub(crate) fn into_record(self) -> StoreResult<UserRecord> {
         Ok(UserRecord {
             id: UserId(uuid(&self.id)?),
             email: self.email,
@@ -151,14 +149,14 @@ impl UserRow {
 }
 
 #[derive(Debug, FromRow)]
-pub(super) struct ResourceRow {
+pub(crate) struct ResourceRow {
     name: String,
     description: String,
     actions: String,
 }
 
 impl ResourceRow {
-    pub(super) fn into_resource(self) -> StoreResult<Resource> {
+    pub(crate) fn into_resource(self) -> StoreResult<Resource> {
         let actions: Vec<Action> =
             serde_json::from_str(&self.actions).map_err(|_| corrupt("resource actions"))?;
         Ok(Resource {
@@ -170,14 +168,14 @@ impl ResourceRow {
 }
 
 #[derive(Debug, FromRow)]
-pub(super) struct ProjectRow {
+pub(crate) struct ProjectRow {
     slug: String,
     name: String,
     created_at: i64,
 }
 
 impl ProjectRow {
-    pub(super) fn into_project(self) -> StoreResult<Project> {
+    pub(crate) fn into_project(self) -> StoreResult<Project> {
         Ok(Project {
             slug: self.slug,
             name: self.name,
