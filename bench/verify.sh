@@ -7,6 +7,7 @@
 #
 # wrk runs on the same two cores as the server (as in PERFORMANCE.md), so a POST's extra
 # client work shows in the ratio; one wrk thread leaves the server more of the machine.
+# BENCH_PIN=1 pins the server to CPU 0 and wrk to CPU 1 (taskset), separating the two.
 #
 # Needs wrk (apt-get install wrk). Goal (PERFORMANCE.md): verify >= 0.85 x healthz.
 set -euo pipefail
@@ -16,6 +17,8 @@ duration=${1:-10}
 rounds=${2:-3}
 connections=${3:-32}
 threads=${4:-2}
+server_cpu=(); client_cpu=()
+if [ "${BENCH_PIN:-0}" = 1 ]; then server_cpu=(taskset -c 0); client_cpu=(taskset -c 1); fi
 command -v wrk >/dev/null || { echo "wrk is not installed: apt-get install -y wrk" >&2; exit 2; }
 
 cargo build --release --quiet -p tessera
@@ -37,7 +40,7 @@ done
 wait
 token=$("$bin" --data-dir "$work/data" token create --name bench --type custom --permission article.find --lifespan 30d 2>/dev/null)
 
-TESSERA_LOG=info "$bin" --data-dir "$work/data" serve --listen 127.0.0.1:0 2>"$work/serve.log" &
+TESSERA_LOG=info "${server_cpu[@]}" "$bin" --data-dir "$work/data" serve --listen 127.0.0.1:0 2>"$work/serve.log" &
 server_pid=$!
 for _ in $(seq 1 200); do
   grep -q 'listening on http://' "$work/serve.log" && break
@@ -61,7 +64,7 @@ hz=$(getconf CLK_TCK)
 run() {
   local before after output
   before=$(ticks)
-  output=$(wrk -t"$threads" -c"$connections" -d"${duration}s" "$@")
+  output=$("${client_cpu[@]}" wrk -t"$threads" -c"$connections" -d"${duration}s" "$@")
   after=$(ticks)
   awk -v b="$before" -v a="$after" -v hz="$hz" '
     /requests in/ {n=$1} /Requests\/sec/ {r=$2}
@@ -78,7 +81,7 @@ hc=$(median "${health_cpu[@]}"); vc=$(median "${verify_cpu[@]}")
 ratio=$(awk -v v="$v" -v h="$h" 'BEGIN {printf "%.3f", v/h}')
 rss_kb=$(awk '/VmRSS/ {print $2}' "/proc/$server_pid/status")
 
-line="$(date -u +%FT%TZ) tokens=1000 wrk -t$threads -c$connections -d${duration}s x$rounds (medians): healthz=${h} req/s verify=${v} req/s ratio=${ratio}; server CPU per request: healthz=${hc}us verify=${vc}us; server RSS=${rss_kb}kB (runs healthz: ${health[*]}; verify: ${verify[*]})"
+line="$(date -u +%FT%TZ) tokens=1000 pinned=${BENCH_PIN:-0} wrk -t$threads -c$connections -d${duration}s x$rounds (medians): healthz=${h} req/s verify=${v} req/s ratio=${ratio}; server CPU per request: healthz=${hc}us verify=${vc}us; server RSS=${rss_kb}kB (runs healthz: ${health[*]}; verify: ${verify[*]})"
 echo "$line"
 mkdir -p bench/results
 echo "$line" >> bench/results/verify.txt
