@@ -831,6 +831,40 @@ async fn changes_on_one_node_reach_every_node_within_one_second() {
         )
         .await;
 
+    // Expiry brought forward on node 3 (PATCH expires_at): once that instant passes,
+    // nodes 1 and 2 answer `expired`, so they hold the new expiry within the bound.
+    let (f_id, f) = admin
+        .create_token(
+            &n1.base,
+            json!({"name": "f", "type": "read-only", "lifespan": "30d"}),
+        )
+        .await;
+    propagation
+        .everywhere(&all, (&f, None), Instant::now(), valid(), "create f")
+        .await;
+    let lead = Duration::from_millis(1500);
+    let expires_at = (chrono::Utc::now() + chrono::Duration::milliseconds(1500))
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let (_, at) = admin
+        .expect(
+            &n3.base,
+            Method::PATCH,
+            &format!("/v1/tokens/{f_id}"),
+            Some(json!({"expires_at": expires_at})),
+            StatusCode::OK,
+        )
+        .await;
+    let others = [("node 1", n1), ("node 2", n2)];
+    propagation
+        .everywhere(
+            &others,
+            (&f, None),
+            at + lead,
+            refused("expired"),
+            "PATCH expires_at (expired by edit)",
+        )
+        .await;
+
     // A node started after all this is caught up by the time it reports ready: its
     // first answers already reflect every change.
     let late = start_node(&sandbox, &db.url, &[]);
@@ -844,6 +878,7 @@ async fn changes_on_one_node_reach_every_node_within_one_second() {
     assert!(is_valid(&verify(&client, l, &d, create).await));
     assert_eq!(verify(&client, l, &e, create).await, refused("forbidden"));
     assert!(is_valid(&verify(&client, l, &e, find).await));
+    assert_eq!(verify(&client, l, &f, None).await, refused("expired"));
 
     propagation.report("changes_on_one_node_reach_every_node_within_one_second");
     drop(late);
