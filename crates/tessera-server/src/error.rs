@@ -39,6 +39,25 @@ impl ApiError {
     pub fn not_found() -> Self {
         Self::new(ErrorCode::NotFound, "no such endpoint")
     }
+
+    /// The HTTP status this error answers with.
+    pub fn status(&self) -> StatusCode {
+        StatusCode::from_u16(self.code.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+    }
+
+    pub fn code(&self) -> ErrorCode {
+        self.code
+    }
+
+    /// The message the client may see (never an internal cause).
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    /// How long the client should wait, for `rate_limited` and `unavailable`.
+    pub fn retry_after(&self) -> Option<Duration> {
+        self.retry_after
+    }
 }
 
 /// Whole seconds to wait, rounded up, at least one.
@@ -99,8 +118,7 @@ impl From<AppError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let status =
-            StatusCode::from_u16(self.code.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let status = self.status();
         let body = ErrorBody {
             error: ErrorDetail {
                 code: self.code,

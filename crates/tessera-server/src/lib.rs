@@ -1,4 +1,5 @@
-//! Tessera's HTTP surfaces on axum: REST `/v1`, verify, and the ops endpoints, behind
+//! Tessera's HTTP surfaces on axum: REST `/v1`, verify, the admin console `/admin` and
+//! the ops endpoints, behind
 //! request-id, tracing, body-limit and security-header middleware.
 //!
 //! **Invariant:** only this crate knows HTTP. A handler extracts, makes one
@@ -8,7 +9,10 @@ pub mod error;
 pub mod extract;
 mod ops;
 pub mod rest;
+pub mod ui;
 mod verify;
+
+rust_i18n::i18n!("locales", fallback = "en");
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -26,6 +30,13 @@ use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::error::ApiError;
+
+/// The console's content security policy (sent with every response): scripts, styles
+/// and images only from this server's own files, no inline script or style, no
+/// framing, forms post only here.
+pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; \
+     style-src 'self'; img-src 'self'; connect-src 'self'; form-action 'self'; \
+     frame-ancestors 'none'; base-uri 'none'";
 
 /// Default largest request body, in bytes.
 pub const DEFAULT_BODY_LIMIT: usize = 64 * 1024;
@@ -117,12 +128,26 @@ pub fn router(app: Arc<Tessera>, options: HttpOptions) -> Router {
         .merge(rest::routes())
         .merge(verify::routes())
         .merge(ops::routes())
+        .merge(ui::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(options.body_limit))
-        .layer(SetResponseHeaderLayer::overriding(
+        // Nothing is cached unless a handler says so (only the console's hashed assets).
+        .layer(SetResponseHeaderLayer::if_not_present(
             header::CACHE_CONTROL,
             HeaderValue::from_static("no-store"),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(CONTENT_SECURITY_POLICY),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("no-referrer"),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::X_FRAME_OPTIONS,
+            HeaderValue::from_static("DENY"),
         ))
         .layer(SetResponseHeaderLayer::overriding(
             header::X_CONTENT_TYPE_OPTIONS,

@@ -20,7 +20,11 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/auth/register-first", post(register_first))
 }
 
-fn session_cookie(state: &AppState, value: &str, max_age_seconds: u64) -> Option<HeaderValue> {
+pub(crate) fn session_cookie(
+    state: &AppState,
+    value: &str,
+    max_age_seconds: u64,
+) -> Option<HeaderValue> {
     let secure = if state.secure_cookies { "; Secure" } else { "" };
     HeaderValue::from_str(&format!(
         "{SESSION_COOKIE}={value}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age_seconds}{secure}"

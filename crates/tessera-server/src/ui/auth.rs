@@ -1,0 +1,144 @@
+//! Signing in and out, the first-run registration, and the language switch.
+
+use askama::Template;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use serde::Deserialize;
+use tessera_app::AppError;
+use tessera_app::auth::{Password, SessionSecret};
+
+use crate::AppState;
+use crate::extract::{ClientAddress, SESSION_COOKIE, cookie_in};
+use crate::rest::auth::session_cookie;
+use crate::ui::console::{ConsoleForm, Posted, UiError, UiResult, safe_next};
+use crate::ui::i18n::{LANG_COOKIE, Lang};
+use crate::ui::page::{Layout, render_with};
+
+#[derive(Debug, Deserialize)]
+pub struct NextParam {
+    next: Option<String>,
+}
+
+#[derive(Debug, Template)]
+#[template(path = "login.html")]
+struct LoginPage {
+    layout: Layout,
+    next: String,
+    email: String,
+    error: Option<String>,
+}
+
+/// Answers with a new session cookie and goes to `next`.
+fn signed_in(state: &AppState, secret: &SessionSecret, next: &str) -> Response {
+    let max_age = state.app.settings().session_lifetime.as_secs();
+    let mut response = Redirect::to(next).into_response();
+    if let Some(cookie) = session_cookie(state, &secret.0, max_age) {
+        response.headers_mut().insert(header::SET_COOKIE, cookie);
+    }
+    response
+}
+
+/// Whether the request carries a session that still signs someone in.
+async fn has_session(state: &AppState, headers: &HeaderMap) -> bool {
+    match cookie_in(headers, SESSION_COOKIE) {
+        Some(value) => state
+            .app
+            .authenticate_session(&SessionSecret(value.to_owned()), None)
+            .await
+            .is_ok(),
+        None => false,
+    }
+}
+
+/// `GET /admin/login`.
+pub async fn login_page(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(params): Query<NextParam>,
+) -> UiResult {
+    let lang = Lang::from_headers(&headers);
+    let next = safe_next(params.next.as_deref());
+    // MERGE-FIRST-RUN
+    if has_session(&state, &headers).await {
+        return Ok(Redirect::to(&next).into_response());
+    }
+    let page = LoginPage {
+        layout: Layout::bare(lang, "login.title", "/admin/login"),
+        next,
+        email: String::new(),
+        error: None,
+    };
+    Ok(render_with(StatusCode::OK, &page))
+}
+
+/// `POST /admin/login`.
+pub async fn login(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    ClientAddress(client): ClientAddress,
+    Posted(form): Posted,
+) -> UiResult {
+    let lang = Lang::from_headers(&headers);
+    let next = safe_next(form.get("next"));
+    let email = form.text("email");
+    let password = Password(form.text("password"));
+    let (status, message) = match state.app.login(&email, &password, client).await {
+        Ok((secret, _)) => return Ok(signed_in(&state, &secret, &next)),
+        Err(AppError::Unauthenticated) => (StatusCode::UNAUTHORIZED, lang.t("login.failed")),
+        Err(AppError::RateLimited { retry_after }) => (
+            StatusCode::TOO_MANY_REQUESTS,
+            lang.tf(
+                "login.throttled",
+                "seconds",
+                &crate::error::retry_seconds(retry_after).to_string(),
+            )
+            .into(),
+        ),
+        Err(error) => return Err(UiError::App { error, lang }),
+    };
+    let page = LoginPage {
+        layout: Layout::bare(lang, "login.title", "/admin/login"),
+        next,
+        email,
+        error: Some(message.into_owned()),
+    };
+    Ok(render_with(status, &page))
+}
+
+/// `POST /admin/logout`: ends the session and forgets the cookie.
+pub async fn logout(State(state): State<AppState>, posted: ConsoleForm) -> UiResult {
+    let console = posted.console;
+    state
+        .app
+        .logout(&console.principal, &console.session)
+        .await
+        .map_err(console.fail())?;
+    let mut response = Redirect::to("/admin/login").into_response();
+    if let Some(cookie) = session_cookie(&state, "", 0) {
+        response.headers_mut().insert(header::SET_COOKIE, cookie);
+    }
+    Ok(response)
+}
+
+/// `GET /admin/lang/{code}?next=…`: remembers the language for a year and goes back.
+pub async fn switch_language(
+    Path(code): Path<String>,
+    Query(params): Query<NextParam>,
+) -> Response {
+    // Unlike a sign-in's `next`, the switch may come back to the sign-in page itself.
+    let next = match params.next.as_deref() {
+        Some(login) if login == "/admin/login" => login.to_owned(),
+        other => safe_next(other),
+    };
+    let mut response = Redirect::to(&next).into_response();
+    if let Some(lang) = Lang::parse(&code)
+        && let Ok(cookie) = HeaderValue::from_str(&format!(
+            "{LANG_COOKIE}={}; Path=/admin; Max-Age=31536000; SameSite=Lax",
+            lang.code()
+        ))
+    {
+        response.headers_mut().insert(header::SET_COOKIE, cookie);
+    }
+    response
+}

@@ -1,0 +1,43 @@
+//! The admin console at `/admin`: server-rendered pages (askama) with a little plain
+//! CSS and JS, in English and Japanese. Handlers call `tessera-app` with typed inputs,
+//! exactly as the REST handlers do; permissions are enforced there, and pages only
+//! hide what the signed-in admin's role cannot use.
+//!
+//! **Invariant:** a secret appears only in the one page that answers the form post
+//! which created or regenerated it; that page replaces its own URL in the browser's
+//! history and, like every page, is sent `Cache-Control: no-store`.
+
+mod assets;
+mod auth;
+mod chart;
+mod console;
+mod i18n;
+mod page;
+mod token_form;
+mod tokens;
+
+use axum::Router;
+use axum::response::Redirect;
+use axum::routing::{get, post};
+
+use crate::AppState;
+
+pub use i18n::Lang;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/", get(|| async { Redirect::to("/admin") }))
+        .route("/admin", get(|| async { Redirect::to("/admin/tokens") }))
+        .route("/admin/", get(|| async { Redirect::to("/admin/tokens") }))
+        .route(
+            &format!("{}/{{hash}}/{{name}}", assets::PREFIX),
+            get(assets::serve),
+        )
+        .route("/admin/login", get(auth::login_page).post(auth::login))
+        .route("/admin/logout", post(auth::logout))
+        .route("/admin/lang/{code}", get(auth::switch_language))
+        .route("/admin/tokens", get(tokens::list).post(tokens::create))
+        .route("/admin/tokens/new", get(tokens::new))
+        .route("/admin/tokens/{id}", get(tokens::show).post(tokens::update))
+        .route("/admin/tokens/{id}/{action}", post(tokens::act))
+}

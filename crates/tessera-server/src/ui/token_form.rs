@@ -1,0 +1,316 @@
+//! The create / edit form of an API token: what was typed (kept when the form comes
+//! back with errors), its translation into the API's typed requests, and the
+//! resource × action matrix of a custom token.
+
+use std::collections::BTreeSet;
+
+use chrono::{NaiveDate, NaiveTime};
+use tessera_api_types::{CreateTokenRequest, ResourceView, TokenView, UpdateTokenRequest};
+use tessera_core::validate::FieldErrors;
+use tessera_core::{ActionKind, Lifespan, RateLimit, TokenType};
+
+use crate::ui::console::FormData;
+
+/// The duration choices, in the order the form shows them.
+pub const DURATIONS: [&str; 5] = ["7d", "30d", "90d", "unlimited", "custom"];
+/// The edit form's extra choice: leave the expiry as it is.
+pub const KEEP: &str = "keep";
+
+/// The form's fields as text, exactly as typed or as loaded from a token.
+#[derive(Debug, Clone, Default)]
+pub struct TokenForm {
+    pub name: String,
+    pub description: String,
+    /// One of [`DURATIONS`] or [`KEEP`].
+    pub duration: String,
+    /// `YYYY-MM-DD`, for a custom duration.
+    pub expires_on: String,
+    pub token_type: String,
+    pub project: String,
+    pub rate_requests: String,
+    pub rate_seconds: String,
+    pub permissions: BTreeSet<String>,
+}
+
+impl TokenForm {
+    /// A new token's defaults: 30 days, read-only.
+    pub fn blank() -> Self {
+        Self {
+            duration: "30d".into(),
+            token_type: TokenType::ReadOnly.as_str().into(),
+            ..Self::default()
+        }
+    }
+
+    /// The form of an existing token: its expiry is kept unless the editor picks
+    /// another duration (a new one is counted from the edit).
+    pub fn of(token: &TokenView) -> Self {
+        Self {
+            name: token.name.clone(),
+            description: token.description.clone(),
+            duration: KEEP.into(),
+            expires_on: token
+                .expires_at
+                .map(|at| at.format("%Y-%m-%d").to_string())
+                .unwrap_or_default(),
+            token_type: token.token_type.as_str().into(),
+            project: token.project.clone().unwrap_or_default(),
+            rate_requests: token
+                .rate_limit
+                .map(|limit| limit.requests.to_string())
+                .unwrap_or_default(),
+            rate_seconds: token
+                .rate_limit
+                .map(|limit| limit.per_seconds.to_string())
+                .unwrap_or_default(),
+            permissions: token.permissions.iter().cloned().collect(),
+        }
+    }
+
+    pub fn from_post(form: &FormData) -> Self {
+        Self {
+            name: form.text("name"),
+            description: form.text("description"),
+            duration: form.text("duration"),
+            expires_on: form.text("expires_on").trim().to_owned(),
+            token_type: form.text("type"),
+            project: form.text("project"),
+            rate_requests: form.text("rate_requests").trim().to_owned(),
+            rate_seconds: form.text("rate_seconds").trim().to_owned(),
+            permissions: form.all("permissions").into_iter().collect(),
+        }
+    }
+
+    fn custom(&self) -> bool {
+        self.token_type == TokenType::Custom.as_str()
+    }
+
+    /// What the form says of the duration: `(lifespan, expires_at)`, both `None` to
+    /// keep the current expiry.
+    fn expiry(
+        &self,
+        errors: &mut FieldErrors,
+    ) -> (Option<Lifespan>, Option<chrono::DateTime<chrono::Utc>>) {
+        match self.duration.as_str() {
+            KEEP => (None, None),
+            "custom" => {
+                let day = NaiveDate::parse_from_str(&self.expires_on, "%Y-%m-%d");
+                match day {
+                    // The token works through the whole of the chosen day (UTC).
+                    Ok(day) => (
+                        Some(Lifespan::Custom),
+                        Some(day.and_time(NaiveTime::MIN).and_utc() + chrono::Duration::days(1)),
+                    ),
+                    Err(_) => {
+                        errors.add("expires_at", "choose the day the token expires");
+                        (None, None)
+                    }
+                }
+            }
+            other => match Lifespan::parse(other) {
+                Some(lifespan) => (Some(lifespan), None),
+                None => {
+                    errors.add("lifespan", "choose a duration");
+                    (None, None)
+                }
+            },
+        }
+    }
+
+    /// The rate limit typed: none when both boxes are empty.
+    fn rate_limit(&self, errors: &mut FieldErrors) -> Option<RateLimit> {
+        if self.rate_requests.is_empty() && self.rate_seconds.is_empty() {
+            return None;
+        }
+        let number = |text: &str, field: &str, errors: &mut FieldErrors| {
+            text.parse::<u32>().ok().or_else(|| {
+                errors.add(field, "must be a whole number");
+                None
+            })
+        };
+        let requests = number(&self.rate_requests, "rate_limit.requests", errors);
+        let per_seconds = number(&self.rate_seconds, "rate_limit.per_seconds", errors);
+        Some(RateLimit {
+            requests: requests?,
+            per_seconds: per_seconds?,
+        })
+    }
+
+    fn permission_list(&self) -> Vec<String> {
+        if self.custom() {
+            self.permissions.iter().cloned().collect()
+        } else {
+            Vec::new()
+        }
+    }
+
+    /// The create request, or the errors of what could not even be read.
+    pub fn create_request(&self) -> Result<CreateTokenRequest, FieldErrors> {
+        let mut errors = FieldErrors::default();
+        let (lifespan, expires_at) = self.expiry(&mut errors);
+        let rate_limit = self.rate_limit(&mut errors);
+        errors.into_result()?;
+        Ok(CreateTokenRequest {
+            name: self.name.trim().to_owned(),
+            description: Some(self.description.trim().to_owned()),
+            token_type: TokenType::parse(&self.token_type),
+            permissions: Some(self.permission_list()),
+            lifespan,
+            expires_at,
+            project: Some(self.project.clone()).filter(|p| !p.is_empty()),
+            rate_limit,
+        })
+    }
+
+    /// The edit request: every field of the form is sent, the expiry only when the
+    /// editor chose a new duration.
+    pub fn update_request(&self) -> Result<UpdateTokenRequest, FieldErrors> {
+        let mut errors = FieldErrors::default();
+        let (lifespan, expires_at) = self.expiry(&mut errors);
+        let rate_limit = self.rate_limit(&mut errors);
+        let token_type = TokenType::parse(&self.token_type);
+        if token_type.is_none() {
+            errors.add("type", "choose a token type");
+        }
+        errors.into_result()?;
+        Ok(UpdateTokenRequest {
+            name: Some(self.name.trim().to_owned()),
+            description: Some(self.description.trim().to_owned()),
+            token_type,
+            permissions: Some(self.permission_list()),
+            lifespan,
+            expires_at: expires_at.map(Some),
+            project: Some(Some(self.project.clone()).filter(|p| !p.is_empty())),
+            rate_limit: Some(rate_limit),
+        })
+    }
+}
+
+/// One checkbox of the matrix.
+#[derive(Debug, Clone)]
+pub struct MatrixCell {
+    /// `resource.action`, the checkbox's value.
+    pub permission: String,
+    pub action: String,
+    pub write: bool,
+    pub checked: bool,
+}
+
+/// One resource of the matrix: its read actions, then its write actions.
+#[derive(Debug, Clone)]
+pub struct MatrixRow {
+    pub resource: String,
+    pub description: String,
+    pub cells: Vec<MatrixCell>,
+}
+
+/// The resource × action matrix with `checked` ticked.
+pub fn matrix(resources: &[ResourceView], checked: &BTreeSet<String>) -> Vec<MatrixRow> {
+    resources
+        .iter()
+        .map(|resource| {
+            let mut cells: Vec<MatrixCell> = resource
+                .actions
+                .iter()
+                .map(|action| {
+                    let permission = format!("{}.{}", resource.name, action.name);
+                    MatrixCell {
+                        checked: checked.contains(&permission),
+                        permission,
+                        action: action.name.clone(),
+                        write: action.kind == ActionKind::Write,
+                    }
+                })
+                .collect();
+            cells.sort_by_key(|cell| cell.write);
+            MatrixRow {
+                resource: resource.name.clone(),
+                description: resource.description.clone(),
+                cells,
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn posted(body: &str) -> TokenForm {
+        TokenForm::from_post(&FormData::parse(body.as_bytes()))
+    }
+
+    #[test]
+    fn a_custom_form_becomes_a_create_request() {
+        let form = posted(
+            "name=CI&description=deploys&duration=90d&type=custom&project=shop\
+             &rate_requests=10&rate_seconds=60&permissions=article.find&permissions=article.create",
+        );
+        let request = form.create_request().unwrap();
+        assert_eq!(request.name, "CI");
+        assert_eq!(request.token_type, Some(TokenType::Custom));
+        assert_eq!(request.lifespan, Some(Lifespan::Days90));
+        assert_eq!(request.project.as_deref(), Some("shop"));
+        assert_eq!(
+            request.rate_limit,
+            Some(RateLimit {
+                requests: 10,
+                per_seconds: 60
+            })
+        );
+        assert_eq!(
+            request.permissions.unwrap(),
+            vec!["article.create", "article.find"]
+        );
+    }
+
+    #[test]
+    fn permissions_of_a_non_custom_type_are_dropped() {
+        let request = posted("name=x&duration=7d&type=read-only&permissions=a.b")
+            .create_request()
+            .unwrap();
+        assert_eq!(request.permissions, Some(vec![]));
+        assert_eq!(request.project, None);
+        assert_eq!(request.rate_limit, None);
+    }
+
+    #[test]
+    fn a_custom_date_lasts_through_that_day() {
+        let request = posted("name=x&duration=custom&expires_on=2031-05-04&type=full-access")
+            .create_request()
+            .unwrap();
+        assert_eq!(request.lifespan, Some(Lifespan::Custom));
+        assert_eq!(
+            request.expires_at.unwrap().to_rfc3339(),
+            "2031-05-05T00:00:00+00:00"
+        );
+    }
+
+    #[test]
+    fn unreadable_fields_are_named() {
+        let errors = posted("name=x&duration=custom&expires_on=soon&type=custom&rate_requests=ten")
+            .create_request()
+            .unwrap_err();
+        assert!(errors.get("expires_at").is_some());
+        assert!(errors.get("rate_limit.requests").is_some());
+        assert!(errors.get("rate_limit.per_seconds").is_some());
+        let errors = posted("name=x&duration=forever&type=custom")
+            .create_request()
+            .unwrap_err();
+        assert!(errors.get("lifespan").is_some());
+    }
+
+    #[test]
+    fn an_edit_keeps_the_expiry_unless_a_duration_is_chosen() {
+        let keep = posted("name=x&duration=keep&type=full-access")
+            .update_request()
+            .unwrap();
+        assert_eq!((keep.lifespan, keep.expires_at), (None, None));
+        assert_eq!(keep.project, Some(None));
+        assert_eq!(keep.rate_limit, Some(None));
+        let renewed = posted("name=x&duration=30d&type=full-access")
+            .update_request()
+            .unwrap();
+        assert_eq!(renewed.lifespan, Some(Lifespan::Days30));
+    }
+}

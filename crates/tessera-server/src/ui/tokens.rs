@@ -1,0 +1,595 @@
+//! Settings › API tokens: the table with its filters, the create and edit pages, the
+//! secret shown once after create / regenerate / duplicate, and the per-token actions.
+
+use askama::Template;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use serde::Deserialize;
+use tessera_api_types::{
+    CreatedToken, DuplicateRequest, ProjectView, RegenerateRequest, TokenListParams, TokenView,
+    UpgradeVersionRequest, UsageParams,
+};
+use tessera_app::AppError;
+use tessera_core::TokenStatus;
+use tessera_core::validate::FieldErrors;
+
+use crate::AppState;
+use crate::ui::chart::UsageChart;
+use crate::ui::console::{Console, ConsoleForm, UiResult, safe_next};
+use crate::ui::page::{Badge, Layout, Time, render, render_with};
+use crate::ui::token_form::{DURATIONS, KEEP, MatrixRow, TokenForm, matrix};
+
+/// The table's query string: the API's filters, plus what a redirect tells the page.
+#[derive(Debug, Default, Deserialize)]
+pub struct ListQuery {
+    #[serde(default)]
+    q: String,
+    #[serde(default)]
+    created: String,
+    #[serde(default)]
+    status: String,
+    #[serde(default)]
+    sort: String,
+    #[serde(default)]
+    cursor: String,
+    /// What the previous action did (`deleted`), for the notice.
+    #[serde(default)]
+    done: String,
+}
+
+fn some(text: &str) -> Option<String> {
+    Some(text.trim().to_owned()).filter(|t| !t.is_empty())
+}
+
+/// `/admin/tokens?…` with the non-empty parameters of `pairs`.
+fn list_url(pairs: &[(&str, &str)]) -> String {
+    let mut query = form_urlencoded::Serializer::new(String::new());
+    for (key, value) in pairs.iter().filter(|(_, value)| !value.is_empty()) {
+        query.append_pair(key, value);
+    }
+    let query = query.finish();
+    if query.is_empty() {
+        "/admin/tokens".to_owned()
+    } else {
+        format!("/admin/tokens?{query}")
+    }
+}
+
+/// The notice after an action (`?done=disabled`), in the reader's language.
+fn notice(lang: crate::ui::i18n::Lang, done: &str) -> Option<String> {
+    let key = match done {
+        "saved" => "notice.saved",
+        "disabled" => "notice.disabled",
+        "enabled" => "notice.enabled",
+        "upgraded" => "notice.upgraded",
+        "deleted" => "notice.deleted",
+        _ => return None,
+    };
+    Some(lang.t(key).into_owned())
+}
+
+/// `target` with `done=<what>` (replacing an earlier one, dropping a `confirm`).
+fn with_done(target: &str, done: &str) -> String {
+    let (path, query) = target.split_once('?').unwrap_or((target, ""));
+    let mut out = form_urlencoded::Serializer::new(String::new());
+    for (key, value) in form_urlencoded::parse(query.as_bytes()) {
+        if key != "done" && key != "confirm" {
+            out.append_pair(&key, &value);
+        }
+    }
+    out.append_pair("done", done);
+    format!("{path}?{}", out.finish())
+}
+
+/// One row of the table.
+#[derive(Debug)]
+struct TokenRow {
+    id: String,
+    name: String,
+    description: String,
+    type_key: String,
+    project: Option<String>,
+    created: Time,
+    last_used: Option<Time>,
+    expires: Option<Time>,
+    badge: Badge,
+    enabled: bool,
+    upgradable: bool,
+}
+
+impl TokenRow {
+    fn new(token: &TokenView, newest: &str, now: chrono::DateTime<chrono::Utc>) -> Self {
+        Self {
+            id: token.id.to_string(),
+            name: token.name.clone(),
+            description: token.description.clone(),
+            type_key: format!("type.{}", token.token_type.as_str()),
+            project: token.project.clone(),
+            created: Time::new(token.created_at),
+            last_used: Time::maybe(token.last_used_at),
+            expires: Time::maybe(token.expires_at),
+            badge: Badge::of(token, now),
+            enabled: token.status == TokenStatus::Active,
+            upgradable: token.api_version != newest,
+        }
+    }
+}
+
+#[derive(Debug, Template)]
+#[template(path = "tokens.html")]
+struct TokensPage {
+    layout: Layout,
+    rows: Vec<TokenRow>,
+    total: u64,
+    q: String,
+    created: String,
+    status: String,
+    sort: String,
+    filtered: bool,
+    next_url: Option<String>,
+    first_url: Option<String>,
+    notice: Option<String>,
+}
+
+impl TokensPage {
+    fn filters(&self) -> [(&'static str, &str); 4] {
+        [
+            ("q", &self.q),
+            ("created", &self.created),
+            ("status", &self.status),
+            ("sort", &self.sort),
+        ]
+    }
+
+    /// The link a column header sorts by: ascending first, then toggling.
+    fn sort_url(&self, field: &str) -> String {
+        let descending = format!("-{field}");
+        let next = if self.sort == field {
+            descending.as_str()
+        } else {
+            field
+        };
+        let mut pairs = self.filters();
+        pairs[3] = ("sort", next);
+        list_url(&pairs)
+    }
+
+    /// `aria-sort` of a column.
+    fn sort_state(&self, field: &str) -> &'static str {
+        let current = if self.sort.is_empty() {
+            "-created_at"
+        } else {
+            self.sort.as_str()
+        };
+        if current == field {
+            "ascending"
+        } else if current.strip_prefix('-') == Some(field) {
+            "descending"
+        } else {
+            "none"
+        }
+    }
+
+    /// Where a row's actions come back to: this very view.
+    fn back(&self) -> &str {
+        &self.layout.here
+    }
+}
+
+/// `GET /admin/tokens`.
+pub async fn list(
+    State(state): State<AppState>,
+    console: Console,
+    Query(query): Query<ListQuery>,
+) -> UiResult {
+    let params = TokenListParams {
+        q: some(&query.q),
+        created: some(&query.created),
+        status: some(&query.status),
+        sort: some(&query.sort),
+        cursor: some(&query.cursor),
+        ..TokenListParams::default()
+    };
+    let page = state
+        .app
+        .list_tokens(&console.principal, params)
+        .await
+        .map_err(console.fail())?;
+    let newest = state.app.settings().api_versions.newest().to_owned();
+    let now = state.app.now();
+    let mut view = TokensPage {
+        layout: Layout::console(&console, "tokens", "tokens.title"),
+        rows: page
+            .items
+            .iter()
+            .map(|token| TokenRow::new(token, &newest, now))
+            .collect(),
+        total: page.total,
+        filtered: !(query.q.is_empty() && query.created.is_empty() && query.status.is_empty()),
+        q: query.q,
+        created: query.created,
+        status: query.status,
+        sort: query.sort,
+        next_url: None,
+        first_url: None,
+        notice: notice(console.lang, &query.done),
+    };
+    let mut pairs = view.filters().map(|(k, v)| (k, v.to_owned())).to_vec();
+    if let Some(cursor) = page.next_cursor {
+        pairs.push(("cursor", cursor));
+        let borrowed: Vec<(&str, &str)> = pairs.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        view.next_url = Some(list_url(&borrowed));
+        pairs.pop();
+    }
+    if !query.cursor.is_empty() {
+        let borrowed: Vec<(&str, &str)> = pairs.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        view.first_url = Some(list_url(&borrowed));
+    }
+    Ok(render(&view))
+}
+
+/// The create / edit page.
+#[derive(Debug, Template)]
+#[template(path = "token.html")]
+struct TokenPage {
+    layout: Layout,
+    /// The token being edited; `None` on the create page.
+    token: Option<TokenDetail>,
+    form: TokenForm,
+    errors: FieldErrors,
+    matrix: Vec<MatrixRow>,
+    projects: Vec<ProjectView>,
+    /// The secret, on the one page that reveals it.
+    secret: Option<String>,
+    notice: Option<String>,
+    usage: Option<UsageChart>,
+    /// A dialog to open at once (`regenerate`, `delete`), from a table menu.
+    confirm: String,
+    durations: [&'static str; 5],
+    keep: &'static str,
+}
+
+/// What the edit page shows of a token beside the form.
+#[derive(Debug)]
+struct TokenDetail {
+    id: String,
+    name: String,
+    hint: String,
+    badge: Badge,
+    enabled: bool,
+    api_version: String,
+    upgradable: bool,
+    type_key: String,
+    created: Time,
+    created_by: String,
+    last_used: Option<Time>,
+    expires: Option<Time>,
+}
+
+impl TokenPage {
+    fn error(&self, field: &str) -> Option<&str> {
+        self.errors.get(field)
+    }
+
+    /// The first error about the permission list (`permissions`, `permissions[3]`).
+    fn permissions_error(&self) -> Option<&str> {
+        self.errors
+            .iter()
+            .find(|(field, _)| field.starts_with("permissions"))
+            .map(|(_, message)| message)
+    }
+
+    fn can_edit(&self) -> bool {
+        let needed = if self.token.is_some() {
+            "tokens.update"
+        } else {
+            "tokens.create"
+        };
+        self.layout.has(needed)
+    }
+
+    fn action(&self) -> String {
+        match &self.token {
+            Some(token) => format!("/admin/tokens/{}", token.id),
+            None => "/admin/tokens".to_owned(),
+        }
+    }
+}
+
+/// Builds the create or edit page around `form`.
+async fn token_page(
+    state: &AppState,
+    console: &Console,
+    token: Option<&TokenView>,
+    form: TokenForm,
+    errors: FieldErrors,
+) -> UiResult<TokenPage> {
+    let app = &state.app;
+    let resources = app
+        .list_resources(&console.principal)
+        .await
+        .map_err(console.fail())?;
+    let projects = app
+        .list_projects(&console.principal)
+        .await
+        .map_err(console.fail())?;
+    let now = app.now();
+    let newest = app.settings().api_versions.newest().to_owned();
+    let (title, detail) = match token {
+        Some(token) => (
+            "token.edit_title",
+            Some(TokenDetail {
+                id: token.id.to_string(),
+                name: token.name.clone(),
+                hint: token.hint.clone(),
+                badge: Badge::of(token, now),
+                enabled: token.status == TokenStatus::Active,
+                api_version: token.api_version.clone(),
+                upgradable: token.api_version != newest,
+                type_key: format!("type.{}", token.token_type.as_str()),
+                created: Time::new(token.created_at),
+                created_by: token.created_by.clone(),
+                last_used: Time::maybe(token.last_used_at),
+                expires: Time::maybe(token.expires_at),
+            }),
+        ),
+        None => ("token.create_title", None),
+    };
+    let mut layout = Layout::console(console, "tokens", title);
+    if let Some(detail) = &detail {
+        layout.title = detail.name.clone();
+    }
+    Ok(TokenPage {
+        layout,
+        token: detail,
+        matrix: matrix(&resources, &form.permissions),
+        form,
+        errors,
+        projects,
+        secret: None,
+        notice: None,
+        usage: None,
+        confirm: String::new(),
+        durations: DURATIONS,
+        keep: KEEP,
+    })
+}
+
+/// `GET /admin/tokens/new`.
+pub async fn new(State(state): State<AppState>, console: Console) -> UiResult {
+    let page = token_page(
+        &state,
+        &console,
+        None,
+        TokenForm::blank(),
+        FieldErrors::default(),
+    )
+    .await?;
+    Ok(render(&page))
+}
+
+/// The page that reveals a new secret, once. Its URL is replaced by the token's own
+/// (so a reload or a return through history loads the page without it), and like
+/// every page it is `Cache-Control: no-store`.
+async fn secret_page(state: &AppState, console: &Console, created: CreatedToken) -> UiResult {
+    let token = created.record;
+    let mut page = token_page(
+        state,
+        console,
+        Some(&token),
+        TokenForm::of(&token),
+        FieldErrors::default(),
+    )
+    .await?;
+    page.layout = page
+        .layout
+        .with_replace_url(format!("/admin/tokens/{}", token.id));
+    page.secret = Some(created.token);
+    Ok(render(&page))
+}
+
+/// A form that came back with errors: shown again with what was typed.
+async fn invalid_form(
+    state: &AppState,
+    console: &Console,
+    token: Option<&TokenView>,
+    form: TokenForm,
+    errors: FieldErrors,
+) -> UiResult {
+    let page = token_page(state, console, token, form, errors).await?;
+    Ok(render_with(StatusCode::UNPROCESSABLE_ENTITY, &page))
+}
+
+/// `POST /admin/tokens`.
+pub async fn create(State(state): State<AppState>, posted: ConsoleForm) -> UiResult {
+    let ConsoleForm { console, form } = posted;
+    let form = TokenForm::from_post(&form);
+    let request = match form.create_request() {
+        Ok(request) => request,
+        Err(errors) => return invalid_form(&state, &console, None, form, errors).await,
+    };
+    match state.app.create_token(&console.principal, request).await {
+        Ok(created) => secret_page(&state, &console, created).await,
+        Err(AppError::Validation(errors)) => {
+            invalid_form(&state, &console, None, form, errors.0).await
+        }
+        Err(AppError::Conflict(message)) => {
+            let errors = FieldErrors::single("name", message);
+            invalid_form(&state, &console, None, form, errors).await
+        }
+        Err(error) => Err(console.fail()(error)),
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct ShowQuery {
+    #[serde(default)]
+    days: Option<u32>,
+    #[serde(default)]
+    confirm: String,
+    #[serde(default)]
+    done: String,
+}
+
+/// `GET /admin/tokens/{id}`: the edit page with the usage chart.
+pub async fn show(
+    State(state): State<AppState>,
+    console: Console,
+    Path(id): Path<String>,
+    Query(query): Query<ShowQuery>,
+) -> UiResult {
+    let token = state
+        .app
+        .get_token(&console.principal, &id)
+        .await
+        .map_err(console.fail())?;
+    let mut page = token_page(
+        &state,
+        &console,
+        Some(&token),
+        TokenForm::of(&token),
+        FieldErrors::default(),
+    )
+    .await?;
+    let days = query
+        .days
+        .filter(|days| [7, 30, 90].contains(days))
+        .unwrap_or(30);
+    let usage = state
+        .app
+        .token_usage(
+            &console.principal,
+            &id,
+            UsageParams {
+                days: Some(days.to_string()),
+            },
+        )
+        .await
+        .map_err(console.fail())?;
+    page.usage = Some(UsageChart::new(&usage, days, console.lang, &id));
+    page.confirm = match query.confirm.as_str() {
+        "regenerate" | "delete" => query.confirm,
+        _ => String::new(),
+    };
+    page.notice = notice(console.lang, &query.done);
+    Ok(render(&page))
+}
+
+/// `POST /admin/tokens/{id}`: saves the edit form.
+pub async fn update(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    posted: ConsoleForm,
+) -> UiResult {
+    let ConsoleForm { console, form } = posted;
+    let form = TokenForm::from_post(&form);
+    let token = state
+        .app
+        .get_token(&console.principal, &id)
+        .await
+        .map_err(console.fail())?;
+    let request = match form.update_request() {
+        Ok(request) => request,
+        Err(errors) => return invalid_form(&state, &console, Some(&token), form, errors).await,
+    };
+    match state
+        .app
+        .update_token(&console.principal, &id, request)
+        .await
+    {
+        Ok(_) => Ok(Redirect::to(&format!("/admin/tokens/{id}?done=saved")).into_response()),
+        Err(AppError::Validation(errors)) => {
+            invalid_form(&state, &console, Some(&token), form, errors.0).await
+        }
+        Err(AppError::Conflict(message)) => {
+            let errors = FieldErrors::single("name", message);
+            invalid_form(&state, &console, Some(&token), form, errors).await
+        }
+        Err(error) => Err(console.fail()(error)),
+    }
+}
+
+/// `POST /admin/tokens/{id}/{action}`: the per-token menu.
+pub async fn act(
+    State(state): State<AppState>,
+    Path((id, action)): Path<(String, String)>,
+    posted: ConsoleForm,
+) -> UiResult<Response> {
+    let ConsoleForm { console, form } = posted;
+    let app = &state.app;
+    let principal = &console.principal;
+    let back =
+        |done: &str| Redirect::to(&with_done(&safe_next(form.get("back")), done)).into_response();
+    let fail = console.fail();
+    match action.as_str() {
+        "regenerate" => {
+            let grace = form
+                .get("grace_period_seconds")
+                .and_then(|text| text.parse::<u32>().ok());
+            let request = RegenerateRequest {
+                grace_period_seconds: grace,
+            };
+            let created = app
+                .regenerate_token(principal, &id, request)
+                .await
+                .map_err(fail)?;
+            secret_page(&state, &console, created).await
+        }
+        "duplicate" => {
+            let created = app
+                .duplicate_token(principal, &id, DuplicateRequest::default())
+                .await
+                .map_err(fail)?;
+            secret_page(&state, &console, created).await
+        }
+        "disable" | "enable" => {
+            let status = if action == "disable" {
+                TokenStatus::Disabled
+            } else {
+                TokenStatus::Active
+            };
+            app.set_token_status(principal, &id, status)
+                .await
+                .map_err(fail)?;
+            Ok(back(&format!("{action}d")))
+        }
+        "upgrade" => {
+            app.upgrade_token_version(principal, &id, UpgradeVersionRequest::default())
+                .await
+                .map_err(fail)?;
+            Ok(back("upgraded"))
+        }
+        "delete" => {
+            app.delete_token(principal, &id).await.map_err(fail)?;
+            Ok(Redirect::to("/admin/tokens?done=deleted").into_response())
+        }
+        _ => Err(fail(AppError::NotFound(format!("token action `{action}`")))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn done_replaces_an_earlier_one_and_keeps_the_filters() {
+        assert_eq!(
+            with_done("/admin/tokens", "disabled"),
+            "/admin/tokens?done=disabled"
+        );
+        assert_eq!(
+            with_done("/admin/tokens?q=ci&done=enabled&confirm=delete", "disabled"),
+            "/admin/tokens?q=ci&done=disabled"
+        );
+    }
+
+    #[test]
+    fn list_urls_drop_empty_parameters() {
+        assert_eq!(list_url(&[("q", ""), ("status", "")]), "/admin/tokens");
+        assert_eq!(
+            list_url(&[("q", "a b"), ("created", ""), ("status", "active")]),
+            "/admin/tokens?q=a+b&status=active"
+        );
+    }
+}
