@@ -36,10 +36,13 @@ pub struct UpdateUserRequest {
     pub active: Option<bool>,
 }
 
-/// `POST /v1/auth/register-first`: the first administrator, while none exists.
+/// `POST /v1/auth/register-first`: the first administrator, while none exists, with
+/// the one-time setup code `tessera serve` printed. `Debug` hides the code and the
+/// password.
 #[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RegisterFirstRequest {
+    pub setup_code: String,
     pub email: String,
     #[serde(default)]
     pub name: Option<String>,
@@ -66,7 +69,16 @@ redacted_debug!(UpdateUserRequest {
     role,
     active
 });
-redacted_debug!(RegisterFirstRequest { email, name });
+impl std::fmt::Debug for RegisterFirstRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RegisterFirstRequest")
+            .field("setup_code", &"<redacted>")
+            .field("email", &self.email)
+            .field("name", &self.name)
+            .field("password", &"<redacted>")
+            .finish()
+    }
+}
 
 /// A role as shown.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -162,4 +174,28 @@ pub struct AuditView {
 pub struct AuditPage {
     pub items: Vec<AuditView>,
     pub next_cursor: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn register_first_debug_hides_the_setup_code_and_the_password() {
+        let request: RegisterFirstRequest = serde_json::from_value(serde_json::json!({
+            "setup_code": "ABCD-EFGH-JKMN-PQRS",
+            "email": "first@example.com",
+            "password": "correct horse battery",
+        }))
+        .unwrap();
+        let shown = format!("{request:?}");
+        assert!(shown.contains("first@example.com"), "{shown}");
+        assert!(!shown.contains("ABCD"), "{shown}");
+        assert!(!shown.contains("correct horse"), "{shown}");
+        let missing = serde_json::from_value::<RegisterFirstRequest>(serde_json::json!({
+            "email": "first@example.com",
+            "password": "correct horse battery",
+        }));
+        assert!(missing.is_err(), "the setup code is required");
+    }
 }

@@ -228,20 +228,24 @@ impl Tessera {
             .map_err(|error| AppError::Internal(format!("password hashing failed: {error}")))?
     }
 
-    /// Registers the first administrator (a super-admin) and signs them in; refused
-    /// once any administrator exists.
+    /// Registers the first administrator (a super-admin) and signs them in. Refused
+    /// (`Conflict`) once any administrator exists; otherwise `setup_code` must be the
+    /// code [`Tessera::prepare_first_run`] armed in this process (checked first, before
+    /// any password work; a wrong one counts against the client address's login
+    /// budget). Success retires the code.
     pub async fn register_first(
         &self,
+        setup_code: &str,
         email: String,
         name: Option<String>,
         password: Password,
         client: Option<IpAddr>,
     ) -> AppResult<(SessionSecret, LoginResponse)> {
+        const EXISTS: &str = "an administrator already exists; sign in instead";
         if self.store.count_users().await? > 0 {
-            return Err(AppError::Conflict(
-                "an administrator already exists; sign in instead".into(),
-            ));
+            return Err(AppError::Conflict(EXISTS.into()));
         }
+        self.check_setup_code(setup_code, client)?;
         let user = self
             .new_user(
                 email,
@@ -259,15 +263,18 @@ impl Tessera {
             client_address: client.map(|address| address.to_string()),
             changes: audit::diff(None, Some(&serde_json::to_value(&view).unwrap_or_default())),
         };
-        self.store
-            .insert_first_user(&user, &entry)
-            .await
-            .map_err(|error| match error {
-                tessera_store::StoreError::Conflict { .. } => {
-                    AppError::Conflict("an administrator already exists; sign in instead".into())
-                }
-                other => other.into(),
-            })?;
+        let inserted = self.store.insert_first_user(&user, &entry).await;
+        if matches!(
+            inserted,
+            Ok(()) | Err(tessera_store::StoreError::Conflict { .. })
+        ) {
+            // Either way an administrator exists now: the code opens nothing more.
+            self.retire_setup_code();
+        }
+        inserted.map_err(|error| match error {
+            tessera_store::StoreError::Conflict { .. } => AppError::Conflict(EXISTS.into()),
+            other => other.into(),
+        })?;
         self.apply_own_write().await;
         self.login(&user.email, &password, client).await
     }

@@ -12,6 +12,7 @@ pub mod background;
 pub mod catalog;
 pub mod clock;
 pub mod error;
+pub mod first_run;
 pub mod pepper;
 pub mod personal;
 pub mod principal;
@@ -90,6 +91,8 @@ pub struct Tessera {
     pub(crate) login_addresses: FailureThrottle<IpAddr>,
     /// Bounds concurrent argon2 checks (CPU- and memory-heavy).
     pub(crate) password_checks: tokio::sync::Semaphore,
+    /// The first-run setup code, while one is armed (see [`first_run`]).
+    pub(crate) setup_code: std::sync::Mutex<Option<first_run::ArmedCode>>,
 }
 
 impl Tessera {
@@ -121,6 +124,7 @@ impl Tessera {
                 settings.login_failure_window,
             ),
             password_checks: tokio::sync::Semaphore::new(2),
+            setup_code: std::sync::Mutex::new(None),
             store,
             settings,
             pepper,

@@ -1,4 +1,5 @@
-//! The pepper file: 32 random bytes, created on first start with mode 0600.
+//! The pepper file: 32 random bytes, created on first start with mode 0600; and
+//! [`write_private`], which writes every secret file of the data dir.
 //!
 //! Every node and CLI run that shares a database must share the pepper, or no token
 //! verifies. Losing it invalidates every token; it is never logged or printed.
@@ -27,18 +28,47 @@ pub fn load_or_create(path: &Path) -> std::io::Result<Pepper> {
     }
 }
 
-/// Writes a new pepper to a private temporary file, then links it into place, so a
+/// Writes a new pepper with [`write_private`] in [`Placement::New`] mode, so a
 /// concurrent reader never sees a partly written pepper and two racing creators agree
 /// on one (the loser reads the winner's).
 fn create(path: &Path) -> std::io::Result<Pepper> {
-    let parent = path.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(parent)?;
     let mut bytes = [0u8; PEPPER_LEN];
     rand::rngs::OsRng.fill_bytes(&mut bytes);
+    match write_private(path, &bytes, Placement::New) {
+        Ok(()) => Ok(Pepper::from_bytes(bytes)),
+        Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => load_or_create(path),
+        Err(error) => Err(error),
+    }
+}
+
+/// How [`write_private`] puts its file in place.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Placement {
+    /// Only where no file exists yet (`AlreadyExists` otherwise), so racing creators
+    /// agree on one file.
+    New,
+    /// Over whatever is there.
+    Replace,
+}
+
+/// Writes `bytes` to a private (mode 0600) temporary file next to `path`, syncs it,
+/// then links or renames it into place, so a reader never sees a partly written file.
+/// Creates the parent directory when missing. The secret files of the data dir (the
+/// pepper, the setup code) are all written this way.
+pub(crate) fn write_private(
+    path: &Path,
+    bytes: &[u8],
+    placement: Placement,
+) -> std::io::Result<()> {
+    let parent = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(parent)?;
+    let name = path
+        .file_name()
+        .map_or_else(|| "file".into(), |name| name.to_string_lossy());
     let mut suffix = [0u8; 8];
     rand::rngs::OsRng.fill_bytes(&mut suffix);
     let temporary = parent.join(format!(
-        ".pepper-{}.tmp",
+        ".{name}-{}.tmp",
         suffix
             .iter()
             .map(|b| format!("{b:02x}"))
@@ -49,16 +79,17 @@ fn create(path: &Path) -> std::io::Result<Pepper> {
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
     let written = options.open(&temporary).and_then(|mut file| {
-        file.write_all(&bytes)?;
+        file.write_all(bytes)?;
         file.sync_all()
     });
-    let linked = written.and_then(|()| std::fs::hard_link(&temporary, path));
+    let placed = written.and_then(|()| match placement {
+        Placement::New => std::fs::hard_link(&temporary, path),
+        Placement::Replace => std::fs::rename(&temporary, path),
+    });
+    // After a rename there is nothing left to remove; after a link (or a failure) the
+    // temporary name goes.
     let _ = std::fs::remove_file(&temporary);
-    match linked {
-        Ok(()) => Ok(Pepper::from_bytes(bytes)),
-        Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => load_or_create(path),
-        Err(error) => Err(error),
-    }
+    placed
 }
 
 #[cfg(test)]

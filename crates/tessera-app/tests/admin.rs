@@ -412,31 +412,6 @@ async fn deactivation_and_password_reset_end_sessions() {
 }
 
 #[tokio::test]
-async fn first_run_registration_only_while_no_admin_exists() {
-    let dir = tempfile::tempdir().unwrap();
-    let app = node(&dir).await;
-    let (_, response) = app
-        .register_first(
-            "first@example.com".into(),
-            None,
-            Password(PASSWORD.into()),
-            None,
-        )
-        .await
-        .unwrap();
-    assert_eq!(response.user.role, "super-admin");
-    let again = app
-        .register_first(
-            "second@example.com".into(),
-            None,
-            Password(PASSWORD.into()),
-            None,
-        )
-        .await;
-    assert!(matches!(again, Err(AppError::Conflict(_))));
-}
-
-#[tokio::test]
 async fn every_change_is_audited_with_a_diff_and_no_secret() {
     let dir = tempfile::tempdir().unwrap();
     let app = node(&dir).await;

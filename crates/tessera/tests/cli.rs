@@ -923,3 +923,130 @@ async fn sigterm_flushes_usage_before_exit() {
         .unwrap_or_else(|| panic!("last_used_at still null after shutdown: {shown}"));
     chrono::DateTime::parse_from_rfc3339(last_used).expect("last_used_at is RFC 3339");
 }
+
+// ---------------------------------------------------------------------------
+// 9. first run: the one-time setup code
+// ---------------------------------------------------------------------------
+
+/// Waits for `serve`'s first-run notice on stderr and answers the setup code in it
+/// (the line after "… enter this one-time setup code …").
+fn printed_setup_code(server: &common::Server) -> String {
+    let deadline = Instant::now() + POLL_DEADLINE;
+    loop {
+        let log = server.log();
+        let mut lines = log.lines();
+        if lines.any(|line| line.contains("enter this one-time setup code"))
+            && let Some(code) = lines.next()
+        {
+            return code.trim().to_owned();
+        }
+        assert!(Instant::now() < deadline, "no setup code on stderr:\n{log}");
+        std::thread::sleep(POLL_INTERVAL);
+    }
+}
+
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_prints_a_setup_code_until_an_administrator_exists() {
+    use std::os::unix::fs::PermissionsExt;
+    let sandbox = Sandbox::new();
+    let file = sandbox.data_dir().join("setup-code");
+    let client = http_client();
+
+    let server = sandbox.serve();
+    let code = printed_setup_code(&server);
+    assert!(
+        code.len() == 19
+            && code.split('-').all(|group| group.len() == 4
+                && group
+                    .bytes()
+                    .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())),
+        "not a setup code: {code:?}"
+    );
+    let log = server.log();
+    assert!(log.contains("No administrator exists yet"), "{log}");
+    assert!(log.contains(&server.url("/admin")), "{log}");
+    assert!(log.contains(&file.display().to_string()), "{log}");
+    assert!(
+        log.contains(&format!(
+            "tessera --data-dir {} admin create --email admin@example.com --password-stdin",
+            sandbox.data_dir().display()
+        )),
+        "{log}"
+    );
+    // Shown once, on its own line: no log record carries it.
+    assert_eq!(
+        log.lines().filter(|l| l.contains(&code)).count(),
+        1,
+        "{log}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&file).expect("setup-code").trim(),
+        code
+    );
+    assert_eq!(
+        std::fs::metadata(&file)
+            .expect("metadata")
+            .permissions()
+            .mode()
+            & 0o777,
+        0o600
+    );
+    wait_healthy(&client, &server).await;
+    drop(server);
+
+    // A restart keeps the code someone may already have copied.
+    let server = sandbox.serve();
+    assert_eq!(printed_setup_code(&server), code);
+    drop(server);
+
+    // Once an administrator exists (made without any code), no code and no file.
+    sandbox
+        .run_stdin(
+            &[
+                "admin",
+                "create",
+                "--email",
+                "root@example.com",
+                "--password-stdin",
+            ],
+            PASSWORD,
+        )
+        .ok();
+    let server = sandbox.serve();
+    wait_healthy(&client, &server).await;
+    assert!(!file.exists(), "the leftover setup-code file is removed");
+    let log = server.log();
+    assert!(
+        !log.contains("setup code") && !log.contains(&code),
+        "no code once an admin exists:\n{log}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_printed_setup_code_registers_the_first_administrator_once() {
+    let sandbox = Sandbox::new();
+    let server = sandbox.serve();
+    let code = printed_setup_code(&server);
+    let client = http_client();
+    wait_healthy(&client, &server).await;
+    let register = |setup_code: &str| {
+        client
+            .post(server.url("/v1/auth/register-first"))
+            .json(&json!({"setup_code": setup_code, "email": "root@example.com", "password": PASSWORD}))
+            .send()
+    };
+    let wrong = register("0000-0000-0000-0000")
+        .await
+        .expect("register-first");
+    assert_eq!(wrong.status(), 422);
+    let created = register(&code).await.expect("register-first");
+    assert_eq!(created.status(), 201);
+    assert!(!sandbox.data_dir().join("setup-code").exists());
+    let again = register(&code).await.expect("register-first");
+    assert_eq!(again.status(), 409);
+    drop(server);
+    // The registered admin is there for the CLI too.
+    let users = sandbox.run(&["user", "list", "--json"]).ok().json();
+    assert!(users.to_string().contains("root@example.com"), "{users}");
+}

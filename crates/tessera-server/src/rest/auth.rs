@@ -47,7 +47,8 @@ async fn login(
     Ok(response)
 }
 
-/// Creates the first administrator while none exists, and signs them in.
+/// Creates the first administrator while none exists, given the one-time setup code,
+/// and signs them in.
 async fn register_first(
     State(state): State<AppState>,
     ClientAddress(client): ClientAddress,
@@ -56,7 +57,13 @@ async fn register_first(
     let password = Password(request.password);
     let (secret, body) = state
         .app
-        .register_first(request.email, request.name, password, client)
+        .register_first(
+            &request.setup_code,
+            request.email,
+            request.name,
+            password,
+            client,
+        )
         .await?;
     let max_age = state.app.settings().session_lifetime.as_secs();
     let mut response = (StatusCode::CREATED, AxumJson(body)).into_response();

@@ -13,6 +13,7 @@ use serde_json::{Value, json};
 use tempfile::TempDir;
 use tessera_app::Tessera;
 use tessera_app::auth::{NewAdmin, Password};
+use tessera_app::first_run::SETUP_CODE_FILE;
 use tessera_app::{Principal, Settings, SystemClock};
 use tessera_core::ApiVersions;
 use tessera_server::HttpOptions;
@@ -278,6 +279,9 @@ pub fn default_settings() -> Settings {
 pub struct TestServer {
     pub app: Arc<Tessera>,
     pub base: String,
+    /// The one-time setup code the server armed at start (as `tessera serve` does,
+    /// in `<data dir>/setup-code`) while no administrator existed; `None` otherwise.
+    pub setup_code: Option<String>,
     dir: Option<TempDir>,
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<std::io::Result<()>>>,
@@ -304,6 +308,10 @@ impl TestServer {
             tessera_app::pepper::load_or_create(&dir.path().join("pepper")).expect("pepper");
         let app = Arc::new(Tessera::new(store, pepper, settings, Arc::new(SystemClock)));
         app.load().await.expect("load index");
+        let setup_code = app
+            .prepare_first_run(&dir.path().join(SETUP_CODE_FILE))
+            .await
+            .expect("prepare the first run");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
@@ -316,6 +324,7 @@ impl TestServer {
         let server = Self {
             app,
             base: format!("http://{address}"),
+            setup_code,
             dir: Some(dir),
             shutdown: Some(shutdown),
             task: Some(task),
@@ -467,6 +476,12 @@ impl TestServer {
             .await;
         response.expect(200);
         admin.expect("a session")
+    }
+
+    /// The armed setup code; panics when the server started with an administrator.
+    #[track_caller]
+    pub fn armed_code(&self) -> &str {
+        self.setup_code.as_deref().expect("a setup code is armed")
     }
 
     /// POSTs `body` to a sign-in endpoint (`/v1/auth/login`,

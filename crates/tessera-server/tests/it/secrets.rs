@@ -239,11 +239,14 @@ async fn passwords_and_personal_secrets_never_reach_storage_logs_or_the_audit_lo
         pasted,
     ];
     let mut responses: Vec<(String, Resp)> = Vec::new();
+    // The one-time setup code, in its printed form and as bare symbols.
+    let setup_code = server.armed_code().to_owned();
+    let setup_forms = [setup_code.clone(), setup_code.replace('-', "")];
 
     let (registered, root) = server
         .sign_in(
             "/v1/auth/register-first",
-            &json!({"email": "root@example.com", "password": first_password}),
+            &json!({"setup_code": server.armed_code(), "email": "root@example.com", "password": first_password}),
         )
         .await;
     registered.expect(201);
@@ -410,6 +413,12 @@ async fn passwords_and_personal_secrets_never_reach_storage_logs_or_the_audit_lo
         if passwords.iter().any(|p| response.text.contains(p)) {
             leaks.insert(format!("{what} holds a password"));
         }
+        if setup_forms
+            .iter()
+            .any(|c| response.text.contains(c.as_str()))
+        {
+            leaks.insert(format!("{what} holds the setup code"));
+        }
         if pasted_secrets
             .iter()
             .any(|s| response.text.contains(s.as_str()) || response.text.contains(&s[5..45]))
@@ -420,10 +429,21 @@ async fn passwords_and_personal_secrets_never_reach_storage_logs_or_the_audit_lo
     assert!(leaks.is_empty(), "{leaks:#?}");
 
     server.app.flush_usage().await.expect("flush");
-    // (a) the SQLite files and the pepper.
+    // (a) the SQLite files and the pepper (the setup-code file went with the code).
     let files = data_files(&server);
     assert!(files.len() >= 2);
+    assert!(
+        !server.data_dir().join("setup-code").exists(),
+        "the setup-code file outlived the registration"
+    );
     for (path, bytes) in &files {
+        for code in &setup_forms {
+            assert!(
+                !contains(bytes, code.as_bytes()),
+                "{} holds the setup code",
+                path.display()
+            );
+        }
         for password in passwords {
             assert!(
                 !contains(bytes, password.as_bytes()),
@@ -457,6 +477,12 @@ async fn passwords_and_personal_secrets_never_reach_storage_logs_or_the_audit_lo
         assert!(
             !contains(&logs, secret.as_bytes()) && !contains(&logs, &secret.as_bytes()[5..45]),
             "a log line holds a secret"
+        );
+    }
+    for code in &setup_forms {
+        assert!(
+            !contains(&logs, code.as_bytes()),
+            "a log line holds the setup code"
         );
     }
     assert!(!contains(&logs, b"$argon2"), "a log line holds a digest");
