@@ -7,6 +7,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 use tessera_app::AppError;
 use tessera_app::auth::{Password, SessionSecret};
+use tessera_core::validate::FieldErrors;
 
 use crate::AppState;
 use crate::extract::{ClientAddress, SESSION_COOKIE, cookie_in};
@@ -59,7 +60,14 @@ pub async fn login_page(
 ) -> UiResult {
     let lang = Lang::from_headers(&headers);
     let next = safe_next(params.next.as_deref());
-    // MERGE-FIRST-RUN
+    if state
+        .app
+        .needs_first_admin()
+        .await
+        .map_err(UiError::app(lang))?
+    {
+        return Ok(Redirect::to("/admin/setup").into_response());
+    }
     if has_session(&state, &headers).await {
         return Ok(Redirect::to(&next).into_response());
     }
@@ -102,6 +110,89 @@ pub async fn login(
         next,
         email,
         error: Some(message.into_owned()),
+    };
+    Ok(render_with(status, &page))
+}
+
+#[derive(Debug, Template)]
+#[template(path = "setup.html")]
+struct SetupPage {
+    layout: Layout,
+    email: String,
+    name: String,
+    errors: FieldErrors,
+    error: Option<String>,
+}
+
+impl SetupPage {
+    fn error_of(&self, field: &str) -> Option<&str> {
+        self.errors.get(field)
+    }
+}
+
+/// `GET /admin/setup`: the first-run registration, while no administrator exists.
+pub async fn setup_page(State(state): State<AppState>, headers: HeaderMap) -> UiResult {
+    let lang = Lang::from_headers(&headers);
+    if !state
+        .app
+        .needs_first_admin()
+        .await
+        .map_err(UiError::app(lang))?
+    {
+        return Ok(Redirect::to("/admin/login").into_response());
+    }
+    let page = SetupPage {
+        layout: Layout::bare(lang, "setup.title", "/admin/setup"),
+        email: String::new(),
+        name: String::new(),
+        errors: FieldErrors::default(),
+        error: None,
+    };
+    Ok(render_with(StatusCode::OK, &page))
+}
+
+/// `POST /admin/setup`: registers the first administrator with the setup code that
+/// `tessera serve` printed, and signs them in.
+pub async fn setup(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    ClientAddress(client): ClientAddress,
+    Posted(form): Posted,
+) -> UiResult {
+    let lang = Lang::from_headers(&headers);
+    let email = form.text("email").trim().to_owned();
+    let name = form.text("name").trim().to_owned();
+    let result = state
+        .app
+        .register_first(
+            &form.text("setup_code"),
+            email.clone(),
+            Some(name.clone()).filter(|n| !n.is_empty()),
+            Password(form.text("password")),
+            client,
+        )
+        .await;
+    let (status, errors, error) = match result {
+        Ok((secret, _)) => return Ok(signed_in(&state, &secret, "/admin/tokens")),
+        Err(AppError::Validation(errors)) => (StatusCode::UNPROCESSABLE_ENTITY, errors.0, None),
+        Err(AppError::Conflict(_)) => return Ok(Redirect::to("/admin/login").into_response()),
+        Err(AppError::RateLimited { retry_after }) => (
+            StatusCode::TOO_MANY_REQUESTS,
+            FieldErrors::default(),
+            Some(lang.tf(
+                "login.throttled",
+                "seconds",
+                &crate::error::retry_seconds(retry_after).to_string(),
+            )),
+        ),
+        Err(error) => return Err(UiError::App { error, lang }),
+    };
+    let page = SetupPage {
+        layout: Layout::bare(lang, "setup.title", "/admin/setup"),
+        email,
+        name,
+        errors,
+        error,
     };
     Ok(render_with(status, &page))
 }

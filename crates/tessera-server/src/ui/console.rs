@@ -198,22 +198,21 @@ impl FormData {
     }
 }
 
-/// Whether a form post comes from this site: a cross-site `Origin` or
-/// `Sec-Fetch-Site` is refused. (Browsers send both; the session's CSRF token and
-/// `SameSite=Strict` stand behind this.)
+/// Whether a form post comes from this site. Browsers send `Sec-Fetch-Site`, which
+/// decides; older ones only `Origin`, compared with `Host` (under this site's
+/// `Referrer-Policy: no-referrer` browsers send `Origin: null`, which says nothing).
+/// The session's CSRF token and `SameSite=Strict` stand behind this check.
 pub fn same_origin(headers: &HeaderMap) -> bool {
     let value = |name| {
         headers
             .get(name)
             .and_then(|v: &HeaderValue| v.to_str().ok())
     };
-    if let Some(site) = value("sec-fetch-site")
-        && !matches!(site, "same-origin" | "none")
-    {
-        return false;
+    if let Some(site) = value("sec-fetch-site") {
+        return matches!(site, "same-origin" | "none");
     }
     match (value("origin"), value("host")) {
-        (None, _) => true,
+        (None | Some("null"), _) => true,
         (Some(origin), Some(host)) => origin
             .split_once("://")
             .is_some_and(|(_, authority)| authority.eq_ignore_ascii_case(host)),
@@ -327,6 +326,12 @@ mod tests {
         assert!(!same_origin(&headers(&[
             ("host", "127.0.0.1:8080"),
             ("origin", "null"),
+            ("sec-fetch-site", "same-site"),
+        ])));
+        assert!(same_origin(&headers(&[
+            ("host", "127.0.0.1:8080"),
+            ("origin", "null"),
+            ("sec-fetch-site", "same-origin"),
         ])));
         assert!(!same_origin(&headers(&[
             ("host", "127.0.0.1:8080"),

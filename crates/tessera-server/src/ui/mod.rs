@@ -34,6 +34,7 @@ pub fn routes() -> Router<AppState> {
             get(assets::serve),
         )
         .route("/admin/login", get(auth::login_page).post(auth::login))
+        .route("/admin/setup", get(auth::setup_page).post(auth::setup))
         .route("/admin/logout", post(auth::logout))
         .route("/admin/lang/{code}", get(auth::switch_language))
         .route("/admin/tokens", get(tokens::list).post(tokens::create))

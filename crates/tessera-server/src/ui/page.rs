@@ -95,6 +95,7 @@ impl Layout {
     }
 
     pub fn with_replace_url(mut self, url: String) -> Self {
+        self.here.clone_from(&url);
         self.replace_url = Some(url);
         self
     }
