@@ -9,10 +9,12 @@
 
 mod assets;
 mod auth;
+mod catalog;
 mod chart;
 mod console;
 mod i18n;
 mod page;
+mod profile;
 mod token_form;
 mod tokens;
 
@@ -41,4 +43,24 @@ pub fn routes() -> Router<AppState> {
         .route("/admin/tokens/new", get(tokens::new))
         .route("/admin/tokens/{id}", get(tokens::show).post(tokens::update))
         .route("/admin/tokens/{id}/{action}", post(tokens::act))
+        .route("/admin/profile", get(profile::show))
+        .route("/admin/profile/tokens", post(profile::create))
+        .route("/admin/profile/tokens/{id}/{action}", post(profile::act))
+        .route(
+            "/admin/projects",
+            get(catalog::projects).post(catalog::create_project),
+        )
+        .route(
+            "/admin/projects/{slug}/delete",
+            post(catalog::delete_project),
+        )
+        .route(
+            "/admin/resources",
+            get(catalog::resources).post(catalog::create_resource),
+        )
+        .route("/admin/resources/{name}", post(catalog::update_resource))
+        .route(
+            "/admin/resources/{name}/delete",
+            post(catalog::delete_resource),
+        )
 }

@@ -212,6 +212,25 @@ impl Badge {
     }
 }
 
+/// The notice after an action (`?done=disabled`), in the reader's language; `None`
+/// for anything unknown, so the query string cannot put words on the page.
+pub fn notice(lang: Lang, done: &str) -> Option<String> {
+    const KNOWN: [&str; 9] = [
+        "saved",
+        "disabled",
+        "enabled",
+        "upgraded",
+        "deleted",
+        "created",
+        "revoked",
+        "regenerated",
+        "invited",
+    ];
+    KNOWN
+        .contains(&done)
+        .then(|| lang.t(&format!("notice.{done}")).into_owned())
+}
+
 /// Renders a template; a template failure is logged and answered as a bare 500.
 pub fn render(template: &impl Template) -> Response {
     match template.render() {

@@ -17,7 +17,7 @@ use tessera_core::validate::FieldErrors;
 use crate::AppState;
 use crate::ui::chart::UsageChart;
 use crate::ui::console::{Console, ConsoleForm, UiResult, safe_next};
-use crate::ui::page::{Badge, Layout, Time, render, render_with};
+use crate::ui::page::{Badge, Layout, Time, notice, render, render_with};
 use crate::ui::token_form::{DURATIONS, KEEP, MatrixRow, TokenForm, matrix};
 
 /// The table's query string: the API's filters, plus what a redirect tells the page.
@@ -54,19 +54,6 @@ fn list_url(pairs: &[(&str, &str)]) -> String {
     } else {
         format!("/admin/tokens?{query}")
     }
-}
-
-/// The notice after an action (`?done=disabled`), in the reader's language.
-fn notice(lang: crate::ui::i18n::Lang, done: &str) -> Option<String> {
-    let key = match done {
-        "saved" => "notice.saved",
-        "disabled" => "notice.disabled",
-        "enabled" => "notice.enabled",
-        "upgraded" => "notice.upgraded",
-        "deleted" => "notice.deleted",
-        _ => return None,
-    };
-    Some(lang.t(key).into_owned())
 }
 
 /// `target` with `done=<what>` (replacing an earlier one, dropping a `confirm`).

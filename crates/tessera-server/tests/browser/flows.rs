@@ -70,11 +70,49 @@ async fn a_token_lives_its_whole_life_in_the_console() {
         "the setup page is gone once an admin exists"
     );
     let admin = server.login("first@example.com").await;
-    admin.article_resource().await;
-    admin
-        .post("/v1/projects", json!({"slug": "shop", "name": "Shop"}))
-        .await
-        .expect(201);
+
+    // Describe the protected API: a resource with its actions, and a project.
+    browser
+        .click("nav.sidebar a[href='/admin/resources']")
+        .await;
+    browser.fill("#resource-name", "article").await;
+    browser.fill("#resource-description", "Blog articles").await;
+    browser.fill("#resource-read", "find, findOne").await;
+    browser
+        .fill("#resource-write", "create, update, delete")
+        .await;
+    browser.click("#create-resource").await;
+    browser
+        .wait_for_text("section[data-resource=article]", "article")
+        .await;
+    assert_eq!(
+        browser.value("#write-article").await,
+        "create, update, delete"
+    );
+    browser.goto("/admin/projects").await;
+    browser.fill("#project-slug", "shop").await;
+    browser.fill("#project-name", "Shop").await;
+    browser
+        .click("form[action='/admin/projects'] button[type=submit]")
+        .await;
+    browser.wait_for_text("tr[data-project=shop]", "Shop").await;
+
+    // A personal token from the profile: shown once, acts as its owner.
+    browser.click("a.me").await;
+    browser.fill("#personal-name", "laptop").await;
+    browser.click("#create-personal").await;
+    let personal = browser.value("#secret-value").await;
+    assert!(personal.starts_with("tsrp_"), "{personal}");
+    assert_eq!(browser.path().await, "/admin/profile");
+    let me = server
+        .bearer(&personal, reqwest::Method::GET, "/v1/auth/me", None)
+        .await;
+    me.expect(200);
+    browser.client.refresh().await.unwrap();
+    browser
+        .wait_for_text("tr[data-token=laptop]", "laptop")
+        .await;
+    assert!(!browser.client.source().await.unwrap().contains(&personal));
 
     // Sign out; a visit without a session goes to sign-in, then to the page asked for.
     browser.click("nav.sidebar form button").await;

@@ -1,0 +1,157 @@
+//! The signed-in admin's profile: their personal API tokens (tokens that act as them
+//! against Tessera's own API, with full or read-only access).
+
+use askama::Template;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect};
+use tessera_api_types::{CreatePersonalTokenRequest, PersonalTokenView, RegenerateRequest};
+use tessera_app::AppError;
+use tessera_core::validate::FieldErrors;
+use tessera_core::{Lifespan, PersonalAccess};
+
+use crate::AppState;
+use crate::ui::catalog::DoneQuery;
+use crate::ui::console::{Console, ConsoleForm, UiResult};
+use crate::ui::page::{Badge, Layout, Time, notice, render_with};
+
+#[derive(Debug)]
+struct PersonalRow {
+    id: String,
+    name: String,
+    access_key: &'static str,
+    created: Time,
+    last_used: Option<Time>,
+    expires: Option<Time>,
+    badge: Badge,
+}
+
+#[derive(Debug, Template)]
+#[template(path = "profile.html")]
+struct ProfilePage {
+    layout: Layout,
+    rows: Vec<PersonalRow>,
+    secret: Option<String>,
+    notice: Option<String>,
+    name: String,
+    errors: FieldErrors,
+}
+
+impl ProfilePage {
+    fn error(&self, field: &str) -> Option<&str> {
+        self.errors.get(field)
+    }
+}
+
+fn access_key(access: PersonalAccess) -> &'static str {
+    match access {
+        PersonalAccess::Full => "profile.access.full",
+        PersonalAccess::ReadOnly => "profile.access.read-only",
+    }
+}
+
+async fn profile_page(state: &AppState, console: &Console) -> UiResult<ProfilePage> {
+    let tokens: Vec<PersonalTokenView> = state
+        .app
+        .list_my_tokens(&console.principal)
+        .await
+        .map_err(console.fail())?;
+    let now = state.app.now();
+    Ok(ProfilePage {
+        layout: Layout::console(console, "profile", "profile.title"),
+        rows: tokens
+            .iter()
+            .map(|token| PersonalRow {
+                id: token.record.id.to_string(),
+                name: token.record.name.clone(),
+                access_key: access_key(token.access),
+                created: Time::new(token.record.created_at),
+                last_used: Time::maybe(token.record.last_used_at),
+                expires: Time::maybe(token.record.expires_at),
+                badge: Badge::of(&token.record, now),
+            })
+            .collect(),
+        secret: None,
+        notice: None,
+        name: String::new(),
+        errors: FieldErrors::default(),
+    })
+}
+
+/// `GET /admin/profile`.
+pub async fn show(
+    State(state): State<AppState>,
+    console: Console,
+    Query(query): Query<DoneQuery>,
+) -> UiResult {
+    let mut page = profile_page(&state, &console).await?;
+    page.notice = notice(console.lang, query.done());
+    Ok(render_with(StatusCode::OK, &page))
+}
+
+/// The profile with a new secret, once (its URL becomes `/admin/profile`).
+async fn with_secret(state: &AppState, console: &Console, secret: String) -> UiResult {
+    let mut page = profile_page(state, console).await?;
+    page.layout = page.layout.with_replace_url("/admin/profile".into());
+    page.secret = Some(secret);
+    Ok(render_with(StatusCode::OK, &page))
+}
+
+/// `POST /admin/profile/tokens`.
+pub async fn create(State(state): State<AppState>, posted: ConsoleForm) -> UiResult {
+    let ConsoleForm { console, form } = posted;
+    let name = form.text("name").trim().to_owned();
+    let access = match form.get("access") {
+        Some("read-only") => PersonalAccess::ReadOnly,
+        _ => PersonalAccess::Full,
+    };
+    let request = CreatePersonalTokenRequest {
+        name: name.clone(),
+        description: None,
+        access,
+        lifespan: Some(
+            form.get("lifespan")
+                .and_then(Lifespan::parse)
+                .unwrap_or(Lifespan::Days30),
+        ),
+        expires_at: None,
+    };
+    match state.app.create_my_token(&console.principal, request).await {
+        Ok(created) => with_secret(&state, &console, created.token).await,
+        Err(AppError::Validation(errors)) => {
+            let mut page = profile_page(&state, &console).await?;
+            page.name = name;
+            page.errors = errors.0;
+            Ok(render_with(StatusCode::UNPROCESSABLE_ENTITY, &page))
+        }
+        Err(error) => Err(console.fail()(error)),
+    }
+}
+
+/// `POST /admin/profile/tokens/{id}/{action}`: regenerate or revoke.
+pub async fn act(
+    State(state): State<AppState>,
+    Path((id, action)): Path<(String, String)>,
+    posted: ConsoleForm,
+) -> UiResult {
+    let console = posted.console;
+    let app = &state.app;
+    match action.as_str() {
+        "regenerate" => {
+            let created = app
+                .regenerate_my_token(&console.principal, &id, RegenerateRequest::default())
+                .await
+                .map_err(console.fail())?;
+            with_secret(&state, &console, created.token).await
+        }
+        "delete" => {
+            app.delete_my_token(&console.principal, &id)
+                .await
+                .map_err(console.fail())?;
+            Ok(Redirect::to("/admin/profile?done=revoked").into_response())
+        }
+        _ => Err(console.fail()(AppError::NotFound(format!(
+            "personal token action `{action}`"
+        )))),
+    }
+}
