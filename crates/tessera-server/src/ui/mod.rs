@@ -8,13 +8,16 @@
 //! history and, like every page, is sent `Cache-Control: no-store`.
 
 mod assets;
+mod audit;
 mod auth;
 mod chart;
 mod console;
 mod i18n;
 mod page;
+mod roles;
 mod token_form;
 mod tokens;
+mod users;
 
 use axum::Router;
 use axum::response::Redirect;
@@ -41,4 +44,11 @@ pub fn routes() -> Router<AppState> {
         .route("/admin/tokens/new", get(tokens::new))
         .route("/admin/tokens/{id}", get(tokens::show).post(tokens::update))
         .route("/admin/tokens/{id}/{action}", post(tokens::act))
+        .route("/admin/users", get(users::list).post(users::create))
+        .route("/admin/users/{id}", post(users::update))
+        .route("/admin/users/{id}/delete", post(users::delete))
+        .route("/admin/roles", get(roles::list).post(roles::create))
+        .route("/admin/roles/{id}", post(roles::update))
+        .route("/admin/roles/{id}/delete", post(roles::delete))
+        .route("/admin/audit", get(audit::list))
 }
