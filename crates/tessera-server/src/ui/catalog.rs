@@ -5,7 +5,6 @@ use askama::Template;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect};
-use serde::Deserialize;
 use tessera_api_types::{
     ActionView, ProjectRequest, ProjectView, ResourceRequest, ResourceUpdate, ResourceView,
 };
@@ -14,20 +13,7 @@ use tessera_core::ActionKind;
 
 use crate::AppState;
 use crate::ui::console::{Console, ConsoleForm, FormData, UiResult};
-use crate::ui::page::{Layout, Time, notice, render_with};
-
-/// `?done=<what>`: what the action before the redirect did, for the notice.
-#[derive(Debug, Default, Deserialize)]
-pub struct DoneQuery {
-    #[serde(default)]
-    done: String,
-}
-
-impl DoneQuery {
-    pub fn done(&self) -> &str {
-        &self.done
-    }
-}
+use crate::ui::page::{DoneQuery, Layout, Time, notice, render_with};
 
 /// A refusal shown on the page it came from (a bad field, a conflict), rather than
 /// on an error page: the page stays usable and what was typed is kept.
@@ -89,7 +75,7 @@ async fn projects_page(
         slug: typed.0.to_owned(),
         name: typed.1.to_owned(),
         errors,
-        notice: notice(console.lang, done),
+        notice: notice(console.lang, "catalog", done),
     })
 }
 
@@ -230,7 +216,7 @@ async fn resources_page(
         new,
         failed,
         errors,
-        notice: notice(console.lang, done),
+        notice: notice(console.lang, "catalog", done),
     })
 }
 

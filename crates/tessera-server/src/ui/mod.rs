@@ -8,6 +8,7 @@
 //! history and, like every page, is sent `Cache-Control: no-store`.
 
 mod assets;
+mod audit;
 mod auth;
 mod catalog;
 mod chart;
@@ -15,8 +16,10 @@ mod console;
 mod i18n;
 mod page;
 mod profile;
+mod roles;
 mod token_form;
 mod tokens;
+mod users;
 
 use axum::Router;
 use axum::response::Redirect;
@@ -63,4 +66,11 @@ pub fn routes() -> Router<AppState> {
             "/admin/resources/{name}/delete",
             post(catalog::delete_resource),
         )
+        .route("/admin/users", get(users::list).post(users::create))
+        .route("/admin/users/{id}", post(users::update))
+        .route("/admin/users/{id}/delete", post(users::delete))
+        .route("/admin/roles", get(roles::list).post(roles::create))
+        .route("/admin/roles/{id}", post(roles::update))
+        .route("/admin/roles/{id}/delete", post(roles::delete))
+        .route("/admin/audit", get(audit::list))
 }

@@ -212,23 +212,26 @@ impl Badge {
     }
 }
 
-/// The notice after an action (`?done=disabled`), in the reader's language; `None`
-/// for anything unknown, so the query string cannot put words on the page.
-pub fn notice(lang: Lang, done: &str) -> Option<String> {
-    const KNOWN: [&str; 9] = [
-        "saved",
-        "disabled",
-        "enabled",
-        "upgraded",
-        "deleted",
-        "created",
-        "revoked",
-        "regenerated",
-        "invited",
-    ];
-    KNOWN
-        .contains(&done)
-        .then(|| lang.t(&format!("notice.{done}")).into_owned())
+/// `?done=<what>`: what the action before a redirect did, for the page's notice.
+#[derive(Debug, Default, serde::Deserialize)]
+pub struct DoneQuery {
+    #[serde(default)]
+    pub done: String,
+}
+
+/// The notice after an action (`?done=disabled`) in the reader's language: the
+/// catalogue's `<scope>.notice.<done>`, else `notice.<done>`; `None` when neither
+/// exists, so a query string cannot put words of its own on the page.
+pub fn notice(lang: Lang, scope: &str, done: &str) -> Option<String> {
+    if done.is_empty() || !done.bytes().all(|b| b.is_ascii_lowercase() || b == b'_') {
+        return None;
+    }
+    [format!("{scope}.notice.{done}"), format!("notice.{done}")]
+        .into_iter()
+        .find_map(|key| {
+            let text = lang.t(&key);
+            (text != key.as_str()).then(|| text.into_owned())
+        })
 }
 
 /// Renders a template; a template failure is logged and answered as a bare 500.

@@ -11,9 +11,8 @@ use tessera_core::validate::FieldErrors;
 use tessera_core::{Lifespan, PersonalAccess};
 
 use crate::AppState;
-use crate::ui::catalog::DoneQuery;
 use crate::ui::console::{Console, ConsoleForm, UiResult};
-use crate::ui::page::{Badge, Layout, Time, notice, render_with};
+use crate::ui::page::{Badge, DoneQuery, Layout, Time, notice, render_with};
 
 #[derive(Debug)]
 struct PersonalRow {
@@ -85,7 +84,7 @@ pub async fn show(
     Query(query): Query<DoneQuery>,
 ) -> UiResult {
     let mut page = profile_page(&state, &console).await?;
-    page.notice = notice(console.lang, query.done());
+    page.notice = notice(console.lang, "profile", &query.done);
     Ok(render_with(StatusCode::OK, &page))
 }
 

@@ -200,7 +200,7 @@ pub async fn list(
         sort: query.sort,
         next_url: None,
         first_url: None,
-        notice: notice(console.lang, &query.done),
+        notice: notice(console.lang, "tokens", &query.done),
     };
     let mut pairs = view.filters().map(|(k, v)| (k, v.to_owned())).to_vec();
     if let Some(cursor) = page.next_cursor {
@@ -459,7 +459,7 @@ pub async fn show(
         "regenerate" | "delete" => query.confirm,
         _ => String::new(),
     };
-    page.notice = notice(console.lang, &query.done);
+    page.notice = notice(console.lang, "tokens", &query.done);
     Ok(render(&page))
 }
 
