@@ -72,21 +72,63 @@ struct AuditRow {
     action: String,
     target: String,
     client_address: Option<String>,
-    /// The changes as compact JSON, or `None` when there are none.
-    changes: Option<String>,
+    /// What changed, one line per field.
+    changes: Vec<Change>,
+}
+
+/// One changed field of an audit entry: `name: from → to`, values as compact JSON.
+#[derive(Debug)]
+struct Change {
+    field: String,
+    from: Option<String>,
+    to: Option<String>,
+}
+
+/// The audit diff `{field: {from, to}}` as lines; anything of another shape is shown
+/// whole under `changes`.
+fn changes_of(changes: &serde_json::Value) -> Vec<Change> {
+    let shown = |value: Option<&serde_json::Value>| {
+        value
+            .filter(|value| !value.is_null())
+            .map(|value| match value {
+                serde_json::Value::String(text) => text.clone(),
+                other => other.to_string(),
+            })
+    };
+    match changes.as_object() {
+        Some(map) => map
+            .iter()
+            .map(|(field, change)| match change.as_object() {
+                Some(pair) if pair.contains_key("from") || pair.contains_key("to") => Change {
+                    field: field.clone(),
+                    from: shown(pair.get("from")),
+                    to: shown(pair.get("to")),
+                },
+                _ => Change {
+                    field: field.clone(),
+                    from: None,
+                    to: shown(Some(change)),
+                },
+            })
+            .collect(),
+        None if changes.is_null() => Vec::new(),
+        None => vec![Change {
+            field: "changes".into(),
+            from: None,
+            to: shown(Some(changes)),
+        }],
+    }
 }
 
 impl AuditRow {
     fn new(entry: &AuditView) -> Self {
-        let empty =
-            entry.changes.is_null() || entry.changes.as_object().is_some_and(|map| map.is_empty());
         Self {
             at: Time::new(entry.at),
             actor: entry.actor.clone(),
             action: entry.action.clone(),
             target: entry.target.clone(),
             client_address: entry.client_address.clone(),
-            changes: (!empty).then(|| entry.changes.to_string()),
+            changes: changes_of(&entry.changes),
         }
     }
 }
@@ -167,6 +209,29 @@ pub async fn list(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_diff_reads_as_one_line_per_field() {
+        let changes = changes_of(&serde_json::json!({
+            "name": {"from": "old", "to": "new"},
+            "permissions": {"from": null, "to": ["a.b"]},
+            "odd": 3
+        }));
+        let lines: Vec<(String, Option<String>, Option<String>)> = changes
+            .into_iter()
+            .map(|c| (c.field, c.from, c.to))
+            .collect();
+        assert_eq!(
+            lines,
+            vec![
+                ("name".into(), Some("old".into()), Some("new".into())),
+                ("odd".into(), None, Some("3".into())),
+                ("permissions".into(), None, Some("[\"a.b\"]".into())),
+            ]
+        );
+        assert!(changes_of(&serde_json::json!({})).is_empty());
+        assert!(changes_of(&serde_json::Value::Null).is_empty());
+    }
 
     #[test]
     fn days_become_bounds_and_times_pass_through() {

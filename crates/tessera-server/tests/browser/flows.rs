@@ -543,3 +543,77 @@ async fn the_console_has_a_dark_theme() {
     browser.screenshot("token-dark").await;
     browser.close().await;
 }
+
+#[tokio::test]
+async fn people_roles_and_the_audit_log_are_managed_in_the_console() {
+    let Some(chromedriver) =
+        chromedriver("people_roles_and_the_audit_log_are_managed_in_the_console")
+    else {
+        return;
+    };
+    let server = TestServer::start().await;
+    let admin = server.admin("super-admin").await;
+    admin.token("audited token").await;
+    let browser = Browser::start(&chromedriver, &server.base, Options::default()).await;
+    sign_in(&browser, &admin.email).await;
+
+    // Invite a user with a role; they can sign in with the password given.
+    browser.click("nav.sidebar a[href='/admin/users']").await;
+    browser
+        .fill("#invite-email", "new.colleague@example.com")
+        .await;
+    browser.fill("#invite-name", "New Colleague").await;
+    browser.select("#invite-role", "token-manager").await;
+    browser.fill("#invite-password", PASSWORD).await;
+    browser.click("#invite button[type=submit]").await;
+    browser.wait_for_text("main", "New Colleague").await;
+    server.login("new.colleague@example.com").await;
+    browser.screenshot("users").await;
+
+    // A role with permission checkboxes.
+    browser.click("nav.sidebar a[href='/admin/roles']").await;
+    browser.fill("#role-name", "auditor").await;
+    browser
+        .click("#new-role input[name=permissions][value='audit.read']")
+        .await;
+    browser.click("#new-role button[type=submit]").await;
+    browser.wait_for_text("main", "auditor").await;
+    let roles = admin.get("/v1/roles").await;
+    let auditor = roles
+        .body
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == "auditor");
+    assert_eq!(auditor.unwrap()["permissions"], json!(["audit.read"]));
+    browser.screenshot("roles").await;
+
+    // The audit log, filtered by action and kept in the URL.
+    browser.click("nav.sidebar a[href='/admin/audit']").await;
+    browser.fill("#action", "token.create").await;
+    browser.click("form[role=search] button[type=submit]").await;
+    browser.wait_for_text("main", "audited token").await;
+    assert!(browser.path().await.contains("action=token.create"));
+    assert!(!browser.body().await.contains("user.create"));
+    browser.screenshot("audit").await;
+
+    // Every page stays within a 360 px screen (tables scroll inside their frame).
+    browser.resize(360, 780).await;
+    for page in [
+        "/admin/users",
+        "/admin/roles",
+        "/admin/audit",
+        "/admin/resources",
+        "/admin/projects",
+        "/admin/profile",
+        "/admin/tokens/new",
+    ] {
+        browser.goto(page).await;
+        browser.find("h1").await;
+        let fits = browser
+            .script("return document.documentElement.scrollWidth <= document.documentElement.clientWidth + 1")
+            .await;
+        assert_eq!(fits, json!(true), "{page} scrolls sideways at 360 px");
+    }
+    browser.close().await;
+}
