@@ -283,6 +283,33 @@ async fn a_token_lives_its_whole_life_in_the_console() {
         .script("return document.activeElement.textContent.trim()")
         .await;
     assert_eq!(focused, json!("Cancel"), "Cancel is focused first");
+    // Keyboard only: Tab stays inside the modal dialog, Escape closes it.
+    let active = browser.client.active_element().await.unwrap();
+    active
+        .send_keys(&fantoccini::key::Key::Tab.to_string())
+        .await
+        .unwrap();
+    let inside = browser
+        .script(
+            "return document.getElementById('regenerate-dialog').contains(document.activeElement)",
+        )
+        .await;
+    assert_eq!(inside, json!(true), "focus stays in the dialog");
+    let active = browser.client.active_element().await.unwrap();
+    active
+        .send_keys(&fantoccini::key::Key::Escape.to_string())
+        .await
+        .unwrap();
+    let open = browser
+        .script("return document.getElementById('regenerate-dialog').open")
+        .await;
+    assert_eq!(open, json!(false), "Escape closes the dialog");
+    assert_eq!(
+        server.code(&secret, None, Some("shop")).await,
+        "valid",
+        "nothing happened"
+    );
+    browser.click("#regenerate").await;
     browser.click("#confirm-regenerate").await;
     let regenerated = browser.value("#secret-value").await;
     assert_ne!(regenerated, secret);

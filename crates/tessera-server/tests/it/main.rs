@@ -8,6 +8,7 @@
 mod audit;
 mod auth;
 mod catalog;
+mod console;
 mod console_people;
 mod harness;
 mod list;

@@ -1,0 +1,360 @@
+//! The admin console over plain HTTP: redirects, sign-in and first run, security
+//! headers on every page, no inline script or style, cacheable assets, and the page
+//! that reveals a secret.
+
+use reqwest::Method;
+use reqwest::redirect::Policy;
+
+use crate::harness::{PASSWORD, Resp, TestServer};
+
+/// A client that shows redirects instead of following them.
+fn browser() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(Policy::none())
+        .build()
+        .unwrap()
+}
+
+async fn get(client: &reqwest::Client, server: &TestServer, path: &str, cookie: &str) -> Resp {
+    let mut request = client.get(server.url(path));
+    if !cookie.is_empty() {
+        request = request.header("cookie", cookie);
+    }
+    Resp::read(request.send().await.unwrap()).await
+}
+
+async fn post(
+    client: &reqwest::Client,
+    server: &TestServer,
+    path: &str,
+    cookie: &str,
+    form: &[(&str, &str)],
+) -> Resp {
+    let mut request = client.post(server.url(path)).form(form);
+    if !cookie.is_empty() {
+        request = request.header("cookie", cookie);
+    }
+    Resp::read(request.send().await.unwrap()).await
+}
+
+fn location(resp: &Resp) -> &str {
+    resp.header("location").unwrap_or_default()
+}
+
+#[tokio::test]
+async fn anonymous_visits_go_to_first_run_then_to_sign_in() {
+    let server = TestServer::start().await;
+    let client = browser();
+    let root = get(&client, &server, "/", "").await;
+    assert_eq!((root.status, location(&root)), (303, "/admin"));
+    let admin = get(&client, &server, "/admin", "").await;
+    assert_eq!(location(&admin), "/admin/tokens");
+    let tokens = get(&client, &server, "/admin/tokens?status=active", "").await;
+    assert_eq!(tokens.status, 303);
+    assert_eq!(
+        location(&tokens),
+        "/admin/login?next=%2Fadmin%2Ftokens%3Fstatus%3Dactive"
+    );
+    // No administrator yet: sign-in sends to the first-run page.
+    let login = get(&client, &server, "/admin/login", "").await;
+    assert_eq!(location(&login), "/admin/setup");
+    let setup = get(&client, &server, "/admin/setup", "").await;
+    setup.expect(200);
+    assert!(setup.text.contains("name=\"setup_code\""));
+    let wrong = post(
+        &client,
+        &server,
+        "/admin/setup",
+        "",
+        &[
+            ("setup_code", "AAAA-BBBB-CCCC-DDDD"),
+            ("email", "first@example.com"),
+            ("password", PASSWORD),
+        ],
+    )
+    .await;
+    wrong.expect(422);
+    assert!(
+        wrong.text.contains("first@example.com"),
+        "what was typed stays"
+    );
+    assert!(!wrong.text.contains(PASSWORD), "never the password");
+    let registered = post(
+        &client,
+        &server,
+        "/admin/setup",
+        "",
+        &[
+            ("setup_code", server.armed_code()),
+            ("email", "first@example.com"),
+            ("password", PASSWORD),
+        ],
+    )
+    .await;
+    assert_eq!(
+        (registered.status, location(&registered)),
+        (303, "/admin/tokens")
+    );
+    let cookie = registered
+        .header("set-cookie")
+        .unwrap()
+        .to_ascii_lowercase();
+    assert!(cookie.contains("httponly") && cookie.contains("samesite=strict"));
+    // Once an admin exists, first run is over.
+    let again = get(&client, &server, "/admin/setup", "").await;
+    assert_eq!(location(&again), "/admin/login");
+    let login = get(&client, &server, "/admin/login", "").await;
+    login.expect(200);
+}
+
+#[tokio::test]
+async fn sign_in_returns_to_the_page_asked_for_and_refuses_open_redirects() {
+    let server = TestServer::start().await;
+    let email = server.create_admin("super-admin").await;
+    let client = browser();
+    let signed = post(
+        &client,
+        &server,
+        "/admin/login",
+        "",
+        &[
+            ("email", &email),
+            ("password", PASSWORD),
+            ("next", "/admin/audit?action=x"),
+        ],
+    )
+    .await;
+    assert_eq!(location(&signed), "/admin/audit?action=x");
+    for evil in [
+        "https://evil.example/",
+        "//evil.example/admin",
+        "/admin\\\\evil.example",
+    ] {
+        let signed = post(
+            &client,
+            &server,
+            "/admin/login",
+            "",
+            &[("email", &email), ("password", PASSWORD), ("next", evil)],
+        )
+        .await;
+        assert_eq!(location(&signed), "/admin/tokens", "{evil}");
+    }
+    // A wrong password keeps the email and says so, never which part was wrong.
+    let failed = post(
+        &client,
+        &server,
+        "/admin/login",
+        "",
+        &[("email", &email), ("password", "not the password")],
+    )
+    .await;
+    failed.expect(401);
+    assert!(failed.text.contains("Wrong email or password") && failed.text.contains(&email));
+    // A session that no longer exists is sent back to sign in.
+    let stale = get(&client, &server, "/admin/users", "tessera_session=gone").await;
+    assert_eq!(location(&stale), "/admin/login?next=%2Fadmin%2Fusers");
+    // Repeated failures are throttled, on the page.
+    let mut last = failed;
+    for _ in 0..6 {
+        last = post(
+            &client,
+            &server,
+            "/admin/login",
+            "",
+            &[("email", &email), ("password", "not the password")],
+        )
+        .await;
+    }
+    last.expect(429);
+}
+
+#[tokio::test]
+async fn every_page_carries_the_security_headers_and_no_inline_code() {
+    let server = TestServer::start().await;
+    let admin = server.admin("super-admin").await;
+    admin.article_resource().await;
+    let (id, _) = admin.token("header check").await;
+    let client = browser();
+    let cookie = format!("tessera_session={}", admin.session);
+    let pages = [
+        "/admin/tokens".to_owned(),
+        "/admin/tokens/new".to_owned(),
+        format!("/admin/tokens/{id}"),
+        "/admin/resources".to_owned(),
+        "/admin/projects".to_owned(),
+        "/admin/users".to_owned(),
+        "/admin/roles".to_owned(),
+        "/admin/audit".to_owned(),
+        "/admin/profile".to_owned(),
+    ];
+    let mut assets = std::collections::BTreeSet::new();
+    for page in &pages {
+        let resp = get(&client, &server, page, &cookie).await;
+        resp.expect(200);
+        let csp = resp.header("content-security-policy").unwrap_or_default();
+        assert!(csp.contains("frame-ancestors 'none'"), "{page}: {csp}");
+        assert!(
+            csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"),
+            "{csp}"
+        );
+        assert_eq!(resp.header("referrer-policy"), Some("no-referrer"));
+        assert_eq!(resp.header("x-frame-options"), Some("DENY"));
+        assert_eq!(resp.header("cache-control"), Some("no-store"));
+        assert!(
+            resp.header("content-type")
+                .unwrap()
+                .starts_with("text/html")
+        );
+        let html = resp.text.to_ascii_lowercase();
+        assert!(!html.contains("<script>"), "{page} has an inline script");
+        assert!(!html.contains(" style="), "{page} has an inline style");
+        assert!(!html.contains("<style"), "{page} has a style element");
+        assert!(
+            !html.contains(" onclick=") && !html.contains(" onsubmit="),
+            "{page}"
+        );
+        assert!(
+            !html.contains("http://") && !html.contains("https://"),
+            "{page} loads from elsewhere"
+        );
+        for piece in resp.text.split("\"/admin/assets/").skip(1) {
+            assets.insert(format!(
+                "/admin/assets/{}",
+                piece.split('"').next().unwrap()
+            ));
+        }
+        // Every form that posts carries the CSRF token.
+        let forms = html.matches("method=\"post\"").count();
+        let csrf = html.matches("name=\"csrf\"").count();
+        assert!(csrf >= forms, "{page}: {forms} forms, {csrf} CSRF fields");
+    }
+    assert_eq!(assets.len(), 3, "{assets:?}");
+    for asset in &assets {
+        let resp = get(&client, &server, asset, "").await;
+        resp.expect(200);
+        assert_eq!(
+            resp.header("cache-control"),
+            Some("public, max-age=31536000, immutable")
+        );
+        let stale = asset.replacen("/admin/assets/", "/admin/assets/0000", 1);
+        get(&client, &server, &stale, "").await.expect(404);
+    }
+}
+
+#[tokio::test]
+async fn the_secret_is_on_the_one_page_that_created_it() {
+    let server = TestServer::start().await;
+    let admin = server.admin("super-admin").await;
+    let client = browser();
+    let cookie = format!("tessera_session={}", admin.session);
+    let created = post(
+        &client,
+        &server,
+        "/admin/tokens",
+        &cookie,
+        &[
+            ("csrf", &admin.csrf),
+            ("name", "shown once"),
+            ("type", "read-only"),
+            ("duration", "7d"),
+        ],
+    )
+    .await;
+    created.expect(200);
+    assert_eq!(created.header("cache-control"), Some("no-store"));
+    assert!(created.header("location").is_none() && created.header("set-cookie").is_none());
+    let secret = created
+        .text
+        .split("id=\"secret-value\"")
+        .nth(1)
+        .and_then(|rest| rest.split("value=\"").nth(1))
+        .and_then(|rest| rest.split('"').next())
+        .expect("the secret on the page")
+        .to_owned();
+    assert_eq!(server.code(&secret, None, None).await, "valid");
+    let id = created
+        .text
+        .split("data-replace-url=\"/admin/tokens/")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("the page replaces its URL with the token's")
+        .to_owned();
+    let later = get(&client, &server, &format!("/admin/tokens/{id}"), &cookie).await;
+    later.expect(200);
+    assert!(!later.text.contains(&secret) && !later.text.contains("secret-value"));
+    let list = get(&client, &server, "/admin/tokens", &cookie).await;
+    assert!(!list.text.contains(&secret));
+    // A bad form comes back with its errors, the typed values, and no token.
+    let invalid = post(
+        &client,
+        &server,
+        "/admin/tokens",
+        &cookie,
+        &[
+            ("csrf", &admin.csrf),
+            ("name", ""),
+            ("description", "typed <b>text</b>"),
+            ("type", "custom"),
+            ("duration", "7d"),
+            ("rate_requests", "many"),
+        ],
+    )
+    .await;
+    invalid.expect(422);
+    let kept = invalid
+        .text
+        .split("name=\"description\"")
+        .nth(1)
+        .and_then(|rest| rest.split("</textarea>").next())
+        .unwrap_or_default();
+    assert!(
+        kept.contains("typed &#60;b&#62;text&#60;/b&#62;")
+            || kept.contains("typed &lt;b&gt;text&lt;/b&gt;"),
+        "kept, escaped: {kept}"
+    );
+    assert!(invalid.text.contains("id=\"rate-requests-error\""));
+    let listed = admin.get("/v1/tokens").await;
+    assert_eq!(listed.body["total"], 1);
+}
+
+#[tokio::test]
+async fn the_console_follows_the_language_asked_for() {
+    let server = TestServer::start().await;
+    server.create_admin("super-admin").await;
+    let client = browser();
+    let japanese = Resp::read(
+        client
+            .get(server.url("/admin/login"))
+            .header("accept-language", "ja,en;q=0.5")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert!(japanese.text.contains("<html lang=\"ja\">") && japanese.text.contains("サインイン"));
+    let switch = get(&client, &server, "/admin/lang/en?next=%2Fadmin%2Flogin", "").await;
+    assert_eq!(location(&switch), "/admin/login");
+    let cookie = switch.header("set-cookie").unwrap().to_owned();
+    assert!(cookie.starts_with("tessera_lang=en"), "{cookie}");
+    let english = Resp::read(
+        client
+            .get(server.url("/admin/login"))
+            .header("accept-language", "ja")
+            .header("cookie", "tessera_lang=en")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert!(english.text.contains("<html lang=\"en\">") && english.text.contains("Sign in"));
+    let away = get(
+        &client,
+        &server,
+        "/admin/lang/ja?next=https%3A%2F%2Fevil.example",
+        "",
+    )
+    .await;
+    assert_eq!(location(&away), "/admin/tokens");
+    let _ = server.anon(Method::GET, "/healthz", None).await;
+}
