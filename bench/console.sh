@@ -70,7 +70,14 @@ pages=(
   "/admin/tokens/new"
   "/admin/tokens/$id"
   "/admin/resources"
+  "/admin/projects"
+  "/admin/users"
+  "/admin/roles"
+  "/admin/audit"
   "/admin/profile"
+  # The JSON API with the same query, for comparison: the store's share of the time.
+  "/v1/tokens?status=disabled&sort=name"
+  "/v1/tokens?q=token+42&status=active"
 )
 line="$(date -u +%FT%TZ) tokens=$tokens requests=$requests (ms: median p95 max)"
 printf '%-60s %8s %8s %8s\n' page median p95 max

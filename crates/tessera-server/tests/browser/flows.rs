@@ -641,6 +641,15 @@ async fn people_roles_and_the_audit_log_are_managed_in_the_console() {
             .script("return document.documentElement.scrollWidth <= document.documentElement.clientWidth + 1")
             .await;
         assert_eq!(fits, json!(true), "{page} scrolls sideways at 360 px");
+        let unlabelled = browser
+            .script(
+                "return [...document.querySelectorAll('input:not([type=hidden]), select, textarea, button, summary')]
+                   .filter(c => !(c.labels && c.labels.length) && !c.getAttribute('aria-label')
+                     && !c.getAttribute('aria-labelledby') && !c.textContent.trim())
+                   .map(c => c.outerHTML.slice(0, 120))",
+            )
+            .await;
+        assert_eq!(unlabelled, json!([]), "{page}: controls without a label");
     }
     browser.close().await;
 }
