@@ -11,7 +11,7 @@ use tessera_app::AppError;
 use tessera_core::validate::FieldErrors;
 
 use crate::AppState;
-use crate::ui::console::{Console, UiResult};
+use crate::ui::console::{Console, UiResult, non_blank};
 use crate::ui::page::{Layout, Time, render, render_with};
 
 /// The page's query string: the API's filters, as typed.
@@ -33,14 +33,10 @@ pub struct AuditQuery {
     cursor: String,
 }
 
-fn some(text: &str) -> Option<String> {
-    Some(text.trim().to_owned()).filter(|t| !t.is_empty())
-}
-
 /// A day of the date picker as the API's time: its start, or (for `until`, which is
 /// exclusive) the start of the next day. Anything else is passed on as typed.
 fn bound(text: &str, through_end: bool) -> Option<String> {
-    let text = some(text)?;
+    let text = non_blank(text)?;
     match NaiveDate::parse_from_str(&text, "%Y-%m-%d") {
         Ok(day) => {
             let day = if through_end { day.succ_opt()? } else { day };
@@ -158,13 +154,13 @@ pub async fn list(
     Query(query): Query<AuditQuery>,
 ) -> UiResult {
     let params = AuditParams {
-        actor: some(&query.actor),
-        action: some(&query.action),
-        target: some(&query.target),
+        actor: non_blank(&query.actor),
+        action: non_blank(&query.action),
+        target: non_blank(&query.target),
         since: bound(&query.since, false),
         until: bound(&query.until, true),
         limit: None,
-        cursor: some(&query.cursor),
+        cursor: non_blank(&query.cursor),
     };
     let (page, errors) = match state.app.list_audit(&console.principal, params).await {
         Ok(page) => (Some(page), FieldErrors::default()),

@@ -161,6 +161,11 @@ impl FromRequestParts<AppState> for Console {
     }
 }
 
+/// `text` trimmed, or `None` when nothing is left (an empty filter or field).
+pub fn non_blank(text: &str) -> Option<String> {
+    Some(text.trim().to_owned()).filter(|t| !t.is_empty())
+}
+
 /// A form body as posted: every name/value pair in order (checkbox groups repeat a
 /// name, which serde's form decoders do not keep).
 #[derive(Debug, Clone, Default)]

@@ -234,6 +234,57 @@ pub fn notice(lang: Lang, scope: &str, done: &str) -> Option<String> {
         })
 }
 
+/// A secret on its way to the one page that shows it: `Display` for the template,
+/// `Debug` redacted so that no log line or debug print of a page can carry it.
+#[derive(Clone)]
+pub struct ShownOnce(pub String);
+
+impl std::fmt::Debug for ShownOnce {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ShownOnce(<redacted>)")
+    }
+}
+
+impl std::fmt::Display for ShownOnce {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// The secret alone, when the page it belongs on cannot be built (a lookup for the
+/// rest of that page failed, or the role may not read what else it shows): the secret
+/// exists now, so it must reach its reader whatever else fails.
+#[derive(Debug, Template)]
+#[template(path = "secret_only.html")]
+pub struct SecretOnlyPage {
+    pub layout: Layout,
+    pub secret: Option<ShownOnce>,
+    /// Where the reader goes next (the token's page, the profile).
+    pub next: String,
+}
+
+/// Renders `page`, or, when building it failed, the secret alone.
+pub fn secret_or_fallback<T: Template>(
+    page: Result<T, crate::ui::console::UiError>,
+    console: &crate::ui::console::Console,
+    secret: ShownOnce,
+    next: String,
+) -> Response {
+    match page {
+        Ok(page) => render(&page),
+        Err(error) => {
+            tracing::warn!(?error, "showing a new secret without the rest of its page");
+            let page = SecretOnlyPage {
+                layout: Layout::console(console, "tokens", "secret.title")
+                    .with_replace_url(next.clone()),
+                secret: Some(secret),
+                next,
+            };
+            render(&page)
+        }
+    }
+}
+
 /// Renders a template; a template failure is logged and answered as a bare 500.
 pub fn render(template: &impl Template) -> Response {
     match template.render() {

@@ -12,7 +12,9 @@ use tessera_core::{Lifespan, PersonalAccess};
 
 use crate::AppState;
 use crate::ui::console::{Console, ConsoleForm, UiResult};
-use crate::ui::page::{Badge, DoneQuery, Layout, Time, notice, render_with};
+use crate::ui::page::{
+    Badge, DoneQuery, Layout, ShownOnce, Time, notice, render_with, secret_or_fallback,
+};
 
 #[derive(Debug)]
 struct PersonalRow {
@@ -30,7 +32,7 @@ struct PersonalRow {
 struct ProfilePage {
     layout: Layout,
     rows: Vec<PersonalRow>,
-    secret: Option<String>,
+    secret: Option<ShownOnce>,
     notice: Option<String>,
     name: String,
     errors: FieldErrors,
@@ -88,12 +90,24 @@ pub async fn show(
     Ok(render_with(StatusCode::OK, &page))
 }
 
-/// The profile with a new secret, once (its URL becomes `/admin/profile`).
+/// The profile with a new secret, once (its URL becomes `/admin/profile`); the secret
+/// alone should the rest of the page fail to build.
 async fn with_secret(state: &AppState, console: &Console, secret: String) -> UiResult {
-    let mut page = profile_page(state, console).await?;
-    page.layout = page.layout.with_replace_url("/admin/profile".into());
-    page.secret = Some(secret);
-    Ok(render_with(StatusCode::OK, &page))
+    let secret = ShownOnce(secret);
+    let page = profile_page(state, console).await.map(|mut page| {
+        page.layout = page
+            .layout
+            .clone()
+            .with_replace_url("/admin/profile".into());
+        page.secret = Some(secret.clone());
+        page
+    });
+    Ok(secret_or_fallback(
+        page,
+        console,
+        secret,
+        "/admin/profile".into(),
+    ))
 }
 
 /// `POST /admin/profile/tokens`.

@@ -16,8 +16,10 @@ use tessera_core::validate::FieldErrors;
 
 use crate::AppState;
 use crate::ui::chart::UsageChart;
-use crate::ui::console::{Console, ConsoleForm, UiResult, safe_next};
-use crate::ui::page::{Badge, Layout, Time, notice, render, render_with};
+use crate::ui::console::{Console, ConsoleForm, UiResult, non_blank, safe_next};
+use crate::ui::page::{
+    Badge, Layout, ShownOnce, Time, notice, render, render_with, secret_or_fallback,
+};
 use crate::ui::token_form::{DURATIONS, KEEP, MatrixRow, TokenForm, matrix};
 
 /// The table's query string: the API's filters, plus what a redirect tells the page.
@@ -36,10 +38,6 @@ pub struct ListQuery {
     /// What the previous action did (`deleted`), for the notice.
     #[serde(default)]
     done: String,
-}
-
-fn some(text: &str) -> Option<String> {
-    Some(text.trim().to_owned()).filter(|t| !t.is_empty())
 }
 
 /// `/admin/tokens?…` with the non-empty parameters of `pairs`.
@@ -171,11 +169,11 @@ pub async fn list(
     Query(query): Query<ListQuery>,
 ) -> UiResult {
     let params = TokenListParams {
-        q: some(&query.q),
-        created: some(&query.created),
-        status: some(&query.status),
-        sort: some(&query.sort),
-        cursor: some(&query.cursor),
+        q: non_blank(&query.q),
+        created: non_blank(&query.created),
+        status: non_blank(&query.status),
+        sort: non_blank(&query.sort),
+        cursor: non_blank(&query.cursor),
         ..TokenListParams::default()
     };
     let page = state
@@ -228,7 +226,7 @@ struct TokenPage {
     matrix: Vec<MatrixRow>,
     projects: Vec<ProjectView>,
     /// The secret, on the one page that reveals it.
-    secret: Option<String>,
+    secret: Option<ShownOnce>,
     notice: Option<String>,
     usage: Option<UsageChart>,
     /// A dialog to open at once (`regenerate`, `delete`), from a table menu.
@@ -358,22 +356,26 @@ pub async fn new(State(state): State<AppState>, console: Console) -> UiResult {
 
 /// The page that reveals a new secret, once. Its URL is replaced by the token's own
 /// (so a reload or a return through history loads the page without it), and like
-/// every page it is `Cache-Control: no-store`.
+/// every page it is `Cache-Control: no-store`. Should the rest of the page fail to
+/// build, the secret is shown alone.
 async fn secret_page(state: &AppState, console: &Console, created: CreatedToken) -> UiResult {
     let token = created.record;
-    let mut page = token_page(
+    let url = format!("/admin/tokens/{}", token.id);
+    let secret = ShownOnce(created.token);
+    let page = token_page(
         state,
         console,
         Some(&token),
         TokenForm::of(&token),
         FieldErrors::default(),
     )
-    .await?;
-    page.layout = page
-        .layout
-        .with_replace_url(format!("/admin/tokens/{}", token.id));
-    page.secret = Some(created.token);
-    Ok(render(&page))
+    .await
+    .map(|mut page| {
+        page.layout = page.layout.clone().with_replace_url(url.clone());
+        page.secret = Some(secret.clone());
+        page
+    });
+    Ok(secret_or_fallback(page, console, secret, url))
 }
 
 /// A form that came back with errors: shown again with what was typed.

@@ -11,7 +11,7 @@ use tessera_app::AppError;
 use tessera_core::validate::FieldErrors;
 
 use crate::AppState;
-use crate::ui::console::{Console, ConsoleForm, FormData, UiResult};
+use crate::ui::console::{Console, ConsoleForm, FormData, UiResult, non_blank};
 use crate::ui::page::{DoneQuery, Layout, Time, notice, render, render_with};
 
 /// What a redirect tells the page (`?done=invited`).
@@ -147,10 +147,6 @@ pub async fn list(
     Ok(render(&page))
 }
 
-fn some(text: &str) -> Option<String> {
-    Some(text.trim().to_owned()).filter(|t| !t.is_empty())
-}
-
 /// `POST /admin/users`: invites a user.
 pub async fn create(State(state): State<AppState>, posted: ConsoleForm) -> UiResult {
     let ConsoleForm {
@@ -160,7 +156,7 @@ pub async fn create(State(state): State<AppState>, posted: ConsoleForm) -> UiRes
     let form = InviteForm::from_post(&posted);
     let request = CreateUserRequest {
         email: form.email.clone(),
-        name: some(&form.name),
+        name: non_blank(&form.name),
         role: form.role.clone(),
         password: posted
             .get("password")

@@ -358,3 +358,42 @@ async fn the_console_follows_the_language_asked_for() {
     assert_eq!(location(&away), "/admin/tokens");
     let _ = server.anon(Method::GET, "/healthz", None).await;
 }
+
+/// A role that may create tokens but not read them still sees the secret it made: the
+/// rest of the token's page (which needs `tokens.read`) is left out, never the secret.
+#[tokio::test]
+async fn a_new_secret_reaches_its_reader_even_when_the_rest_of_the_page_cannot() {
+    let server = TestServer::start().await;
+    let root = server.admin("super-admin").await;
+    root.post(
+        "/v1/roles",
+        serde_json::json!({"name": "minter", "permissions": ["tokens.create"]}),
+    )
+    .await
+    .expect(201);
+    let minter = server.admin("minter").await;
+    let client = browser();
+    let created = post(
+        &client,
+        &server,
+        "/admin/tokens",
+        &format!("tessera_session={}", minter.session),
+        &[
+            ("csrf", &minter.csrf),
+            ("name", "minted"),
+            ("type", "read-only"),
+            ("duration", "7d"),
+        ],
+    )
+    .await;
+    created.expect(200);
+    let secret = created
+        .text
+        .split("id=\"secret-value\"")
+        .nth(1)
+        .and_then(|rest| rest.split("value=\"").nth(1))
+        .and_then(|rest| rest.split('"').next())
+        .expect("the secret is shown")
+        .to_owned();
+    assert_eq!(server.code(&secret, None, None).await, "valid");
+}
