@@ -100,8 +100,8 @@
 
   // The permission matrix: select all per resource, for everything, or clear all.
   function boxes(resource) {
-    var selector = resource ? 'input[name="permissions"][data-resource="' + resource + '"]' : 'input[name="permissions"]';
-    return document.querySelectorAll(selector);
+    var all = Array.prototype.slice.call(document.querySelectorAll('input[name="permissions"]'));
+    return resource ? all.filter(function (b) { return b.getAttribute("data-resource") === resource; }) : all;
   }
   function syncResource(toggle) {
     var all = boxes(toggle.getAttribute("data-select-resource"));
@@ -126,6 +126,13 @@
       toggles.forEach(syncResource);
     });
   });
+
+  // Typing a date chooses "until a date".
+  var expiresOn = document.getElementById("expires_on");
+  var untilDate = document.getElementById("duration-custom");
+  if (expiresOn && untilDate) {
+    expiresOn.addEventListener("change", function () { if (expiresOn.value) untilDate.checked = true; });
+  }
 
   // Destructive forms that name what they remove ask once more (users, roles, …).
   document.querySelectorAll("form[data-confirm]").forEach(function (form) {

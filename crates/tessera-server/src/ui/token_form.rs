@@ -49,9 +49,14 @@ impl TokenForm {
             name: token.name.clone(),
             description: token.description.clone(),
             duration: KEEP.into(),
+            // The last day on which it works: "until D" is stored as the start of D + 1.
             expires_on: token
                 .expires_at
-                .map(|at| at.format("%Y-%m-%d").to_string())
+                .map(|at| {
+                    (at - chrono::Duration::seconds(1))
+                        .format("%Y-%m-%d")
+                        .to_string()
+                })
                 .unwrap_or_default(),
             token_type: token.token_type.as_str().into(),
             project: token.project.clone().unwrap_or_default(),
@@ -67,17 +72,33 @@ impl TokenForm {
         }
     }
 
+    /// The form as posted.
     pub fn from_post(form: &FormData) -> Self {
+        Self::read(form, "")
+    }
+
+    /// The values the edit page showed when it was loaded (its `was_*` fields), so that
+    /// a save sends only what the editor changed and composes with edits made
+    /// meanwhile by others.
+    pub fn loaded_from_post(form: &FormData) -> Self {
+        Self::read(form, "was_")
+    }
+
+    fn read(form: &FormData, prefix: &str) -> Self {
+        let field = |name: &str| form.text(&format!("{prefix}{name}"));
         Self {
-            name: form.text("name"),
-            description: form.text("description"),
-            duration: form.text("duration"),
-            expires_on: form.text("expires_on").trim().to_owned(),
-            token_type: form.text("type"),
-            project: form.text("project"),
-            rate_requests: form.text("rate_requests").trim().to_owned(),
-            rate_seconds: form.text("rate_seconds").trim().to_owned(),
-            permissions: form.all("permissions").into_iter().collect(),
+            name: field("name"),
+            description: field("description"),
+            duration: field("duration"),
+            expires_on: field("expires_on").trim().to_owned(),
+            token_type: field("type"),
+            project: field("project"),
+            rate_requests: field("rate_requests").trim().to_owned(),
+            rate_seconds: field("rate_seconds").trim().to_owned(),
+            permissions: form
+                .all(&format!("{prefix}permissions"))
+                .into_iter()
+                .collect(),
         }
     }
 
@@ -89,9 +110,25 @@ impl TokenForm {
     /// keep the current expiry.
     fn expiry(
         &self,
+        loaded: &TokenForm,
         errors: &mut FieldErrors,
     ) -> (Option<Lifespan>, Option<chrono::DateTime<chrono::Utc>>) {
-        match self.duration.as_str() {
+        // A date typed in while another duration is chosen: on an edit that keeps the
+        // expiry, the new date is the choice; otherwise the two disagree.
+        let date_changed = self.expires_on != loaded.expires_on;
+        let duration = match self.duration.as_str() {
+            KEEP if date_changed && !self.expires_on.is_empty() => "custom",
+            "custom" | KEEP => self.duration.as_str(),
+            _ if date_changed && !self.expires_on.is_empty() => {
+                errors.add(
+                    "expires_at",
+                    "choose “until a date” to use this date, or clear it",
+                );
+                return (None, None);
+            }
+            other => other,
+        };
+        match duration {
             KEEP => (None, None),
             "custom" => {
                 let day = NaiveDate::parse_from_str(&self.expires_on, "%Y-%m-%d");
@@ -147,7 +184,7 @@ impl TokenForm {
     /// The create request, or the errors of what could not even be read.
     pub fn create_request(&self) -> Result<CreateTokenRequest, FieldErrors> {
         let mut errors = FieldErrors::default();
-        let (lifespan, expires_at) = self.expiry(&mut errors);
+        let (lifespan, expires_at) = self.expiry(&Self::default(), &mut errors);
         let rate_limit = self.rate_limit(&mut errors);
         errors.into_result()?;
         Ok(CreateTokenRequest {
@@ -162,26 +199,42 @@ impl TokenForm {
         })
     }
 
-    /// The edit request: every field of the form is sent, the expiry only when the
-    /// editor chose a new duration.
-    pub fn update_request(&self) -> Result<UpdateTokenRequest, FieldErrors> {
+    /// The edit request: only the fields that differ from what the page showed when
+    /// it was loaded (`loaded`), so a save never undoes a change someone else made to
+    /// another field meanwhile; the expiry only when a new duration or date was chosen.
+    pub fn update_request(&self, loaded: &TokenForm) -> Result<UpdateTokenRequest, FieldErrors> {
         let mut errors = FieldErrors::default();
-        let (lifespan, expires_at) = self.expiry(&mut errors);
-        let rate_limit = self.rate_limit(&mut errors);
-        let token_type = TokenType::parse(&self.token_type);
-        if token_type.is_none() {
-            errors.add("type", "choose a token type");
-        }
+        let (lifespan, expires_at) = self.expiry(loaded, &mut errors);
+        let rate_changed =
+            self.rate_requests != loaded.rate_requests || self.rate_seconds != loaded.rate_seconds;
+        let rate_limit = if rate_changed {
+            Some(self.rate_limit(&mut errors))
+        } else {
+            None
+        };
+        let grants_changed = self.token_type != loaded.token_type
+            || (self.custom() && self.permissions != loaded.permissions);
+        let token_type = if grants_changed {
+            let parsed = TokenType::parse(&self.token_type);
+            if parsed.is_none() {
+                errors.add("type", "choose a token type");
+            }
+            parsed
+        } else {
+            None
+        };
         errors.into_result()?;
+        let changed = |now: &str, was: &str| (now != was).then(|| now.trim().to_owned());
         Ok(UpdateTokenRequest {
-            name: Some(self.name.trim().to_owned()),
-            description: Some(self.description.trim().to_owned()),
+            name: changed(&self.name, &loaded.name),
+            description: changed(&self.description, &loaded.description),
             token_type,
-            permissions: Some(self.permission_list()),
+            permissions: grants_changed.then(|| self.permission_list()),
             lifespan,
             expires_at: expires_at.map(Some),
-            project: Some(Some(self.project.clone()).filter(|p| !p.is_empty())),
-            rate_limit: Some(rate_limit),
+            project: (self.project != loaded.project)
+                .then(|| Some(self.project.clone()).filter(|p| !p.is_empty())),
+            rate_limit,
         })
     }
 }
@@ -300,17 +353,109 @@ mod tests {
         assert!(errors.get("lifespan").is_some());
     }
 
+    fn loaded() -> TokenForm {
+        posted(
+            "name=x&description=d&duration=keep&expires_on=2031-05-04&type=custom\
+             &permissions=a.b&rate_requests=10&rate_seconds=60",
+        )
+    }
+
     #[test]
-    fn an_edit_keeps_the_expiry_unless_a_duration_is_chosen() {
-        let keep = posted("name=x&duration=keep&type=full-access")
-            .update_request()
-            .unwrap();
-        assert_eq!((keep.lifespan, keep.expires_at), (None, None));
-        assert_eq!(keep.project, Some(None));
-        assert_eq!(keep.rate_limit, Some(None));
-        let renewed = posted("name=x&duration=30d&type=full-access")
-            .update_request()
-            .unwrap();
+    fn an_edit_sends_only_what_changed() {
+        let untouched = loaded().update_request(&loaded()).unwrap();
+        assert_eq!(
+            untouched,
+            UpdateTokenRequest::default(),
+            "nothing changed, nothing sent"
+        );
+        let renamed = posted(
+            "name=y&description=d&duration=keep&expires_on=2031-05-04&type=custom\
+             &permissions=a.b&rate_requests=10&rate_seconds=60",
+        )
+        .update_request(&loaded())
+        .unwrap();
+        assert_eq!(
+            renamed,
+            UpdateTokenRequest {
+                name: Some("y".into()),
+                ..UpdateTokenRequest::default()
+            }
+        );
+        let regranted = posted(
+            "name=x&description=d&duration=keep&expires_on=2031-05-04&type=custom\
+             &permissions=a.b&permissions=a.c&rate_requests=&rate_seconds=",
+        )
+        .update_request(&loaded())
+        .unwrap();
+        assert_eq!(regranted.token_type, Some(TokenType::Custom));
+        assert_eq!(
+            regranted.permissions,
+            Some(vec!["a.b".into(), "a.c".into()])
+        );
+        assert_eq!(regranted.rate_limit, Some(None), "cleared");
+        assert_eq!(regranted.name, None);
+    }
+
+    #[test]
+    fn an_edit_keeps_the_expiry_unless_a_duration_or_date_is_chosen() {
+        let renewed =
+            posted("name=x&duration=30d&expires_on=2031-05-04&type=custom&permissions=a.b")
+                .update_request(&loaded())
+                .unwrap();
         assert_eq!(renewed.lifespan, Some(Lifespan::Days30));
+        let redated =
+            posted("name=x&duration=keep&expires_on=2032-01-31&type=custom&permissions=a.b")
+                .update_request(&loaded())
+                .unwrap();
+        assert_eq!(redated.lifespan, Some(Lifespan::Custom));
+        assert_eq!(
+            redated.expires_at.flatten().unwrap().to_rfc3339(),
+            "2032-02-01T00:00:00+00:00"
+        );
+        let conflicting = posted("name=x&duration=7d&expires_on=2032-01-31&type=custom")
+            .update_request(&loaded())
+            .unwrap_err();
+        assert!(conflicting.get("expires_at").is_some());
+        let created = posted("name=x&duration=30d&expires_on=2032-01-31&type=read-only")
+            .create_request()
+            .unwrap_err();
+        assert!(
+            created.get("expires_at").is_some(),
+            "a date needs “until a date”"
+        );
+    }
+
+    #[test]
+    fn the_edit_form_shows_the_last_day_a_token_works() {
+        let token = TokenView {
+            expires_at: Some("2031-05-05T00:00:00Z".parse().unwrap()),
+            ..sample_view()
+        };
+        assert_eq!(TokenForm::of(&token).expires_on, "2031-05-04");
+    }
+
+    fn sample_view() -> TokenView {
+        let now = chrono::Utc::now();
+        TokenView {
+            id: uuid::Uuid::nil(),
+            kind: tessera_core::TokenKind::Api,
+            name: "x".into(),
+            description: String::new(),
+            token_type: TokenType::ReadOnly,
+            permissions: vec![],
+            project: None,
+            owner_id: None,
+            status: tessera_core::TokenStatus::Active,
+            expired: false,
+            lifespan: Lifespan::Custom,
+            expires_at: None,
+            api_version: "v1".into(),
+            hint: "tsr_abcd".into(),
+            created_at: now,
+            created_by: "test".into(),
+            updated_at: now,
+            last_used_at: None,
+            rate_limit: None,
+        }
     }
 }

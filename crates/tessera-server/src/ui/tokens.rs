@@ -222,6 +222,8 @@ struct TokenPage {
     /// The token being edited; `None` on the create page.
     token: Option<TokenDetail>,
     form: TokenForm,
+    /// What the edit page showed when loaded, sent back as `was_*` fields.
+    loaded: Option<TokenForm>,
     errors: FieldErrors,
     matrix: Vec<MatrixRow>,
     projects: Vec<ProjectView>,
@@ -329,6 +331,7 @@ async fn token_page(
         layout,
         token: detail,
         matrix: matrix(&resources, &form.permissions),
+        loaded: token.map(TokenForm::of),
         form,
         errors,
         projects,
@@ -378,15 +381,26 @@ async fn secret_page(state: &AppState, console: &Console, created: CreatedToken)
     Ok(secret_or_fallback(page, console, secret, url))
 }
 
-/// A form that came back with errors: shown again with what was typed.
+/// A form that came back with errors: shown again with what was typed (and, on an
+/// edit, with what the page showed when it was first loaded), under the URL of the
+/// page the form came from.
 async fn invalid_form(
     state: &AppState,
     console: &Console,
     token: Option<&TokenView>,
     form: TokenForm,
+    loaded: Option<TokenForm>,
     errors: FieldErrors,
 ) -> UiResult {
-    let page = token_page(state, console, token, form, errors).await?;
+    let mut page = token_page(state, console, token, form, errors).await?;
+    let url = match token {
+        Some(token) => format!("/admin/tokens/{}", token.id),
+        None => "/admin/tokens/new".to_owned(),
+    };
+    page.layout = page.layout.clone().with_replace_url(url);
+    if loaded.is_some() {
+        page.loaded = loaded;
+    }
     Ok(render_with(StatusCode::UNPROCESSABLE_ENTITY, &page))
 }
 
@@ -396,16 +410,16 @@ pub async fn create(State(state): State<AppState>, posted: ConsoleForm) -> UiRes
     let form = TokenForm::from_post(&form);
     let request = match form.create_request() {
         Ok(request) => request,
-        Err(errors) => return invalid_form(&state, &console, None, form, errors).await,
+        Err(errors) => return invalid_form(&state, &console, None, form, None, errors).await,
     };
     match state.app.create_token(&console.principal, request).await {
         Ok(created) => secret_page(&state, &console, created).await,
         Err(AppError::Validation(errors)) => {
-            invalid_form(&state, &console, None, form, errors.0).await
+            invalid_form(&state, &console, None, form, None, errors.0).await
         }
         Err(AppError::Conflict(message)) => {
             let errors = FieldErrors::single("name", message);
-            invalid_form(&state, &console, None, form, errors).await
+            invalid_form(&state, &console, None, form, None, errors).await
         }
         Err(error) => Err(console.fail()(error)),
     }
@@ -471,16 +485,30 @@ pub async fn update(
     Path(id): Path<String>,
     posted: ConsoleForm,
 ) -> UiResult {
-    let ConsoleForm { console, form } = posted;
-    let form = TokenForm::from_post(&form);
+    let ConsoleForm {
+        console,
+        form: posted,
+    } = posted;
+    let form = TokenForm::from_post(&posted);
+    let loaded = TokenForm::loaded_from_post(&posted);
     let token = state
         .app
         .get_token(&console.principal, &id)
         .await
         .map_err(console.fail())?;
-    let request = match form.update_request() {
+    let request = match form.update_request(&loaded) {
         Ok(request) => request,
-        Err(errors) => return invalid_form(&state, &console, Some(&token), form, errors).await,
+        Err(errors) => {
+            return invalid_form(
+                &state,
+                &console,
+                Some(&token),
+                form,
+                Some(loaded.clone()),
+                errors,
+            )
+            .await;
+        }
     };
     match state
         .app
@@ -489,11 +517,27 @@ pub async fn update(
     {
         Ok(_) => Ok(Redirect::to(&format!("/admin/tokens/{id}?done=saved")).into_response()),
         Err(AppError::Validation(errors)) => {
-            invalid_form(&state, &console, Some(&token), form, errors.0).await
+            invalid_form(
+                &state,
+                &console,
+                Some(&token),
+                form,
+                Some(loaded.clone()),
+                errors.0,
+            )
+            .await
         }
         Err(AppError::Conflict(message)) => {
             let errors = FieldErrors::single("name", message);
-            invalid_form(&state, &console, Some(&token), form, errors).await
+            invalid_form(
+                &state,
+                &console,
+                Some(&token),
+                form,
+                Some(loaded.clone()),
+                errors,
+            )
+            .await
         }
         Err(error) => Err(console.fail()(error)),
     }

@@ -255,6 +255,18 @@ async fn a_token_lives_its_whole_life_in_the_console() {
     );
     browser.screenshot("tokens-light").await;
 
+    // Edit and save: the page says so, and only what changed is written.
+    browser.goto(&format!("/admin/tokens/{id}")).await;
+    browser
+        .fill("#description", "Deploys the blog and the shop")
+        .await;
+    browser.click("#save").await;
+    browser.wait_for_text("#notice", "Saved").await;
+    let saved = admin.get(&format!("/v1/tokens/{id}")).await;
+    assert_eq!(saved.body["description"], "Deploys the blog and the shop");
+    assert_eq!(saved.body["permissions"].as_array().map(Vec::len), Some(4));
+    assert_eq!(saved.body["project"], "shop");
+
     // Usage shows up in the chart.
     for _ in 0..3 {
         server

@@ -397,3 +397,80 @@ async fn a_new_secret_reaches_its_reader_even_when_the_rest_of_the_page_cannot()
         .to_owned();
     assert_eq!(server.code(&secret, None, None).await, "valid");
 }
+
+/// Saving the edit page sends only what the editor changed: a rate limit set through
+/// the API after the page was loaded survives a save that changed the description.
+#[tokio::test]
+async fn an_edit_composes_with_a_change_made_meanwhile() {
+    let server = TestServer::start().await;
+    let admin = server.admin("super-admin").await;
+    let (id, _) = admin.token("shared").await;
+    let client = browser();
+    let cookie = format!("tessera_session={}", admin.session);
+    let page = get(&client, &server, &format!("/admin/tokens/{id}"), &cookie).await;
+    page.expect(200);
+    // The page as loaded: every hidden `was_*` field and the visible values.
+    let hidden: Vec<(String, String)> = page
+        .text
+        .split("<input type=\"hidden\" name=\"was_")
+        .skip(1)
+        .map(|rest| {
+            let name = rest.split('"').next().unwrap().to_owned();
+            let value = rest
+                .split("value=\"")
+                .nth(1)
+                .unwrap()
+                .split('"')
+                .next()
+                .unwrap();
+            (format!("was_{name}"), value.to_owned())
+        })
+        .collect();
+    assert!(
+        hidden
+            .iter()
+            .any(|(name, value)| name == "was_name" && value == "shared")
+    );
+    admin
+        .patch(
+            &format!("/v1/tokens/{id}"),
+            serde_json::json!({"rate_limit": {"requests": 5, "per_seconds": 60}}),
+        )
+        .await
+        .expect(200);
+    let mut form: Vec<(String, String)> = hidden.clone();
+    for (field, value) in [
+        ("csrf", admin.csrf.as_str()),
+        ("name", "shared"),
+        ("description", "now described"),
+        ("duration", "keep"),
+        ("type", "read-only"),
+        ("project", ""),
+        ("rate_requests", ""),
+        ("rate_seconds", ""),
+    ] {
+        form.push((field.to_owned(), value.to_owned()));
+    }
+    for (name, value) in &hidden {
+        if name == "was_expires_on" {
+            form.push(("expires_on".into(), value.clone()));
+        }
+    }
+    let pairs: Vec<(&str, &str)> = form.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let saved = post(
+        &client,
+        &server,
+        &format!("/admin/tokens/{id}"),
+        &cookie,
+        &pairs,
+    )
+    .await;
+    assert_eq!(saved.status, 303, "{}", saved.text);
+    let token = admin.get(&format!("/v1/tokens/{id}")).await;
+    assert_eq!(token.body["description"], "now described");
+    assert_eq!(
+        token.body["rate_limit"],
+        serde_json::json!({"requests": 5, "per_seconds": 60}),
+        "the change made meanwhile stays"
+    );
+}
