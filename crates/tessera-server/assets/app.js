@@ -10,6 +10,13 @@
     history.replaceState(null, "", replaceUrl);
   }
 
+  // A page that shows a secret forgets it when left, so the back/forward cache cannot
+  // bring it back.
+  window.addEventListener("pagehide", function () {
+    document.querySelectorAll("#secret-value").forEach(function (input) { input.value = ""; });
+    document.querySelectorAll("section.secret").forEach(function (section) { section.remove(); });
+  });
+
   // Times: relative ("3 days ago") in the page's language; exact local time on hover.
   var relative = window.Intl && Intl.RelativeTimeFormat ? new Intl.RelativeTimeFormat(lang, { numeric: "auto" }) : null;
   var exact = window.Intl ? new Intl.DateTimeFormat(lang, { dateStyle: "medium", timeStyle: "short" }) : null;
@@ -81,13 +88,29 @@
   document.querySelectorAll("dialog[data-autoshow]").forEach(openDialog);
 
   // Menus: one open at a time; Escape or a click elsewhere closes them.
+  // An open menu floats above the page (a table's scroll frame would clip it), below
+  // its button or above it when there is no room, and follows it when the page or the
+  // table scrolls.
   var menus = document.querySelectorAll("details.menu");
+  function place(menu) {
+    var items = menu.querySelector(".menu-items");
+    var button = menu.querySelector("summary").getBoundingClientRect();
+    items.classList.add("floating");
+    var height = items.offsetHeight;
+    var below = button.bottom + 4;
+    items.style.top = (below + height > window.innerHeight ? Math.max(4, button.top - height - 4) : below) + "px";
+    items.style.left = Math.max(4, button.right - items.offsetWidth) + "px";
+  }
   menus.forEach(function (menu) {
     menu.addEventListener("toggle", function () {
       if (!menu.open) return;
       menus.forEach(function (other) { if (other !== menu) other.open = false; });
+      place(menu);
     });
   });
+  function replaceOpen() { menus.forEach(function (menu) { if (menu.open) place(menu); }); }
+  document.addEventListener("scroll", replaceOpen, { passive: true, capture: true });
+  window.addEventListener("resize", replaceOpen);
   document.addEventListener("keydown", function (event) {
     if (event.key !== "Escape") return;
     menus.forEach(function (menu) {

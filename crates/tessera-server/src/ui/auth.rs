@@ -12,13 +12,26 @@ use tessera_core::validate::FieldErrors;
 use crate::AppState;
 use crate::extract::{ClientAddress, SESSION_COOKIE, cookie_in};
 use crate::rest::auth::session_cookie;
-use crate::ui::console::{ConsoleForm, Posted, UiError, UiResult, safe_next};
+use crate::ui::console::{ConsoleForm, Posted, UiError, UiResult, safe_next, sign_in_url};
 use crate::ui::i18n::{LANG_COOKIE, Lang};
 use crate::ui::page::{Layout, render_with};
 
 #[derive(Debug, Deserialize)]
 pub struct NextParam {
     next: Option<String>,
+}
+
+/// `/admin/login?next=<safe next>` from a sign-in URL whose `next` may be anything.
+fn login_url(url: &str) -> String {
+    let inner = url
+        .split_once('?')
+        .map(|(_, query)| query)
+        .and_then(|query| {
+            form_urlencoded::parse(query.as_bytes())
+                .find(|(key, _)| key == "next")
+                .map(|(_, value)| value.into_owned())
+        });
+    crate::ui::console::sign_in_url(&safe_next(inner.as_deref()))
 }
 
 #[derive(Debug, Template)]
@@ -72,7 +85,7 @@ pub async fn login_page(
         return Ok(Redirect::to(&next).into_response());
     }
     let page = LoginPage {
-        layout: Layout::bare(lang, "login.title", "/admin/login"),
+        layout: Layout::bare(lang, "login.title", &login_url(&sign_in_url(&next))),
         next,
         email: String::new(),
         error: None,
@@ -217,9 +230,11 @@ pub async fn switch_language(
     Path(code): Path<String>,
     Query(params): Query<NextParam>,
 ) -> Response {
-    // Unlike a sign-in's `next`, the switch may come back to the sign-in page itself.
+    // Unlike a sign-in's `next`, the switch may come back to the sign-in page itself,
+    // keeping where that sign-in leads.
     let next = match params.next.as_deref() {
-        Some(login) if login == "/admin/login" => login.to_owned(),
+        Some("/admin/login") => "/admin/login".to_owned(),
+        Some(login) if login.starts_with("/admin/login?next=") => login_url(login),
         other => safe_next(other),
     };
     let mut response = Redirect::to(&next).into_response();
@@ -232,4 +247,21 @@ pub async fn switch_language(
         response.headers_mut().insert(header::SET_COOKIE, cookie);
     }
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_sign_in_url_keeps_only_a_safe_next() {
+        assert_eq!(
+            login_url("/admin/login?next=%2Fadmin%2Faudit"),
+            "/admin/login?next=%2Fadmin%2Faudit"
+        );
+        assert_eq!(
+            login_url("/admin/login?next=https%3A%2F%2Fevil.example"),
+            "/admin/login?next=%2Fadmin%2Ftokens"
+        );
+    }
 }

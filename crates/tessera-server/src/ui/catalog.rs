@@ -270,14 +270,18 @@ pub async fn update_resource(
         Ok(_) => Ok(Redirect::to("/admin/resources?done=saved").into_response()),
         Err(error) => {
             let (status, errors) = refusal(error).map_err(console.fail())?;
-            let page = resources_page(
+            let mut page = resources_page(
                 &state,
                 &console,
                 ResourceForm::default(),
-                Some((name, errors)),
+                Some((name.clone(), errors)),
                 "",
             )
             .await?;
+            // The card that failed shows what was typed, not what is stored.
+            if let Some(card) = page.resources.iter_mut().find(|card| card.name == name) {
+                *card = ResourceForm { name, ..typed };
+            }
             Ok(render_with(status, &page))
         }
     }

@@ -49,7 +49,8 @@ pub fn safe_next(next: Option<&str>) -> String {
                 && !path.starts_with("/admin/login")
                 && !path.contains("//")
                 && !path.contains('\\')
-                && !path.chars().any(char::is_control) =>
+                && path.is_ascii()
+                && !path.chars().any(|c| c.is_ascii_control()) =>
         {
             path.to_owned()
         }
@@ -94,6 +95,19 @@ pub struct Console {
     pub me: UserView,
     /// This page's path and query, for the language switch to come back to.
     pub here: String,
+    /// Whether this request is a form post (its answer then takes its section's URL).
+    pub posted: bool,
+}
+
+/// The section page a console path belongs to (`/admin/tokens/…/disable` →
+/// `/admin/tokens`).
+pub fn section_of(path: &str) -> String {
+    let section = path
+        .strip_prefix("/admin/")
+        .and_then(|rest| rest.split('/').next())
+        .filter(|section| !section.is_empty())
+        .unwrap_or("tokens");
+    safe_next(Some(&format!("/admin/{section}")))
 }
 
 impl Console {
@@ -120,15 +134,12 @@ impl FromRequestParts<AppState> for Console {
         let lang = Lang::from_headers(&parts.headers);
         let here = path_and_query(parts);
         // A form post cannot be replayed after signing in; come back to its page.
-        let next = if parts.method == axum::http::Method::GET {
-            here.clone()
+        let posted = parts.method != axum::http::Method::GET;
+        // A form post cannot be replayed after signing in: come back to its section.
+        let next = if posted {
+            section_of(parts.uri.path())
         } else {
-            parts
-                .headers
-                .get(header::REFERER)
-                .and_then(|value| value.to_str().ok())
-                .and_then(|referer| referer.find("/admin").map(|at| referer[at..].to_owned()))
-                .unwrap_or_else(|| "/admin/tokens".into())
+            here.clone()
         };
         let Some(value) = cookie(parts, SESSION_COOKIE) else {
             return Err(UiError::SignIn { next });
@@ -157,6 +168,7 @@ impl FromRequestParts<AppState> for Console {
             lang,
             me,
             here,
+            posted,
         })
     }
 }
@@ -167,9 +179,18 @@ pub fn non_blank(text: &str) -> Option<String> {
 }
 
 /// A form body as posted: every name/value pair in order (checkbox groups repeat a
-/// name, which serde's form decoders do not keep).
-#[derive(Debug, Clone, Default)]
+/// name, which serde's form decoders do not keep). `Debug` shows the names only: a
+/// form may hold a password or a setup code.
+#[derive(Clone, Default)]
 pub struct FormData(Vec<(String, String)>);
+
+impl std::fmt::Debug for FormData {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list()
+            .entries(self.0.iter().map(|(name, _)| name))
+            .finish()
+    }
+}
 
 impl FormData {
     pub fn parse(bytes: &[u8]) -> Self {
@@ -304,6 +325,7 @@ mod tests {
             Some("/admin\\evil"),
             Some("/v1/tokens"),
             Some("/admin/login?next=/admin"),
+            Some("/admin/é"),
         ] {
             assert_eq!(safe_next(bad), "/admin/tokens", "{bad:?}");
         }
@@ -342,6 +364,24 @@ mod tests {
             ("host", "127.0.0.1:8080"),
             ("sec-fetch-site", "cross-site"),
         ])));
+    }
+
+    #[test]
+    fn a_post_comes_back_to_its_section() {
+        assert_eq!(section_of("/admin/tokens/abc/disable"), "/admin/tokens");
+        assert_eq!(section_of("/admin/users/abc"), "/admin/users");
+        assert_eq!(section_of("/admin"), "/admin/tokens");
+        assert_eq!(section_of("/admin/login"), "/admin/tokens");
+    }
+
+    #[test]
+    fn forms_never_print_their_values() {
+        let form = FormData::parse(b"email=a%40b.c&password=hunter2hunter2");
+        let shown = format!("{form:?}");
+        assert!(
+            shown.contains("password") && !shown.contains("hunter2"),
+            "{shown}"
+        );
     }
 
     #[test]

@@ -62,6 +62,11 @@ pub struct Layout {
 impl Layout {
     /// A page of the signed-in console, titled by the message `title_key`.
     pub fn console(console: &Console, section: &'static str, title_key: &str) -> Self {
+        // A page that answers a form post takes its section's URL (the post's own URL
+        // may have no page behind it).
+        let replace_url = console
+            .posted
+            .then(|| crate::ui::console::section_of(&format!("/admin/{section}")));
         Self {
             lang: console.lang,
             title: console.lang.t(title_key).into_owned(),
@@ -69,11 +74,11 @@ impl Layout {
             user: Some(console.me.clone()),
             nav: Nav::of(console),
             section,
-            here: console.here.clone(),
+            here: replace_url.clone().unwrap_or_else(|| console.here.clone()),
             css: assets::url("app.css"),
             js: assets::url("app.js"),
             icon: assets::url("icon.svg"),
-            replace_url: None,
+            replace_url,
         }
     }
 

@@ -35,6 +35,9 @@ struct ProfilePage {
     secret: Option<ShownOnce>,
     notice: Option<String>,
     name: String,
+    /// The access and duration chosen, kept when the form comes back.
+    access: String,
+    lifespan: String,
     errors: FieldErrors,
 }
 
@@ -75,6 +78,8 @@ async fn profile_page(state: &AppState, console: &Console) -> UiResult<ProfilePa
         secret: None,
         notice: None,
         name: String::new(),
+        access: PersonalAccess::Full.as_str().to_owned(),
+        lifespan: Lifespan::Days30.as_str().to_owned(),
         errors: FieldErrors::default(),
     })
 }
@@ -114,26 +119,44 @@ async fn with_secret(state: &AppState, console: &Console, secret: String) -> UiR
 pub async fn create(State(state): State<AppState>, posted: ConsoleForm) -> UiResult {
     let ConsoleForm { console, form } = posted;
     let name = form.text("name").trim().to_owned();
-    let access = match form.get("access") {
-        Some("read-only") => PersonalAccess::ReadOnly,
-        _ => PersonalAccess::Full,
+    let access_text = form.text("access");
+    let lifespan_text = form.text("lifespan");
+    let mut errors = FieldErrors::default();
+    // Nothing defaults: an unknown access must not become `full`.
+    let access = match access_text.as_str() {
+        "full" => Some(PersonalAccess::Full),
+        "read-only" => Some(PersonalAccess::ReadOnly),
+        _ => {
+            errors.add("access", "choose full or read-only");
+            None
+        }
     };
-    let request = CreatePersonalTokenRequest {
-        name: name.clone(),
-        description: None,
-        access,
-        lifespan: Some(
-            form.get("lifespan")
-                .and_then(Lifespan::parse)
-                .unwrap_or(Lifespan::Days30),
-        ),
-        expires_at: None,
+    let lifespan = Lifespan::parse(&lifespan_text)
+        .filter(|lifespan| *lifespan != Lifespan::Custom)
+        .or_else(|| {
+            errors.add("lifespan", "choose 7, 30 or 90 days or unlimited");
+            None
+        });
+    let result = match (access, lifespan) {
+        (Some(access), Some(lifespan)) if errors.is_empty() => {
+            let request = CreatePersonalTokenRequest {
+                name: name.clone(),
+                description: None,
+                access,
+                lifespan: Some(lifespan),
+                expires_at: None,
+            };
+            state.app.create_my_token(&console.principal, request).await
+        }
+        _ => Err(AppError::from(errors)),
     };
-    match state.app.create_my_token(&console.principal, request).await {
+    match result {
         Ok(created) => with_secret(&state, &console, created.token).await,
         Err(AppError::Validation(errors)) => {
             let mut page = profile_page(&state, &console).await?;
             page.name = name;
+            page.access = access_text;
+            page.lifespan = lifespan_text;
             page.errors = errors.0;
             Ok(render_with(StatusCode::UNPROCESSABLE_ENTITY, &page))
         }

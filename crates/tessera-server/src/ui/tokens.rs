@@ -191,7 +191,10 @@ pub async fn list(
             .map(|token| TokenRow::new(token, &newest, now))
             .collect(),
         total: page.total,
-        filtered: !(query.q.is_empty() && query.created.is_empty() && query.status.is_empty()),
+        filtered: !(query.q.is_empty()
+            && query.created.is_empty()
+            && query.status.is_empty()
+            && query.cursor.is_empty()),
         q: query.q,
         created: query.created,
         status: query.status,
@@ -428,7 +431,7 @@ pub async fn create(State(state): State<AppState>, posted: ConsoleForm) -> UiRes
 #[derive(Debug, Default, Deserialize)]
 pub struct ShowQuery {
     #[serde(default)]
-    days: Option<u32>,
+    days: Option<String>,
     #[serde(default)]
     confirm: String,
     #[serde(default)]
@@ -455,10 +458,18 @@ pub async fn show(
         FieldErrors::default(),
     )
     .await?;
-    let days = query
-        .days
-        .filter(|days| [7, 30, 90].contains(days))
-        .unwrap_or(30);
+    let days = match query.days.as_deref() {
+        None | Some("") => 30,
+        Some("7") => 7,
+        Some("30") => 30,
+        Some("90") => 90,
+        Some(_) => {
+            return Err(console.fail()(AppError::field(
+                "days",
+                "the usage chart shows 7, 30 or 90 days",
+            )));
+        }
+    };
     let usage = state
         .app
         .token_usage(
@@ -557,9 +568,20 @@ pub async fn act(
     let fail = console.fail();
     match action.as_str() {
         "regenerate" => {
-            let grace = form
-                .get("grace_period_seconds")
-                .and_then(|text| text.parse::<u32>().ok());
+            // Absent means none; anything unreadable is refused, never taken as 0
+            // (which would revoke the old secret at once).
+            let grace = match form.get("grace_period_seconds") {
+                None | Some("") => None,
+                Some(text) => match text.parse::<u32>() {
+                    Ok(seconds) => Some(seconds),
+                    Err(_) => {
+                        return Err(fail(AppError::field(
+                            "grace_period_seconds",
+                            "must be a whole number of seconds",
+                        )));
+                    }
+                },
+            };
             let request = RegenerateRequest {
                 grace_period_seconds: grace,
             };

@@ -189,7 +189,16 @@ pub async fn update(
             "role",
         ),
         "active" => {
-            let active = form.get("active") == Some("true");
+            let active = match form.get("active") {
+                Some("true") => true,
+                Some("false") => false,
+                _ => {
+                    return Err(console.fail()(AppError::field(
+                        "active",
+                        "must be true or false",
+                    )));
+                }
+            };
             (
                 UpdateUserRequest {
                     active: Some(active),

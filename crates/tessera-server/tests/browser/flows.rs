@@ -372,8 +372,21 @@ async fn a_token_lives_its_whole_life_in_the_console() {
         .await;
     assert_eq!(server.code(&regenerated, None, Some("shop")).await, "valid");
 
-    // Delete, confirmed in a dialog that names the token.
+    // Delete, confirmed in a dialog that names the token. The open menu is whole on
+    // screen, not clipped by the table's frame.
     browser.click("tr[data-token='CI deploy'] summary").await;
+    let visible = browser
+        .script(
+            "const item = document.querySelector(\"tr[data-token='CI deploy'] [data-action=delete]\");
+             const box = item.getBoundingClientRect();
+             return document.elementFromPoint(box.left + box.width / 2, box.top + box.height / 2) === item",
+        )
+        .await;
+    assert_eq!(
+        visible,
+        json!(true),
+        "the menu's last item can be seen and clicked"
+    );
     browser
         .click("tr[data-token='CI deploy'] [data-action=delete]")
         .await;

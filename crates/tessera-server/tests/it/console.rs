@@ -474,3 +474,74 @@ async fn an_edit_composes_with_a_change_made_meanwhile() {
         "the change made meanwhile stays"
     );
 }
+
+/// A form that comes back with errors is shown under its section's address, so reload
+/// or the language switch land on a page rather than on the post's URL.
+#[tokio::test]
+async fn a_refused_form_comes_back_under_its_sections_address() {
+    let server = TestServer::start().await;
+    let admin = server.admin("super-admin").await;
+    let client = browser();
+    let cookie = format!("tessera_session={}", admin.session);
+    let refused = post(
+        &client,
+        &server,
+        "/admin/projects",
+        &cookie,
+        &[("csrf", &admin.csrf), ("slug", "Not A Slug"), ("name", "x")],
+    )
+    .await;
+    refused.expect(422);
+    assert!(
+        refused
+            .text
+            .contains("data-replace-url=\"/admin/projects\"")
+    );
+    assert!(
+        refused.text.contains("value=\"Not A Slug\""),
+        "what was typed stays"
+    );
+    let unknown_access = post(
+        &client,
+        &server,
+        "/admin/profile/tokens",
+        &cookie,
+        &[
+            ("csrf", &admin.csrf),
+            ("name", "laptop"),
+            ("access", "root"),
+            ("lifespan", "30d"),
+        ],
+    )
+    .await;
+    unknown_access.expect(422);
+    assert!(
+        unknown_access
+            .text
+            .contains("data-replace-url=\"/admin/profile\"")
+    );
+    let mine = admin.get("/v1/me/tokens").await;
+    assert_eq!(
+        mine.body.as_array().map(Vec::len),
+        Some(0),
+        "no token from a bad form"
+    );
+    let (id, _) = admin.token("graced").await;
+    let bad_grace = post(
+        &client,
+        &server,
+        &format!("/admin/tokens/{id}/regenerate"),
+        &cookie,
+        &[("csrf", &admin.csrf), ("grace_period_seconds", "an hour")],
+    )
+    .await;
+    bad_grace.expect(422);
+    let bad_days = get(
+        &client,
+        &server,
+        &format!("/admin/tokens/{id}?days=abc"),
+        &cookie,
+    )
+    .await;
+    bad_days.expect(422);
+}
