@@ -22,13 +22,20 @@ fn project_view(project: &Project) -> ProjectView {
     }
 }
 
+/// Who may read the resource catalog: whoever reads tokens (token forms need it) or
+/// manages resources.
+pub const RESOURCE_READERS: [AdminPermission; 2] = [
+    AdminPermission::TokensRead,
+    AdminPermission::ResourcesManage,
+];
+/// Who may read the projects: whoever reads tokens or manages projects.
+pub const PROJECT_READERS: [AdminPermission; 2] =
+    [AdminPermission::TokensRead, AdminPermission::ProjectsManage];
+
 impl Tessera {
-    /// Readable by whoever reads tokens (token forms need it) or manages resources.
+    /// Readable by [`RESOURCE_READERS`].
     pub async fn list_resources(&self, principal: &Principal) -> AppResult<Vec<ResourceView>> {
-        principal.require_any(&[
-            AdminPermission::TokensRead,
-            AdminPermission::ResourcesManage,
-        ])?;
+        principal.require_any(&RESOURCE_READERS)?;
         Ok(self
             .store
             .list_resources()
@@ -141,9 +148,9 @@ impl Tessera {
         Ok(())
     }
 
-    /// Readable by whoever reads tokens (token forms need them) or manages projects.
+    /// Readable by [`PROJECT_READERS`].
     pub async fn list_projects(&self, principal: &Principal) -> AppResult<Vec<ProjectView>> {
-        principal.require_any(&[AdminPermission::TokensRead, AdminPermission::ProjectsManage])?;
+        principal.require_any(&PROJECT_READERS)?;
         Ok(self
             .store
             .list_projects()

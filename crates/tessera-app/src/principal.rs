@@ -56,7 +56,7 @@ impl Principal {
 
     /// `Ok` when the caller holds at least one of `permissions`.
     pub fn require_any(&self, permissions: &[AdminPermission]) -> AppResult<()> {
-        if permissions.iter().any(|p| self.permissions.contains(p)) {
+        if self.has_any(permissions) {
             return Ok(());
         }
         let names: Vec<&str> = permissions.iter().map(|p| p.as_str()).collect();
@@ -68,5 +68,10 @@ impl Principal {
 
     pub fn has(&self, permission: AdminPermission) -> bool {
         self.permissions.contains(&permission)
+    }
+
+    /// Whether [`Principal::require_any`] would let the caller through.
+    pub fn has_any(&self, permissions: &[AdminPermission]) -> bool {
+        permissions.iter().any(|p| self.permissions.contains(p))
     }
 }

@@ -34,6 +34,14 @@ fn login_url(url: &str) -> String {
     crate::ui::console::sign_in_url(&safe_next(inner.as_deref()))
 }
 
+/// A page that loads `url` again from this site (see `login_page`).
+#[derive(Debug, Template)]
+#[template(path = "bounce.html")]
+struct BouncePage {
+    layout: Layout,
+    url: String,
+}
+
 #[derive(Debug, Template)]
 #[template(path = "login.html")]
 struct LoginPage {
@@ -83,6 +91,19 @@ pub async fn login_page(
     }
     if has_session(&state, &headers).await {
         return Ok(Redirect::to(&next).into_response());
+    }
+    // Arriving from another site (a link in a mail or a chat), the browser withholds
+    // the SameSite=Strict session cookie: load this page once more from here, which
+    // sends it, instead of asking a signed-in admin to sign in again.
+    if headers
+        .get("sec-fetch-site")
+        .is_some_and(|site| site == "cross-site" || site == "same-site")
+    {
+        let page = BouncePage {
+            layout: Layout::bare(lang, "login.title", "/admin/login"),
+            url: sign_in_url(&next),
+        };
+        return Ok(render_with(StatusCode::OK, &page));
     }
     let page = LoginPage {
         layout: Layout::bare(lang, "login.title", &login_url(&sign_in_url(&next))),

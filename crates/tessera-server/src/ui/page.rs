@@ -8,6 +8,7 @@ use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
 use chrono::{DateTime, SecondsFormat, Utc};
 use tessera_api_types::{TokenView, UserView};
+use tessera_app::catalog::{PROJECT_READERS, RESOURCE_READERS};
 use tessera_core::{AdminPermission, TokenStatus};
 
 use crate::ui::assets;
@@ -30,8 +31,8 @@ impl Nav {
         let has = |permission| console.principal.has(permission);
         Self {
             tokens: has(AdminPermission::TokensRead),
-            projects: has(AdminPermission::ProjectsManage) || has(AdminPermission::TokensRead),
-            resources: has(AdminPermission::ResourcesManage) || has(AdminPermission::TokensRead),
+            projects: console.principal.has_any(&PROJECT_READERS),
+            resources: console.principal.has_any(&RESOURCE_READERS),
             users: has(AdminPermission::UsersManage),
             roles: has(AdminPermission::RolesManage),
             audit: has(AdminPermission::AuditRead),

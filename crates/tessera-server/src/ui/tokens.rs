@@ -11,8 +11,8 @@ use tessera_api_types::{
     UpgradeVersionRequest, UsageParams,
 };
 use tessera_app::AppError;
-use tessera_core::TokenStatus;
 use tessera_core::validate::FieldErrors;
+use tessera_core::{ApiVersions, TokenStatus};
 
 use crate::AppState;
 use crate::ui::chart::UsageChart;
@@ -84,7 +84,7 @@ struct TokenRow {
 }
 
 impl TokenRow {
-    fn new(token: &TokenView, newest: &str, now: chrono::DateTime<chrono::Utc>) -> Self {
+    fn new(token: &TokenView, versions: &ApiVersions, now: chrono::DateTime<chrono::Utc>) -> Self {
         Self {
             id: token.id.to_string(),
             name: token.name.clone(),
@@ -96,7 +96,7 @@ impl TokenRow {
             expires: Time::maybe(token.expires_at),
             badge: Badge::of(token, now),
             enabled: token.status == TokenStatus::Active,
-            upgradable: token.api_version != newest,
+            upgradable: versions.upgrade(&token.api_version, None).is_ok(),
         }
     }
 }
@@ -181,14 +181,14 @@ pub async fn list(
         .list_tokens(&console.principal, params)
         .await
         .map_err(console.fail())?;
-    let newest = state.app.settings().api_versions.newest().to_owned();
+    let versions = &state.app.settings().api_versions;
     let now = state.app.now();
     let mut view = TokensPage {
         layout: Layout::console(&console, "tokens", "tokens.title"),
         rows: page
             .items
             .iter()
-            .map(|token| TokenRow::new(token, &newest, now))
+            .map(|token| TokenRow::new(token, versions, now))
             .collect(),
         total: page.total,
         filtered: !(query.q.is_empty()
@@ -305,7 +305,7 @@ async fn token_page(
         .await
         .map_err(console.fail())?;
     let now = app.now();
-    let newest = app.settings().api_versions.newest().to_owned();
+    let versions = &app.settings().api_versions;
     let (title, detail) = match token {
         Some(token) => (
             "token.edit_title",
@@ -316,7 +316,7 @@ async fn token_page(
                 badge: Badge::of(token, now),
                 enabled: token.status == TokenStatus::Active,
                 api_version: token.api_version.clone(),
-                upgradable: token.api_version != newest,
+                upgradable: versions.upgrade(&token.api_version, None).is_ok(),
                 type_key: format!("type.{}", token.token_type.as_str()),
                 created: Time::new(token.created_at),
                 created_by: token.created_by.clone(),

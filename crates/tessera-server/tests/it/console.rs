@@ -545,3 +545,43 @@ async fn a_refused_form_comes_back_under_its_sections_address() {
     .await;
     bad_days.expect(422);
 }
+
+/// A signed-in admin following a link from another site is not asked to sign in again:
+/// the sign-in page reloads itself from this site, which sends the SameSite=Strict
+/// session cookie.
+#[tokio::test]
+async fn a_link_from_another_site_reloads_sign_in_from_here() {
+    let server = TestServer::start().await;
+    server.create_admin("super-admin").await;
+    let client = browser();
+    let arrived = Resp::read(
+        client
+            .get(server.url("/admin/login?next=%2Fadmin%2Faudit"))
+            .header("sec-fetch-site", "cross-site")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    arrived.expect(200);
+    assert!(
+        arrived.text.contains(
+            "http-equiv=\"refresh\" content=\"0;url=/admin/login?next=%2Fadmin%2Faudit\""
+        ),
+        "{}",
+        arrived.text
+    );
+    let here = Resp::read(
+        client
+            .get(server.url("/admin/login?next=%2Fadmin%2Faudit"))
+            .header("sec-fetch-site", "same-origin")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert!(
+        here.text.contains("name=\"password\""),
+        "no loop from this site"
+    );
+}
