@@ -13,6 +13,7 @@ pub mod catalog;
 pub mod clock;
 pub mod error;
 pub mod first_run;
+pub mod forward;
 pub mod pepper;
 pub mod personal;
 pub mod principal;
@@ -59,6 +60,8 @@ pub struct Settings {
     /// catch-up with the change feed that long ago, e.g. while the database is
     /// unreachable) before verification refuses to answer from it; `None`: never.
     pub max_staleness: Option<Duration>,
+    /// What forward-auth requires of each route of the protected API.
+    pub forward_auth: tessera_core::RouteRules,
 }
 
 impl Default for Settings {
@@ -73,6 +76,7 @@ impl Default for Settings {
             verify_failures_per_address: 600,
             verify_failure_window: Duration::from_secs(60),
             max_staleness: Some(Duration::from_secs(300)),
+            forward_auth: tessera_core::RouteRules::default(),
         }
     }
 }

@@ -228,7 +228,7 @@ impl Tessera {
         };
         let accepted = self
             .verifier
-            .accept(query, client, self.clock.now())
+            .accept_personal(query, client, self.clock.now())
             .map_err(|(code, retry_after)| match (code, retry_after) {
                 (tessera_api_types::VerifyCode::RateLimited, Some(retry_after)) => {
                     AppError::RateLimited { retry_after }

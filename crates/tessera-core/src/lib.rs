@@ -14,6 +14,7 @@ pub mod catalog;
 pub mod digest;
 pub mod lifecycle;
 pub mod record;
+pub mod route_rules;
 pub mod token;
 pub mod validate;
 
@@ -25,5 +26,6 @@ pub use record::{
     AuditEntry, Change, ChangeKind, GraceDigest, Project, TokenId, TokenKind, TokenRecord, UserId,
     UserRecord,
 };
+pub use route_rules::{DefaultRoute, ForwardAuthConfig, RouteDecision, RouteRules, RuleConfig};
 pub use token::{ParsedToken, TokenFormat, TokenFormatError, TokenPrefix, TokenSecret};
 pub use validate::{FieldErrors, ValidationError};

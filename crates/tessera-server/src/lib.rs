@@ -7,6 +7,7 @@
 
 pub mod error;
 pub mod extract;
+mod forward_auth;
 mod ops;
 pub mod rest;
 pub mod ui;
@@ -127,6 +128,7 @@ pub fn router(app: Arc<Tessera>, options: HttpOptions) -> Router {
     Router::new()
         .merge(rest::routes())
         .merge(verify::routes())
+        .merge(forward_auth::routes())
         .merge(ops::routes())
         .merge(ui::routes())
         .fallback(not_found)

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use serde::Deserialize;
-use tessera_core::{ApiVersions, TokenFormat, TokenPrefix};
+use tessera_core::{ApiVersions, ForwardAuthConfig, RouteRules, TokenFormat, TokenPrefix};
 
 /// Every setting, after layering.
 #[derive(Debug, Clone)]
@@ -31,6 +31,8 @@ pub struct Config {
     /// is unreachable) before verification answers `internal`; 0: never refuse.
     pub max_staleness_seconds: u64,
     pub log_format: LogFormat,
+    /// `[forward_auth]`: what each route of the protected API requires.
+    pub forward_auth: ForwardAuthConfig,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -56,6 +58,7 @@ impl Default for Config {
             verify_failures_per_minute: 600,
             max_staleness_seconds: 300,
             log_format: LogFormat::Text,
+            forward_auth: ForwardAuthConfig::default(),
         }
     }
 }
@@ -77,6 +80,7 @@ struct FileConfig {
     verify_failures_per_minute: Option<u32>,
     max_staleness_seconds: Option<u64>,
     log_format: Option<LogFormat>,
+    forward_auth: Option<ForwardAuthConfig>,
 }
 
 /// The flags every command shares.
@@ -222,7 +226,8 @@ impl Config {
             change_poll_milliseconds,
             verify_failures_per_minute,
             max_staleness_seconds,
-            log_format
+            log_format,
+            forward_auth
         );
         if let Some(url) = file.database_url {
             self.database_url = Some(url).filter(|url| !url.is_empty());
@@ -247,6 +252,7 @@ impl Config {
         if self.body_limit_bytes < 1024 {
             bail!("body_limit_bytes must be at least 1024");
         }
+        RouteRules::new(&self.forward_auth).map_err(anyhow::Error::msg)?;
         Ok(())
     }
 
@@ -270,6 +276,7 @@ impl Config {
             verify_failures_per_address: self.verify_failures_per_minute,
             max_staleness: (self.max_staleness_seconds > 0)
                 .then(|| Duration::from_secs(self.max_staleness_seconds)),
+            forward_auth: RouteRules::new(&self.forward_auth).map_err(anyhow::Error::msg)?,
             ..tessera_app::Settings::default()
         })
     }
@@ -284,6 +291,35 @@ mod tests {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect()
+    }
+
+    #[test]
+    fn forward_auth_rules_load_and_a_bad_one_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("tessera.toml");
+        std::fs::write(
+            &file,
+            "[forward_auth]\ndefault = \"any-valid-token\"\n\
+             [[forward_auth.rules]]\nmethods = [\"GET\"]\npath = \"/api/**\"\npermission = \"article.find\"\n",
+        )
+        .unwrap();
+        let overrides = Overrides {
+            config: Some(file.clone()),
+            ..Overrides::default()
+        };
+        let (config, _) = Config::load(&overrides, &[]).unwrap();
+        let rules = config.settings().unwrap().forward_auth;
+        assert_eq!(rules.len(), 1);
+        std::fs::write(
+            &file,
+            "[[forward_auth.rules]]\nmethods = [\"GET\"]\npath = \"/api/**/x\"\npermission = \"article.find\"\n",
+        )
+        .unwrap();
+        let error = Config::load(&overrides, &[]).unwrap_err().to_string();
+        assert!(
+            error.contains("forward_auth.rules[0]") && error.contains("last segment"),
+            "{error}"
+        );
     }
 
     #[test]

@@ -61,6 +61,15 @@ pub enum RenderedVerdict {
     Invalid(VerifyResponse),
 }
 
+/// Whose API a token is presented to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Audience {
+    /// The API Tessera protects: API tokens only.
+    ProtectedApi,
+    /// Tessera's own management API: personal tokens only.
+    Tessera,
+}
+
 /// Checks presented tokens against the index.
 #[derive(Debug)]
 pub struct Verifier {
@@ -109,20 +118,42 @@ impl Verifier {
         client: Option<IpAddr>,
         now: DateTime<Utc>,
     ) -> Result<Arc<IndexedToken>, (VerifyCode, Option<Duration>)> {
-        self.check(query, now).map_err(|(code, retry_after)| {
-            let blocked = client.and_then(|address| {
-                self.failures
-                    .record_failure(&crate::throttle::address_key(address), now)
-            });
-            match blocked {
-                Some(wait) => (VerifyCode::RateLimited, Some(wait)),
-                None => (code, retry_after),
-            }
-        })
+        self.accept_for(Audience::ProtectedApi, query, client, now)
+    }
+
+    /// [`Verifier::accept`] for a personal token presented to Tessera's own API.
+    pub fn accept_personal(
+        &self,
+        query: VerifyQuery<'_>,
+        client: Option<IpAddr>,
+        now: DateTime<Utc>,
+    ) -> Result<Arc<IndexedToken>, (VerifyCode, Option<Duration>)> {
+        self.accept_for(Audience::Tessera, query, client, now)
+    }
+
+    fn accept_for(
+        &self,
+        audience: Audience,
+        query: VerifyQuery<'_>,
+        client: Option<IpAddr>,
+        now: DateTime<Utc>,
+    ) -> Result<Arc<IndexedToken>, (VerifyCode, Option<Duration>)> {
+        self.check(audience, query, now)
+            .map_err(|(code, retry_after)| {
+                let blocked = client.and_then(|address| {
+                    self.failures
+                        .record_failure(&crate::throttle::address_key(address), now)
+                });
+                match blocked {
+                    Some(wait) => (VerifyCode::RateLimited, Some(wait)),
+                    None => (code, retry_after),
+                }
+            })
     }
 
     fn check(
         &self,
+        audience: Audience,
         query: VerifyQuery<'_>,
         now: DateTime<Utc>,
     ) -> Result<Arc<IndexedToken>, (VerifyCode, Option<Duration>)> {
@@ -140,7 +171,13 @@ impl Verifier {
             return Err((VerifyCode::NotFound, None));
         }
         let token = &slot.token;
-        if token.kind != parsed.kind {
+        // Personal tokens act on Tessera's own API only: the protected API (verify,
+        // forward-auth) does not know them, with or without a permission.
+        let expected = match audience {
+            Audience::ProtectedApi => TokenKind::Api,
+            Audience::Tessera => TokenKind::Personal,
+        };
+        if token.kind != parsed.kind || token.kind != expected {
             return Err((VerifyCode::NotFound, None));
         }
         let refuse = |code: VerifyCode, retry_after: Option<Duration>| {
@@ -158,10 +195,8 @@ impl Verifier {
         if token.status == TokenStatus::Disabled || owner_inactive {
             return Err(refuse(VerifyCode::Disabled, None));
         }
-        // Personal tokens act on Tessera's own API, never the protected one: asked for
-        // a catalog permission, they are forbidden whatever their access.
         if let Some(permission) = query.permission
-            && (token.kind == TokenKind::Personal || !token.grants(&state.catalog, permission))
+            && !token.grants(&state.catalog, permission)
         {
             return Err(refuse(VerifyCode::Forbidden, None));
         }

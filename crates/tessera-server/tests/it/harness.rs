@@ -415,6 +415,15 @@ impl TestServer {
         response.body
     }
 
+    /// Whether a personal token signs its owner in (`GET /v1/auth/me` as Bearer):
+    /// personal tokens act on Tessera's own API only, so verify never knows them.
+    pub async fn signs_in(&self, personal: &str) -> bool {
+        self.bearer(personal, Method::GET, "/v1/auth/me", None)
+            .await
+            .status
+            == 200
+    }
+
     /// The verify code of `token` (`"valid"` when it verifies).
     pub async fn code(
         &self,

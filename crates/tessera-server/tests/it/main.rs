@@ -10,6 +10,7 @@ mod auth;
 mod catalog;
 mod console;
 mod console_people;
+mod forward_auth;
 mod harness;
 mod list;
 mod permissions;
