@@ -11,6 +11,7 @@ mod catalog;
 mod console;
 mod console_people;
 mod forward_auth;
+mod gateways;
 mod harness;
 mod list;
 mod permissions;
