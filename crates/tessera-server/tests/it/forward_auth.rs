@@ -83,7 +83,11 @@ async fn the_route_rules_decide_what_a_token_needs() {
         "non-ASCII names are percent-encoded"
     );
     assert_eq!(allowed.header("x-tessera-api-version"), Some("v3"));
-    assert_eq!(allowed.header("x-tessera-project"), None);
+    assert_eq!(
+        allowed.header("x-tessera-project"),
+        Some(""),
+        "empty: no project"
+    );
     assert!(allowed.text.is_empty());
 
     // Traefik and Caddy send X-Forwarded-*; X-Api-Key works as well as Bearer.

@@ -217,6 +217,27 @@ async fn check_gateway(base: &str, [reader, writer, limited]: &[String; 3]) {
     assert!(allowed.body["tessera"]["x-tessera-token-id"].is_string());
     assert_eq!(allowed.body["tessera"]["x-tessera-api-version"], "v3");
 
+    // A client cannot pose as another token: its own X-Tessera-* headers are replaced
+    // by Tessera's answer, or removed where the answer has none.
+    let spoofed = reqwest::Client::new()
+        .get(format!("{base}/api/articles"))
+        .header("authorization", format!("Bearer {reader}"))
+        .header("x-tessera-token-name", "admin")
+        .header("x-tessera-project", "billing")
+        .send()
+        .await
+        .unwrap();
+    let spoofed = Resp::read(spoofed).await;
+    spoofed.expect(200);
+    assert_eq!(spoofed.body["tessera"]["x-tessera-token-name"], "reader");
+    assert!(
+        spoofed.body["tessera"]
+            .get("x-tessera-project")
+            .is_none_or(|v| v == ""),
+        "{}",
+        spoofed.body
+    );
+
     let missing = call(base, Method::GET, "/api/articles", None).await;
     assert_eq!(missing.status, 401, "{}", missing.text);
     assert!(
