@@ -196,21 +196,89 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Query<T> {
     }
 }
 
-/// The client's address: the TCP peer.
+/// The client's address: the TCP peer, or, when the peer is a trusted proxy
+/// (`trusted_proxies`), the nearest address its forwarding headers name that is not
+/// itself a trusted proxy.
 #[derive(Debug, Clone, Copy)]
 pub struct ClientAddress(pub Option<IpAddr>);
 
-impl<S: Send + Sync> FromRequestParts<S> for ClientAddress {
+impl FromRequestParts<AppState> for ClientAddress {
     type Rejection = std::convert::Infallible;
 
-    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        Ok(Self(
-            parts
-                .extensions
-                .get::<ConnectInfo<SocketAddr>>()
-                .map(|ConnectInfo(address)| address.ip()),
-        ))
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let peer = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|ConnectInfo(address)| address.ip());
+        Ok(Self(peer.map(|peer| {
+            client_behind(peer, &parts.headers, &state.trusted_proxies)
+        })))
     }
+}
+
+fn trusted(address: IpAddr, proxies: &[ipnet::IpNet]) -> bool {
+    let address = match address {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(address, IpAddr::V4),
+        v4 => v4,
+    };
+    proxies.iter().any(|net| net.contains(&address))
+}
+
+/// An address as forwarding headers write it: `203.0.113.7`, `203.0.113.7:4711`,
+/// `[2001:db8::1]:4711`, `"[2001:db8::1]"`.
+fn forwarded_address(text: &str) -> Option<IpAddr> {
+    let text = text.trim().trim_matches('"');
+    if let Ok(address) = text.parse() {
+        return Some(address);
+    }
+    if let Some(rest) = text.strip_prefix('[') {
+        return rest.split(']').next()?.parse().ok();
+    }
+    text.rsplit_once(':')?.0.parse().ok()
+}
+
+/// The client behind `peer`: from the right of `X-Forwarded-For` (else the `for=`
+/// parameters of `Forwarded`), the first address that is not a trusted proxy. Only a
+/// trusted peer is believed; an unreadable chain leaves the peer.
+pub fn client_behind(
+    peer: IpAddr,
+    headers: &axum::http::HeaderMap,
+    proxies: &[ipnet::IpNet],
+) -> IpAddr {
+    if !trusted(peer, proxies) {
+        return peer;
+    }
+    let values = |name: &str| -> Vec<String> {
+        headers
+            .get_all(name)
+            .iter()
+            .filter_map(|value| value.to_str().ok())
+            .flat_map(|value| value.split(','))
+            .map(|part| part.trim().to_owned())
+            .collect()
+    };
+    let mut chain: Vec<String> = values("x-forwarded-for");
+    if chain.is_empty() {
+        chain = values("forwarded")
+            .iter()
+            .flat_map(|element| element.split(';'))
+            .filter_map(|pair| {
+                let (key, value) = pair.trim().split_once('=')?;
+                key.eq_ignore_ascii_case("for").then(|| value.to_owned())
+            })
+            .collect();
+    }
+    for entry in chain.iter().rev() {
+        match forwarded_address(entry) {
+            Some(address) if trusted(address, proxies) => {}
+            Some(address) => return address,
+            None => return peer,
+        }
+    }
+    peer
 }
 
 /// Reads one cookie's value from the request headers.
@@ -304,5 +372,64 @@ impl FromRequestParts<AppState> for Caller {
             principal,
             session: Some(session),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::{HeaderMap, HeaderValue};
+
+    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (name, value) in pairs {
+            map.append(*name, HeaderValue::from_static(value));
+        }
+        map
+    }
+
+    #[test]
+    fn forwarded_addresses_are_believed_only_from_trusted_peers() {
+        let proxies: Vec<ipnet::IpNet> = vec![
+            "127.0.0.1/32".parse().unwrap(),
+            "10.0.0.0/8".parse().unwrap(),
+        ];
+        let local: IpAddr = "127.0.0.1".parse().unwrap();
+        let stranger: IpAddr = "198.51.100.1".parse().unwrap();
+        let xff = headers(&[("x-forwarded-for", "6.6.6.6, 203.0.113.7, 10.1.2.3")]);
+        assert_eq!(
+            client_behind(local, &xff, &proxies).to_string(),
+            "203.0.113.7"
+        );
+        assert_eq!(client_behind(stranger, &xff, &proxies), stranger);
+        assert_eq!(client_behind(local, &HeaderMap::new(), &proxies), local);
+        let split = headers(&[
+            ("x-forwarded-for", "6.6.6.6"),
+            ("x-forwarded-for", "203.0.113.8:4711"),
+        ]);
+        assert_eq!(
+            client_behind(local, &split, &proxies).to_string(),
+            "203.0.113.8"
+        );
+        let forwarded = headers(&[(
+            "forwarded",
+            "for=\"[2001:db8::1]:4711\";proto=https, for=10.0.0.9",
+        )]);
+        assert_eq!(
+            client_behind(local, &forwarded, &proxies).to_string(),
+            "2001:db8::1"
+        );
+        let garbage = headers(&[("x-forwarded-for", "not-an-address")]);
+        assert_eq!(client_behind(local, &garbage, &proxies), local);
+        let mapped: IpAddr = "::ffff:127.0.0.1".parse().unwrap();
+        assert_eq!(
+            client_behind(mapped, &xff, &proxies).to_string(),
+            "203.0.113.7"
+        );
+        assert_eq!(
+            client_behind(local, &xff, &[]),
+            local,
+            "nothing trusted by default"
+        );
     }
 }

@@ -48,13 +48,18 @@ pub struct AppState {
     pub app: Arc<Tessera>,
     /// Mark the session cookie `Secure` (serve behind HTTPS).
     pub secure_cookies: bool,
+    /// Peers whose `X-Forwarded-For` / `Forwarded` name the real client.
+    pub trusted_proxies: Arc<[ipnet::IpNet]>,
 }
 
 /// HTTP options of the server.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct HttpOptions {
     pub body_limit: usize,
     pub secure_cookies: bool,
+    /// `trusted_proxies`: only from these peers is the client address taken from
+    /// `X-Forwarded-For` / `Forwarded` (for throttles and the audit log).
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 impl Default for HttpOptions {
@@ -62,6 +67,7 @@ impl Default for HttpOptions {
         Self {
             body_limit: DEFAULT_BODY_LIMIT,
             secure_cookies: false,
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -109,6 +115,7 @@ pub fn router(app: Arc<Tessera>, options: HttpOptions) -> Router {
     let state = AppState {
         app,
         secure_cookies: options.secure_cookies,
+        trusted_proxies: options.trusted_proxies.into(),
     };
     let request_id = HeaderName::from_static("x-request-id");
     // Spans carry the route template (`/v1/tokens/{id}`), never the raw path, query

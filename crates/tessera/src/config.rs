@@ -33,6 +33,8 @@ pub struct Config {
     pub log_format: LogFormat,
     /// `[forward_auth]`: what each route of the protected API requires.
     pub forward_auth: ForwardAuthConfig,
+    /// Proxies (CIDRs) whose `X-Forwarded-For` / `Forwarded` name the real client.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -59,6 +61,7 @@ impl Default for Config {
             max_staleness_seconds: 300,
             log_format: LogFormat::Text,
             forward_auth: ForwardAuthConfig::default(),
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -81,6 +84,7 @@ struct FileConfig {
     max_staleness_seconds: Option<u64>,
     log_format: Option<LogFormat>,
     forward_auth: Option<ForwardAuthConfig>,
+    trusted_proxies: Option<Vec<String>>,
 }
 
 /// The flags every command shares.
@@ -107,9 +111,22 @@ const KNOWN_ENV: &[&str] = &[
     "TESSERA_CHANGE_POLL_MILLISECONDS",
     "TESSERA_VERIFY_FAILURES_PER_MINUTE",
     "TESSERA_MAX_STALENESS_SECONDS",
+    "TESSERA_TRUSTED_PROXIES",
     "TESSERA_LOG_FORMAT",
     "TESSERA_LOG",
 ];
+
+/// CIDRs (`10.0.0.0/8`) or single addresses (`127.0.0.1`, a /32 or /128).
+fn parse_cidrs(list: &[String], source: &str) -> Result<Vec<ipnet::IpNet>> {
+    list.iter()
+        .map(|entry| {
+            entry
+                .parse::<ipnet::IpNet>()
+                .or_else(|_| entry.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                .map_err(|_| anyhow::anyhow!("{source}: `{entry}` is not an address or CIDR"))
+        })
+        .collect()
+}
 
 fn parse_env<T: std::str::FromStr>(name: &str, value: &str) -> Result<T>
 where
@@ -184,6 +201,15 @@ impl Config {
             config.verify_failures_per_minute =
                 parse_env("TESSERA_VERIFY_FAILURES_PER_MINUTE", &v)?;
         }
+        if let Some(v) = lookup("TESSERA_TRUSTED_PROXIES") {
+            let list: Vec<String> = v
+                .split(',')
+                .map(str::trim)
+                .filter(|cidr| !cidr.is_empty())
+                .map(str::to_owned)
+                .collect();
+            config.trusted_proxies = parse_cidrs(&list, "TESSERA_TRUSTED_PROXIES")?;
+        }
         if let Some(v) = lookup("TESSERA_MAX_STALENESS_SECONDS") {
             config.max_staleness_seconds = parse_env("TESSERA_MAX_STALENESS_SECONDS", &v)?;
         }
@@ -231,6 +257,10 @@ impl Config {
         );
         if let Some(url) = file.database_url {
             self.database_url = Some(url).filter(|url| !url.is_empty());
+        }
+        if let Some(list) = file.trusted_proxies {
+            self.trusted_proxies =
+                parse_cidrs(&list, &format!("{}: trusted_proxies", path.display()))?;
         }
         if let Some(prefix) = file.token_prefix {
             self.token_prefix = TokenPrefix::new(&prefix)
@@ -291,6 +321,32 @@ mod tests {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect()
+    }
+
+    #[test]
+    fn trusted_proxies_come_from_file_or_environment() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("tessera.toml");
+        std::fs::write(&file, "trusted_proxies = [\"10.0.0.0/8\", \"127.0.0.1\"]\n").unwrap();
+        let overrides = Overrides {
+            config: Some(file.clone()),
+            ..Overrides::default()
+        };
+        let (config, _) = Config::load(&overrides, &[]).unwrap();
+        assert_eq!(config.trusted_proxies.len(), 2);
+        assert!(
+            config.trusted_proxies[1].contains(&"127.0.0.1".parse::<std::net::IpAddr>().unwrap())
+        );
+        let (config, _) =
+            Config::load(&overrides, &env(&[("TESSERA_TRUSTED_PROXIES", "::1/128")])).unwrap();
+        assert_eq!(config.trusted_proxies.len(), 1);
+        let error = Config::load(
+            &overrides,
+            &env(&[("TESSERA_TRUSTED_PROXIES", "10.0.0.0/33")]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(error.contains("10.0.0.0/33"), "{error}");
     }
 
     #[test]

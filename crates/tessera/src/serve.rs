@@ -40,6 +40,7 @@ pub async fn run(config: Config) -> Result<()> {
     let options = HttpOptions {
         body_limit: config.body_limit_bytes,
         secure_cookies: config.secure_cookies,
+        trusted_proxies: config.trusted_proxies.clone(),
     };
     let router = tessera_server::router(Arc::clone(&app), options);
     tessera_server::serve(listener, router, shutdown_signal()).await?;

@@ -291,3 +291,98 @@ async fn personal_tokens_never_pass_the_protected_api() {
         .await
         .expect(200);
 }
+
+/// Behind a trusted proxy, the client is the one its forwarding headers name: failures
+/// are counted per original client (one noisy client does not get every client of the
+/// gateway refused) and the audit log records it. From an untrusted peer the headers
+/// are ignored.
+#[tokio::test]
+async fn behind_a_trusted_proxy_the_original_client_is_counted() {
+    let mut settings = default_settings();
+    settings.verify_failures_per_address = 3;
+    settings.forward_auth = RouteRules::new(&ForwardAuthConfig {
+        default: DefaultRoute::AnyValidToken,
+        rules: vec![],
+    })
+    .unwrap();
+    let options = tessera_server::HttpOptions {
+        trusted_proxies: vec!["127.0.0.1/32".parse().unwrap()],
+        ..tessera_server::HttpOptions::default()
+    };
+    let server = TestServer::start_with_options(settings, options).await;
+    let admin = server.admin("super-admin").await;
+    let (_, secret) = admin.token("good").await;
+    let from = |client: &'static str, token: &str| {
+        let server = &server;
+        let authorization = format!("Bearer {token}");
+        async move {
+            server
+                .raw(
+                    Method::GET,
+                    "/v1/forward-auth",
+                    &[
+                        ("x-forwarded-method", "GET"),
+                        ("x-forwarded-uri", "/x"),
+                        ("x-forwarded-for", client),
+                        ("authorization", &authorization),
+                    ],
+                    Vec::new(),
+                )
+                .await
+        }
+    };
+    for _ in 0..3 {
+        from("203.0.113.1", "tsr_bad").await.expect(401);
+    }
+    from("203.0.113.1", "tsr_bad")
+        .await
+        .expect_error(429, "rate_limited");
+    from("203.0.113.2", "tsr_bad")
+        .await
+        .expect_error(401, "unauthenticated");
+    from("203.0.113.1", &secret).await.expect(200);
+
+    // Sign-in failures are audited with the original client.
+    let failed = server
+        .raw(
+            Method::POST,
+            "/v1/auth/login",
+            &[
+                ("content-type", "application/json"),
+                ("x-forwarded-for", "198.51.100.23"),
+            ],
+            br#"{"email":"nobody@example.com","password":"wrong password"}"#.to_vec(),
+        )
+        .await;
+    failed.expect(401);
+    let audit = admin.get("/v1/audit?action=auth.login_failed").await;
+    assert_eq!(
+        audit.body["items"][0]["client_address"], "198.51.100.23",
+        "{}",
+        audit.text
+    );
+}
+
+#[tokio::test]
+async fn forwarding_headers_from_an_untrusted_peer_are_ignored() {
+    let server = gateway_server(DefaultRoute::AnyValidToken).await;
+    let admin = server.admin("super-admin").await;
+    server
+        .raw(
+            Method::POST,
+            "/v1/auth/login",
+            &[
+                ("content-type", "application/json"),
+                ("x-forwarded-for", "198.51.100.23"),
+            ],
+            br#"{"email":"nobody@example.com","password":"wrong password"}"#.to_vec(),
+        )
+        .await
+        .expect(401);
+    let audit = admin.get("/v1/audit?action=auth.login_failed").await;
+    assert_eq!(
+        audit.body["items"][0]["client_address"], "127.0.0.1",
+        "{}",
+        audit.text
+    );
+}

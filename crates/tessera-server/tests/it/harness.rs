@@ -300,6 +300,15 @@ impl TestServer {
 
     /// Starts a server over an existing data dir (to restart with other settings).
     pub async fn start_in(dir: TempDir, settings: Settings) -> Self {
+        Self::start_full(dir, settings, HttpOptions::default()).await
+    }
+
+    /// Starts a server with HTTP options of the test's choosing.
+    pub async fn start_with_options(settings: Settings, options: HttpOptions) -> Self {
+        Self::start_full(tempfile::tempdir().expect("tempdir"), settings, options).await
+    }
+
+    async fn start_full(dir: TempDir, settings: Settings, options: HttpOptions) -> Self {
         install_log_capture();
         let store = tessera_store::open(&database_url(dir.path()))
             .await
@@ -317,7 +326,7 @@ impl TestServer {
             .expect("bind");
         let address = listener.local_addr().expect("local addr");
         let (shutdown, signal) = oneshot::channel::<()>();
-        let router = tessera_server::router(Arc::clone(&app), HttpOptions::default());
+        let router = tessera_server::router(Arc::clone(&app), options);
         let task = tokio::spawn(tessera_server::serve(listener, router, async move {
             let _ = signal.await;
         }));
