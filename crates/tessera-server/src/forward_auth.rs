@@ -108,9 +108,16 @@ async fn envoy_root(
 /// A header value for the upstream: visible ASCII and spaces as they are, every other
 /// byte (a non-ASCII name, say) percent-encoded.
 fn header_safe(text: &str) -> HeaderValue {
+    let safe = |byte: u8| (byte == b' ' || byte.is_ascii_graphic()) && byte != b'%';
+    if text.bytes().all(safe) {
+        // The common case: one copy, no encoding.
+        if let Ok(value) = HeaderValue::from_str(text) {
+            return value;
+        }
+    }
     let mut out = String::with_capacity(text.len());
     for byte in text.bytes() {
-        if (byte == b' ' || byte.is_ascii_graphic()) && byte != b'%' {
+        if safe(byte) {
             out.push(char::from(byte));
         } else {
             out.push_str(&format!("%{byte:02X}"));
