@@ -51,6 +51,15 @@ struct LoginPage {
     error: Option<String>,
 }
 
+/// "Too many attempts, try again in N seconds", for the sign-in and first-run pages.
+fn throttled(lang: Lang, retry_after: std::time::Duration) -> String {
+    lang.tf(
+        "login.throttled",
+        "seconds",
+        &crate::error::retry_seconds(retry_after).to_string(),
+    )
+}
+
 /// Answers with a new session cookie and goes to `next`.
 fn signed_in(state: &AppState, secret: &SessionSecret, next: &str) -> Response {
     let max_age = state.app.settings().session_lifetime.as_secs();
@@ -130,12 +139,7 @@ pub async fn login(
         Err(AppError::Unauthenticated) => (StatusCode::UNAUTHORIZED, lang.t("login.failed")),
         Err(AppError::RateLimited { retry_after }) => (
             StatusCode::TOO_MANY_REQUESTS,
-            lang.tf(
-                "login.throttled",
-                "seconds",
-                &crate::error::retry_seconds(retry_after).to_string(),
-            )
-            .into(),
+            throttled(lang, retry_after).into(),
         ),
         Err(error) => return Err(UiError::App { error, lang }),
     };
@@ -213,11 +217,7 @@ pub async fn setup(
         Err(AppError::RateLimited { retry_after }) => (
             StatusCode::TOO_MANY_REQUESTS,
             FieldErrors::default(),
-            Some(lang.tf(
-                "login.throttled",
-                "seconds",
-                &crate::error::retry_seconds(retry_after).to_string(),
-            )),
+            Some(throttled(lang, retry_after)),
         ),
         Err(error) => return Err(UiError::App { error, lang }),
     };

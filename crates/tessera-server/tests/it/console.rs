@@ -37,6 +37,18 @@ async fn post(
     Resp::read(request.send().await.unwrap()).await
 }
 
+/// The secret a page shows in its banner.
+#[track_caller]
+fn secret_on(page: &Resp) -> String {
+    page.text
+        .split("id=\"secret-value\"")
+        .nth(1)
+        .and_then(|rest| rest.split("value=\"").nth(1))
+        .and_then(|rest| rest.split('"').next())
+        .unwrap_or_else(|| panic!("no secret on the page: {}", page.text))
+        .to_owned()
+}
+
 fn location(resp: &Resp) -> &str {
     resp.header("location").unwrap_or_default()
 }
@@ -264,14 +276,7 @@ async fn the_secret_is_on_the_one_page_that_created_it() {
     created.expect(200);
     assert_eq!(created.header("cache-control"), Some("no-store"));
     assert!(created.header("location").is_none() && created.header("set-cookie").is_none());
-    let secret = created
-        .text
-        .split("id=\"secret-value\"")
-        .nth(1)
-        .and_then(|rest| rest.split("value=\"").nth(1))
-        .and_then(|rest| rest.split('"').next())
-        .expect("the secret on the page")
-        .to_owned();
+    let secret = secret_on(&created);
     assert_eq!(server.code(&secret, None, None).await, "valid");
     let id = created
         .text
@@ -387,14 +392,7 @@ async fn a_new_secret_reaches_its_reader_even_when_the_rest_of_the_page_cannot()
     )
     .await;
     created.expect(200);
-    let secret = created
-        .text
-        .split("id=\"secret-value\"")
-        .nth(1)
-        .and_then(|rest| rest.split("value=\"").nth(1))
-        .and_then(|rest| rest.split('"').next())
-        .expect("the secret is shown")
-        .to_owned();
+    let secret = secret_on(&created);
     assert_eq!(server.code(&secret, None, None).await, "valid");
 }
 
