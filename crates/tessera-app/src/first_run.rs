@@ -246,10 +246,12 @@ impl Tessera {
             Some(armed) => armed.code.matches(presented),
         };
         if !matches {
-            return Err(AppError::field(
-                "setup_code",
-                "does not match the setup code `tessera serve` printed",
-            ));
+            let message = if presented.trim().is_empty() {
+                "enter the setup code `tessera serve` printed"
+            } else {
+                "does not match the setup code `tessera serve` printed"
+            };
+            return Err(AppError::field("setup_code", message));
         }
         if let Some(address) = address {
             self.login_addresses.forgive(&address);

@@ -113,6 +113,18 @@ impl RouteRules {
         self.rules.len()
     }
 
+    pub fn default_route(&self) -> DefaultRoute {
+        self.default
+    }
+
+    /// Each rule's index and permission.
+    pub fn permissions(&self) -> impl Iterator<Item = (usize, &str)> {
+        self.rules
+            .iter()
+            .enumerate()
+            .map(|(index, rule)| (index, rule.permission.as_str()))
+    }
+
     pub fn is_empty(&self) -> bool {
         self.rules.is_empty()
     }

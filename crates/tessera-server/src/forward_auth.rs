@@ -10,7 +10,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
-use tessera_app::forward::ForwardVerdict;
+use tessera_app::forward::{ForbiddenReason, ForwardVerdict};
 
 use crate::AppState;
 use crate::error::{ApiError, ApiResult, retry_seconds};
@@ -163,10 +163,20 @@ fn answer(
             );
             response
         }
-        ForwardVerdict::Forbidden => {
-            ApiError::new(ErrorCode::Forbidden, "this token may not make this request")
-                .into_response()
-        }
+        ForwardVerdict::Forbidden(reason) => ApiError::new(
+            ErrorCode::Forbidden,
+            match reason {
+                ForbiddenReason::MissingPermission => {
+                    "this token lacks the permission this route needs"
+                }
+                ForbiddenReason::WrongProject => {
+                    "this route is for another project than this token's"
+                }
+                ForbiddenReason::RouteDenied => "no rule lets a token make this request",
+            },
+        )
+        .with_detail("reason", reason.as_str())
+        .into_response(),
         ForwardVerdict::RateLimited(wait) => {
             let mut response =
                 ApiError::new(ErrorCode::RateLimited, "too many requests; retry later")

@@ -35,6 +35,8 @@ pub struct Config {
     pub forward_auth: ForwardAuthConfig,
     /// Proxies (CIDRs) whose `X-Forwarded-For` / `Forwarded` name the real client.
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// The config file that was read, if any.
+    pub source: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -62,6 +64,7 @@ impl Default for Config {
             log_format: LogFormat::Text,
             forward_auth: ForwardAuthConfig::default(),
             trusted_proxies: Vec::new(),
+            source: None,
         }
     }
 }
@@ -166,6 +169,7 @@ impl Config {
         };
         if let Some(path) = file {
             config.apply_file(&path)?;
+            config.source = Some(path);
         }
         if let Some(v) = lookup("TESSERA_LISTEN") {
             config.listen = parse_env("TESSERA_LISTEN", &v)?;

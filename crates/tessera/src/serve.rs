@@ -30,6 +30,23 @@ pub async fn run(config: Config) -> Result<()> {
         database = %tessera_store::redact_url(&config.database_url()),
         "tessera listening on http://{address}"
     );
+    match app.route_rules_outside_catalog().await {
+        Ok(problems) => {
+            for problem in problems {
+                tracing::warn!("{problem}");
+            }
+        }
+        Err(error) => tracing::warn!(%error, "could not check the forward-auth rules"),
+    }
+    tracing::info!(
+        config = %config
+            .source
+            .as_ref()
+            .map_or_else(|| "none (defaults)".to_owned(), |path| path.display().to_string()),
+        forward_auth_rules = config.forward_auth.rules.len(),
+        forward_auth_default = ?config.forward_auth.default,
+        "configuration"
+    );
     first_run(&app, &config, address).await;
     let (stop, stopped) = watch::channel(false);
     let intervals = Intervals {

@@ -90,6 +90,24 @@ async fn anonymous_visits_go_to_first_run_then_to_sign_in() {
         wrong.text.contains("first@example.com"),
         "what was typed stays"
     );
+    let blank = post(
+        &client,
+        &server,
+        "/admin/setup",
+        "",
+        &[
+            ("setup_code", ""),
+            ("email", "first@example.com"),
+            ("password", PASSWORD),
+        ],
+    )
+    .await;
+    blank.expect(422);
+    assert!(
+        blank.text.contains("enter the setup code"),
+        "{}",
+        blank.text
+    );
     assert!(!wrong.text.contains(PASSWORD), "never the password");
     let registered = post(
         &client,

@@ -106,17 +106,21 @@ async fn the_route_rules_decide_what_a_token_needs() {
     traefik.expect(200);
 
     // A read-only token may not create: 403. Unmatched routes are denied by default.
-    nginx(
+    let lacking = nginx(
         &server,
         "POST",
         "/api/articles",
         &[("authorization", &auth)],
     )
-    .await
-    .expect_error(403, "forbidden");
-    nginx(&server, "GET", "/admin", &[("authorization", &auth)])
-        .await
-        .expect_error(403, "forbidden");
+    .await;
+    lacking.expect_error(403, "forbidden");
+    assert_eq!(
+        lacking.body["error"]["details"]["reason"],
+        "missing_permission"
+    );
+    let unmatched = nginx(&server, "GET", "/admin", &[("authorization", &auth)]).await;
+    unmatched.expect_error(403, "forbidden");
+    assert_eq!(unmatched.body["error"]["details"]["reason"], "route_denied");
     nginx(
         &server,
         "GET",
@@ -127,14 +131,31 @@ async fn the_route_rules_decide_what_a_token_needs() {
     .expect_error(403, "forbidden");
 
     // A project rule needs a token of that project: an unbound one is refused.
-    nginx(
+    let lacking = nginx(
         &server,
         "PUT",
         "/api/shop/cart",
         &[("authorization", &auth)],
     )
-    .await
-    .expect_error(403, "forbidden");
+    .await;
+    lacking.expect_error(403, "forbidden");
+    assert_eq!(
+        lacking.body["error"]["details"]["reason"],
+        "missing_permission"
+    );
+    let everywhere = admin
+        .create_token(json!({"name": "unbound writer", "type": "full-access", "lifespan": "30d"}))
+        .await
+        .secret();
+    let unbound = nginx(
+        &server,
+        "PUT",
+        "/api/shop/cart",
+        &[("authorization", &bearer(&everywhere))],
+    )
+    .await;
+    unbound.expect_error(403, "forbidden");
+    assert_eq!(unbound.body["error"]["details"]["reason"], "wrong_project");
     let shop_auth = bearer(&shop_secret);
     let in_shop = nginx(
         &server,
@@ -384,5 +405,27 @@ async fn forwarding_headers_from_an_untrusted_peer_are_ignored() {
         audit.body["items"][0]["client_address"], "127.0.0.1",
         "{}",
         audit.text
+    );
+}
+
+/// A rule naming a permission the catalog lacks is reported (`serve` logs it at start),
+/// since no token could pass that route.
+#[tokio::test]
+async fn rules_outside_the_catalog_are_reported() {
+    let server = gateway_server(DefaultRoute::Deny).await;
+    let problems = server.app.route_rules_outside_catalog().await.unwrap();
+    assert_eq!(problems.len(), 3, "{problems:?}");
+    assert!(
+        problems[0].starts_with("forward_auth.rules[0]") && problems[0].contains("article.find")
+    );
+    let admin = server.admin("super-admin").await;
+    admin.article_resource().await;
+    assert!(
+        server
+            .app
+            .route_rules_outside_catalog()
+            .await
+            .unwrap()
+            .is_empty()
     );
 }
