@@ -2,7 +2,9 @@
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize, Serializer};
-use tessera_core::{Lifespan, RateLimit, TokenKind, TokenRecord, TokenStatus, TokenType};
+use tessera_core::{
+    Lifespan, RateLimit, TokenKind, TokenMetadata, TokenRecord, TokenStatus, TokenType,
+};
 use uuid::Uuid;
 
 /// RFC 3339 in UTC with a `Z`, to the millisecond.
@@ -48,6 +50,8 @@ pub struct TokenView {
     #[serde(serialize_with = "rfc3339_opt")]
     pub last_used_at: Option<DateTime<Utc>>,
     pub rate_limit: Option<RateLimit>,
+    pub external_id: Option<String>,
+    pub metadata: TokenMetadata,
 }
 
 impl TokenView {
@@ -73,6 +77,8 @@ impl TokenView {
             updated_at: record.updated_at,
             last_used_at: record.last_used_at,
             rate_limit: record.rate_limit,
+            external_id: record.external_id.clone(),
+            metadata: record.metadata.clone(),
         }
     }
 }
@@ -104,6 +110,12 @@ pub struct CreateTokenRequest {
     pub project: Option<String>,
     #[serde(default)]
     pub rate_limit: Option<RateLimit>,
+    #[serde(default)]
+    pub external_id: Option<String>,
+    /// Any JSON here: the application answers 422 naming `metadata` unless it is an
+    /// object of at most 4 KB, rather than a bare deserialization error.
+    #[serde(default)]
+    pub metadata: Option<serde_json::Value>,
 }
 
 /// `PATCH /v1/tokens/{id}`: absent fields stay; `null` clears a nullable field.
@@ -138,6 +150,19 @@ pub struct UpdateTokenRequest {
         skip_serializing_if = "Option::is_none"
     )]
     pub rate_limit: Option<Option<RateLimit>>,
+    #[serde(
+        default,
+        deserialize_with = "crate::double_option::deserialize",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub external_id: Option<Option<String>>,
+    /// Replaces the whole object; `null` empties it.
+    #[serde(
+        default,
+        deserialize_with = "crate::double_option::deserialize",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub metadata: Option<Option<serde_json::Value>>,
 }
 
 /// `POST /v1/tokens/{id}/regenerate`.
@@ -199,6 +224,7 @@ pub struct TokenListParams {
     #[serde(rename = "type")]
     pub token_type: Option<String>,
     pub project: Option<String>,
+    pub external_id: Option<String>,
     pub sort: Option<String>,
     pub limit: Option<String>,
     pub cursor: Option<String>,

@@ -65,6 +65,8 @@ pub struct VerifiedToken {
     pub api_version: String,
     #[serde(serialize_with = "crate::token::rfc3339_opt")]
     pub expires_at: Option<DateTime<Utc>>,
+    pub external_id: Option<String>,
+    pub metadata: tessera_core::TokenMetadata,
 }
 
 /// `{"valid": true, "token": …}` or `{"valid": false, "code": …}`.

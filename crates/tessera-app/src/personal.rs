@@ -127,6 +127,8 @@ impl Tessera {
             updated_at: now,
             last_used_at: None,
             rate_limit: None,
+            external_id: None,
+            metadata: tessera_core::TokenMetadata::new(),
             revision: 0,
         };
         let view = personal_view(&record, now);

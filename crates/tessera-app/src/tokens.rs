@@ -220,6 +220,12 @@ impl Tessera {
         let rate_limit = request
             .rate_limit
             .and_then(|limit| errors.collect(limit.validate()));
+        if let Some(id) = &request.external_id {
+            errors.collect(validate::external_id(id));
+        }
+        let metadata = errors
+            .collect(validate::metadata(request.metadata.unwrap_or_default()))
+            .unwrap_or_default();
         self.check_project(request.project.as_deref(), &mut errors)
             .await?;
         errors.into_result()?;
@@ -252,6 +258,8 @@ impl Tessera {
             updated_at: now,
             last_used_at: None,
             rate_limit,
+            external_id: request.external_id,
+            metadata,
             revision: 0,
         };
         self.insert_token(principal, "token.create", &record)
@@ -363,6 +371,18 @@ impl Tessera {
                     if let Some(rate_limit) = request.rate_limit {
                         after.rate_limit =
                             rate_limit.and_then(|limit| errors.collect(RateLimit::validate(limit)));
+                    }
+                    if let Some(external_id) = &request.external_id {
+                        if let Some(id) = external_id {
+                            errors.collect(validate::external_id(id));
+                        }
+                        after.external_id.clone_from(external_id);
+                    }
+                    if let Some(metadata) = &request.metadata {
+                        let value = metadata.clone().unwrap_or_default();
+                        if let Some(metadata) = errors.collect(validate::metadata(value)) {
+                            after.metadata = metadata;
+                        }
                     }
                     errors.into_result()?;
                     Ok((after, ()))
@@ -798,6 +818,10 @@ fn token_query(params: TokenListParams, now: DateTime<Utc>) -> AppResult<TokenQu
     {
         errors.add("q", "must be at most 100 characters");
     }
+    let external_id = params.external_id.filter(|id| !id.is_empty());
+    if let Some(id) = &external_id {
+        errors.collect(validate::external_id(id));
+    }
     errors.into_result()?;
     Ok(TokenQuery {
         kind: TokenKind::Api,
@@ -808,6 +832,7 @@ fn token_query(params: TokenListParams, now: DateTime<Utc>) -> AppResult<TokenQu
         status,
         token_type,
         project: params.project.filter(|p| !p.is_empty()),
+        external_id,
         sort,
         limit,
         after,

@@ -23,8 +23,8 @@ pub use catalog::{Action, ActionKind, Catalog, Permission, Resource, TokenType};
 pub use digest::{Pepper, TokenDigest};
 pub use lifecycle::{ApiVersions, Lifespan, RateLimit, TokenStatus};
 pub use record::{
-    AuditEntry, Change, ChangeKind, GraceDigest, Project, TokenId, TokenKind, TokenRecord, UserId,
-    UserRecord,
+    AuditEntry, Change, ChangeKind, GraceDigest, Project, TokenId, TokenKind, TokenMetadata,
+    TokenRecord, UserId, UserRecord,
 };
 pub use route_rules::{DefaultRoute, ForwardAuthConfig, RouteDecision, RouteRules, RuleConfig};
 pub use token::{ParsedToken, TokenFormat, TokenFormatError, TokenPrefix, TokenSecret};

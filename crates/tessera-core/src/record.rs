@@ -80,6 +80,9 @@ pub struct GraceDigest {
     pub until: DateTime<Utc>,
 }
 
+/// A token's `metadata`: a JSON object of at most [`crate::validate::METADATA_MAX_BYTES`].
+pub type TokenMetadata = serde_json::Map<String, serde_json::Value>;
+
 /// A token as stored: everything but the secret.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TokenRecord {
@@ -103,6 +106,10 @@ pub struct TokenRecord {
     pub updated_at: DateTime<Utc>,
     pub last_used_at: Option<DateTime<Utc>>,
     pub rate_limit: Option<RateLimit>,
+    /// The customer or account this token belongs to, in the protected API's terms.
+    pub external_id: Option<String>,
+    /// Free-form JSON object the protected API receives on verification.
+    pub metadata: TokenMetadata,
     /// The stored revision this record was read at; an edit succeeds only while it is
     /// still current, so two concurrent edits cannot silently undo each other.
     pub revision: i64,

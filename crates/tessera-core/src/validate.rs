@@ -108,6 +108,65 @@ pub fn description(text: &str) -> Result<(), FieldErrors> {
     }
 }
 
+/// Longest `external_id`, in characters.
+pub const EXTERNAL_ID_MAX: usize = 128;
+/// Largest `metadata` object, in bytes of compact JSON.
+pub const METADATA_MAX_BYTES: usize = 4096;
+
+/// An `external_id`: 1–128 characters, no surrounding whitespace, no control
+/// characters. Clearing it is `null`, never an empty string, so that "no customer"
+/// has one spelling and the list filter cannot confuse the two.
+pub fn external_id(id: &str) -> Result<(), FieldErrors> {
+    let message = if id.is_empty() {
+        Some("must not be empty (send null to clear it)".to_owned())
+    } else if id.chars().count() > EXTERNAL_ID_MAX {
+        Some(format!("must be at most {EXTERNAL_ID_MAX} characters"))
+    } else if id.trim() != id {
+        Some("must not start or end with whitespace".to_owned())
+    } else if id.chars().any(char::is_control) {
+        Some("must not contain control characters".to_owned())
+    } else {
+        None
+    };
+    message.map_or(Ok(()), |m| Err(FieldErrors::single("external_id", m)))
+}
+
+/// `metadata`: a JSON object of at most 4 KB as compact JSON; `null` means `{}`.
+/// Keys and string values may not hold NUL, which PostgreSQL cannot store.
+pub fn metadata(value: serde_json::Value) -> Result<crate::TokenMetadata, FieldErrors> {
+    let fail = |message: String| Err(FieldErrors::single("metadata", message));
+    let object = match value {
+        serde_json::Value::Null => return Ok(crate::TokenMetadata::new()),
+        serde_json::Value::Object(object) => object,
+        _ => return fail("must be a JSON object".to_owned()),
+    };
+    let size = serde_json::to_vec(&object).map_or(usize::MAX, |bytes| bytes.len());
+    if size > METADATA_MAX_BYTES {
+        return fail(format!(
+            "must be at most {METADATA_MAX_BYTES} bytes as JSON (this one is {size})"
+        ));
+    }
+    if object_holds_nul(&object) {
+        return fail("must not contain NUL characters".to_owned());
+    }
+    Ok(object)
+}
+
+fn object_holds_nul(object: &crate::TokenMetadata) -> bool {
+    object
+        .iter()
+        .any(|(key, value)| key.contains('\0') || json_holds_nul(value))
+}
+
+fn json_holds_nul(value: &serde_json::Value) -> bool {
+    match value {
+        serde_json::Value::String(text) => text.contains('\0'),
+        serde_json::Value::Array(items) => items.iter().any(json_holds_nul),
+        serde_json::Value::Object(object) => object_holds_nul(object),
+        _ => false,
+    }
+}
+
 /// Token names are unique among API tokens, compared case-insensitively; this is
 /// the key the uniqueness rule compares.
 pub fn name_key(name: &str) -> String {
@@ -181,6 +240,33 @@ mod tests {
     fn description_limit_counts_characters() {
         assert!(description(&"é".repeat(500)).is_ok());
         assert!(description(&"é".repeat(501)).is_err());
+    }
+
+    #[test]
+    fn external_id_rules() {
+        for ok in ["cus_123", "acme corp", &"é".repeat(128)] {
+            assert!(external_id(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", " cus", "cus\n", "a\0b", &"a".repeat(129)] {
+            assert!(external_id(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn metadata_rules() {
+        use serde_json::json;
+        assert_eq!(metadata(json!(null)), Ok(crate::TokenMetadata::new()));
+        let plan = metadata(json!({"plan": "pro", "seats": [1, 2]})).unwrap();
+        assert_eq!(plan["plan"], "pro");
+        for not_object in [json!([]), json!("x"), json!(3), json!(true)] {
+            let err = metadata(not_object).unwrap_err();
+            assert_eq!(err.get("metadata"), Some("must be a JSON object"));
+        }
+        // {"k":"…"} is 8 bytes of framing around the string.
+        assert!(metadata(json!({"k": "a".repeat(METADATA_MAX_BYTES - 8)})).is_ok());
+        assert!(metadata(json!({"k": "a".repeat(METADATA_MAX_BYTES - 7)})).is_err());
+        assert!(metadata(json!({"deep": {"list": ["a\u{0}b"]}})).is_err());
+        assert!(metadata(json!({"a\u{0}": 1})).is_err());
     }
 
     #[test]

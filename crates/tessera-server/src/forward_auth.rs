@@ -143,11 +143,16 @@ fn answer(
             set("x-tessera-token-id", header_safe(&token.id.0.to_string()));
             set("x-tessera-token-name", header_safe(&token.name));
             set("x-tessera-api-version", header_safe(&token.api_version));
-            // Always sent, empty for a token bound to no project: gateways that copy
-            // answer headers (Caddy) then replace a client's own instead of keeping it.
+            // Project and external id are always sent, empty when the token has none:
+            // gateways that copy answer headers (Caddy) then replace a client's own
+            // instead of keeping it.
             set(
                 "x-tessera-project",
                 header_safe(token.project.as_deref().unwrap_or_default()),
+            );
+            set(
+                "x-tessera-external-id",
+                header_safe(token.external_id.as_deref().unwrap_or_default()),
             );
             response
         }

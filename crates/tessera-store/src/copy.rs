@@ -240,6 +240,8 @@ const TABLES: &[Table] = &[
             ("rate_limit_requests", Integer),
             ("rate_limit_seconds", Integer),
             ("revision", Integer),
+            ("external_id", Text),
+            ("metadata", Text),
         ],
         key_len: 1,
     },

@@ -58,6 +58,8 @@ pub struct TokenQuery {
     pub status: Option<StatusFilter>,
     pub token_type: Option<TokenType>,
     pub project: Option<String>,
+    /// Exact `external_id`.
+    pub external_id: Option<String>,
     pub sort: TokenSort,
     pub limit: u32,
     /// Continue after this position (from a previous page).

@@ -63,13 +63,15 @@ pub(crate) struct TokenRow {
     rate_limit_requests: Option<i64>,
     rate_limit_seconds: Option<i64>,
     revision: i64,
+    external_id: Option<String>,
+    metadata: String,
 }
 
 /// The column list every token query selects, in [`TokenRow`] order.
 pub(crate) const TOKEN_COLUMNS: &str = "id, kind, name, description, token_type, permissions, \
     project, owner_id, status, lifespan, expires_at, api_version, hint, digest, grace_digest, \
     grace_until, created_at, created_by, updated_at, last_used_at, rate_limit_requests, \
-    rate_limit_seconds, revision";
+    rate_limit_seconds, revision, external_id, metadata";
 
 fn digest(bytes: &[u8]) -> StoreResult<TokenDigest> {
     TokenDigest::from_slice(bytes).ok_or_else(|| corrupt("digest is not 32 bytes"))
@@ -113,6 +115,9 @@ impl TokenRow {
             updated_at: from_millis(self.updated_at)?,
             last_used_at: self.last_used_at.map(from_millis).transpose()?,
             rate_limit,
+            external_id: self.external_id,
+            metadata: serde_json::from_str(&self.metadata)
+                .map_err(|_| corrupt("token metadata"))?,
             revision: self.revision,
         })
     }

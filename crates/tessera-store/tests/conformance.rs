@@ -219,6 +219,8 @@ fn token(name: &str, created_at: DateTime<Utc>, seed: u8) -> TokenRecord {
         updated_at: created_at,
         last_used_at: None,
         rate_limit: None,
+        external_id: None,
+        metadata: tessera_core::TokenMetadata::new(),
         revision: 0,
     }
 }
@@ -241,6 +243,7 @@ fn query(now: DateTime<Utc>) -> TokenQuery {
         status: None,
         token_type: None,
         project: None,
+        external_id: None,
         sort: TokenSort::default(),
         limit: 50,
         after: None,
@@ -257,6 +260,11 @@ async fn check_token_round_trip_and_every_write_feeds_the_change_log(store: Arc<
     });
     record.expires_at = Some(t0() + Duration::days(7));
     record.lifespan = Lifespan::Days7;
+    record.external_id = Some("cus_42".into());
+    record.metadata = serde_json::json!({"plan": "pro", "seats": [1, 2], "nested": {"ok": true}})
+        .as_object()
+        .cloned()
+        .unwrap();
     store
         .insert_token(&record, &audit("token.create"))
         .await
@@ -271,6 +279,8 @@ async fn check_token_round_trip_and_every_write_feeds_the_change_log(store: Arc<
     edited.status = TokenStatus::Disabled;
     edited.permissions = vec!["article.find".into()];
     edited.token_type = TokenType::Custom;
+    edited.external_id = None;
+    edited.metadata.insert("plan".into(), "team".into());
     store
         .update_token(&edited, &audit("token.update"))
         .await
@@ -367,6 +377,9 @@ async fn check_listing_filters_sorts_and_pages(store: Arc<dyn Store>) {
             record.token_type = TokenType::FullAccess;
             record.name = "100%_match".into();
         }
+        if index == 5 || index == 6 {
+            record.external_id = Some(format!("cus_{}", index / 6));
+        }
         names.push(record.name.clone());
         store.insert_token(&record, &audit("a")).await.unwrap();
     }
@@ -386,6 +399,18 @@ async fn check_listing_filters_sorts_and_pages(store: Arc<dyn Store>) {
     assert_eq!(store.list_tokens(&q).await.unwrap().total, 1);
     q.status = Some(StatusFilter::Expired);
     assert_eq!(store.list_tokens(&q).await.unwrap().total, 1);
+
+    let mut q = query(now);
+    q.external_id = Some("cus_1".into());
+    let found = store.list_tokens(&q).await.unwrap();
+    assert_eq!(found.total, 1, "external_id is an exact match");
+    assert_eq!(found.items[0].name, "Token 6");
+    q.external_id = Some("CUS_0".into());
+    assert_eq!(
+        store.list_tokens(&q).await.unwrap().total,
+        0,
+        "external ids are compared exactly, case included"
+    );
 
     let mut q = query(now);
     q.name_contains = Some("0%_".into());

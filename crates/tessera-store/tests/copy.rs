@@ -62,6 +62,8 @@ fn token(name: &str) -> TokenRecord {
         updated_at: t0(),
         last_used_at: None,
         rate_limit: None,
+        external_id: None,
+        metadata: tessera_core::TokenMetadata::new(),
         revision: 0,
     }
 }
@@ -252,6 +254,10 @@ async fn populate(store: &dyn Store, extra_tokens: usize) -> Fixture {
     tokens.push(custom);
     let mut bound = token("bound");
     bound.project = Some("shop".into());
+    bound.external_id = Some("cus_7".into());
+    bound
+        .metadata
+        .insert("plan".into(), serde_json::json!({"tier": 2}));
     tokens.push(bound);
     let mut disabled = token("disabled");
     disabled.status = TokenStatus::Disabled;

@@ -205,6 +205,56 @@ pub enum TokenCommand {
         /// REQUESTS/SECONDS, e.g. 100/60.
         #[arg(long, value_name = "N/SECONDS")]
         rate_limit: Option<String>,
+        /// The customer or account this token belongs to, in your API's terms (≤ 128 characters).
+        #[arg(long, value_name = "ID")]
+        external_id: Option<String>,
+        /// A JSON object (≤ 4 KB) that verification returns with the token, e.g. '{"plan":"pro"}'.
+        #[arg(long, value_name = "JSON")]
+        metadata: Option<String>,
+    },
+    /// Change a token's settings; what is not given stays as it is.
+    Update {
+        /// The token's id.
+        id: String,
+        /// A new name.
+        #[arg(long)]
+        name: Option<String>,
+        /// A new description.
+        #[arg(long)]
+        description: Option<String>,
+        /// read-only | full-access | custom
+        #[arg(long = "type", value_name = "TYPE")]
+        token_type: Option<String>,
+        /// A permission `resource.action` (custom tokens; repeat the flag; replaces the list).
+        #[arg(long = "permission", value_name = "PERMISSION")]
+        permissions: Vec<String>,
+        /// 7d | 30d | 90d | unlimited, counted from now.
+        #[arg(long, conflicts_with = "expires_at")]
+        lifespan: Option<String>,
+        /// An RFC 3339 expiry time.
+        #[arg(long)]
+        expires_at: Option<String>,
+        /// Bind the token to this project.
+        #[arg(long, conflicts_with = "no_project")]
+        project: Option<String>,
+        /// Unbind the token from its project.
+        #[arg(long)]
+        no_project: bool,
+        /// REQUESTS/SECONDS, e.g. 100/60.
+        #[arg(long, value_name = "N/SECONDS", conflicts_with = "no_rate_limit")]
+        rate_limit: Option<String>,
+        /// Remove the token's rate limit.
+        #[arg(long)]
+        no_rate_limit: bool,
+        /// The customer or account this token belongs to (≤ 128 characters).
+        #[arg(long, value_name = "ID", conflicts_with = "no_external_id")]
+        external_id: Option<String>,
+        /// Remove the token's external id.
+        #[arg(long)]
+        no_external_id: bool,
+        /// Replace the token's metadata with this JSON object ('{}' empties it).
+        #[arg(long, value_name = "JSON")]
+        metadata: Option<String>,
     },
     /// List tokens.
     List {
@@ -217,6 +267,9 @@ pub enum TokenCommand {
         token_type: Option<String>,
         #[arg(long)]
         project: Option<String>,
+        /// Only tokens with this external id.
+        #[arg(long, value_name = "ID")]
+        external_id: Option<String>,
         #[arg(long, default_value = "200")]
         limit: u32,
     },

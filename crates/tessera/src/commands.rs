@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use tessera_api_types::{
     ActionView, CreateTokenRequest, CreatedToken, ProjectRequest, RegenerateRequest,
-    ResourceRequest, TokenListParams, TokenView,
+    ResourceRequest, TokenListParams, TokenView, UpdateTokenRequest,
 };
 use tessera_app::auth::{NewAdmin, Password};
 use tessera_app::{Principal, SystemClock, Tessera, VerifyQuery};
@@ -284,6 +284,53 @@ async fn admin(config: &Config, command: AdminCommand, json: bool) -> Result<u8>
     Ok(exit::OK)
 }
 
+/// `--lifespan` / `--expires-at` as the API takes them.
+fn parse_expiry(
+    lifespan: Option<String>,
+    expires_at: Option<String>,
+) -> Result<(Option<Lifespan>, Option<DateTime<Utc>>)> {
+    let lifespan = lifespan
+        .map(|text| {
+            Lifespan::parse(&text).ok_or_else(|| {
+                UsageError(format!(
+                    "--lifespan {text:?}: use 7d, 30d, 90d or unlimited"
+                ))
+            })
+        })
+        .transpose()?;
+    let expires_at = expires_at
+        .map(|text| {
+            DateTime::parse_from_rfc3339(&text)
+                .map(|at| at.with_timezone(&Utc))
+                .map_err(|_| {
+                    UsageError(format!(
+                        "--expires-at {text:?}: use RFC 3339, e.g. 2027-01-31T00:00:00Z"
+                    ))
+                })
+        })
+        .transpose()?;
+    Ok((lifespan, expires_at))
+}
+
+/// `--metadata`: any JSON here; the application says what it must be.
+fn parse_metadata(text: &str) -> Result<serde_json::Value> {
+    serde_json::from_str(text).map_err(|error| {
+        UsageError(format!(
+            "--metadata is not JSON ({error}): give an object, e.g. '{{\"plan\":\"pro\"}}'"
+        ))
+        .into()
+    })
+}
+
+/// A setting that `--X VALUE` sets and `--no-X` clears.
+fn clearable(value: Option<String>, clear: bool) -> Option<Option<String>> {
+    match (value, clear) {
+        (Some(value), _) => Some(Some(value)),
+        (None, true) => Some(None),
+        (None, false) => None,
+    }
+}
+
 fn parse_rate_limit(text: &str) -> Result<RateLimit> {
     let parsed = text.split_once('/').and_then(|(n, s)| {
         Some(RateLimit {
@@ -312,32 +359,16 @@ async fn token(config: &Config, command: TokenCommand, json: bool) -> Result<u8>
             description,
             project,
             rate_limit,
+            external_id,
+            metadata,
         } => {
             let token_type = TokenType::parse(&token_type).ok_or_else(|| {
                 UsageError(format!(
                     "--type {token_type:?}: use read-only, full-access or custom"
                 ))
             })?;
-            let lifespan = match (&lifespan, &expires_at) {
-                (None, None) => Some(Lifespan::Unlimited),
-                (Some(text), _) => Some(Lifespan::parse(text).ok_or_else(|| {
-                    UsageError(format!(
-                        "--lifespan {text:?}: use 7d, 30d, 90d or unlimited"
-                    ))
-                })?),
-                (None, Some(_)) => None,
-            };
-            let expires_at = expires_at
-                .map(|text| {
-                    DateTime::parse_from_rfc3339(&text)
-                        .map(|at| at.with_timezone(&Utc))
-                        .map_err(|_| {
-                            UsageError(format!(
-                                "--expires-at {text:?}: use RFC 3339, e.g. 2027-01-31T00:00:00Z"
-                            ))
-                        })
-                })
-                .transpose()?;
+            let (lifespan, expires_at) = parse_expiry(lifespan, expires_at)?;
+            let lifespan = lifespan.or(expires_at.is_none().then_some(Lifespan::Unlimited));
             let request = CreateTokenRequest {
                 name,
                 description,
@@ -347,15 +378,79 @@ async fn token(config: &Config, command: TokenCommand, json: bool) -> Result<u8>
                 expires_at,
                 project,
                 rate_limit: rate_limit.as_deref().map(parse_rate_limit).transpose()?,
+                external_id,
+                metadata: metadata.as_deref().map(parse_metadata).transpose()?,
             };
             let created = app.create_token(&principal, request).await?;
             reveal(&created, json, "created")?;
+        }
+        TokenCommand::Update {
+            id,
+            name,
+            description,
+            token_type,
+            permissions,
+            lifespan,
+            expires_at,
+            project,
+            no_project,
+            rate_limit,
+            no_rate_limit,
+            external_id,
+            no_external_id,
+            metadata,
+        } => {
+            let token_type = token_type
+                .map(|text| {
+                    TokenType::parse(&text).ok_or_else(|| {
+                        UsageError(format!(
+                            "--type {text:?}: use read-only, full-access or custom"
+                        ))
+                    })
+                })
+                .transpose()?;
+            let (lifespan, expires_at) = parse_expiry(lifespan, expires_at)?;
+            let rate_limit = match (rate_limit, no_rate_limit) {
+                (Some(text), _) => Some(Some(parse_rate_limit(&text)?)),
+                (None, true) => Some(None),
+                (None, false) => None,
+            };
+            let request = UpdateTokenRequest {
+                name,
+                description,
+                token_type,
+                permissions: (!permissions.is_empty()).then_some(permissions),
+                lifespan,
+                expires_at: expires_at.map(Some),
+                project: clearable(project, no_project),
+                rate_limit,
+                external_id: clearable(external_id, no_external_id),
+                metadata: metadata
+                    .as_deref()
+                    .map(parse_metadata)
+                    .transpose()?
+                    .map(Some),
+            };
+            if request == UpdateTokenRequest::default() {
+                return Err(UsageError(
+                    "nothing to change: give at least one setting (see `tessera token update --help`)"
+                        .into(),
+                )
+                .into());
+            }
+            let token = app.update_token(&principal, &id, request).await?;
+            if json {
+                print_json(&token)?;
+            } else {
+                eprintln!("updated token {}", token.name);
+            }
         }
         TokenCommand::List {
             q,
             status,
             token_type,
             project,
+            external_id,
             limit,
         } => {
             let params = TokenListParams {
@@ -363,6 +458,7 @@ async fn token(config: &Config, command: TokenCommand, json: bool) -> Result<u8>
                 status,
                 token_type,
                 project,
+                external_id,
                 limit: Some(limit.to_string()),
                 ..TokenListParams::default()
             };

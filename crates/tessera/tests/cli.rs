@@ -483,6 +483,85 @@ fn token_disable_enable_regenerate_delete() {
 // ---------------------------------------------------------------------------
 
 #[test]
+fn token_update_sets_and_clears_settings_and_who_the_token_belongs_to() {
+    let sandbox = Sandbox::new();
+    let (id, secret) = sandbox.create_token(
+        "acme",
+        &[
+            "--type",
+            "read-only",
+            "--external-id",
+            "cus_1",
+            "--metadata",
+            r#"{"plan":"pro"}"#,
+        ],
+    );
+    sandbox.create_token("other", &["--type", "read-only"]);
+    let page = sandbox
+        .run(&["token", "list", "--json", "--external-id", "cus_1"])
+        .ok()
+        .json();
+    assert_eq!(page["total"], 1, "{page}");
+    assert_eq!(
+        page["items"][0]["metadata"],
+        serde_json::json!({"plan": "pro"})
+    );
+
+    let updated = sandbox
+        .run(&[
+            "token",
+            "update",
+            "--json",
+            &id,
+            "--name",
+            "acme eu",
+            "--metadata",
+            r#"{"plan":"team"}"#,
+            "--rate-limit",
+            "10/60",
+        ])
+        .ok()
+        .json();
+    assert_eq!(updated["name"], "acme eu");
+    assert_eq!(updated["metadata"], serde_json::json!({"plan": "team"}));
+    assert_eq!(updated["external_id"], "cus_1", "what is not given stays");
+    assert_eq!(updated["rate_limit"]["requests"], 10);
+
+    let cleared = sandbox
+        .run(&[
+            "token",
+            "update",
+            "--json",
+            &id,
+            "--no-external-id",
+            "--no-rate-limit",
+        ])
+        .ok()
+        .json();
+    assert_eq!(cleared["external_id"], Value::Null);
+    assert_eq!(cleared["rate_limit"], Value::Null);
+    let verified = sandbox.run(&["verify", "--json", &secret]).ok().json();
+    assert_eq!(verified["token"]["name"], "acme eu");
+    assert_eq!(
+        verified["token"]["metadata"],
+        serde_json::json!({"plan": "team"})
+    );
+
+    // Bad input: named, nothing changed.
+    let out = sandbox.run(&["token", "update", &id, "--metadata", "{plan"]);
+    out.expect_code(2);
+    assert!(out.stderr.contains("--metadata"), "{}", out.stderr);
+    let out = sandbox.run(&["token", "update", &id, "--metadata", "[1]"]);
+    assert_ne!(out.code, Some(0));
+    assert!(out.stderr.contains("metadata"), "{}", out.stderr);
+    let out = sandbox.run(&["token", "update", &id]);
+    out.expect_code(2);
+    assert!(out.stderr.contains("nothing to change"), "{}", out.stderr);
+    let shown = sandbox.run(&["token", "show", "--json", &id]).ok().json();
+    assert_eq!(shown["metadata"], serde_json::json!({"plan": "team"}));
+}
+
+#[test]
 fn verify_exit_codes_and_json_shape() {
     let sandbox = Sandbox::new();
     sandbox.add_article();
@@ -505,8 +584,10 @@ fn verify_exit_codes_and_json_shape() {
         [
             "api_version",
             "expires_at",
+            "external_id",
             "id",
             "kind",
+            "metadata",
             "name",
             "project",
             "type"

@@ -57,6 +57,8 @@ pub struct IndexedToken {
     pub status: TokenStatus,
     pub expires_at: Option<DateTime<Utc>>,
     pub api_version: String,
+    pub external_id: Option<String>,
+    pub metadata: tessera_core::TokenMetadata,
     pub limiter: Option<DefaultDirectRateLimiter>,
     pub usage: Arc<UsageCounters>,
     /// This token's `{"valid": true, "token": …}` answer, rendered once when the entry
@@ -75,6 +77,8 @@ impl IndexedToken {
             project: self.project.clone(),
             api_version: self.api_version.clone(),
             expires_at: self.expires_at,
+            external_id: self.external_id.clone(),
+            metadata: self.metadata.clone(),
         }
     }
 
@@ -90,6 +94,8 @@ impl IndexedToken {
             status: record.status,
             expires_at: record.expires_at,
             api_version: record.api_version.clone(),
+            external_id: record.external_id.clone(),
+            metadata: record.metadata.clone(),
             limiter: record.rate_limit.and_then(limiter),
             usage,
             answer: Arc::from(""),

@@ -30,6 +30,9 @@ pub struct TokenForm {
     pub rate_requests: String,
     pub rate_seconds: String,
     pub permissions: BTreeSet<String>,
+    pub external_id: String,
+    /// The metadata object as JSON text; empty for `{}`.
+    pub metadata: String,
 }
 
 impl TokenForm {
@@ -69,6 +72,12 @@ impl TokenForm {
                 .map(|limit| limit.per_seconds.to_string())
                 .unwrap_or_default(),
             permissions: token.permissions.iter().cloned().collect(),
+            external_id: token.external_id.clone().unwrap_or_default(),
+            metadata: if token.metadata.is_empty() {
+                String::new()
+            } else {
+                serde_json::to_string_pretty(&token.metadata).unwrap_or_default()
+            },
         }
     }
 
@@ -99,6 +108,8 @@ impl TokenForm {
                 .all(&format!("{prefix}permissions"))
                 .into_iter()
                 .collect(),
+            external_id: field("external_id").trim().to_owned(),
+            metadata: field("metadata"),
         }
     }
 
@@ -173,6 +184,23 @@ impl TokenForm {
         })
     }
 
+    /// The metadata typed: `None` when the box is empty (no metadata).
+    fn metadata_value(&self, errors: &mut FieldErrors) -> Option<serde_json::Value> {
+        if self.metadata.trim().is_empty() {
+            return None;
+        }
+        match serde_json::from_str(&self.metadata) {
+            Ok(value) => Some(value),
+            Err(_) => {
+                errors.add(
+                    "metadata",
+                    "must be a JSON object, such as {\"plan\": \"pro\"}",
+                );
+                None
+            }
+        }
+    }
+
     fn permission_list(&self) -> Vec<String> {
         if self.custom() {
             self.permissions.iter().cloned().collect()
@@ -186,6 +214,7 @@ impl TokenForm {
         let mut errors = FieldErrors::default();
         let (lifespan, expires_at) = self.expiry(&Self::default(), &mut errors);
         let rate_limit = self.rate_limit(&mut errors);
+        let metadata = self.metadata_value(&mut errors);
         errors.into_result()?;
         Ok(CreateTokenRequest {
             name: self.name.trim().to_owned(),
@@ -196,6 +225,8 @@ impl TokenForm {
             expires_at,
             project: Some(self.project.clone()).filter(|p| !p.is_empty()),
             rate_limit,
+            external_id: Some(self.external_id.clone()).filter(|id| !id.is_empty()),
+            metadata,
         })
     }
 
@@ -223,6 +254,7 @@ impl TokenForm {
         } else {
             None
         };
+        let metadata = (self.metadata != loaded.metadata).then(|| self.metadata_value(&mut errors));
         errors.into_result()?;
         let changed = |now: &str, was: &str| (now != was).then(|| now.trim().to_owned());
         Ok(UpdateTokenRequest {
@@ -235,6 +267,9 @@ impl TokenForm {
             project: (self.project != loaded.project)
                 .then(|| Some(self.project.clone()).filter(|p| !p.is_empty())),
             rate_limit,
+            external_id: (self.external_id != loaded.external_id)
+                .then(|| Some(self.external_id.clone()).filter(|id| !id.is_empty())),
+            metadata,
         })
     }
 }
@@ -397,6 +432,34 @@ mod tests {
     }
 
     #[test]
+    fn customer_fields_are_read_and_sent_when_changed() {
+        let request = posted("name=x&duration=7d&type=read-only&external_id=+cus_1+&metadata=%7B%22plan%22%3A%22pro%22%7D")
+            .create_request()
+            .unwrap();
+        assert_eq!(request.external_id.as_deref(), Some("cus_1"));
+        assert_eq!(request.metadata, Some(serde_json::json!({"plan": "pro"})));
+        let blank = posted("name=x&duration=7d&type=read-only&external_id=&metadata=")
+            .create_request()
+            .unwrap();
+        assert_eq!((blank.external_id, blank.metadata), (None, None));
+        let errors = posted("name=x&duration=7d&type=read-only&metadata=%7Bplan")
+            .create_request()
+            .unwrap_err();
+        assert!(errors.get("metadata").is_some());
+
+        let was = posted("name=x&duration=keep&type=read-only&external_id=cus_1&metadata=%7B%7D");
+        let cleared = posted("name=x&duration=keep&type=read-only&external_id=&metadata=")
+            .update_request(&was)
+            .unwrap();
+        assert_eq!(cleared.external_id, Some(None));
+        assert_eq!(cleared.metadata, Some(None));
+        assert_eq!(
+            was.update_request(&was).unwrap(),
+            UpdateTokenRequest::default()
+        );
+    }
+
+    #[test]
     fn an_edit_keeps_the_expiry_unless_a_duration_or_date_is_chosen() {
         let renewed =
             posted("name=x&duration=30d&expires_on=2031-05-04&type=custom&permissions=a.b")
@@ -456,6 +519,8 @@ mod tests {
             updated_at: now,
             last_used_at: None,
             rate_limit: None,
+            external_id: None,
+            metadata: tessera_core::TokenMetadata::new(),
         }
     }
 }

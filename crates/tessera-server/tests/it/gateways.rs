@@ -187,7 +187,10 @@ async fn protected() -> (TestServer, Admin, [String; 3]) {
     admin.article_resource().await;
     let (_, reader) = admin.token("reader").await;
     let writer = admin
-        .create_token(json!({"name": "writer", "type": "full-access", "lifespan": "30d"}))
+        .create_token(
+            json!({"name": "writer", "type": "full-access", "lifespan": "30d",
+                             "external_id": "cus_w1"}),
+        )
         .await
         .secret();
     let limited = admin
@@ -224,6 +227,7 @@ async fn check_gateway(base: &str, [reader, writer, limited]: &[String; 3]) {
         .header("authorization", format!("Bearer {reader}"))
         .header("x-tessera-token-name", "admin")
         .header("x-tessera-project", "billing")
+        .header("x-tessera-external-id", "someone-else")
         .send()
         .await
         .unwrap();
@@ -233,6 +237,13 @@ async fn check_gateway(base: &str, [reader, writer, limited]: &[String; 3]) {
     assert!(
         spoofed.body["tessera"]
             .get("x-tessera-project")
+            .is_none_or(|v| v == ""),
+        "{}",
+        spoofed.body
+    );
+    assert!(
+        spoofed.body["tessera"]
+            .get("x-tessera-external-id")
             .is_none_or(|v| v == ""),
         "{}",
         spoofed.body
@@ -255,6 +266,7 @@ async fn check_gateway(base: &str, [reader, writer, limited]: &[String; 3]) {
     let created = call(base, Method::POST, "/api/articles", Some(writer)).await;
     created.expect(200);
     assert_eq!(created.body["tessera"]["x-tessera-token-name"], "writer");
+    assert_eq!(created.body["tessera"]["x-tessera-external-id"], "cus_w1");
     let unmatched = call(base, Method::GET, "/admin", Some(writer)).await;
     assert_eq!(unmatched.status, 403, "unmatched routes are denied");
 

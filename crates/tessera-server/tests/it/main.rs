@@ -10,6 +10,7 @@ mod auth;
 mod catalog;
 mod console;
 mod console_people;
+mod customer;
 mod forward_auth;
 mod gateways;
 mod harness;

@@ -70,6 +70,8 @@ async fn create_returns_the_secret_once_with_every_record_field() {
         "updated_at",
         "last_used_at",
         "rate_limit",
+        "external_id",
+        "metadata",
         "token",
     ];
     expected.sort_unstable();
@@ -99,6 +101,8 @@ async fn create_returns_the_secret_once_with_every_record_field() {
     assert_eq!(body["created_by"], format!("user:{}", admin.email));
     assert_eq!(body["last_used_at"], Value::Null);
     assert_eq!(body["rate_limit"], Value::Null);
+    assert_eq!(body["external_id"], Value::Null);
+    assert_eq!(body["metadata"], json!({}));
     let created_at = time(&body["created_at"]);
     assert!(created_at >= before - Duration::seconds(1) && created_at <= after);
     assert!(body["created_at"].as_str().expect("time").ends_with('Z'));

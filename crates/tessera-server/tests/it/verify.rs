@@ -54,8 +54,10 @@ async fn valid_answer_carries_the_token_summary() {
         [
             "api_version",
             "expires_at",
+            "external_id",
             "id",
             "kind",
+            "metadata",
             "name",
             "project",
             "type"
@@ -68,6 +70,8 @@ async fn valid_answer_carries_the_token_summary() {
     assert_eq!(token["project"], "shop");
     assert_eq!(token["api_version"], "v3");
     assert_eq!(token["expires_at"], created.body["expires_at"]);
+    assert_eq!(token["external_id"], Value::Null);
+    assert_eq!(token["metadata"], json!({}));
     assert!(!response.text.contains(&created.secret()));
 
     // No permission asked: the token is valid as such. Unlimited tokens: expires_at null.

@@ -255,6 +255,12 @@ fn bind_token<'q>(
         .bind(token.last_used_at.map(millis))
         .bind(token.rate_limit.map(|r| i64::from(r.requests)))
         .bind(token.rate_limit.map(|r| i64::from(r.per_seconds)))
+        .bind(&token.external_id)
+        .bind(metadata_json(&token.metadata))
+}
+
+fn metadata_json(metadata: &tessera_core::TokenMetadata) -> String {
+    serde_json::Value::Object(metadata.clone()).to_string()
 }
 
 fn permissions_json(permissions: &[String]) -> String {
@@ -316,6 +322,11 @@ fn push_filters(builder: &mut QueryBuilder<'_, Postgres>, query: &TokenQuery) {
     if let Some(project) = &query.project {
         builder.push(" AND project = ").push_bind(project.clone());
     }
+    if let Some(external_id) = &query.external_id {
+        builder
+            .push(" AND external_id = ")
+            .push_bind(external_id.clone());
+    }
 }
 
 /// The sort expression. `name_key` and `id` are `COLLATE "C"` columns, so names and
@@ -370,7 +381,7 @@ impl Store for PostgresStore {
         let id = token.id.to_string();
         let mut transaction = self.begin().await?;
 
-        let placeholders = (1..=23)
+        let placeholders = (1..=25)
             .map(|n| format!("${n}"))
             .collect::<Vec<_>>()
             .join(", ");
@@ -378,7 +389,7 @@ impl Store for PostgresStore {
             "INSERT INTO tokens (id, kind, name, name_key, description, token_type, \
                  permissions, project, owner_id, status, lifespan, expires_at, api_version, \
                  hint, digest, grace_digest, grace_until, created_at, created_by, updated_at, \
-                 last_used_at, rate_limit_requests, rate_limit_seconds) \
+                 last_used_at, rate_limit_requests, rate_limit_seconds, external_id, metadata) \
                  VALUES ({placeholders})"
         );
         bind_token(sqlx::query(&sql), token)
@@ -400,8 +411,8 @@ impl Store for PostgresStore {
                  permissions = $5, project = $6, status = $7, lifespan = $8, expires_at = $9, \
                  api_version = $10, hint = $11, digest = $12, grace_digest = $13, \
                  grace_until = $14, updated_at = $15, rate_limit_requests = $16, \
-                 rate_limit_seconds = $17, revision = revision + 1 \
-                 WHERE id = $18 AND revision = $19",
+                 rate_limit_seconds = $17, external_id = $18, metadata = $19, \
+                 revision = revision + 1 WHERE id = $20 AND revision = $21",
         )
         .bind(&token.name)
         .bind(tessera_core::validate::name_key(&token.name))
@@ -420,6 +431,8 @@ impl Store for PostgresStore {
         .bind(millis(token.updated_at))
         .bind(token.rate_limit.map(|r| i64::from(r.requests)))
         .bind(token.rate_limit.map(|r| i64::from(r.per_seconds)))
+        .bind(&token.external_id)
+        .bind(metadata_json(&token.metadata))
         .bind(&id)
         .bind(token.revision)
         .execute(&mut *transaction)

@@ -172,6 +172,12 @@ fn bind_token<'q>(
         .bind(token.last_used_at.map(millis))
         .bind(token.rate_limit.map(|r| i64::from(r.requests)))
         .bind(token.rate_limit.map(|r| i64::from(r.per_seconds)))
+        .bind(&token.external_id)
+        .bind(metadata_json(&token.metadata))
+}
+
+fn metadata_json(metadata: &tessera_core::TokenMetadata) -> String {
+    serde_json::Value::Object(metadata.clone()).to_string()
 }
 
 fn permissions_json(permissions: &[String]) -> String {
@@ -232,6 +238,11 @@ fn push_filters(builder: &mut QueryBuilder<'_, Sqlite>, query: &TokenQuery) {
     if let Some(project) = &query.project {
         builder.push(" AND project = ").push_bind(project.clone());
     }
+    if let Some(external_id) = &query.external_id {
+        builder
+            .push(" AND external_id = ")
+            .push_bind(external_id.clone());
+    }
 }
 
 fn sort_expression(field: SortField) -> &'static str {
@@ -267,9 +278,9 @@ impl Store for SqliteStore {
             "INSERT INTO tokens (id, kind, name, name_key, description, token_type, \
                  permissions, project, owner_id, status, lifespan, expires_at, api_version, \
                  hint, digest, grace_digest, grace_until, created_at, created_by, updated_at, \
-                 last_used_at, rate_limit_requests, rate_limit_seconds) \
+                 last_used_at, rate_limit_requests, rate_limit_seconds, external_id, metadata) \
                  VALUES ({})",
-            vec!["?"; 23].join(", ")
+            vec!["?"; 25].join(", ")
         );
         bind_token(sqlx::query(&sql), token)
             .execute(&mut *transaction)
@@ -288,7 +299,8 @@ impl Store for SqliteStore {
                  permissions = ?, project = ?, status = ?, lifespan = ?, expires_at = ?, \
                  api_version = ?, hint = ?, digest = ?, grace_digest = ?, grace_until = ?, \
                  updated_at = ?, rate_limit_requests = ?, rate_limit_seconds = ?, \
-                 revision = revision + 1 WHERE id = ? AND revision = ?",
+                 external_id = ?, metadata = ?, revision = revision + 1 \
+                 WHERE id = ? AND revision = ?",
         )
         .bind(&token.name)
         .bind(tessera_core::validate::name_key(&token.name))
@@ -307,6 +319,8 @@ impl Store for SqliteStore {
         .bind(millis(token.updated_at))
         .bind(token.rate_limit.map(|r| i64::from(r.requests)))
         .bind(token.rate_limit.map(|r| i64::from(r.per_seconds)))
+        .bind(&token.external_id)
+        .bind(metadata_json(&token.metadata))
         .bind(token.id.to_string())
         .bind(token.revision)
         .execute(&mut *transaction)
