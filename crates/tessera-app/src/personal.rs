@@ -20,7 +20,6 @@ use tessera_core::{
 use crate::error::{AppError, AppResult};
 use crate::principal::{Principal, Via};
 use crate::tokens::{MAX_GRACE_SECONDS, TokenScope};
-use crate::users::parse_user_id;
 use crate::{Tessera, VerifyQuery, audit};
 
 /// The access a personal token's type stands for.
@@ -203,8 +202,10 @@ impl Tessera {
         token_id: &str,
     ) -> AppResult<()> {
         principal.require(AdminPermission::UsersManage)?;
-        let owner = parse_user_id(user_id)?;
-        self.delete_token_in(principal, token_id, TokenScope::PersonalOf(owner))
+        let owner = self.user(user_id).await?;
+        // As for every other action on a user: not on one whose role holds more.
+        self.ensure_within_reach(principal, &owner.role).await?;
+        self.delete_token_in(principal, token_id, TokenScope::PersonalOf(owner.id))
             .await
     }
 

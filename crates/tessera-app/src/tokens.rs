@@ -476,6 +476,8 @@ impl Tessera {
         request: DuplicateRequest,
     ) -> AppResult<CreatedToken> {
         principal.require(AdminPermission::TokensCreate)?;
+        // A copy reveals the original's settings: reading them needs their permission.
+        principal.require(AdminPermission::TokensRead)?;
         let original = self.api_token(id).await?;
         if let Some(name) = &request.name {
             validate::display_name("name", name)?;

@@ -93,6 +93,26 @@ impl Tessera {
         {
             self.ensure_within_reach(principal, role).await?;
         }
+        if principal.user_id == Some(before.id) {
+            if request.active == Some(false) {
+                return Err(AppError::Conflict(
+                    "you cannot deactivate yourself: you would be locked out; \
+                     ask another administrator"
+                        .into(),
+                ));
+            }
+            if request
+                .role
+                .as_ref()
+                .is_some_and(|role| *role != before.role)
+            {
+                return Err(AppError::Conflict(
+                    "you cannot change your own role: you could lock yourself out; \
+                     ask another administrator"
+                        .into(),
+                ));
+            }
+        }
         let mut after = before.clone();
         let mut errors = FieldErrors::default();
         if let Some(email) = request.email {
@@ -157,6 +177,11 @@ impl Tessera {
         principal.require(AdminPermission::UsersManage)?;
         let before = self.user(id).await?;
         self.ensure_within_reach(principal, &before.role).await?;
+        if principal.user_id == Some(before.id) {
+            return Err(AppError::Conflict(
+                "you cannot delete yourself: ask another administrator".into(),
+            ));
+        }
         let view = self.user_view(&before).await?;
         let changes = audit::diff(Some(&serde_json::to_value(&view).unwrap_or_default()), None);
         let entry = audit::entry(

@@ -628,6 +628,35 @@ async fn regenerate_replaces_the_secret_with_an_optional_grace() {
 }
 
 #[tokio::test]
+async fn duplicate_needs_the_read_permission_too() {
+    let server = TestServer::start().await;
+    let root = server.admin("super-admin").await;
+    root.post(
+        "/v1/roles",
+        json!({"name": "issuer", "permissions": ["tokens.create"]}),
+    )
+    .await
+    .expect(201);
+    let issuer = server.admin("issuer").await;
+    let (id, _) = root.token("secret settings").await;
+    let refused = issuer
+        .post(&format!("/v1/tokens/{id}/duplicate"), json!({}))
+        .await;
+    refused.expect_error(403, "forbidden");
+    assert!(
+        !refused.text.contains("secret settings"),
+        "nothing of the original is shown: {}",
+        refused.text
+    );
+    // Creating from scratch is still theirs to do.
+    issuer
+        .create_token(json!({"name": "mine", "type": "read-only", "lifespan": "7d"}))
+        .await;
+    let listed = root.get("/v1/tokens").await;
+    assert_eq!(listed.body["total"], 2, "no copy was made");
+}
+
+#[tokio::test]
 async fn duplicate_copies_settings_under_a_fresh_name_and_secret() {
     let server = TestServer::start().await;
     let admin = server.admin("super-admin").await;

@@ -340,7 +340,7 @@ async fn delete_ends_sessions_and_removes_personal_tokens() {
 }
 
 #[tokio::test]
-async fn the_last_super_admin_cannot_be_demoted_deactivated_or_deleted() {
+async fn no_one_locks_themselves_out_and_the_last_super_admin_stays() {
     let server = TestServer::start().await;
     let root = server.admin("super-admin").await;
     let me = format!("/v1/users/{}", root.id);
@@ -361,26 +361,48 @@ async fn the_last_super_admin_cannot_be_demoted_deactivated_or_deleted() {
             .expect_error(403, "forbidden");
     }
     user_admin.delete(&me).await.expect_error(403, "forbidden");
-    for caller in [&root] {
-        for body in [json!({"role": "viewer"}), json!({"active": false})] {
-            let refused = caller.patch(&me, body.clone()).await;
-            refused.expect_error(409, "conflict");
-            assert!(
-                refused.body["error"]["message"]
-                    .as_str()
-                    .is_some_and(|m| m.contains("super-admin")),
-                "the message says why: {}",
-                refused.text
-            );
-        }
-        caller.delete(&me).await.expect_error(409, "conflict");
+    // Nobody deactivates, demotes or deletes themselves: they would be locked out.
+    for body in [json!({"role": "viewer"}), json!({"active": false})] {
+        let refused = root.patch(&me, body.clone()).await;
+        refused.expect_error(409, "conflict");
+        assert!(
+            refused.body["error"]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("yourself") || m.contains("your own")),
+            "the message says why: {}",
+            refused.text
+        );
     }
+    root.delete(&me).await.expect_error(409, "conflict");
+    // A role holding every permission reaches a super-admin, but not the last one.
+    root.post(
+        "/v1/roles",
+        json!({"name": "everything", "permissions": [
+            "tokens.read", "tokens.create", "tokens.update", "tokens.regenerate",
+            "tokens.delete", "resources.manage", "projects.manage", "users.manage",
+            "roles.manage", "audit.read"]}),
+    )
+    .await
+    .expect(201);
+    let everything = server.admin("everything").await;
+    for body in [json!({"role": "viewer"}), json!({"active": false})] {
+        let refused = everything.patch(&me, body.clone()).await;
+        refused.expect_error(409, "conflict");
+        assert!(
+            refused.body["error"]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("super-admin")),
+            "the message says why: {}",
+            refused.text
+        );
+    }
+    everything.delete(&me).await.expect_error(409, "conflict");
     // Nothing changed: still the one active super-admin, signed in.
     let still = root.get("/v1/auth/me").await;
     still.expect(200);
     assert_eq!(still.body["role"], "super-admin");
     assert_eq!(still.body["active"], true);
-    // A harmless edit of the last super-admin is fine.
+    // A harmless edit of oneself is fine.
     root.patch(
         &me,
         json!({"name": "Root", "role": "super-admin", "active": true}),
@@ -395,27 +417,56 @@ async fn the_last_super_admin_cannot_be_demoted_deactivated_or_deleted() {
     root.patch(&second, json!({"active": false}))
         .await
         .expect(200);
-    root.patch(&me, json!({"role": "viewer"}))
+    everything
+        .patch(&me, json!({"role": "viewer"}))
         .await
         .expect_error(409, "conflict");
-    root.delete(&me).await.expect_error(409, "conflict");
+    everything.delete(&me).await.expect_error(409, "conflict");
     root.patch(&second, json!({"active": true}))
         .await
         .expect(200);
-    let demoted = root.patch(&me, json!({"role": "viewer"})).await;
+    let second_admin = server.login(&second_email).await;
+    let demoted = second_admin.patch(&me, json!({"role": "viewer"})).await;
     demoted.expect(200);
     assert_eq!(demoted.body["role"], "viewer");
-    let second_admin = server.login(&second_email).await;
     for body in [json!({"role": "token-manager"}), json!({"active": false})] {
-        second_admin
+        everything
             .patch(&second, body)
             .await
             .expect_error(409, "conflict");
     }
-    second_admin
+    everything
         .delete(&second)
         .await
         .expect_error(409, "conflict");
     // The demoted one may now be deleted.
     second_admin.delete(&me).await.expect(204);
+}
+
+#[tokio::test]
+async fn a_user_manager_cannot_revoke_the_personal_tokens_of_a_stronger_role() {
+    let server = TestServer::start().await;
+    let root = server.admin("super-admin").await;
+    root.post(
+        "/v1/roles",
+        json!({"name": "user-admin", "permissions": ["users.manage", "tokens.read"]}),
+    )
+    .await
+    .expect(201);
+    let user_admin = server.admin("user-admin").await;
+    let (root_token, root_secret) = root.personal_token("root laptop", "full").await;
+    let viewer = server.admin("viewer").await;
+    let (viewer_token, viewer_secret) = viewer.personal_token("viewer laptop", "read-only").await;
+
+    let refused = user_admin
+        .delete(&format!("/v1/users/{}/tokens/{root_token}", root.id))
+        .await;
+    refused.expect_error(403, "forbidden");
+    assert!(server.signs_in(&root_secret).await, "the token still works");
+    // Within reach, it works.
+    user_admin
+        .delete(&format!("/v1/users/{}/tokens/{viewer_token}", viewer.id))
+        .await
+        .expect(204);
+    assert!(!server.signs_in(&viewer_secret).await);
 }
