@@ -10,6 +10,8 @@ pub enum ErrorCode {
     Unauthenticated,
     Forbidden,
     NotFound,
+    /// The path exists but not for this method; the answer carries `Allow`.
+    MethodNotAllowed,
     Conflict,
     PayloadTooLarge,
     ValidationFailed,
@@ -25,6 +27,7 @@ impl ErrorCode {
             Self::Unauthenticated => 401,
             Self::Forbidden => 403,
             Self::NotFound => 404,
+            Self::MethodNotAllowed => 405,
             Self::Conflict => 409,
             Self::PayloadTooLarge => 413,
             Self::ValidationFailed => 422,

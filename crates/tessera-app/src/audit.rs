@@ -9,7 +9,7 @@ use tessera_core::AuditEntry;
 
 use tessera_api_types::{AuditPage, AuditParams, AuditView};
 use tessera_core::AdminPermission;
-use tessera_core::validate::FieldErrors;
+use tessera_core::validate::{self, FieldErrors};
 use tessera_store::AuditQuery;
 
 use crate::Tessera;
@@ -110,6 +110,15 @@ impl Tessera {
                 parsed
             }
         };
+        for (field, text) in [
+            ("actor", &params.actor),
+            ("action", &params.action),
+            ("target", &params.target),
+        ] {
+            if let Some(text) = text {
+                errors.collect(validate::single_line(field, text));
+            }
+        }
         errors.into_result()?;
         let query = AuditQuery {
             actor: params.actor.filter(|v| !v.is_empty()),

@@ -162,7 +162,7 @@ impl Tessera {
                 "passwords are set from a signed-in session, not with a personal token".into(),
             ));
         }
-        if self.store.get_role(&role).await?.is_some() {
+        if self.find_role(&role).await?.is_some() {
             self.ensure_within_reach(principal, &role).await?;
         }
         let user = self.new_user(email, name, role, password).await?;
@@ -192,8 +192,8 @@ impl Tessera {
         errors.collect(validate_email(&email));
         let name = name.unwrap_or_else(|| email.clone());
         errors.collect(validate::display_name("name", &name));
-        if self.store.get_role(&role).await?.is_none() {
-            errors.add("role", format!("no role `{role}` exists"));
+        if self.find_role(&role).await?.is_none() {
+            errors.add("role", "names no role; see the role list");
         }
         if let Some(password) = &password {
             errors.collect(validate_password(password));
@@ -282,8 +282,7 @@ impl Tessera {
     /// What `role` grants; an unknown role grants nothing.
     pub(crate) async fn role_grants(&self, role: &str) -> AppResult<BTreeSet<AdminPermission>> {
         Ok(self
-            .store
-            .get_role(role)
+            .find_role(role)
             .await?
             .map(|r| r.granted())
             .unwrap_or_default())

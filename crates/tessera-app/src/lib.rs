@@ -237,9 +237,10 @@ impl Tessera {
         Ok(
             match self.verifier.accept(query, client, self.clock.now()) {
                 Ok(token) => RenderedVerdict::Valid(Arc::clone(&token.answer)),
-                Err((code, retry_after)) => {
-                    RenderedVerdict::Invalid(Verdict::Invalid { code, retry_after }.into_response())
-                }
+                Err((code, retry_after)) => RenderedVerdict::Invalid {
+                    response: Verdict::Invalid { code, retry_after }.into_response(),
+                    retry_after,
+                },
             },
         )
     }

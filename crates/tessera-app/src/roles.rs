@@ -68,10 +68,18 @@ impl Tessera {
     /// A role by its id (name). A missing one is answered without echoing the id: a
     /// secret pasted where a name belongs must not come back in an error.
     async fn role(&self, id: &str) -> AppResult<Role> {
-        self.store
-            .get_role(id)
+        self.find_role(id)
             .await?
             .ok_or_else(|| AppError::NotFound("role".into()))
+    }
+
+    /// The role named `name`, if any. A name that breaks the naming rule names no
+    /// role and never reaches the database (where a NUL, say, would be an error).
+    pub(crate) async fn find_role(&self, name: &str) -> AppResult<Option<Role>> {
+        if tessera_core::admin::validate_role_name(name).is_err() {
+            return Ok(None);
+        }
+        Ok(self.store.get_role(name).await?)
     }
 
     pub async fn create_role(

@@ -85,7 +85,7 @@ impl Tessera {
             .iter()
             .any(|p| p.slug == slug)
         {
-            errors.add("project", format!("no project `{slug}` exists"));
+            errors.add("project", "names no project; see GET /v1/projects");
         }
         Ok(())
     }
@@ -810,9 +810,19 @@ fn token_query(params: TokenListParams, now: DateTime<Utc>) -> AppResult<TokenQu
             parsed
         }
     };
+    for (field, text) in [
+        ("q", &params.q),
+        ("project", &params.project),
+        ("external_id", &params.external_id),
+    ] {
+        if let Some(text) = text {
+            errors.collect(validate::single_line(field, text));
+        }
+    }
+    // Compared with the stored name key, so normalized the same way.
     let name_contains = params
         .q
-        .map(|q| q.trim().to_lowercase())
+        .map(|q| validate::name_key(q.trim()))
         .filter(|q| !q.is_empty());
     if name_contains
         .as_ref()
@@ -821,7 +831,9 @@ fn token_query(params: TokenListParams, now: DateTime<Utc>) -> AppResult<TokenQu
         errors.add("q", "must be at most 100 characters");
     }
     let external_id = params.external_id.filter(|id| !id.is_empty());
-    if let Some(id) = &external_id {
+    if let Some(id) = &external_id
+        && errors.get("external_id").is_none()
+    {
         errors.collect(validate::external_id(id));
     }
     errors.into_result()?;

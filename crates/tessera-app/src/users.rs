@@ -124,8 +124,8 @@ impl Tessera {
             after.name = name;
         }
         if let Some(role) = request.role {
-            if self.store.get_role(&role).await?.is_none() {
-                errors.add("role", format!("no role `{role}` exists"));
+            if self.find_role(&role).await?.is_none() {
+                errors.add("role", "names no role; see the role list");
             }
             after.role = role;
         }

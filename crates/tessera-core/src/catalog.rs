@@ -70,9 +70,7 @@ impl Resource {
         if !is_valid_name(&self.name) {
             errors.add("name", "must match [a-zA-Z][a-zA-Z0-9_-]{0,63}");
         }
-        if self.description.chars().count() > 500 {
-            errors.add("description", "must be at most 500 characters");
-        }
+        errors.collect(crate::validate::description(&self.description));
         if self.actions.is_empty() {
             errors.add("actions", "must list at least one action");
         }
@@ -213,12 +211,12 @@ impl TokenType {
             if Permission::parse(permission).is_none() {
                 errors.add(
                     format!("permissions[{index}]"),
-                    format!("`{permission}` is not of the form resource.action"),
+                    "is not of the form resource.action",
                 );
             } else if catalog.kind_of(permission).is_none() {
                 errors.add(
                     format!("permissions[{index}]"),
-                    format!("`{permission}` is not in the resource catalog"),
+                    "is not in the resource catalog",
                 );
             }
         }

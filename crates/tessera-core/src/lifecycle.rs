@@ -1,6 +1,6 @@
 //! Lifecycle rules: lifespans and expiry, status, rate limits, API version upgrades.
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Datelike, Duration, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::validate::FieldErrors;
@@ -74,6 +74,11 @@ pub fn resolve_expiry(
         (Some(lifespan), None) => Ok((
             lifespan,
             lifespan.days().map(|days| now + Duration::days(days)),
+        )),
+        // RFC 3339 has four-digit years: a later expiry could not be written back.
+        (None | Some(Lifespan::Custom), Some(at)) if at.year() > 9999 => Err(FieldErrors::single(
+            "expires_at",
+            "must be before the year 10000 (or use lifespan: unlimited)",
         )),
         (None | Some(Lifespan::Custom), Some(at)) if at > now => Ok((Lifespan::Custom, Some(at))),
         (None | Some(Lifespan::Custom), Some(_)) => {
@@ -181,7 +186,7 @@ impl ApiVersions {
         let Some(to) = self.position(target) else {
             return Err(FieldErrors::single(
                 "api_version",
-                format!("`{target}` is not a configured API version"),
+                "is not a configured API version; see GET /v1/api-versions",
             ));
         };
         match self.position(current) {

@@ -192,8 +192,73 @@ fn with_checksum(prefix: &str, random: &str) -> String {
     payload + &checksum
 }
 
+/// Whether `word` has the shape of a token secret, under any prefix: a short lowercase
+/// prefix, `_`, then at least [`RANDOM_LEN`] base62 characters. Error messages and
+/// names use this to avoid repeating something that may be a pasted secret.
+pub fn looks_like_secret(word: &str) -> bool {
+    let Some((prefix, body)) = word.split_once('_') else {
+        return false;
+    };
+    (1..=16).contains(&prefix.len())
+        && prefix.bytes().all(|b| b.is_ascii_lowercase())
+        && body.len() >= RANDOM_LEN
+        && body.bytes().all(|b| b.is_ascii_alphanumeric())
+}
+
+/// `text` with every word that [`looks_like_secret`] replaced by its display hint
+/// (prefix, `_`, four characters, `…`): what a message may repeat of client input.
+pub fn redact_secrets(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut word = String::new();
+    let flush = |word: &mut String, out: &mut String| {
+        if looks_like_secret(word) {
+            let hint_len = word.find('_').map_or(0, |at| at + 1 + HINT_RANDOM_LEN);
+            out.push_str(&word[..hint_len]);
+            out.push('…');
+        } else {
+            out.push_str(word);
+        }
+        word.clear();
+    };
+    for c in text.chars() {
+        if c.is_ascii_alphanumeric() || c == '_' {
+            word.push(c);
+        } else {
+            flush(&mut word, &mut out);
+            out.push(c);
+        }
+    }
+    flush(&mut word, &mut out);
+    out
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn secrets_are_recognized_and_redacted_to_their_hint() {
+        let secret = TokenFormat::default().generate(TokenKind::Api, &mut rand::rngs::OsRng);
+        let text = secret.expose();
+        assert!(looks_like_secret(text));
+        let personal = TokenFormat::default().generate(TokenKind::Personal, &mut rand::rngs::OsRng);
+        assert!(looks_like_secret(personal.expose()));
+        for plain in [
+            "deploy",
+            "ci_bot",
+            "tsr_short",
+            "Tsr_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+        ] {
+            assert!(!looks_like_secret(plain), "{plain}");
+        }
+        let message = format!("unknown field `{text}`, expected `name`");
+        let redacted = redact_secrets(&message);
+        assert!(!redacted.contains(&text[8..]), "{redacted}");
+        assert!(
+            redacted.contains(&format!("`{}…`", &text[..8])),
+            "{redacted}"
+        );
+        assert_eq!(redact_secrets("no secret here"), "no secret here");
+    }
+
     use super::*;
     use proptest::prelude::*;
     use rand::rngs::OsRng;

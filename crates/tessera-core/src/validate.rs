@@ -79,7 +79,53 @@ pub const NAME_MAX: usize = 100;
 /// Longest description, in characters.
 pub const DESCRIPTION_MAX: usize = 500;
 
-/// A display name: 1–100 characters, no surrounding whitespace, no control characters.
+/// Characters that make one name look like another or reorder how it is shown:
+/// bidirectional overrides and isolates, and zero-width characters.
+fn is_deceptive(c: char) -> bool {
+    matches!(
+        c,
+        '\u{200B}'..='\u{200F}' // zero-width space/joiners, LRM, RLM
+            | '\u{202A}'..='\u{202E}' // embeddings and overrides
+            | '\u{2060}'..='\u{2064}' // word joiner, invisible operators
+            | '\u{2066}'..='\u{2069}' // isolates
+            | '\u{FEFF}' // zero-width no-break space
+            | '\u{061C}' // Arabic letter mark
+    )
+}
+
+/// Text that fits on one line of a request: a name, an email, a list filter. No control
+/// characters at all (NUL included: PostgreSQL cannot store it, and a copy from SQLite
+/// would fail on it).
+pub fn single_line(field: &str, text: &str) -> Result<(), FieldErrors> {
+    if text.chars().any(char::is_control) {
+        Err(FieldErrors::single(
+            field,
+            "must not contain control characters",
+        ))
+    } else {
+        Ok(())
+    }
+}
+
+/// Free text such as a description: line breaks and tabs are fine, other control
+/// characters are not.
+pub fn free_text(field: &str, text: &str) -> Result<(), FieldErrors> {
+    if text
+        .chars()
+        .any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t'))
+    {
+        Err(FieldErrors::single(
+            field,
+            "must not contain control characters other than line breaks and tabs",
+        ))
+    } else {
+        Ok(())
+    }
+}
+
+/// A display name: 1–100 characters, no surrounding whitespace, no control characters,
+/// no bidirectional overrides or zero-width characters (which would let one name pass
+/// for another).
 pub fn display_name(field: &str, name: &str) -> Result<(), FieldErrors> {
     let length = name.chars().count();
     let message = if name.trim().is_empty() {
@@ -90,13 +136,17 @@ pub fn display_name(field: &str, name: &str) -> Result<(), FieldErrors> {
         Some("must not start or end with whitespace".to_owned())
     } else if name.chars().any(char::is_control) {
         Some("must not contain control characters".to_owned())
+    } else if name.chars().any(is_deceptive) {
+        Some("must not contain invisible or direction-changing characters".to_owned())
+    } else if crate::token::looks_like_secret(name) {
+        Some("must not be a token secret: name it for what it is for".to_owned())
     } else {
         None
     };
     message.map_or(Ok(()), |m| Err(FieldErrors::single(field, m)))
 }
 
-/// A description: at most 500 characters.
+/// A description: at most 500 characters, line breaks allowed.
 pub fn description(text: &str) -> Result<(), FieldErrors> {
     if text.chars().count() > DESCRIPTION_MAX {
         Err(FieldErrors::single(
@@ -104,7 +154,7 @@ pub fn description(text: &str) -> Result<(), FieldErrors> {
             format!("must be at most {DESCRIPTION_MAX} characters"),
         ))
     } else {
-        Ok(())
+        free_text("description", text)
     }
 }
 
@@ -167,10 +217,12 @@ fn json_holds_nul(value: &serde_json::Value) -> bool {
     }
 }
 
-/// Token names are unique among API tokens, compared case-insensitively; this is
-/// the key the uniqueness rule compares.
+/// Token names are unique among API tokens, compared after NFKC normalization and
+/// case folding, so that `Ｄｅｐｌｏｙ` (full-width) and `deploy` are the same name;
+/// this is the key the uniqueness rule compares.
 pub fn name_key(name: &str) -> String {
-    name.to_lowercase()
+    use unicode_normalization::UnicodeNormalization;
+    name.nfkc().collect::<String>().to_lowercase()
 }
 
 /// A project slug: `[a-z0-9][a-z0-9-]{0,62}`.
@@ -234,6 +286,33 @@ mod tests {
         assert!(display_name("name", &"a".repeat(100)).is_ok());
         let err = display_name("name", &"a".repeat(101)).unwrap_err();
         assert_eq!(err.get("name"), Some("must be at most 100 characters"));
+    }
+
+    #[test]
+    fn look_alike_names_share_a_key_and_invisible_characters_are_refused() {
+        assert_eq!(name_key("Ｄｅｐｌｏｙ"), name_key("deploy"));
+        assert_eq!(name_key("ﬁle"), name_key("FILE"), "ligatures fold");
+        assert_ne!(name_key("deploy"), name_key("deploy 2"));
+        for bad in [
+            "dep\u{200B}loy",
+            "abc\u{202E}gpj.exe",
+            "x\u{2066}y",
+            "\u{FEFF}z",
+        ] {
+            assert!(display_name("name", bad).is_err(), "{bad:?}");
+        }
+        assert!(display_name("name", "日本語の名前").is_ok());
+    }
+
+    #[test]
+    fn text_rules_refuse_control_characters() {
+        assert!(single_line("q", "a\u{0}").is_err());
+        assert!(single_line("q", "a\nb").is_err());
+        assert!(single_line("q", "plain text ✓").is_ok());
+        assert!(free_text("description", "two\nlines\tand a tab\r\n").is_ok());
+        assert!(free_text("description", "nul\u{0}").is_err());
+        assert!(free_text("description", "bell\u{7}").is_err());
+        assert!(description("a\u{0}b").is_err());
     }
 
     #[test]

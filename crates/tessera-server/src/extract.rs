@@ -25,6 +25,47 @@ pub const CSRF_HEADER: &str = "x-csrf-token";
 #[derive(Debug)]
 pub struct Json<T>(pub T);
 
+/// What a serde error says about a field, in words that never repeat the client's
+/// input: a value or an unknown field's name may be a pasted secret. Only the schema's
+/// own expectations ("expected one of `read-only`, …") are kept.
+fn schema_message(serde_message: &str) -> String {
+    let message = serde_message
+        .split(" at line ")
+        .next()
+        .unwrap_or(serde_message);
+    // The schema's part comes last; a value quoted before it may itself hold ", expected".
+    let expected = message.rsplit_once(", expected ").map(|(_, e)| e);
+    let with_expected = |lead: &str| match expected {
+        Some(expected) => format!("{lead}; expected {expected}"),
+        None => lead.to_owned(),
+    };
+    let kept = if message.starts_with("unknown field") {
+        with_expected("is not a field of this request")
+    } else if message.starts_with("missing field") {
+        "is required".to_owned()
+    } else if message.starts_with("unknown variant") {
+        with_expected("is not one of the allowed values")
+    } else if message.starts_with("invalid type")
+        || message.starts_with("invalid value")
+        || message.starts_with("invalid length")
+    {
+        with_expected("has the wrong type or value")
+    } else {
+        // A custom message of a field's own parser (a time, say): those name no input,
+        // but a secret that slipped in is shown as its hint at most.
+        message.to_owned()
+    };
+    tessera_core::token::redact_secrets(&kept)
+}
+
+/// The field an "unknown field `x`" or "missing field `x`" message names.
+fn named_field(message: &str) -> Option<&str> {
+    message
+        .split_once("unknown field `")
+        .or_else(|| message.split_once("missing field `"))
+        .and_then(|(_, rest)| rest.split('`').next())
+}
+
 /// Turns a serde error into 400 (not JSON at all) or 422 naming the field.
 fn json_error(error: serde_path_to_error::Error<serde_json::Error>) -> ApiError {
     let path = error.path().to_string();
@@ -38,10 +79,7 @@ fn json_error(error: serde_path_to_error::Error<serde_json::Error>) -> ApiError 
             let message = inner.to_string();
             // "unknown field `x`, …" arrives with the path already ending at `x`;
             // "missing field `x`" arrives at the parent. Name the field either way.
-            let field = message
-                .strip_prefix("unknown field `")
-                .or_else(|| message.strip_prefix("missing field `"))
-                .and_then(|rest| rest.split('`').next())
+            let field = named_field(&message)
                 .map(|name| {
                     if path == "." || path == name {
                         name.to_owned()
@@ -52,16 +90,14 @@ fn json_error(error: serde_path_to_error::Error<serde_json::Error>) -> ApiError 
                     }
                 })
                 .unwrap_or_else(|| if path == "." { "body".to_owned() } else { path });
-            let message = message
-                .split(" at line ")
-                .next()
-                .unwrap_or(&message)
-                .to_owned();
             ApiError::new(
                 ErrorCode::ValidationFailed,
                 "the request has invalid fields",
             )
-            .with_detail(field, message)
+            .with_detail(
+                tessera_core::token::redact_secrets(&field),
+                schema_message(&message),
+            )
         }
     }
 }
@@ -177,20 +213,18 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Query<T> {
             .map(|axum::extract::Query(value)| Self(value))
             .map_err(|rejection| {
                 let message = rejection.body_text();
-                let field = message
-                    .split("unknown field `")
-                    .nth(1)
-                    .and_then(|rest| rest.split('`').next())
-                    .unwrap_or("query")
-                    .to_owned();
+                let message = message
+                    .strip_prefix("Failed to deserialize query string: ")
+                    .unwrap_or(&message);
+                let field = named_field(message).unwrap_or("query");
                 tracing::debug!(query_length = query.len(), "rejected query string");
                 ApiError::new(
                     ErrorCode::ValidationFailed,
                     "the query string has invalid parameters",
                 )
                 .with_detail(
-                    field,
-                    message.replace("Failed to deserialize query string: ", ""),
+                    tessera_core::token::redact_secrets(field),
+                    schema_message(message),
                 )
             })
     }
@@ -431,5 +465,30 @@ mod tests {
             local,
             "nothing trusted by default"
         );
+    }
+}
+
+/// Path parameters; a path that cannot be decoded (not UTF-8 once percent-decoded) is
+/// a 400 with the SPEC error body rather than axum's plain-text rejection.
+#[derive(Debug)]
+pub struct Path<T>(pub T);
+
+impl<T, S> FromRequestParts<S> for Path<T>
+where
+    T: DeserializeOwned + Send,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        axum::extract::Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Path(value)| Self(value))
+            .map_err(|_| {
+                ApiError::new(
+                    ErrorCode::BadRequest,
+                    "the path cannot be read: it must be UTF-8 once percent-decoded",
+                )
+            })
     }
 }

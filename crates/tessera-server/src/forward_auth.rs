@@ -6,7 +6,7 @@
 //! parse, nothing written per request.
 
 use axum::Router;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
@@ -15,6 +15,7 @@ use tessera_app::forward::{ForbiddenReason, ForwardVerdict};
 use crate::AppState;
 use crate::error::{ApiError, ApiResult, retry_seconds};
 use crate::extract::ClientAddress;
+use crate::extract::Path;
 use tessera_api_types::ErrorCode;
 
 pub fn routes() -> Router<AppState> {

@@ -76,11 +76,32 @@ async fn not_found() -> ApiError {
     ApiError::not_found()
 }
 
+/// axum adds the `Allow` header to what this answers.
 async fn method_not_allowed() -> ApiError {
     ApiError::new(
-        ErrorCode::BadRequest,
-        "this method is not allowed on this endpoint",
+        ErrorCode::MethodNotAllowed,
+        "this method is not allowed on this endpoint; see the Allow header",
     )
+}
+
+/// A client's `X-Request-Id` is kept only when it is short and plain
+/// (`[A-Za-z0-9._:-]{1,64}`); any other is dropped and a new id made, so that a client
+/// cannot forge log lines or smuggle text into them through it.
+async fn sanitize_request_id(mut request: Request<axum::body::Body>) -> Request<axum::body::Body> {
+    let plain = |value: &HeaderValue| {
+        let bytes = value.as_bytes();
+        (1..=64).contains(&bytes.len())
+            && bytes
+                .iter()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'))
+    };
+    let headers = request.headers_mut();
+    let all_plain = headers.get_all("x-request-id").iter().count() == 1
+        && headers.get("x-request-id").is_some_and(plain);
+    if !all_plain {
+        headers.remove("x-request-id");
+    }
+    request
 }
 
 /// Request ids: a random per-process prefix and a counter (`5f3a9c1e-2a`). Unique
@@ -168,6 +189,7 @@ pub fn router(app: Arc<Tessera>, options: HttpOptions) -> Router {
             request_id,
             SequentialRequestIds::new(),
         ))
+        .layer(axum::middleware::map_request(sanitize_request_id))
         .with_state(state)
 }
 

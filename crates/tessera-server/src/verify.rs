@@ -77,6 +77,20 @@ async fn verify(
             Bytes::from_owner(Rendered(answer)),
         )
             .into_response(),
-        RenderedVerdict::Invalid(refusal) => AxumJson(refusal).into_response(),
+        RenderedVerdict::Invalid {
+            response,
+            retry_after,
+        } => {
+            let mut answer = AxumJson(response).into_response();
+            // Still 200 (verify answers every well-formed request so), but a
+            // rate-limited caller learns when to come back, as from any 429.
+            if let Some(wait) = retry_after
+                && let Ok(value) =
+                    HeaderValue::from_str(&crate::error::retry_seconds(wait).to_string())
+            {
+                answer.headers_mut().insert(header::RETRY_AFTER, value);
+            }
+            answer
+        }
     })
 }

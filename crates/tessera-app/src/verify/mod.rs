@@ -58,7 +58,11 @@ impl Verdict {
 pub enum RenderedVerdict {
     /// The JSON text of `{"valid": true, "token": …}`.
     Valid(Arc<str>),
-    Invalid(VerifyResponse),
+    /// The refusal, and for `rate_limited` how long to wait.
+    Invalid {
+        response: VerifyResponse,
+        retry_after: Option<Duration>,
+    },
 }
 
 /// Whose API a token is presented to.
@@ -140,6 +144,12 @@ impl Verifier {
     ) -> Result<Arc<IndexedToken>, (VerifyCode, Option<Duration>)> {
         self.check(audience, query, now)
             .map_err(|(code, retry_after)| {
+                // Only guessing counts against the client: a token that is not one, or
+                // that no one issued. A real token refused for its permission, project,
+                // expiry, status or rate is a caller doing its job.
+                if !matches!(code, VerifyCode::Malformed | VerifyCode::NotFound) {
+                    return (code, retry_after);
+                }
                 let blocked = client.and_then(|address| {
                     self.failures
                         .record_failure(&crate::throttle::address_key(address), now)

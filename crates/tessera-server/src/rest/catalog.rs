@@ -1,6 +1,6 @@
 //! `/v1/resources`, `/v1/projects`, `/v1/api-versions`.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{delete, get, patch};
 use axum::{Json as AxumJson, Router};
@@ -10,6 +10,7 @@ use tessera_api_types::{
 
 use crate::AppState;
 use crate::error::ApiResult;
+use crate::extract::Path;
 use crate::extract::{Caller, Json};
 
 pub fn routes() -> Router<AppState> {

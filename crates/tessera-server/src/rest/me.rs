@@ -1,6 +1,6 @@
 //! `/v1/me/tokens`: the signed-in user's personal tokens.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{delete, get, post};
 use axum::{Json as AxumJson, Router};
@@ -10,6 +10,7 @@ use tessera_api_types::{
 
 use crate::AppState;
 use crate::error::ApiResult;
+use crate::extract::Path;
 use crate::extract::{Caller, Json};
 
 pub fn routes() -> Router<AppState> {

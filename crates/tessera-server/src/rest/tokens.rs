@@ -1,6 +1,6 @@
 //! `/v1/tokens`: API token management.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json as AxumJson, Router};
@@ -12,6 +12,7 @@ use tessera_core::TokenStatus;
 
 use crate::AppState;
 use crate::error::ApiResult;
+use crate::extract::Path;
 use crate::extract::{Caller, Json, Query};
 
 pub fn routes() -> Router<AppState> {

@@ -1,6 +1,6 @@
 //! `/v1/users` and `/v1/roles`: administrators and their roles.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{delete, get, patch};
 use axum::{Json as AxumJson, Router};
@@ -11,6 +11,7 @@ use tessera_api_types::{
 
 use crate::AppState;
 use crate::error::ApiResult;
+use crate::extract::Path;
 use crate::extract::{Caller, Json};
 
 pub fn routes() -> Router<AppState> {

@@ -1,7 +1,7 @@
 //! Signing in and out, the first-run registration, and the language switch.
 
 use askama::Template;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
@@ -10,6 +10,7 @@ use tessera_app::auth::{Password, SessionSecret};
 use tessera_core::validate::FieldErrors;
 
 use crate::AppState;
+use crate::extract::Path;
 use crate::extract::{ClientAddress, SESSION_COOKIE, cookie_in};
 use crate::rest::auth::session_cookie;
 use crate::ui::console::{ConsoleForm, Posted, UiError, UiResult, safe_next, sign_in_url};

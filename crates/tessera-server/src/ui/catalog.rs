@@ -2,7 +2,7 @@
 //! tokens are granted from, and the projects tokens can be bound to.
 
 use askama::Template;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect};
 use tessera_api_types::{
@@ -12,6 +12,7 @@ use tessera_app::AppError;
 use tessera_core::ActionKind;
 
 use crate::AppState;
+use crate::extract::Path;
 use crate::ui::console::{Console, ConsoleForm, FormData, UiResult};
 use crate::ui::page::{DoneQuery, Layout, Time, notice, render_with};
 

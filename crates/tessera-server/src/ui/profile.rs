@@ -2,7 +2,7 @@
 //! against Tessera's own API, with full or read-only access).
 
 use askama::Template;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect};
 use tessera_api_types::{CreatePersonalTokenRequest, PersonalTokenView, RegenerateRequest};
@@ -11,6 +11,7 @@ use tessera_core::validate::FieldErrors;
 use tessera_core::{Lifespan, PersonalAccess};
 
 use crate::AppState;
+use crate::extract::Path;
 use crate::ui::console::{Console, ConsoleForm, UiResult};
 use crate::ui::page::{
     Badge, DoneQuery, Layout, ShownOnce, Time, notice, render_with, secret_or_fallback,

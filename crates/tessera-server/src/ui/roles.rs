@@ -5,7 +5,7 @@
 use std::collections::BTreeSet;
 
 use askama::Template;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect};
 use tessera_api_types::{RoleRequest, RoleUpdate, RoleView};
@@ -14,6 +14,7 @@ use tessera_core::AdminPermission;
 use tessera_core::validate::FieldErrors;
 
 use crate::AppState;
+use crate::extract::Path;
 use crate::ui::console::{Console, ConsoleForm, FormData, UiResult};
 use crate::ui::page::{DoneQuery, Layout, notice, render, render_with};
 

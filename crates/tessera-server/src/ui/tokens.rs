@@ -2,7 +2,7 @@
 //! secret shown once after create / regenerate / duplicate, and the per-token actions.
 
 use askama::Template;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
@@ -15,6 +15,7 @@ use tessera_core::validate::FieldErrors;
 use tessera_core::{ApiVersions, TokenStatus};
 
 use crate::AppState;
+use crate::extract::Path;
 use crate::ui::chart::UsageChart;
 use crate::ui::console::{Console, ConsoleForm, UiResult, non_blank, safe_next};
 use crate::ui::page::{

@@ -3,7 +3,7 @@
 //! password, delete), and the form that invites a new one.
 
 use askama::Template;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect};
 use tessera_api_types::{CreateUserRequest, RoleView, UpdateUserRequest, UserView};
@@ -11,6 +11,7 @@ use tessera_app::AppError;
 use tessera_core::validate::FieldErrors;
 
 use crate::AppState;
+use crate::extract::Path;
 use crate::ui::console::{Console, ConsoleForm, FormData, UiResult, non_blank};
 use crate::ui::page::{DoneQuery, Layout, Time, notice, render, render_with};
 

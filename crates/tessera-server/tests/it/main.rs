@@ -7,6 +7,7 @@
 
 mod audit;
 mod auth;
+mod bad_input;
 mod catalog;
 mod console;
 mod console_people;

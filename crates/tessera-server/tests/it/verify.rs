@@ -250,9 +250,61 @@ async fn repeated_failures_from_one_address_are_throttled() {
     // A valid token still verifies for the throttled address.
     let answer = server.check(&good, None, None).await;
     assert_eq!(answer["valid"], true, "{answer}");
-    // A refusal after lookup is a failure too, and answers rate_limited now.
+    // A real token refused for its permission is a caller doing its job, not a guess:
+    // it answers its own code, blocked or not.
     assert_eq!(
         server.code(&good, Some("nothing.here"), None).await,
-        "rate_limited"
+        "forbidden"
+    );
+}
+
+#[tokio::test]
+async fn only_guesses_count_against_an_address_and_rate_limits_say_when_to_retry() {
+    let server = TestServer::start_with(tessera_app::Settings {
+        verify_failures_per_address: 5,
+        ..default_settings()
+    })
+    .await;
+    let admin = server.admin("token-manager").await;
+    let (_, good) = admin.token("good").await;
+    for _ in 0..20 {
+        assert_eq!(
+            server.code(&good, Some("nothing.here"), None).await,
+            "forbidden"
+        );
+    }
+    assert_eq!(
+        server.code(&unknown_token(), None, None).await,
+        "not_found",
+        "twenty forbidden answers spent none of the failure budget"
+    );
+
+    // rate_limited, per token and per address, says when to come back.
+    let limited = admin
+        .create_token(
+            json!({"name": "limited", "type": "read-only", "lifespan": "7d",
+            "rate_limit": {"requests": 1, "per_seconds": 3600}}),
+        )
+        .await
+        .secret();
+    assert_eq!(server.code(&limited, None, None).await, "valid");
+    let refused = server.verify(json!({"token": limited})).await;
+    refused.expect(200);
+    assert_eq!(refused.body["code"], "rate_limited");
+    let wait: u64 = refused
+        .header("retry-after")
+        .expect("Retry-After on a rate-limited token")
+        .parse()
+        .expect("seconds");
+    assert!((1..=3600).contains(&wait), "{wait}");
+    for _ in 0..5 {
+        server.code(&unknown_token(), None, None).await;
+    }
+    let blocked = server.verify(json!({"token": unknown_token()})).await;
+    assert_eq!(blocked.body["code"], "rate_limited");
+    assert!(
+        blocked.header("retry-after").is_some(),
+        "Retry-After on a blocked address: {:?}",
+        blocked.headers
     );
 }
