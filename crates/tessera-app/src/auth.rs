@@ -119,6 +119,13 @@ impl Tessera {
         self.pepper.mac(format!("session:{secret}").as_bytes())
     }
 
+    /// The key a login's account is throttled under: a keyed digest of the
+    /// normalized email, so an entry has a fixed size however long the typed email is.
+    fn login_account_key(&self, account: &str) -> [u8; 32] {
+        self.pepper
+            .mac(format!("login-account:{account}").as_bytes())
+    }
+
     /// The CSRF token of a session: derived, so nothing more is stored.
     pub fn csrf_token(&self, session: &SessionSecret) -> String {
         URL_SAFE_NO_PAD.encode(self.pepper.mac(format!("csrf:{}", session.0).as_bytes()))
@@ -314,14 +321,19 @@ impl Tessera {
     ) -> AppResult<(SessionSecret, LoginResponse)> {
         let now = self.clock.now();
         let account = email.trim().to_lowercase();
+        let account_key = self.login_account_key(&account);
         let address = client.map(crate::throttle::address_key);
-        self.login_accounts
-            .attempt(&account, now)
-            .map_err(|retry_after| AppError::RateLimited { retry_after })?;
-        if let Some(address) = address
-            && let Err(retry_after) = self.login_addresses.attempt(&address, now)
-        {
-            self.login_accounts.forgive(&account);
+        // The address first: a blocked address is answered before anything is recorded
+        // about the account it names, so it cannot fill the account table.
+        if let Some(address) = address {
+            self.login_addresses
+                .attempt(&address, now)
+                .map_err(|retry_after| AppError::RateLimited { retry_after })?;
+        }
+        if let Err(retry_after) = self.login_accounts.attempt(&account_key, now) {
+            if let Some(address) = address {
+                self.login_addresses.forgive(&address);
+            }
             return Err(AppError::RateLimited { retry_after });
         }
         let user = self.store.get_user_by_email(&account).await?;
@@ -330,7 +342,7 @@ impl Tessera {
         let client_address = client.map(|address| address.to_string());
         match user {
             Some(user) if matches && user.active => {
-                self.login_accounts.clear(&account);
+                self.login_accounts.clear(&account_key);
                 if let Some(address) = address {
                     self.login_addresses.forgive(&address);
                 }
@@ -455,6 +467,47 @@ impl Tessera {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::{Settings, SystemClock};
+    use std::sync::Arc;
+
+    async fn app(dir: &tempfile::TempDir) -> Tessera {
+        let store = tessera_store::open(&tessera_store::sqlite_url_in(dir.path()))
+            .await
+            .unwrap();
+        Tessera::new(
+            store,
+            tessera_core::Pepper::from_bytes([7; 32]),
+            Settings::default(),
+            Arc::new(SystemClock),
+        )
+    }
+
+    fn wrong() -> Password {
+        Password("not the password".into())
+    }
+
+    #[tokio::test]
+    async fn a_blocked_address_records_nothing_about_the_accounts_it_names() {
+        let dir = tempfile::tempdir().unwrap();
+        let app = app(&dir).await;
+        let address = Some("192.0.2.7".parse().unwrap());
+        for i in 0..app.settings.login_failures_per_address {
+            let email = format!("user{i}@example.com");
+            let outcome = app.login(&email, &wrong(), address).await;
+            assert!(matches!(outcome, Err(AppError::Unauthenticated)));
+        }
+        let tracked = app.login_accounts.len();
+        for i in 0..50 {
+            let email = format!("other{i}@example.com");
+            let outcome = app.login(&email, &wrong(), address).await;
+            assert!(matches!(outcome, Err(AppError::RateLimited { .. })));
+        }
+        assert_eq!(
+            app.login_accounts.len(),
+            tracked,
+            "refused before any account key was recorded"
+        );
+    }
 
     #[test]
     fn email_rule() {

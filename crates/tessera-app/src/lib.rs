@@ -91,7 +91,9 @@ pub struct Tessera {
     pub(crate) index: Arc<VerifyIndex>,
     pub(crate) usage: Arc<UsageRecorder>,
     pub(crate) verifier: Verifier,
-    pub(crate) login_accounts: FailureThrottle<String>,
+    /// Keyed by a keyed digest of the normalized email (see `auth::account_key`), so
+    /// an entry has a fixed size whatever was typed.
+    pub(crate) login_accounts: FailureThrottle<[u8; 32]>,
     pub(crate) login_addresses: FailureThrottle<IpAddr>,
     /// Bounds concurrent argon2 checks (CPU- and memory-heavy).
     pub(crate) password_checks: tokio::sync::Semaphore,
@@ -114,16 +116,19 @@ impl Tessera {
             pepper.clone(),
             Arc::clone(&index),
             FailureThrottle::new(
+                "verify failures per address",
                 settings.verify_failures_per_address,
                 settings.verify_failure_window,
             ),
         );
         Self {
             login_accounts: FailureThrottle::new(
+                "login failures per account",
                 settings.login_failures_per_account,
                 settings.login_failure_window,
             ),
             login_addresses: FailureThrottle::new(
+                "login failures per address",
                 settings.login_failures_per_address,
                 settings.login_failure_window,
             ),
