@@ -2,10 +2,7 @@
 //! cookies stored only as keyed digests, and CSRF tokens derived from the session.
 
 use std::net::IpAddr;
-use std::sync::OnceLock;
 
-use argon2::Argon2;
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::Duration;
@@ -54,35 +51,6 @@ pub struct NewAdmin {
     pub name: Option<String>,
     pub role: String,
     pub password: Password,
-}
-
-pub(crate) fn hash_password(password: &Password) -> AppResult<String> {
-    let salt = SaltString::generate(&mut OsRng);
-    Argon2::default()
-        .hash_password(password.0.as_bytes(), &salt)
-        .map(|hash| hash.to_string())
-        .map_err(|error| AppError::Internal(format!("password hashing failed: {error}")))
-}
-
-/// A hash no password matches, verified for unknown accounts so that a login takes as
-/// long whether or not the email exists.
-fn decoy_hash() -> &'static str {
-    static DECOY: OnceLock<String> = OnceLock::new();
-    DECOY.get_or_init(|| {
-        let mut random = [0u8; 32];
-        OsRng.fill_bytes(&mut random);
-        hash_password(&Password(URL_SAFE_NO_PAD.encode(random))).unwrap_or_default()
-    })
-}
-
-fn password_matches(password: &Password, hash: &str) -> bool {
-    PasswordHash::new(hash)
-        .map(|parsed| {
-            Argon2::default()
-                .verify_password(password.0.as_bytes(), &parsed)
-                .is_ok()
-        })
-        .unwrap_or(false)
 }
 
 /// A password's rule: 10 to 1024 characters.
@@ -223,16 +191,15 @@ impl Tessera {
         })
     }
 
-    /// Hashes a password off the async workers.
+    /// Hashes a password off the async workers (see [`crate::password`]).
     pub(crate) async fn hash(&self, password: Password) -> AppResult<String> {
-        let _permit = self
-            .password_checks
-            .acquire()
-            .await
-            .map_err(|_| AppError::Internal("password check semaphore closed".into()))?;
-        tokio::task::spawn_blocking(move || hash_password(&password))
-            .await
-            .map_err(|error| AppError::Internal(format!("password hashing failed: {error}")))?
+        self.passwords.hash(password).await
+    }
+
+    /// What the password engine has done since start: hashes, checks, the argon2
+    /// work they took and the working memory they share.
+    pub fn password_work(&self) -> crate::password::PasswordWork {
+        self.passwords.work()
     }
 
     /// Registers the first administrator (a super-admin) and signs them in. Refused
@@ -397,20 +364,11 @@ impl Tessera {
     }
 
     /// Checks a password off the async workers (argon2 takes tens of milliseconds of
-    /// CPU), a few at a time, so logins never stall verification. An unknown account
-    /// is checked against a decoy hash, so it takes as long as a known one.
+    /// CPU), a few at a time, so logins never stall verification. Every check costs the
+    /// same argon2 work: an unknown account, or one without a usable hash (no password
+    /// yet), is checked against a dummy hash with the same parameters and never matches.
     async fn check_password(&self, password: Password, hash: Option<String>) -> AppResult<bool> {
-        let _permit = self
-            .password_checks
-            .acquire()
-            .await
-            .map_err(|_| AppError::Internal("password check semaphore closed".into()))?;
-        tokio::task::spawn_blocking(move || match hash {
-            Some(hash) => password_matches(&password, &hash),
-            None => password_matches(&password, decoy_hash()),
-        })
-        .await
-        .map_err(|error| AppError::Internal(format!("password check failed: {error}")))
+        self.passwords.check(password, hash).await
     }
 
     /// The principal a session cookie stands for, or `Unauthenticated`.
@@ -517,17 +475,5 @@ mod tests {
         for bad in ["", "a", "a@b", "@b.co", "a b@c.de", "a@.com"] {
             assert!(validate_email(bad).is_err(), "{bad}");
         }
-    }
-
-    #[test]
-    fn passwords_verify_against_their_hash_only() {
-        let hash = hash_password(&Password("correct horse battery".into())).unwrap();
-        assert!(hash.starts_with("$argon2id$"));
-        assert!(password_matches(
-            &Password("correct horse battery".into()),
-            &hash
-        ));
-        assert!(!password_matches(&Password("wrong".into()), &hash));
-        assert!(!password_matches(&Password("x".into()), decoy_hash()));
     }
 }
