@@ -276,10 +276,12 @@ impl Tessera {
         })
     }
 
-    /// Signs an admin in. Every attempt is reserved against the account's and the
-    /// client address's budgets before the password is checked (so parallel guesses
-    /// cannot outrun the throttle) and given back on success. Failures are recorded in
-    /// the audit log; the answer never says which part was wrong.
+    /// Signs an admin in. Every attempt is reserved against the client address's and
+    /// then the account's budgets before the password is checked (so parallel guesses
+    /// cannot outrun the throttle) and given back on success. An account past its budget
+    /// is refused except from an address with no failures of its own, so others'
+    /// failures cannot lock its owner out. Failures are recorded in the audit log; the
+    /// answer never says which part was wrong.
     pub async fn login(
         &self,
         email: &str,
@@ -292,24 +294,38 @@ impl Tessera {
         let address = client.map(crate::throttle::address_key);
         // The address first: a blocked address is answered before anything is recorded
         // about the account it names, so it cannot fill the account table.
-        if let Some(address) = address {
-            self.login_addresses
-                .attempt(&address, now)
-                .map_err(|retry_after| AppError::RateLimited { retry_after })?;
-        }
-        if let Err(retry_after) = self.login_accounts.attempt(&account_key, now) {
-            if let Some(address) = address {
-                self.login_addresses.forgive(&address);
+        let address_failures = match address {
+            Some(address) => Some(
+                self.login_addresses
+                    .attempt(&address, now)
+                    .map_err(|retry_after| AppError::RateLimited { retry_after })?,
+            ),
+            None => None,
+        };
+        // An account over its budget still lets an address that has not failed itself
+        // (no failure and no attempt in flight in its window) try, so failures from
+        // elsewhere cannot lock the owner out; once it fails, it waits like the others.
+        let account_reserved = match self.login_accounts.attempt(&account_key, now) {
+            Ok(_) => true,
+            Err(_) if address_failures == Some(0) => false,
+            Err(retry_after) => {
+                if let Some(address) = address {
+                    self.login_addresses.forgive(&address);
+                }
+                return Err(AppError::RateLimited { retry_after });
             }
-            return Err(AppError::RateLimited { retry_after });
-        }
+        };
         let user = self.store.get_user_by_email(&account).await?;
         let hash = user.as_ref().map(|u| u.password_hash.clone());
         let matches = self.check_password(password.clone(), hash).await?;
         let client_address = client.map(|address| address.to_string());
         match user {
             Some(user) if matches && user.active => {
-                self.login_accounts.clear(&account_key);
+                // Past the account's budget the failures stay counted: they were not
+                // this client's.
+                if account_reserved {
+                    self.login_accounts.clear(&account_key);
+                }
                 if let Some(address) = address {
                     self.login_addresses.forgive(&address);
                 }

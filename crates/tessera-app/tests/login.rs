@@ -142,3 +142,69 @@ async fn a_burst_of_failed_logins_shares_a_bounded_set_of_argon2_memory() {
         "each running check borrows working memory and gives it back: {work:?}"
     );
 }
+
+#[tokio::test]
+async fn a_locked_account_still_admits_its_owner_from_an_address_that_has_not_failed() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = node(&dir).await;
+    admin(&app, "root@example.com").await;
+    let login = |password: &'static str, from: Option<IpAddr>| {
+        let app = Arc::clone(&app);
+        async move {
+            app.login("root@example.com", &Password(password.into()), from)
+                .await
+        }
+    };
+    let attacker = address("203.0.113.9");
+    for n in 1..=Settings::default().login_failures_per_account {
+        let outcome = login("a wrong password", attacker).await;
+        assert!(matches!(outcome, Err(AppError::Unauthenticated)), "{n}");
+    }
+    let locked = login("a wrong password", attacker).await;
+    assert!(matches!(locked, Err(AppError::RateLimited { .. })));
+    let refused = login(PASSWORD, attacker).await;
+    assert!(
+        matches!(refused, Err(AppError::RateLimited { .. })),
+        "the address that failed waits, even with the right password"
+    );
+    let refused = login(PASSWORD, None).await;
+    assert!(
+        matches!(refused, Err(AppError::RateLimited { .. })),
+        "without an address nothing vouches for the client"
+    );
+
+    let owner = address("192.0.2.10");
+    login(PASSWORD, owner)
+        .await
+        .expect("the owner signs in from an address that has not failed");
+    login(PASSWORD, owner)
+        .await
+        .expect("and again: a success leaves the address clean");
+    let still = login("a wrong password", attacker).await;
+    assert!(
+        matches!(still, Err(AppError::RateLimited { .. })),
+        "the owner's sign-in does not reset the attacker's lock"
+    );
+
+    // A clean address gets one try at a locked account, however many it sends at once.
+    let guesser = address("198.51.100.77");
+    let before = app.password_work();
+    let burst: Vec<_> = (0..8)
+        .map(|_| tokio::spawn(login("another wrong one", guesser)))
+        .collect();
+    let mut answers = (0, 0);
+    for guess in burst {
+        match guess.await.unwrap() {
+            Err(AppError::Unauthenticated) => answers.0 += 1,
+            Err(AppError::RateLimited { .. }) => answers.1 += 1,
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(answers, (1, 7));
+    assert_eq!(app.password_work().checks - before.checks, 1);
+    let refused = login(PASSWORD, guesser).await;
+    assert!(
+        matches!(refused, Err(AppError::RateLimited { .. })),
+        "having failed, it waits like the others"
+    );
+}
