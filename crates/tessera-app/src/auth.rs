@@ -2,10 +2,7 @@
 //! cookies stored only as keyed digests, and CSRF tokens derived from the session.
 
 use std::net::IpAddr;
-use std::sync::OnceLock;
 
-use argon2::Argon2;
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::Duration;
@@ -56,35 +53,6 @@ pub struct NewAdmin {
     pub password: Password,
 }
 
-pub(crate) fn hash_password(password: &Password) -> AppResult<String> {
-    let salt = SaltString::generate(&mut OsRng);
-    Argon2::default()
-        .hash_password(password.0.as_bytes(), &salt)
-        .map(|hash| hash.to_string())
-        .map_err(|error| AppError::Internal(format!("password hashing failed: {error}")))
-}
-
-/// A hash no password matches, verified for unknown accounts so that a login takes as
-/// long whether or not the email exists.
-fn decoy_hash() -> &'static str {
-    static DECOY: OnceLock<String> = OnceLock::new();
-    DECOY.get_or_init(|| {
-        let mut random = [0u8; 32];
-        OsRng.fill_bytes(&mut random);
-        hash_password(&Password(URL_SAFE_NO_PAD.encode(random))).unwrap_or_default()
-    })
-}
-
-fn password_matches(password: &Password, hash: &str) -> bool {
-    PasswordHash::new(hash)
-        .map(|parsed| {
-            Argon2::default()
-                .verify_password(password.0.as_bytes(), &parsed)
-                .is_ok()
-        })
-        .unwrap_or(false)
-}
-
 /// A password's rule: 10 to 1024 characters.
 pub(crate) fn validate_password(password: &Password) -> Result<(), FieldErrors> {
     let length = password.0.chars().count();
@@ -117,6 +85,13 @@ pub(crate) fn validate_email(email: &str) -> Result<(), FieldErrors> {
 impl Tessera {
     fn session_digest(&self, secret: &str) -> [u8; 32] {
         self.pepper.mac(format!("session:{secret}").as_bytes())
+    }
+
+    /// The key a login's account is throttled under: a keyed digest of the
+    /// normalized email, so an entry has a fixed size however long the typed email is.
+    fn login_account_key(&self, account: &str) -> [u8; 32] {
+        self.pepper
+            .mac(format!("login-account:{account}").as_bytes())
     }
 
     /// The CSRF token of a session: derived, so nothing more is stored.
@@ -216,16 +191,15 @@ impl Tessera {
         })
     }
 
-    /// Hashes a password off the async workers.
+    /// Hashes a password off the async workers (see [`crate::password`]).
     pub(crate) async fn hash(&self, password: Password) -> AppResult<String> {
-        let _permit = self
-            .password_checks
-            .acquire()
-            .await
-            .map_err(|_| AppError::Internal("password check semaphore closed".into()))?;
-        tokio::task::spawn_blocking(move || hash_password(&password))
-            .await
-            .map_err(|error| AppError::Internal(format!("password hashing failed: {error}")))?
+        self.passwords.hash(password).await
+    }
+
+    /// What the password engine has done since start: hashes, checks, the argon2
+    /// work they took and the working memory they share.
+    pub fn password_work(&self) -> crate::password::PasswordWork {
+        self.passwords.work()
     }
 
     /// Registers the first administrator (a super-admin) and signs them in. Refused
@@ -301,10 +275,12 @@ impl Tessera {
         })
     }
 
-    /// Signs an admin in. Every attempt is reserved against the account's and the
-    /// client address's budgets before the password is checked (so parallel guesses
-    /// cannot outrun the throttle) and given back on success. Failures are recorded in
-    /// the audit log; the answer never says which part was wrong.
+    /// Signs an admin in. Every attempt is reserved against the client address's and
+    /// then the account's budgets before the password is checked (so parallel guesses
+    /// cannot outrun the throttle) and given back on success. An account past its budget
+    /// is refused except from an address with no failures of its own, so others'
+    /// failures cannot lock its owner out. Failures are recorded in the audit log; the
+    /// answer never says which part was wrong.
     pub async fn login(
         &self,
         email: &str,
@@ -313,23 +289,42 @@ impl Tessera {
     ) -> AppResult<(SessionSecret, LoginResponse)> {
         let now = self.clock.now();
         let account = email.trim().to_lowercase();
+        let account_key = self.login_account_key(&account);
         let address = client.map(crate::throttle::address_key);
-        self.login_accounts
-            .attempt(&account, now)
-            .map_err(|retry_after| AppError::RateLimited { retry_after })?;
-        if let Some(address) = address
-            && let Err(retry_after) = self.login_addresses.attempt(&address, now)
-        {
-            self.login_accounts.forgive(&account);
-            return Err(AppError::RateLimited { retry_after });
-        }
+        // The address first: a blocked address is answered before anything is recorded
+        // about the account it names, so it cannot fill the account table.
+        let address_failures = match address {
+            Some(address) => Some(
+                self.login_addresses
+                    .attempt(&address, now)
+                    .map_err(|retry_after| AppError::RateLimited { retry_after })?,
+            ),
+            None => None,
+        };
+        // An account over its budget still lets an address that has not failed itself
+        // (no failure and no attempt in flight in its window) try, so failures from
+        // elsewhere cannot lock the owner out; once it fails, it waits like the others.
+        let account_reserved = match self.login_accounts.attempt(&account_key, now) {
+            Ok(_) => true,
+            Err(_) if address_failures == Some(0) => false,
+            Err(retry_after) => {
+                if let Some(address) = address {
+                    self.login_addresses.forgive(&address);
+                }
+                return Err(AppError::RateLimited { retry_after });
+            }
+        };
         let user = self.store.get_user_by_email(&account).await?;
         let hash = user.as_ref().map(|u| u.password_hash.clone());
         let matches = self.check_password(password.clone(), hash).await?;
         let client_address = client.map(|address| address.to_string());
         match user {
             Some(user) if matches && user.active => {
-                self.login_accounts.clear(&account);
+                // Past the account's budget the failures stay counted: they were not
+                // this client's.
+                if account_reserved {
+                    self.login_accounts.clear(&account_key);
+                }
                 if let Some(address) = address {
                     self.login_addresses.forgive(&address);
                 }
@@ -384,20 +379,11 @@ impl Tessera {
     }
 
     /// Checks a password off the async workers (argon2 takes tens of milliseconds of
-    /// CPU), a few at a time, so logins never stall verification. An unknown account
-    /// is checked against a decoy hash, so it takes as long as a known one.
+    /// CPU), a few at a time, so logins never stall verification. Every check costs the
+    /// same argon2 work: an unknown account, or one without a usable hash (no password
+    /// yet), is checked against a dummy hash with the same parameters and never matches.
     async fn check_password(&self, password: Password, hash: Option<String>) -> AppResult<bool> {
-        let _permit = self
-            .password_checks
-            .acquire()
-            .await
-            .map_err(|_| AppError::Internal("password check semaphore closed".into()))?;
-        tokio::task::spawn_blocking(move || match hash {
-            Some(hash) => password_matches(&password, &hash),
-            None => password_matches(&password, decoy_hash()),
-        })
-        .await
-        .map_err(|error| AppError::Internal(format!("password check failed: {error}")))
+        self.passwords.check(password, hash).await
     }
 
     /// The principal a session cookie stands for, or `Unauthenticated`.
@@ -454,6 +440,47 @@ impl Tessera {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::{Settings, SystemClock};
+    use std::sync::Arc;
+
+    async fn app(dir: &tempfile::TempDir) -> Tessera {
+        let store = tessera_store::open(&tessera_store::sqlite_url_in(dir.path()))
+            .await
+            .unwrap();
+        Tessera::new(
+            store,
+            tessera_core::Pepper::from_bytes([7; 32]),
+            Settings::default(),
+            Arc::new(SystemClock),
+        )
+    }
+
+    fn wrong() -> Password {
+        Password("not the password".into())
+    }
+
+    #[tokio::test]
+    async fn a_blocked_address_records_nothing_about_the_accounts_it_names() {
+        let dir = tempfile::tempdir().unwrap();
+        let app = app(&dir).await;
+        let address = Some("192.0.2.7".parse().unwrap());
+        for i in 0..app.settings.login_failures_per_address {
+            let email = format!("user{i}@example.com");
+            let outcome = app.login(&email, &wrong(), address).await;
+            assert!(matches!(outcome, Err(AppError::Unauthenticated)));
+        }
+        let tracked = app.login_accounts.len();
+        for i in 0..50 {
+            let email = format!("other{i}@example.com");
+            let outcome = app.login(&email, &wrong(), address).await;
+            assert!(matches!(outcome, Err(AppError::RateLimited { .. })));
+        }
+        assert_eq!(
+            app.login_accounts.len(),
+            tracked,
+            "refused before any account key was recorded"
+        );
+    }
 
     #[test]
     fn email_rule() {
@@ -463,17 +490,5 @@ mod tests {
         for bad in ["", "a", "a@b", "@b.co", "a b@c.de", "a@.com"] {
             assert!(validate_email(bad).is_err(), "{bad}");
         }
-    }
-
-    #[test]
-    fn passwords_verify_against_their_hash_only() {
-        let hash = hash_password(&Password("correct horse battery".into())).unwrap();
-        assert!(hash.starts_with("$argon2id$"));
-        assert!(password_matches(
-            &Password("correct horse battery".into()),
-            &hash
-        ));
-        assert!(!password_matches(&Password("wrong".into()), &hash));
-        assert!(!password_matches(&Password("x".into()), decoy_hash()));
     }
 }

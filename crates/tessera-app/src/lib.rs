@@ -14,6 +14,7 @@ pub mod clock;
 pub mod error;
 pub mod first_run;
 pub mod forward;
+pub mod password;
 pub mod pepper;
 pub mod personal;
 pub mod principal;
@@ -91,10 +92,12 @@ pub struct Tessera {
     pub(crate) index: Arc<VerifyIndex>,
     pub(crate) usage: Arc<UsageRecorder>,
     pub(crate) verifier: Verifier,
-    pub(crate) login_accounts: FailureThrottle<String>,
+    /// Keyed by a keyed digest of the normalized email (see `auth::account_key`), so
+    /// an entry has a fixed size whatever was typed.
+    pub(crate) login_accounts: FailureThrottle<[u8; 32]>,
     pub(crate) login_addresses: FailureThrottle<IpAddr>,
-    /// Bounds concurrent argon2 checks (CPU- and memory-heavy).
-    pub(crate) password_checks: tokio::sync::Semaphore,
+    /// Runs argon2 (CPU- and memory-heavy): a few at a time, in reused memory.
+    pub(crate) passwords: password::Passwords,
     /// The first-run setup code, while one is armed (see [`first_run`]).
     pub(crate) setup_code: std::sync::Mutex<Option<first_run::ArmedCode>>,
 }
@@ -114,20 +117,23 @@ impl Tessera {
             pepper.clone(),
             Arc::clone(&index),
             FailureThrottle::new(
+                "verify failures per address",
                 settings.verify_failures_per_address,
                 settings.verify_failure_window,
             ),
         );
         Self {
             login_accounts: FailureThrottle::new(
+                "login failures per account",
                 settings.login_failures_per_account,
                 settings.login_failure_window,
             ),
             login_addresses: FailureThrottle::new(
+                "login failures per address",
                 settings.login_failures_per_address,
                 settings.login_failure_window,
             ),
-            password_checks: tokio::sync::Semaphore::new(2),
+            passwords: password::Passwords::default(),
             setup_code: std::sync::Mutex::new(None),
             store,
             settings,

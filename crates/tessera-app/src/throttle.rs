@@ -3,20 +3,26 @@
 //! A key may fail `max_failures` times within `window`, each answered normally; after
 //! that it is blocked until the window that began with its first failure ends. Success does not count, so a
 //! client that only presents good credentials is never slowed down.
+//!
+//! The table is bounded and never fails open: when it is full, windows that have ended
+//! are dropped first, then the key whose failures were least recently counted is
+//! forgotten to make room. A key under attack is touched by every attempt, so pushing it
+//! out takes `capacity` other keys counted after its last attempt, which the callers
+//! make expensive (logins reserve the client address's budget before any account key is
+//! recorded).
 
-use std::collections::HashMap;
+use std::collections::hash_map::RandomState;
 use std::hash::Hash;
 use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use hashlink::LinkedHashMap;
+use hashlink::linked_hash_map::Entry;
 
-/// Size at which stale windows are swept (at most once a second).
-const SWEEP_AT: usize = 10_000;
-/// Most keys tracked at once; past it, new keys go untracked rather than letting a
-/// flood of addresses grow memory without bound.
-const MAX_KEYS: usize = 200_000;
+/// Most keys tracked at once (about 100 bytes each).
+pub const MAX_KEYS: usize = 200_000;
 
 #[derive(Debug)]
 struct Window {
@@ -24,16 +30,22 @@ struct Window {
     failures: u32,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Windows<K> {
-    by_key: HashMap<K, Window>,
-    last_sweep: Option<DateTime<Utc>>,
+    /// Least recently counted first. SipHash with a random key: the keys are chosen by
+    /// clients.
+    by_key: LinkedHashMap<K, Window, RandomState>,
+    /// When a full table last made us forget a live key (logged once a minute at most).
+    last_eviction_warning: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug)]
 pub struct FailureThrottle<K> {
+    /// Names the throttle in logs.
+    name: &'static str,
     max_failures: u32,
     window: chrono::Duration,
+    capacity: usize,
     windows: Mutex<Windows<K>>,
 }
 
@@ -54,13 +66,26 @@ pub fn address_key(address: IpAddr) -> IpAddr {
 }
 
 impl<K: Hash + Eq + Clone> FailureThrottle<K> {
-    pub fn new(max_failures: u32, window: Duration) -> Self {
+    /// A throttle tracking at most [`MAX_KEYS`] keys.
+    pub fn new(name: &'static str, max_failures: u32, window: Duration) -> Self {
+        Self::with_capacity(name, max_failures, window, MAX_KEYS)
+    }
+
+    /// A throttle tracking at most `capacity` keys (at least one).
+    pub fn with_capacity(
+        name: &'static str,
+        max_failures: u32,
+        window: Duration,
+        capacity: usize,
+    ) -> Self {
         Self {
+            name,
             max_failures: max_failures.max(1),
             window: chrono::Duration::from_std(window).unwrap_or(chrono::Duration::minutes(1)),
+            capacity: capacity.max(1),
             windows: Mutex::new(Windows {
-                by_key: HashMap::new(),
-                last_sweep: None,
+                by_key: LinkedHashMap::with_hasher(RandomState::new()),
+                last_eviction_warning: None,
             }),
         }
     }
@@ -71,76 +96,97 @@ impl<K: Hash + Eq + Clone> FailureThrottle<K> {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
+    fn ended(&self, window: &Window, now: DateTime<Utc>) -> bool {
+        window.started + self.window <= now
+    }
+
     fn remaining(&self, window: &Window, now: DateTime<Utc>) -> Duration {
         (window.started + self.window - now)
             .to_std()
             .unwrap_or(Duration::from_secs(1))
     }
 
-    /// The live window of `key`, started afresh when the old one ended; `None` when
-    /// the key is new and the table is full.
+    /// The live window of `key`, started afresh when the old one ended, now the most
+    /// recently used. Makes room in a full table by dropping ended windows, then the
+    /// least recently used key; never leaves a key untracked.
     fn window<'a>(
         &self,
         windows: &'a mut Windows<K>,
         key: &K,
         now: DateTime<Utc>,
-    ) -> Option<&'a mut Window> {
-        if windows.by_key.len() >= SWEEP_AT
-            && windows
-                .last_sweep
-                .is_none_or(|at| now - at >= chrono::Duration::seconds(1))
+    ) -> &'a mut Window {
+        // Ended windows at the front are as good as absent (amortized O(1)).
+        while windows
+            .by_key
+            .front()
+            .is_some_and(|(_, window)| self.ended(window, now))
         {
-            let window = self.window;
-            windows.by_key.retain(|_, w| w.started + window > now);
-            windows.last_sweep = Some(now);
+            windows.by_key.pop_front();
         }
-        if windows.by_key.len() >= MAX_KEYS && !windows.by_key.contains_key(key) {
-            return None;
+        if windows.by_key.len() >= self.capacity && !windows.by_key.contains_key(key) {
+            windows.by_key.pop_front();
+            if windows
+                .last_eviction_warning
+                .is_none_or(|at| now - at >= chrono::Duration::minutes(1))
+            {
+                windows.last_eviction_warning = Some(now);
+                tracing::warn!(
+                    throttle = self.name,
+                    capacity = self.capacity,
+                    "failure throttle full: forgetting the least recently failed keys"
+                );
+            }
         }
-        let entry = windows.by_key.entry(key.clone()).or_insert(Window {
-            started: now,
-            failures: 0,
-        });
-        if entry.started + self.window <= now {
-            *entry = Window {
+        let window = match windows.by_key.entry(key.clone()) {
+            Entry::Occupied(mut occupied) => {
+                occupied.to_back();
+                occupied.into_mut()
+            }
+            Entry::Vacant(vacant) => vacant.insert(Window {
+                started: now,
+                failures: 0,
+            }),
+        };
+        if self.ended(window, now) {
+            *window = Window {
                 started: now,
                 failures: 0,
             };
         }
-        Some(entry)
+        window
     }
 
     /// How long `key` must wait, or `None` when it may try now.
     pub fn blocked_for(&self, key: &K, now: DateTime<Utc>) -> Option<Duration> {
         let windows = self.lock();
         let window = windows.by_key.get(key)?;
-        (window.failures >= self.max_failures && window.started + self.window > now)
+        (window.failures >= self.max_failures && !self.ended(window, now))
             .then(|| self.remaining(window, now))
     }
 
     /// Counts a failure of `key`; returns how long it is now blocked, if it is.
     pub fn record_failure(&self, key: &K, now: DateTime<Utc>) -> Option<Duration> {
         let mut windows = self.lock();
-        let window = self.window(&mut windows, key, now)?;
+        let window = self.window(&mut windows, key, now);
         window.failures = window.failures.saturating_add(1);
         let failures = window.failures;
         (failures > self.max_failures).then(|| self.remaining(window, now))
     }
 
     /// Reserves an attempt for `key` before it is checked, so concurrent attempts
-    /// cannot all pass a check made before any of them failed. `Err` carries the wait
-    /// when the key has no attempts left. Call [`FailureThrottle::forgive`] when the
+    /// cannot all pass a check made before any of them failed. `Ok` carries how many
+    /// failures (and attempts still in flight) the key had before this one; `Err` the
+    /// wait when it has no attempts left. Call [`FailureThrottle::forgive`] when the
     /// attempt succeeds.
-    pub fn attempt(&self, key: &K, now: DateTime<Utc>) -> Result<(), Duration> {
+    pub fn attempt(&self, key: &K, now: DateTime<Utc>) -> Result<u32, Duration> {
         let mut windows = self.lock();
-        let Some(window) = self.window(&mut windows, key, now) else {
-            return Ok(());
-        };
+        let window = self.window(&mut windows, key, now);
         if window.failures >= self.max_failures {
             return Err(self.remaining(window, now));
         }
+        let before = window.failures;
         window.failures += 1;
-        Ok(())
+        Ok(before)
     }
 
     /// Takes back one reserved attempt of `key`.
@@ -154,6 +200,16 @@ impl<K: Hash + Eq + Clone> FailureThrottle<K> {
     pub fn clear(&self, key: &K) {
         self.lock().by_key.remove(key);
     }
+
+    /// How many keys are tracked.
+    pub fn len(&self) -> usize {
+        self.lock().by_key.len()
+    }
+
+    /// Whether no key is tracked.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
 }
 
 #[cfg(test)]
@@ -163,7 +219,7 @@ mod tests {
 
     #[test]
     fn blocks_after_the_limit_until_the_window_ends() {
-        let throttle = FailureThrottle::new(3, Duration::from_secs(60));
+        let throttle = FailureThrottle::new("test", 3, Duration::from_secs(60));
         let start = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
         assert_eq!(throttle.record_failure(&"a", start), None);
         assert_eq!(throttle.record_failure(&"a", start), None);
@@ -203,10 +259,10 @@ mod tests {
 
     #[test]
     fn attempts_are_reserved_before_they_are_checked() {
-        let throttle = FailureThrottle::new(2, Duration::from_secs(60));
+        let throttle = FailureThrottle::new("test", 2, Duration::from_secs(60));
         let now = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
-        assert_eq!(throttle.attempt(&"a", now), Ok(()));
-        assert_eq!(throttle.attempt(&"a", now), Ok(()));
+        assert_eq!(throttle.attempt(&"a", now), Ok(0));
+        assert_eq!(throttle.attempt(&"a", now), Ok(1));
         assert_eq!(
             throttle.attempt(&"a", now),
             Err(Duration::from_secs(60)),
@@ -215,8 +271,64 @@ mod tests {
         throttle.forgive(&"a");
         assert_eq!(
             throttle.attempt(&"a", now),
-            Ok(()),
+            Ok(1),
             "a success gives its attempt back"
+        );
+    }
+
+    #[test]
+    fn a_full_table_forgets_the_least_recently_failed_key_and_tracks_the_new_one() {
+        let throttle = FailureThrottle::with_capacity("test", 2, Duration::from_secs(60), 3);
+        let now = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
+        for key in ["b", "c", "d"] {
+            assert_eq!(throttle.attempt(&key, now), Ok(0));
+        }
+        assert_eq!(throttle.len(), 3);
+        assert_eq!(throttle.attempt(&"e", now), Ok(0));
+        assert_eq!(throttle.attempt(&"e", now), Ok(1));
+        assert_eq!(
+            throttle.attempt(&"e", now),
+            Err(Duration::from_secs(60)),
+            "a key that arrives when the table is full is throttled like any other"
+        );
+        assert_eq!(throttle.len(), 3, "the table stays bounded");
+        assert_eq!(throttle.attempt(&"c", now), Ok(1), "c is still counted");
+        assert_eq!(
+            throttle.attempt(&"b", now),
+            Ok(0),
+            "b, the least recently counted, made room"
+        );
+    }
+
+    #[test]
+    fn a_key_under_attack_is_not_pushed_out_by_quieter_ones() {
+        let throttle = FailureThrottle::with_capacity("test", 2, Duration::from_secs(60), 3);
+        let now = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
+        assert_eq!(throttle.attempt(&"victim".to_owned(), now), Ok(0));
+        assert_eq!(throttle.attempt(&"victim".to_owned(), now), Ok(1));
+        for i in 0..100 {
+            let _ = throttle.attempt(&format!("flood {i}"), now);
+            assert!(
+                throttle.attempt(&"victim".to_owned(), now).is_err(),
+                "still blocked after {i} other keys"
+            );
+        }
+    }
+
+    #[test]
+    fn ended_windows_make_room_before_live_ones() {
+        let throttle = FailureThrottle::with_capacity("test", 2, Duration::from_secs(60), 2);
+        let start = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
+        assert_eq!(throttle.attempt(&"old", start), Ok(0));
+        let later = start + chrono::Duration::seconds(30);
+        assert_eq!(throttle.attempt(&"live", later), Ok(0));
+        assert_eq!(throttle.attempt(&"live", later), Ok(1));
+        let after = start + chrono::Duration::seconds(60);
+        assert_eq!(throttle.attempt(&"new", after), Ok(0));
+        assert_eq!(throttle.len(), 2, "the ended window went first");
+        assert!(
+            throttle.attempt(&"live", after).is_err(),
+            "the live one stayed"
         );
     }
 
