@@ -287,6 +287,9 @@ impl Tessera {
         password: &Password,
         client: Option<IpAddr>,
     ) -> AppResult<(SessionSecret, LoginResponse)> {
+        // No account's email holds a control character, and the database must not be
+        // asked about one (PostgreSQL refuses NUL): say so before anything else.
+        validate::single_line("email", email)?;
         let now = self.clock.now();
         let account = email.trim().to_lowercase();
         let account_key = self.login_account_key(&account);

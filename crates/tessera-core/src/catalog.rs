@@ -211,12 +211,18 @@ impl TokenType {
             if Permission::parse(permission).is_none() {
                 errors.add(
                     format!("permissions[{index}]"),
-                    "is not of the form resource.action",
+                    format!(
+                        "`{}` is not of the form resource.action",
+                        crate::token::redact_secrets(permission)
+                    ),
                 );
             } else if catalog.kind_of(permission).is_none() {
                 errors.add(
                     format!("permissions[{index}]"),
-                    "is not in the resource catalog",
+                    format!(
+                        "`{}` is not in the resource catalog",
+                        crate::token::redact_secrets(permission)
+                    ),
                 );
             }
         }

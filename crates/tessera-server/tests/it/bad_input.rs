@@ -79,6 +79,15 @@ async fn control_characters_are_refused_in_every_text_field_naming_it() {
         assert_eq!(response.status, 422, "{path} {body}: {}", response.text);
         response.expect_invalid(field);
     }
+    // Even signing in, with no credentials at all.
+    server
+        .anon(
+            Method::POST,
+            "/v1/auth/login",
+            Some(json!({"email": "a\u{0}@example.com", "password": "x"})),
+        )
+        .await
+        .expect_invalid("email");
     let id = root.token("edited").await.0;
     root.patch(&format!("/v1/tokens/{id}"), json!({"description": NUL}))
         .await
@@ -258,7 +267,11 @@ async fn http_level_mistakes_answer_the_spec_error_body() {
     let wrong = server.anon(Method::GET, "/v1/verify", None).await;
     wrong.expect_error(405, "method_not_allowed");
     // A path that is not UTF-8 once decoded.
-    for path in ["/v1/tokens/%FF%FE", "/v1/users/%C3%28/tokens", "/admin/tokens/%FF"] {
+    for path in [
+        "/v1/tokens/%FF%FE",
+        "/v1/users/%C3%28/tokens",
+        "/admin/tokens/%FF",
+    ] {
         let bad = root.get(path).await;
         assert_eq!(bad.status, 400, "{path}: {}", bad.text);
         bad.expect_error(400, "bad_request");
