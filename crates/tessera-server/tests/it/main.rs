@@ -19,6 +19,7 @@ mod personal;
 mod register;
 mod roles;
 mod secrets;
+mod slow_clients;
 mod tokens;
 mod users;
 mod verify;
