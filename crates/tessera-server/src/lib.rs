@@ -5,6 +5,7 @@
 //! **Invariant:** only this crate knows HTTP. A handler extracts, makes one
 //! `tessera-app` call, converts to a DTO, and stops.
 
+pub mod conn;
 pub mod error;
 pub mod extract;
 mod forward_auth;
@@ -15,8 +16,6 @@ mod verify;
 
 rust_i18n::i18n!("locales", fallback = "en");
 
-use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Router;
@@ -193,16 +192,4 @@ pub fn router(app: Arc<Tessera>, options: HttpOptions) -> Router {
         .with_state(state)
 }
 
-/// Serves `router` on `listener` until `shutdown` resolves, then drains connections.
-pub async fn serve(
-    listener: tokio::net::TcpListener,
-    router: Router,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    axum::serve(
-        listener,
-        router.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await
-}
+pub use conn::{ConnectionOptions, raise_open_files_limit, serve, serve_with};

@@ -34,7 +34,7 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{
     ColumnIndex, ConnectOptions as _, Database, Decode, Encode, Postgres, QueryBuilder, Row,
@@ -418,8 +418,7 @@ impl Db {
                 .map_err(failed(format!("cannot open the {} {shown}", end.as_str())))?;
             Ok(Self::Sqlite(pool))
         } else {
-            let options = PgConnectOptions::from_str(url)
-                .map_err(|error| StoreError::Backend(Box::new(error)))?
+            let options = crate::postgres::connect_options(url)?
                 .application_name("tessera db copy")
                 .disable_statement_logging();
             let pool = PgPoolOptions::new()

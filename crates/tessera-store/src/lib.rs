@@ -7,6 +7,7 @@
 //! **Invariant:** only this crate names sqlx; no sqlx type crosses its API.
 
 pub mod copy;
+mod deadline;
 mod postgres;
 mod rows;
 mod sqlite;
@@ -314,20 +315,68 @@ pub struct AuditRow {
     pub entry: AuditEntry,
 }
 
-/// Opens the store a database URL names, creating and migrating it as needed.
-/// `sqlite:` URLs open SQLite; `postgres://` and `postgresql://` URLs open PostgreSQL
-/// (the database must exist; its tables are created in the connection's current
-/// schema, which `?options=-c%20search_path%3D<schema>` can choose).
+/// Opens (creating, for SQLite, and migrating) the database at `url`: `sqlite:…`,
+/// or `postgres://…` / `postgresql://…` (see the PostgreSQL backend's URL parameters).
 pub async fn open(url: &str) -> StoreResult<Arc<dyn Store>> {
+    Ok(open_migrated(url).await?.0)
+}
+
+/// [`open`], also telling which migrations it applied.
+pub async fn open_migrated(url: &str) -> StoreResult<(Arc<dyn Store>, Migrated)> {
     if url.starts_with("sqlite:") {
-        Ok(Arc::new(SqliteStore::open(url).await?))
+        let (store, migrated) = SqliteStore::open_migrated(url).await?;
+        Ok((Arc::new(store), migrated))
     } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        Ok(Arc::new(PostgresStore::open(url).await?))
+        let (store, migrated) = PostgresStore::open_migrated(url).await?;
+        let store: Arc<dyn Store> = match store.call_deadline() {
+            Some(limit) => Arc::new(deadline::WithDeadline::new(store, limit)),
+            None => Arc::new(store),
+        };
+        Ok((store, migrated))
     } else {
         Err(StoreError::Backend(
             format!("unsupported database URL scheme in `{}`", redact_url(url)).into(),
         ))
     }
+}
+
+/// What opening a database did to its schema.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Migrated {
+    /// The migrations applied now, oldest first: `(version, description)`.
+    pub applied: Vec<(i64, String)>,
+    /// The schema's version afterwards (its newest migration).
+    pub version: i64,
+}
+
+/// Runs `migrator` on `connection`, noting which migrations were not applied before.
+pub(crate) async fn run_migrations<C>(
+    migrator: &sqlx::migrate::Migrator,
+    connection: &mut C,
+) -> Result<Migrated, sqlx::migrate::MigrateError>
+where
+    C: sqlx::migrate::Migrate,
+{
+    connection.ensure_migrations_table().await?;
+    let before: std::collections::HashSet<i64> = connection
+        .list_applied_migrations()
+        .await?
+        .iter()
+        .map(|migration| migration.version)
+        .collect();
+    migrator.run_direct(connection).await?;
+    let up = || {
+        migrator
+            .iter()
+            .filter(|migration| !migration.migration_type.is_down_migration())
+    };
+    Ok(Migrated {
+        applied: up()
+            .filter(|migration| !before.contains(&migration.version))
+            .map(|migration| (migration.version, migration.description.to_string()))
+            .collect(),
+        version: up().map(|migration| migration.version).max().unwrap_or(0),
+    })
 }
 
 /// The URL of the default SQLite database under `data_dir`.

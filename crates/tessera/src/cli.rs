@@ -1,9 +1,10 @@
 //! The command line, as clap parses it.
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
+
+use crate::listen::ListenAddress;
 
 #[derive(Debug, Parser)]
 #[command(name = "tessera", version, about = "A self-hosted API token service")]
@@ -35,9 +36,11 @@ pub struct Global {
 pub enum Command {
     /// Run the server (REST, verify, ops endpoints) until SIGINT or SIGTERM.
     Serve {
-        /// Address to listen on, e.g. 127.0.0.1:8080 (port 0 picks a free port).
+        /// Address to listen on: HOST:PORT (127.0.0.1:8080, 0.0.0.0:8080 for every
+        /// interface, localhost:8080, [::1]:8080) or a bare PORT, which listens on
+        /// 127.0.0.1 only (port 0 picks a free port).
         #[arg(long, value_name = "ADDR")]
-        listen: Option<SocketAddr>,
+        listen: Option<ListenAddress>,
     },
     /// Apply database migrations and exit.
     Migrate,

@@ -22,7 +22,7 @@ use crate::exit::{self, UsageError};
 /// Parses the command line's configuration and runs the command.
 pub async fn run(cli: Cli) -> Result<u8> {
     let listen = match &cli.command {
-        Command::Serve { listen } => *listen,
+        Command::Serve { listen } => listen.clone(),
         _ => None,
     };
     let overrides = Overrides {
@@ -43,10 +43,13 @@ pub async fn run(cli: Cli) -> Result<u8> {
     match cli.command {
         Command::Serve { .. } => crate::serve::run(config).await.map(|()| exit::OK),
         Command::Migrate => {
-            open_app(&config).await?;
+            let (_, migrated) = open_app_migrated(&config).await?;
             eprintln!(
-                "database is up to date: {}",
-                tessera_store::redact_url(&config.database_url())
+                "{}",
+                migration_report(
+                    &migrated,
+                    &tessera_store::redact_url(&config.database_url())
+                )
             );
             Ok(exit::OK)
         }
@@ -102,8 +105,35 @@ fn init_logging(config: &Config, serving: bool) {
     }
 }
 
+/// What `migrate` says: the migrations it applied, or that there were none to apply.
+fn migration_report(migrated: &tessera_store::Migrated, database: &str) -> String {
+    if migrated.applied.is_empty() {
+        return format!(
+            "database is up to date (schema version {}): {database}",
+            migrated.version
+        );
+    }
+    let list: Vec<String> = migrated
+        .applied
+        .iter()
+        .map(|(version, description)| format!("  {version:04} {description}"))
+        .collect();
+    format!(
+        "applied {} migration{} to {database} (schema version {}):\n{}",
+        migrated.applied.len(),
+        if migrated.applied.len() == 1 { "" } else { "s" },
+        migrated.version,
+        list.join("\n")
+    )
+}
+
 /// Opens (creating and migrating) the database and the pepper of `config`.
 pub async fn open_app(config: &Config) -> Result<Arc<Tessera>> {
+    Ok(open_app_migrated(config).await?.0)
+}
+
+/// [`open_app`], also telling which migrations it applied.
+pub async fn open_app_migrated(config: &Config) -> Result<(Arc<Tessera>, tessera_store::Migrated)> {
     create_data_dir(&config.data_dir)?;
     let pepper = tessera_app::pepper::load_or_create(&config.pepper_path()).with_context(|| {
         format!(
@@ -115,18 +145,19 @@ pub async fn open_app(config: &Config) -> Result<Arc<Tessera>> {
         create_private_file(&config.data_dir.join(DEFAULT_DATABASE_FILE))?;
     }
     let url = config.database_url();
-    let store = tessera_store::open(&url).await.with_context(|| {
+    let (store, migrated) = tessera_store::open_migrated(&url).await.with_context(|| {
         format!(
             "cannot open the database {}",
             tessera_store::redact_url(&url)
         )
     })?;
-    Ok(Arc::new(Tessera::new(
+    let app = Arc::new(Tessera::new(
         store,
         pepper,
         config.settings()?,
         Arc::new(SystemClock),
-    )))
+    ));
+    Ok((app, migrated))
 }
 
 /// Creates the data directory, readable by its owner only (it holds the pepper and

@@ -8,6 +8,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::listen::ListenAddress;
 use anyhow::{Context, Result, bail};
 use serde::Deserialize;
 use tessera_core::{ApiVersions, ForwardAuthConfig, RouteRules, TokenFormat, TokenPrefix};
@@ -15,7 +16,7 @@ use tessera_core::{ApiVersions, ForwardAuthConfig, RouteRules, TokenFormat, Toke
 /// Every setting, after layering.
 #[derive(Debug, Clone)]
 pub struct Config {
-    pub listen: SocketAddr,
+    pub listen: ListenAddress,
     pub data_dir: PathBuf,
     /// `None`: SQLite under `data_dir`.
     pub database_url: Option<String>,
@@ -35,6 +36,13 @@ pub struct Config {
     pub forward_auth: ForwardAuthConfig,
     /// Proxies (CIDRs) whose `X-Forwarded-For` / `Forwarded` name the real client.
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// How long a request's head may take to arrive (from its first byte; on a new
+    /// connection, from the connection opening).
+    pub header_timeout_seconds: u64,
+    /// How long a connection may stay idle between requests; 0: no keep-alive.
+    pub keep_alive_seconds: u64,
+    /// At most this many open client connections.
+    pub max_connections: usize,
     /// The config file that was read, if any.
     pub source: Option<PathBuf>,
 }
@@ -49,7 +57,7 @@ pub enum LogFormat {
 impl Default for Config {
     fn default() -> Self {
         Self {
-            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            listen: ListenAddress::Socket(SocketAddr::from(([127, 0, 0, 1], 8080))),
             data_dir: PathBuf::from("./tessera-data"),
             database_url: None,
             token_prefix: TokenPrefix::default(),
@@ -64,6 +72,9 @@ impl Default for Config {
             log_format: LogFormat::Text,
             forward_auth: ForwardAuthConfig::default(),
             trusted_proxies: Vec::new(),
+            header_timeout_seconds: tessera_server::conn::DEFAULT_HEADER_TIMEOUT.as_secs(),
+            keep_alive_seconds: tessera_server::conn::DEFAULT_KEEP_ALIVE.as_secs(),
+            max_connections: tessera_server::conn::DEFAULT_MAX_CONNECTIONS,
             source: None,
         }
     }
@@ -73,7 +84,7 @@ impl Default for Config {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct FileConfig {
-    listen: Option<SocketAddr>,
+    listen: Option<ListenAddress>,
     data_dir: Option<PathBuf>,
     database_url: Option<String>,
     token_prefix: Option<String>,
@@ -88,6 +99,9 @@ struct FileConfig {
     log_format: Option<LogFormat>,
     forward_auth: Option<ForwardAuthConfig>,
     trusted_proxies: Option<Vec<String>>,
+    header_timeout_seconds: Option<u64>,
+    keep_alive_seconds: Option<u64>,
+    max_connections: Option<usize>,
 }
 
 /// The flags every command shares.
@@ -96,7 +110,7 @@ pub struct Overrides {
     pub config: Option<PathBuf>,
     pub data_dir: Option<PathBuf>,
     pub database_url: Option<String>,
-    pub listen: Option<SocketAddr>,
+    pub listen: Option<ListenAddress>,
 }
 
 /// Environment variables Tessera reads (besides `TESSERA_LOG`, the log filter).
@@ -115,6 +129,9 @@ const KNOWN_ENV: &[&str] = &[
     "TESSERA_VERIFY_FAILURES_PER_MINUTE",
     "TESSERA_MAX_STALENESS_SECONDS",
     "TESSERA_TRUSTED_PROXIES",
+    "TESSERA_HEADER_TIMEOUT_SECONDS",
+    "TESSERA_KEEP_ALIVE_SECONDS",
+    "TESSERA_MAX_CONNECTIONS",
     "TESSERA_LOG_FORMAT",
     "TESSERA_LOG",
 ];
@@ -217,6 +234,15 @@ impl Config {
         if let Some(v) = lookup("TESSERA_MAX_STALENESS_SECONDS") {
             config.max_staleness_seconds = parse_env("TESSERA_MAX_STALENESS_SECONDS", &v)?;
         }
+        if let Some(v) = lookup("TESSERA_HEADER_TIMEOUT_SECONDS") {
+            config.header_timeout_seconds = parse_env("TESSERA_HEADER_TIMEOUT_SECONDS", &v)?;
+        }
+        if let Some(v) = lookup("TESSERA_KEEP_ALIVE_SECONDS") {
+            config.keep_alive_seconds = parse_env("TESSERA_KEEP_ALIVE_SECONDS", &v)?;
+        }
+        if let Some(v) = lookup("TESSERA_MAX_CONNECTIONS") {
+            config.max_connections = parse_env("TESSERA_MAX_CONNECTIONS", &v)?;
+        }
         if let Some(v) = lookup("TESSERA_LOG_FORMAT") {
             config.log_format = match v.as_str() {
                 "text" => LogFormat::Text,
@@ -230,8 +256,8 @@ impl Config {
         if let Some(url) = &overrides.database_url {
             config.database_url = Some(url.clone());
         }
-        if let Some(listen) = overrides.listen {
-            config.listen = listen;
+        if let Some(listen) = &overrides.listen {
+            config.listen = listen.clone();
         }
         config.check()?;
         Ok((config, warnings))
@@ -257,7 +283,10 @@ impl Config {
             verify_failures_per_minute,
             max_staleness_seconds,
             log_format,
-            forward_auth
+            forward_auth,
+            header_timeout_seconds,
+            keep_alive_seconds,
+            max_connections
         );
         if let Some(url) = file.database_url {
             self.database_url = Some(url).filter(|url| !url.is_empty());
@@ -286,8 +315,27 @@ impl Config {
         if self.body_limit_bytes < 1024 {
             bail!("body_limit_bytes must be at least 1024");
         }
+        if !(1..=3600).contains(&self.header_timeout_seconds) {
+            bail!("header_timeout_seconds must be 1 to 3600");
+        }
+        if self.keep_alive_seconds > 86_400 {
+            bail!("keep_alive_seconds must be 0 (no keep-alive) to 86400");
+        }
+        if !(1..=1_000_000).contains(&self.max_connections) {
+            bail!("max_connections must be 1 to 1000000");
+        }
         RouteRules::new(&self.forward_auth).map_err(anyhow::Error::msg)?;
         Ok(())
+    }
+
+    /// How the server treats client connections.
+    pub fn connection_options(&self) -> tessera_server::ConnectionOptions {
+        tessera_server::ConnectionOptions {
+            header_timeout: Duration::from_secs(self.header_timeout_seconds),
+            keep_alive: (self.keep_alive_seconds > 0)
+                .then(|| Duration::from_secs(self.keep_alive_seconds)),
+            max_connections: self.max_connections,
+        }
     }
 
     /// The database URL: the configured one, or SQLite under the data dir.

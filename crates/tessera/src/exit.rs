@@ -8,7 +8,7 @@
 //! | 3 | not found |
 //! | 4 | conflict (name taken, still in use) |
 //! | 5 | forbidden or not authenticated |
-//! | 69 | the database cannot be reached |
+//! | 69 | the database cannot be reached, or `serve` cannot listen on its address |
 //! | 70 | internal error |
 
 use tessera_app::AppError;
@@ -35,6 +35,8 @@ pub fn code_of(error: &anyhow::Error) -> u8 {
         Some(AppError::Unavailable(_)) => UNAVAILABLE,
         Some(AppError::Internal(_) | AppError::StaleIndex { .. }) => INTERNAL,
         None if error.downcast_ref::<UsageError>().is_some() => USAGE,
+        // EX_UNAVAILABLE: the address is taken (or not ours); the message says what to do.
+        None if error.downcast_ref::<crate::listen::BindError>().is_some() => UNAVAILABLE,
         // Opening the database fails before any service runs, as a store error.
         None if matches!(
             error.downcast_ref::<StoreError>(),

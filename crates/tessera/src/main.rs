@@ -9,6 +9,7 @@ mod commands;
 mod config;
 mod copy;
 mod exit;
+mod listen;
 mod people;
 mod serve;
 
@@ -33,10 +34,27 @@ fn main() -> ExitCode {
         // A reader that stopped early (`tessera token list | head`) is not an error.
         Err(error) if is_broken_pipe(&error) => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("error: {error:#}");
+            eprintln!("error: {}", describe(&error));
             ExitCode::from(exit::code_of(&error))
         }
     }
+}
+
+/// The error and its causes, each said once: a cause whose text its parent already
+/// quotes (as `StoreError` does the sqlx error it wraps) is not repeated.
+fn describe(error: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in error.chain() {
+        let said = cause.to_string();
+        if said.is_empty() || text.contains(&said) {
+            continue;
+        }
+        if !text.is_empty() {
+            text.push_str(": ");
+        }
+        text.push_str(&said);
+    }
+    text
 }
 
 fn is_broken_pipe(error: &anyhow::Error) -> bool {

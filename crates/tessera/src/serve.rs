@@ -21,10 +21,16 @@ pub async fn run(config: Config) -> Result<()> {
     app.load()
         .await
         .context("cannot load tokens into the verify index")?;
-    let listener = tokio::net::TcpListener::bind(config.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let listener = config.listen.bind().await?;
     let address = listener.local_addr()?;
+    if config.listen.is_bare_port() {
+        tracing::info!(
+            "--listen {} is a bare port: listening on the loopback address {address} only \
+             (use --listen 0.0.0.0:{} for every interface)",
+            config.listen,
+            address.port()
+        );
+    }
     tracing::info!(
         tokens = app.indexed_tokens(),
         database = %tessera_store::redact_url(&config.database_url()),
@@ -60,7 +66,10 @@ pub async fn run(config: Config) -> Result<()> {
         trusted_proxies: config.trusted_proxies.clone(),
     };
     let router = tessera_server::router(Arc::clone(&app), options);
-    tessera_server::serve(listener, router, shutdown_signal()).await?;
+    let open_files = tessera_server::raise_open_files_limit();
+    let connections = config.connection_options();
+    tracing::debug!(?connections, ?open_files, "connection limits");
+    tessera_server::serve_with(listener, router, connections, shutdown_signal()).await?;
     tracing::info!("shutting down: flushing usage");
     let _ = stop.send(true);
     worker.await.context("the background worker failed")?;

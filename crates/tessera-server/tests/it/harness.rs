@@ -16,7 +16,7 @@ use tessera_app::auth::{NewAdmin, Password};
 use tessera_app::first_run::SETUP_CODE_FILE;
 use tessera_app::{Principal, Settings, SystemClock};
 use tessera_core::ApiVersions;
-use tessera_server::HttpOptions;
+use tessera_server::{ConnectionOptions, HttpOptions};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
@@ -300,15 +300,43 @@ impl TestServer {
 
     /// Starts a server over an existing data dir (to restart with other settings).
     pub async fn start_in(dir: TempDir, settings: Settings) -> Self {
-        Self::start_full(dir, settings, HttpOptions::default()).await
+        Self::start_full(
+            dir,
+            settings,
+            HttpOptions::default(),
+            ConnectionOptions::default(),
+        )
+        .await
     }
 
     /// Starts a server with HTTP options of the test's choosing.
     pub async fn start_with_options(settings: Settings, options: HttpOptions) -> Self {
-        Self::start_full(tempfile::tempdir().expect("tempdir"), settings, options).await
+        Self::start_full(
+            tempfile::tempdir().expect("tempdir"),
+            settings,
+            options,
+            ConnectionOptions::default(),
+        )
+        .await
     }
 
-    async fn start_full(dir: TempDir, settings: Settings, options: HttpOptions) -> Self {
+    /// Starts a server with connection timeouts and cap of the test's choosing.
+    pub async fn start_with_connections(connections: ConnectionOptions) -> Self {
+        Self::start_full(
+            tempfile::tempdir().expect("tempdir"),
+            default_settings(),
+            HttpOptions::default(),
+            connections,
+        )
+        .await
+    }
+
+    async fn start_full(
+        dir: TempDir,
+        settings: Settings,
+        options: HttpOptions,
+        connections: ConnectionOptions,
+    ) -> Self {
         install_log_capture();
         let store = tessera_store::open(&database_url(dir.path()))
             .await
@@ -327,9 +355,14 @@ impl TestServer {
         let address = listener.local_addr().expect("local addr");
         let (shutdown, signal) = oneshot::channel::<()>();
         let router = tessera_server::router(Arc::clone(&app), options);
-        let task = tokio::spawn(tessera_server::serve(listener, router, async move {
-            let _ = signal.await;
-        }));
+        let task = tokio::spawn(tessera_server::serve_with(
+            listener,
+            router,
+            connections,
+            async move {
+                let _ = signal.await;
+            },
+        ));
         let server = Self {
             app,
             base: format!("http://{address}"),

@@ -21,6 +21,7 @@ mod personal;
 mod register;
 mod roles;
 mod secrets;
+mod slow_clients;
 mod tokens;
 mod users;
 mod verify;

@@ -8,15 +8,18 @@
 //! ([`listener`]).
 
 mod admin;
+mod connect;
 mod listener;
+#[cfg(test)]
+mod tests;
 
 use std::collections::BTreeMap;
-use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
+use sqlx::Connection as _;
 use sqlx::postgres::{
     PgArguments, PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgQueryResult,
 };
@@ -37,6 +40,11 @@ use crate::{
     StoreError, StoreResult, TokenPage, TokenQuery, UsageDelta, UsageRow,
 };
 
+/// The sqlx options of `url`, without Tessera's own parameters (see [`connect`]).
+pub(crate) fn connect_options(url: &str) -> StoreResult<PgConnectOptions> {
+    Ok(connect::ConnectSettings::from_url(url)?.options)
+}
+
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
 /// The transaction-level advisory lock that orders change-feed inserts ("tessera" + 1
@@ -45,28 +53,27 @@ const CHANGE_FEED_LOCK: i64 = 0x7465_7373_6572_6101;
 
 /// Connections per node; management writes are short and verification never queries.
 const POOL_SIZE: u32 = 10;
-/// How long a call waits for a connection before it answers `Unavailable` (a 503): short,
-/// so that management calls fail fast while the database is unreachable, and still
-/// ample for opening a connection to a reachable server.
-const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Tessera's store on a PostgreSQL database shared by any number of nodes.
 #[derive(Debug, Clone)]
 pub struct PostgresStore {
     pool: PgPool,
     listener: Arc<ChangeListener>,
+    /// How long a call may take before [`crate::open`]'s deadline abandons it.
+    call_deadline: Option<Duration>,
 }
 
 /// SQLSTATEs that mean "try again later" rather than "this request is wrong":
 /// connection exceptions (class 08), insufficient resources (53), operator intervention
 /// such as a shutdown or a server that is starting (57P0x), serialization failures and
-/// deadlocks (40001, 40P01), a lock wait that timed out (55P03) and a read-only server
-/// (25006, e.g. a standby during a failover).
+/// deadlocks (40001, 40P01), a lock wait that timed out (55P03), a read-only server
+/// (25006, e.g. a standby during a failover) and a statement cancelled by
+/// `statement_timeout` (57014).
 fn is_transient(code: &str) -> bool {
     code.starts_with("08")
         || code.starts_with("53")
         || code.starts_with("57P0")
-        || matches!(code, "40001" | "40P01" | "55P03" | "25006")
+        || matches!(code, "40001" | "40P01" | "55P03" | "25006" | "57014")
 }
 
 fn map_error(error: sqlx::Error) -> StoreError {
@@ -87,8 +94,11 @@ fn map_error(error: sqlx::Error) -> StoreError {
         sqlx::Error::Database(db) if db.code().as_deref().is_some_and(is_transient) => {
             StoreError::Unavailable(Box::new(error))
         }
+        // A protocol error is a connection that broke mid-conversation (e.g. cut while
+        // it asked for TLS): the next one may well work.
         sqlx::Error::Io(_)
         | sqlx::Error::Tls(_)
+        | sqlx::Error::Protocol(_)
         | sqlx::Error::PoolTimedOut
         | sqlx::Error::PoolClosed
         | sqlx::Error::WorkerCrashed => StoreError::Unavailable(Box::new(error)),
@@ -106,28 +116,89 @@ fn map_migrate_error(error: sqlx::migrate::MigrateError) -> StoreError {
 impl PostgresStore {
     /// Connects to the database at `url` and migrates it. The database must exist;
     /// tables go into the connection's current schema. Any failure to connect (the
-    /// server is down, refuses us, or the database is missing) is `Unavailable`; a
-    /// malformed URL is `Backend`.
+    /// server is down, refuses us, or the database is missing) is `Unavailable`, told
+    /// once with the address and what to do; a malformed URL is `Backend`. The URL's
+    /// own parameters are described in [`connect`].
     pub async fn open(url: &str) -> StoreResult<Self> {
-        let options = PgConnectOptions::from_str(url)
-            .map_err(|error| StoreError::Backend(Box::new(error)))?
-            .application_name("tessera");
+        Ok(Self::open_migrated(url).await?.0)
+    }
+
+    /// [`PostgresStore::open`], also telling which migrations it applied.
+    pub async fn open_migrated(url: &str) -> StoreResult<(Self, crate::Migrated)> {
+        let settings = connect::ConnectSettings::from_url(url)?;
+        // One connection first, bounded and not retried, so that a server that is down
+        // or a database that is missing is reported once, plainly (a pool would retry
+        // until its timeout and report only that it timed out). Migrations run on it,
+        // without the pool's statement timeout: a migration may take its time.
+        let mut first = match tokio::time::timeout(
+            settings.connect_timeout,
+            PgConnection::connect_with(&settings.options),
+        )
+        .await
+        {
+            Ok(Ok(connection)) => connection,
+            Ok(Err(error)) => return Err(settings.explain(error)),
+            Err(_) => return Err(settings.timed_out()),
+        };
+        let migrated = crate::run_migrations(&MIGRATOR, &mut first)
+            .await
+            .map_err(map_migrate_error)?;
+        let _ = sqlx::Connection::close(first).await;
+
+        let setup = Arc::new(settings.session_values());
+        let check_timeout = settings.connect_timeout;
         let pool = PgPoolOptions::new()
             .max_connections(POOL_SIZE)
-            .acquire_timeout(ACQUIRE_TIMEOUT)
-            .connect_with(options)
-            .await
-            .map_err(|error| match error {
-                sqlx::Error::Configuration(_) => StoreError::Backend(Box::new(error)),
-                other => StoreError::Unavailable(Box::new(other)),
-            })?;
-        MIGRATOR.run(&pool).await.map_err(map_migrate_error)?;
+            // How long a call waits for a connection (opening one included) before it
+            // answers `Unavailable` (a 503): short, so that management calls fail fast
+            // while the database is unreachable.
+            .acquire_timeout(settings.connect_timeout)
+            .after_connect(move |connection, _| {
+                let [statement_timeout, idle, interval, count] = (*setup).clone();
+                Box::pin(async move {
+                    sqlx::query(connect::SESSION_SETUP)
+                        .bind(statement_timeout)
+                        .bind(idle)
+                        .bind(interval)
+                        .bind(count)
+                        .execute(connection)
+                        .await?;
+                    Ok(())
+                })
+            })
+            // A connection comes back from a call that may have been abandoned mid-way
+            // (a deadline, a cancelled request): it is reused only if it answers at
+            // once, else closed. (sqlx's own check on release is not bounded in time.)
+            .after_release(move |connection, _| {
+                Box::pin(async move {
+                    match tokio::time::timeout(check_timeout, connection.ping()).await {
+                        Ok(Ok(())) => Ok(true),
+                        Ok(Err(error)) => Err(error),
+                        Err(_) => Err(sqlx::Error::Io(std::io::Error::new(
+                            std::io::ErrorKind::TimedOut,
+                            "the connection did not answer a ping; closing it",
+                        ))),
+                    }
+                })
+            })
+            .connect_lazy_with(settings.options.clone());
         let schema: String = sqlx::query_scalar("SELECT COALESCE(current_schema(), '')")
             .fetch_one(&pool)
             .await
             .map_err(map_error)?;
         let listener = Arc::new(ChangeListener::new(&pool.connect_options(), schema));
-        Ok(Self { pool, listener })
+        let store = Self {
+            pool,
+            listener,
+            call_deadline: settings.call_deadline(),
+        };
+        Ok((store, migrated))
+    }
+
+    /// How long a call may take before it is abandoned (`None`: no statement timeout,
+    /// so no deadline either).
+    pub(crate) fn call_deadline(&self) -> Option<Duration> {
+        self.call_deadline
     }
 
     /// Starts a write transaction (READ COMMITTED, the server default). Dropping it

@@ -65,6 +65,11 @@ fn map_error(error: sqlx::Error) -> StoreError {
 impl SqliteStore {
     /// Opens (creating if missing) and migrates the database at `url`.
     pub async fn open(url: &str) -> StoreResult<Self> {
+        Ok(Self::open_migrated(url).await?.0)
+    }
+
+    /// [`SqliteStore::open`], also telling which migrations it applied.
+    pub async fn open_migrated(url: &str) -> StoreResult<(Self, crate::Migrated)> {
         let options = SqliteConnectOptions::from_str(url)
             .map_err(map_error)?
             .create_if_missing(true)
@@ -77,11 +82,12 @@ impl SqliteStore {
             .connect_with(options)
             .await
             .map_err(map_error)?;
-        MIGRATOR
-            .run(&pool)
+        let mut connection = pool.acquire().await.map_err(map_error)?;
+        let migrated = crate::run_migrations(&MIGRATOR, &mut *connection)
             .await
             .map_err(|error| StoreError::Backend(Box::new(error)))?;
-        Ok(Self { pool })
+        drop(connection);
+        Ok((Self { pool }, migrated))
     }
 
     /// Starts a write transaction. `BEGIN IMMEDIATE` takes the write lock up front, so
