@@ -124,6 +124,10 @@ async fn a_super_admin_invites_changes_deactivates_and_deletes_a_user() {
         page.text
             .contains("data-confirm=\"Delete the user “Grace Hopper”?")
     );
+    // One's own row offers no way to lock oneself out.
+    assert!(page.text.contains("This is you"));
+    assert_eq!(page.text.matches("data-action=\"deactivate\"").count(), 1);
+    assert_eq!(page.text.matches("data-action=\"delete\"").count(), 1);
 
     // Grace can sign in with the initial password.
     server
