@@ -5,7 +5,9 @@
 #     interleaved;
 #  2. nginx -> auth_request -> Tessera -> upstream vs the same nginx -> upstream without
 #     auth_request (the upstream is an nginx `return 200`), from docs/gateways/nginx.conf.
-# Prints medians and ratios and appends them to bench/results/forward_auth.txt.
+# Prints medians and ratios, and the CPU each request costs Tessera and nginx (from
+# /proc, so it holds however noisy the box is), and appends them to
+# bench/results/forward_auth.txt.
 #
 #   bench/forward_auth.sh [seconds-per-run (default 8)] [rounds (default 3)] [connections (default 32)]
 #
@@ -22,7 +24,7 @@ nginx=$(command -v nginx || echo /usr/sbin/nginx)
 [ -x "$nginx" ] || { echo "nginx is not installed: apt-get install -y nginx" >&2; exit 2; }
 
 cargo build --release --quiet -p tessera
-bin=target/release/tessera
+bin=${CARGO_TARGET_DIR:-target}/release/tessera
 work=$(mktemp -d)
 server_pid=; nginx_pid=
 cleanup() {
@@ -82,20 +84,39 @@ curl -sf -o /dev/null -H "Authorization: Bearer $token" -H 'X-Original-Method: G
   -H 'X-Original-URI: /api/articles/1' "$address/v1/forward-auth"
 [ "$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $token" "http://127.0.0.1:$gateway_port/api/articles/1")" = 200 ]
 
-rps() { wrk -t2 -c"$connections" -d"${duration}s" "$@" | awk '/Requests\/sec/ {print $2}'; }
-health=(); forward=(); plain=(); gated=()
+hz=$(getconf CLK_TCK)
+# CPU ticks used so far by Tessera, and by nginx (master and workers).
+ticks() { awk '{s+=$14+$15} END {print s+0}' "/proc/$server_pid/stat"; }
+nginx_ticks() {
+  local pids; pids="$nginx_pid $(pgrep -P "$nginx_pid" | tr '\n' ' ')"
+  for pid in $pids; do cat "/proc/$pid/stat" 2>/dev/null; done | awk '{s+=$14+$15} END {print s+0}'
+}
+# One wrk run: "<req/s> <Tessera CPU us per request> <nginx CPU us per request>".
+run() {
+  local t0 n0 t1 n1 output
+  t0=$(ticks); n0=$(nginx_ticks)
+  output=$(wrk -t2 -c"$connections" -d"${duration}s" "$@")
+  t1=$(ticks); n1=$(nginx_ticks)
+  awk -v t="$((t1 - t0))" -v n="$((n1 - n0))" -v hz="$hz" '
+    /requests in/ {c=$1} /Requests\/sec/ {r=$2}
+    END {printf "%s %.1f %.1f\n", r, t/hz*1e6/c, n/hz*1e6/c}' <<<"$output"
+}
+health=(); forward=(); plain=(); gated=(); forward_cpu=(); plain_cpu=(); gated_cpu=(); gated_tessera=()
 for _ in $(seq 1 "$rounds"); do
-  health+=("$(rps "$address/healthz")")
-  forward+=("$(rps -H "Authorization: Bearer $token" -H 'X-Original-Method: GET' \
-    -H 'X-Original-URI: /api/articles/1' "$address/v1/forward-auth")")
-  plain+=("$(rps "http://127.0.0.1:$plain_port/api/articles/1")")
-  gated+=("$(rps -H "Authorization: Bearer $token" "http://127.0.0.1:$gateway_port/api/articles/1")")
+  read -r r _ _ < <(run "$address/healthz"); health+=("$r")
+  read -r r c _ < <(run -H "Authorization: Bearer $token" -H 'X-Original-Method: GET' \
+    -H 'X-Original-URI: /api/articles/1' "$address/v1/forward-auth")
+  forward+=("$r"); forward_cpu+=("$c")
+  read -r r _ n < <(run "http://127.0.0.1:$plain_port/api/articles/1"); plain+=("$r"); plain_cpu+=("$n")
+  read -r r c n < <(run -H "Authorization: Bearer $token" "http://127.0.0.1:$gateway_port/api/articles/1")
+  gated+=("$r"); gated_cpu+=("$n"); gated_tessera+=("$c")
 done
 median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 h=$(median "${health[@]}"); f=$(median "${forward[@]}"); p=$(median "${plain[@]}"); g=$(median "${gated[@]}")
 ratio_fa=$(awk -v a="$f" -v b="$h" 'BEGIN {printf "%.3f", a/b}')
 ratio_ng=$(awk -v a="$g" -v b="$p" 'BEGIN {printf "%.3f", a/b}')
-line="$(date -u +%FT%TZ) tokens=1000 wrk -t2 -c$connections -d${duration}s x$rounds (medians): healthz=$h forward-auth=$f ratio=$ratio_fa; nginx plain=$p nginx+auth_request=$g ratio=$ratio_ng (runs healthz: ${health[*]}; forward-auth: ${forward[*]}; plain: ${plain[*]}; gated: ${gated[*]})"
+fc=$(median "${forward_cpu[@]}"); pc=$(median "${plain_cpu[@]}"); gc=$(median "${gated_cpu[@]}"); gt=$(median "${gated_tessera[@]}")
+line="$(date -u +%FT%TZ) tokens=1000 wrk -t2 -c$connections -d${duration}s x$rounds (medians): healthz=$h forward-auth=$f ratio=$ratio_fa (Tessera CPU ${fc}us/request); nginx plain=$p nginx+auth_request=$g ratio=$ratio_ng (CPU per request: plain nginx ${pc}us; gated nginx ${gc}us + Tessera ${gt}us) (runs healthz: ${health[*]}; forward-auth: ${forward[*]}; plain: ${plain[*]}; gated: ${gated[*]})"
 echo "$line"
 mkdir -p bench/results
 echo "$line" >>bench/results/forward_auth.txt

@@ -373,6 +373,7 @@ impl Tessera {
                     client_address,
                     changes: serde_json::json!({}),
                 };
+                self.metrics.login_failed();
                 if let Err(error) = self.store.record_audit(&entry).await {
                     tracing::warn!(%error, "could not record a failed login");
                 }
@@ -456,6 +457,7 @@ mod tests {
             Settings::default(),
             Arc::new(SystemClock),
         )
+        .unwrap()
     }
 
     fn wrong() -> Password {

@@ -14,6 +14,7 @@ pub mod clock;
 pub mod error;
 pub mod first_run;
 pub mod forward;
+pub mod metrics;
 pub mod password;
 pub mod pepper;
 pub mod personal;
@@ -100,6 +101,7 @@ pub struct Tessera {
     pub(crate) passwords: password::Passwords,
     /// The first-run setup code, while one is armed (see [`first_run`]).
     pub(crate) setup_code: std::sync::Mutex<Option<first_run::ArmedCode>>,
+    pub(crate) metrics: Arc<metrics::Metrics>,
 }
 
 impl Tessera {
@@ -109,7 +111,10 @@ impl Tessera {
         pepper: Pepper,
         settings: Settings,
         clock: Arc<dyn Clock>,
-    ) -> Self {
+    ) -> AppResult<Self> {
+        let metrics = Arc::new(
+            metrics::Metrics::new().map_err(|error| AppError::Internal(error.to_string()))?,
+        );
         let usage = Arc::new(UsageRecorder::default());
         let index = Arc::new(VerifyIndex::new(Arc::clone(&usage)));
         let verifier = Verifier::new(
@@ -121,8 +126,10 @@ impl Tessera {
                 settings.verify_failures_per_address,
                 settings.verify_failure_window,
             ),
+            Arc::clone(&metrics),
         );
-        Self {
+        Ok(Self {
+            metrics,
             login_accounts: FailureThrottle::new(
                 "login failures per account",
                 settings.login_failures_per_account,
@@ -142,7 +149,22 @@ impl Tessera {
             index,
             usage,
             verifier,
-        }
+        })
+    }
+
+    /// This node's metrics, with the state gauges read now.
+    pub fn metrics(&self) -> &metrics::Metrics {
+        self.metrics.set_state(&metrics::NodeState {
+            index_tokens: self.index.len(),
+            change_feed_lag: self.index.staleness(),
+            pool: self.store.pool_state(),
+        });
+        &self.metrics
+    }
+
+    /// The metrics handles for recording, without reading the state gauges.
+    pub fn record(&self) -> &metrics::Metrics {
+        &self.metrics
     }
 
     /// Loads the verify index from the store.
@@ -166,13 +188,16 @@ impl Tessera {
     /// Writes counted usage; returns how many token-days were written.
     pub async fn flush_usage(&self) -> AppResult<usize> {
         let index = Arc::clone(&self.index);
+        let started = std::time::Instant::now();
         let written = self
             .usage
             .flush(self.store.as_ref(), self.clock.now(), move |id| {
                 index.contains(id)
             })
-            .await?;
-        Ok(written)
+            .await;
+        self.metrics
+            .usage_flushed(written.is_ok(), started.elapsed());
+        Ok(written?)
     }
 
     /// Usage counted on this node and not written yet.

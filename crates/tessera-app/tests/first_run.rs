@@ -23,7 +23,8 @@ async fn node(dir: &tempfile::TempDir) -> Arc<Tessera> {
         Pepper::from_bytes([9; 32]),
         Settings::default(),
         Arc::new(SystemClock),
-    );
+    )
+    .expect("app");
     app.load().await.unwrap();
     Arc::new(app)
 }

@@ -26,12 +26,9 @@ async fn cluster(dir: &tempfile::TempDir, nodes: usize) -> Vec<Node> {
     for _ in 0..nodes {
         let store = tessera_store::open(&url).await.unwrap();
         let clock = Arc::new(ManualClock::new(start));
-        let app = Arc::new(Tessera::new(
-            store,
-            pepper.clone(),
-            Settings::default(),
-            clock.clone(),
-        ));
+        let app = Arc::new(
+            Tessera::new(store, pepper.clone(), Settings::default(), clock.clone()).expect("app"),
+        );
         app.load().await.unwrap();
         out.push(Node { app, clock });
     }
@@ -334,7 +331,8 @@ async fn failures_from_one_address_are_throttled_but_valid_tokens_still_pass() {
         Pepper::from_bytes([1; 32]),
         settings,
         Arc::new(tessera_app::SystemClock),
-    );
+    )
+    .expect("app");
     app.load().await.unwrap();
     let created = app
         .create_token(&operator(), create("ci", TokenType::ReadOnly, &[]))
@@ -405,7 +403,8 @@ async fn a_stale_index_refuses_to_verify_until_it_catches_up() {
                 ..Settings::default()
             },
             clock.clone(),
-        );
+        )
+        .expect("app");
         assert!(
             matches!(
                 app.ready().await,

@@ -381,7 +381,9 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Deadlines<T> {
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
         this.note_write();
-        Pin::new(&mut this.io).poll_write(cx, buf)
+        let written = Pin::new(&mut this.io).poll_write(cx, buf);
+        this.arm_timer(cx);
+        written
     }
 
     fn poll_write_vectored(
@@ -391,7 +393,9 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Deadlines<T> {
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
         this.note_write();
-        Pin::new(&mut this.io).poll_write_vectored(cx, bufs)
+        let written = Pin::new(&mut this.io).poll_write_vectored(cx, bufs);
+        this.arm_timer(cx);
+        written
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -415,6 +419,24 @@ impl<T> Deadlines<T> {
         if let Phase::Idle(_) = self.phase {
             self.phase = Phase::Idle(Instant::now());
         }
+    }
+
+    /// Registers the current phase's deadline with this task from the write side.
+    ///
+    /// After the last write of a response hyper does not always read again before it
+    /// waits (it may have polled the socket while the request was still being handled,
+    /// when no clock ran), so a deadline armed only on reads could never fire and an
+    /// idle connection stayed open for good. When the timer fires the task wakes, hyper
+    /// reads, and the read sees the deadline passed.
+    fn arm_timer(&mut self, cx: &mut Context<'_>) {
+        let Some(deadline) = self.deadline() else {
+            return;
+        };
+        if self.timer.deadline() != deadline {
+            self.timer.as_mut().reset(deadline);
+        }
+        // Ready only if the deadline already passed: the next read reports it.
+        let _ = self.timer.as_mut().poll(cx);
     }
 }
 

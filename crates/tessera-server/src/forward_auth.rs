@@ -134,7 +134,16 @@ fn answer(
     uri: &str,
     client: Option<std::net::IpAddr>,
 ) -> ApiResult<Response> {
-    Ok(match state.app.forward_auth(token, method, uri, client)? {
+    let response = verdict_response(state.app.forward_auth(token, method, uri, client)?);
+    state
+        .app
+        .record()
+        .forward_auth_answered(response.status().as_u16());
+    Ok(response)
+}
+
+fn verdict_response(verdict: ForwardVerdict) -> Response {
+    match verdict {
         ForwardVerdict::Allowed(token) => {
             let mut response = StatusCode::OK.into_response();
             let headers = response.headers_mut();
@@ -193,7 +202,7 @@ fn answer(
             }
             response
         }
-    })
+    }
 }
 
 #[cfg(test)]

@@ -130,6 +130,26 @@ impl MakeRequestId for SequentialRequestIds {
     }
 }
 
+/// Counts every request by route template, method and status (`/metrics`).
+async fn count_request(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    request: Request<axum::body::Body>,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let route = request
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .cloned();
+    let method = request.method().clone();
+    let response = next.run(request).await;
+    state.app.record().http_request(
+        route.as_ref().map_or("<unmatched>", |route| route.as_str()),
+        method.as_str(),
+        response.status().as_u16(),
+    );
+    response
+}
+
 /// The whole router.
 pub fn router(app: Arc<Tessera>, options: HttpOptions) -> Router {
     let state = AppState {
@@ -181,6 +201,10 @@ pub fn router(app: Arc<Tessera>, options: HttpOptions) -> Router {
         .layer(SetResponseHeaderLayer::overriding(
             header::X_CONTENT_TYPE_OPTIONS,
             HeaderValue::from_static("nosniff"),
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            count_request,
         ))
         .layer(trace)
         .layer(PropagateRequestIdLayer::new(request_id.clone()))

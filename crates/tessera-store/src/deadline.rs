@@ -245,4 +245,8 @@ impl<S: Store> Store for WithDeadline<S> {
     fn change_signal(&self) -> Option<Arc<tokio::sync::Notify>> {
         self.inner.change_signal()
     }
+
+    fn pool_state(&self) -> Option<(u32, usize)> {
+        self.inner.pool_state()
+    }
 }

@@ -293,6 +293,11 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     fn change_signal(&self) -> Option<Arc<tokio::sync::Notify>> {
         None
     }
+
+    /// The connection pool now: open connections and how many of them are idle.
+    fn pool_state(&self) -> Option<(u32, usize)> {
+        None
+    }
 }
 
 /// Which audit rows `GET /v1/audit` asks for.

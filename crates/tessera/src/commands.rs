@@ -156,7 +156,7 @@ pub async fn open_app_migrated(config: &Config) -> Result<(Arc<Tessera>, tessera
         pepper,
         config.settings()?,
         Arc::new(SystemClock),
-    ));
+    )?);
     Ok((app, migrated))
 }
 

@@ -81,6 +81,7 @@ pub struct Verifier {
     pepper: Pepper,
     index: std::sync::Arc<VerifyIndex>,
     failures: FailureThrottle<IpAddr>,
+    metrics: std::sync::Arc<crate::metrics::Metrics>,
 }
 
 impl Verifier {
@@ -89,12 +90,14 @@ impl Verifier {
         pepper: Pepper,
         index: std::sync::Arc<VerifyIndex>,
         failures: FailureThrottle<IpAddr>,
+        metrics: std::sync::Arc<crate::metrics::Metrics>,
     ) -> Self {
         Self {
             format,
             pepper,
             index,
             failures,
+            metrics,
         }
     }
 
@@ -142,7 +145,9 @@ impl Verifier {
         client: Option<IpAddr>,
         now: DateTime<Utc>,
     ) -> Result<Arc<IndexedToken>, (VerifyCode, Option<Duration>)> {
-        self.check(audience, query, now)
+        let started = std::time::Instant::now();
+        let outcome = self
+            .check(audience, query, now)
             .map_err(|(code, retry_after)| {
                 // Only guessing counts against the client: a token that is not one, or
                 // that no one issued. A real token refused for its permission, project,
@@ -158,7 +163,12 @@ impl Verifier {
                     Some(wait) => (VerifyCode::RateLimited, Some(wait)),
                     None => (code, retry_after),
                 }
-            })
+            });
+        self.metrics.verified(
+            outcome.as_ref().err().map(|(code, _)| *code),
+            started.elapsed(),
+        );
+        outcome
     }
 
     fn check(

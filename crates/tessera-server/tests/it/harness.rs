@@ -343,7 +343,8 @@ impl TestServer {
             .expect("open store");
         let pepper =
             tessera_app::pepper::load_or_create(&dir.path().join("pepper")).expect("pepper");
-        let app = Arc::new(Tessera::new(store, pepper, settings, Arc::new(SystemClock)));
+        let app =
+            Arc::new(Tessera::new(store, pepper, settings, Arc::new(SystemClock)).expect("app"));
         app.load().await.expect("load index");
         let setup_code = app
             .prepare_first_run(&dir.path().join(SETUP_CODE_FILE))

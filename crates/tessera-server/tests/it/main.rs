@@ -16,6 +16,7 @@ mod forward_auth;
 mod gateways;
 mod harness;
 mod list;
+mod metrics;
 mod permissions;
 mod personal;
 mod register;

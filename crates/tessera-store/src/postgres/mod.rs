@@ -1068,4 +1068,8 @@ impl Store for PostgresStore {
     fn change_signal(&self) -> Option<Arc<tokio::sync::Notify>> {
         self.listener.signal()
     }
+
+    fn pool_state(&self) -> Option<(u32, usize)> {
+        Some((self.pool.size(), self.pool.num_idle()))
+    }
 }

@@ -853,4 +853,8 @@ impl Store for SqliteStore {
             })
             .collect()
     }
+
+    fn pool_state(&self) -> Option<(u32, usize)> {
+        Some((self.pool.size(), self.pool.num_idle()))
+    }
 }
