@@ -30,6 +30,8 @@ pub struct Config {
     /// How far behind the database the verify index may fall (e.g. while the database
     /// is unreachable) before verification answers `internal`; 0: never refuse.
     pub max_staleness_seconds: u64,
+    /// How long the change feed keeps a change before a node prunes it; 0: forever.
+    pub change_feed_retention_hours: u64,
     pub log_format: LogFormat,
     /// `[forward_auth]`: what each route of the protected API requires.
     pub forward_auth: ForwardAuthConfig,
@@ -61,6 +63,8 @@ impl Default for Config {
             change_poll_milliseconds: 250,
             verify_failures_per_minute: 600,
             max_staleness_seconds: 300,
+            change_feed_retention_hours: tessera_app::DEFAULT_CHANGE_FEED_RETENTION.as_secs()
+                / 3600,
             log_format: LogFormat::Text,
             forward_auth: ForwardAuthConfig::default(),
             trusted_proxies: Vec::new(),
@@ -85,6 +89,7 @@ struct FileConfig {
     change_poll_milliseconds: Option<u64>,
     verify_failures_per_minute: Option<u32>,
     max_staleness_seconds: Option<u64>,
+    change_feed_retention_hours: Option<u64>,
     log_format: Option<LogFormat>,
     forward_auth: Option<ForwardAuthConfig>,
     trusted_proxies: Option<Vec<String>>,
@@ -114,10 +119,14 @@ const KNOWN_ENV: &[&str] = &[
     "TESSERA_CHANGE_POLL_MILLISECONDS",
     "TESSERA_VERIFY_FAILURES_PER_MINUTE",
     "TESSERA_MAX_STALENESS_SECONDS",
+    "TESSERA_CHANGE_FEED_RETENTION_HOURS",
     "TESSERA_TRUSTED_PROXIES",
     "TESSERA_LOG_FORMAT",
     "TESSERA_LOG",
 ];
+
+/// The longest change-feed retention accepted: ten years, in hours.
+const MAX_CHANGE_FEED_RETENTION_HOURS: u64 = 10 * 366 * 24;
 
 /// CIDRs (`10.0.0.0/8`) or single addresses (`127.0.0.1`, a /32 or /128).
 fn parse_cidrs(list: &[String], source: &str) -> Result<Vec<ipnet::IpNet>> {
@@ -217,6 +226,10 @@ impl Config {
         if let Some(v) = lookup("TESSERA_MAX_STALENESS_SECONDS") {
             config.max_staleness_seconds = parse_env("TESSERA_MAX_STALENESS_SECONDS", &v)?;
         }
+        if let Some(v) = lookup("TESSERA_CHANGE_FEED_RETENTION_HOURS") {
+            config.change_feed_retention_hours =
+                parse_env("TESSERA_CHANGE_FEED_RETENTION_HOURS", &v)?;
+        }
         if let Some(v) = lookup("TESSERA_LOG_FORMAT") {
             config.log_format = match v.as_str() {
                 "text" => LogFormat::Text,
@@ -256,6 +269,7 @@ impl Config {
             change_poll_milliseconds,
             verify_failures_per_minute,
             max_staleness_seconds,
+            change_feed_retention_hours,
             log_format,
             forward_auth
         );
@@ -281,6 +295,12 @@ impl Config {
         if !(10..=1000).contains(&self.change_poll_milliseconds) {
             bail!(
                 "change_poll_milliseconds must be 10 to 1000 (changes must show within a second)"
+            );
+        }
+        if self.change_feed_retention_hours > MAX_CHANGE_FEED_RETENTION_HOURS {
+            bail!(
+                "change_feed_retention_hours must be 0 (keep every change) to \
+                 {MAX_CHANGE_FEED_RETENTION_HOURS} (ten years)"
             );
         }
         if self.body_limit_bytes < 1024 {
@@ -311,6 +331,8 @@ impl Config {
             max_staleness: (self.max_staleness_seconds > 0)
                 .then(|| Duration::from_secs(self.max_staleness_seconds)),
             forward_auth: RouteRules::new(&self.forward_auth).map_err(anyhow::Error::msg)?,
+            change_feed_retention: (self.change_feed_retention_hours > 0)
+                .then(|| Duration::from_secs(self.change_feed_retention_hours * 3600)),
             ..tessera_app::Settings::default()
         })
     }
@@ -466,6 +488,51 @@ mod tests {
         )
         .unwrap_err();
         assert!(error.to_string().contains("TESSERA_MAX_STALENESS_SECONDS"));
+    }
+
+    #[test]
+    fn change_feed_retention_defaults_to_seven_days_and_zero_means_forever() {
+        let (config, _) = Config::load(&Overrides::default(), &[]).unwrap();
+        assert_eq!(config.change_feed_retention_hours, 168);
+        assert_eq!(
+            config.settings().unwrap().change_feed_retention,
+            Some(Duration::from_secs(7 * 24 * 3600))
+        );
+        let (config, warnings) = Config::load(
+            &Overrides::default(),
+            &env(&[("TESSERA_CHANGE_FEED_RETENTION_HOURS", "0")]),
+        )
+        .unwrap();
+        assert!(warnings.is_empty(), "{warnings:?}");
+        assert_eq!(config.settings().unwrap().change_feed_retention, None);
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("tessera.toml");
+        std::fs::write(&file, "change_feed_retention_hours = 48\n").unwrap();
+        let overrides = Overrides {
+            config: Some(file),
+            ..Overrides::default()
+        };
+        let (config, _) = Config::load(&overrides, &[]).unwrap();
+        assert_eq!(
+            config.settings().unwrap().change_feed_retention,
+            Some(Duration::from_secs(48 * 3600))
+        );
+        let error = Config::load(
+            &Overrides::default(),
+            &env(&[("TESSERA_CHANGE_FEED_RETENTION_HOURS", "7d")]),
+        )
+        .unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .contains("TESSERA_CHANGE_FEED_RETENTION_HOURS")
+        );
+        let error = Config::load(
+            &Overrides::default(),
+            &env(&[("TESSERA_CHANGE_FEED_RETENTION_HOURS", "1000000")]),
+        )
+        .unwrap_err();
+        assert!(error.to_string().contains("change_feed_retention_hours"));
     }
 
     #[test]

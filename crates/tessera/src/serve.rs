@@ -52,6 +52,7 @@ pub async fn run(config: Config) -> Result<()> {
     let intervals = Intervals {
         follow: Duration::from_millis(config.change_poll_milliseconds),
         flush: Duration::from_secs(config.usage_flush_seconds),
+        ..Intervals::default()
     };
     let worker = tokio::spawn(background::run(Arc::clone(&app), intervals, stopped));
     let options = HttpOptions {
