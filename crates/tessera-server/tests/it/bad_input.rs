@@ -258,7 +258,11 @@ async fn http_level_mistakes_answer_the_spec_error_body() {
     let wrong = server.anon(Method::GET, "/v1/verify", None).await;
     wrong.expect_error(405, "method_not_allowed");
     // A path that is not UTF-8 once decoded.
-    for path in ["/v1/tokens/%FF%FE", "/v1/users/%C3%28/tokens", "/admin/tokens/%FF"] {
+    for path in [
+        "/v1/tokens/%FF%FE",
+        "/v1/users/%C3%28/tokens",
+        "/admin/tokens/%FF",
+    ] {
         let bad = root.get(path).await;
         assert_eq!(bad.status, 400, "{path}: {}", bad.text);
         bad.expect_error(400, "bad_request");
