@@ -367,6 +367,15 @@ pub async fn open(url: &str) -> StoreResult<Arc<dyn Store>> {
     }
 }
 
+/// The file a `sqlite:` URL names; `None` for other URLs and in-memory databases.
+pub fn sqlite_path(url: &str) -> Option<std::path::PathBuf> {
+    if !url.starts_with("sqlite:") || url.contains("mode=memory") || url.contains(":memory:") {
+        return None;
+    }
+    let options = <sqlx::sqlite::SqliteConnectOptions as std::str::FromStr>::from_str(url).ok()?;
+    Some(options.get_filename().to_path_buf())
+}
+
 /// The URL of the default SQLite database under `data_dir`.
 pub fn sqlite_url_in(data_dir: &Path) -> String {
     format!("sqlite://{}", data_dir.join("tessera.db").display())
@@ -397,5 +406,19 @@ mod tests {
             "postgres://app:***@db:5432/tessera"
         );
         assert_eq!(redact_url("sqlite://./data/x.db"), "sqlite://./data/x.db");
+    }
+
+    #[test]
+    fn sqlite_urls_name_their_file() {
+        assert_eq!(
+            sqlite_path("sqlite://./data/x.db"),
+            Some(std::path::PathBuf::from("./data/x.db"))
+        );
+        assert_eq!(
+            sqlite_path(&sqlite_url_in(Path::new("/srv/tessera"))),
+            Some(std::path::PathBuf::from("/srv/tessera/tessera.db"))
+        );
+        assert_eq!(sqlite_path("sqlite::memory:"), None);
+        assert_eq!(sqlite_path("postgres://db/tessera"), None);
     }
 }

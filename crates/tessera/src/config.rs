@@ -17,8 +17,12 @@ use tessera_core::{ApiVersions, ForwardAuthConfig, RouteRules, TokenFormat, Toke
 pub struct Config {
     pub listen: SocketAddr,
     pub data_dir: PathBuf,
+    /// Which layer set `data_dir`, for messages about it.
+    pub data_dir_origin: Origin,
     /// `None`: SQLite under `data_dir`.
     pub database_url: Option<String>,
+    /// The pepper's file; `None`: `pepper` in the data dir.
+    pub pepper_file: Option<PathBuf>,
     pub token_prefix: TokenPrefix,
     pub api_versions: Vec<String>,
     pub secure_cookies: bool,
@@ -41,6 +45,27 @@ pub struct Config {
     pub source: Option<PathBuf>,
 }
 
+/// Which layer of the configuration set a value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    Default,
+    File(PathBuf),
+    Environment,
+    Flag,
+}
+
+impl Origin {
+    /// How a message names the source of `key` (flag `flag`, variable `variable`).
+    pub fn describe(&self, key: &str, variable: &str, flag: &str) -> String {
+        match self {
+            Self::Default => "the default".to_owned(),
+            Self::File(path) => format!("`{key}` in {}", path.display()),
+            Self::Environment => variable.to_owned(),
+            Self::Flag => flag.to_owned(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
@@ -53,7 +78,9 @@ impl Default for Config {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             data_dir: PathBuf::from("./tessera-data"),
+            data_dir_origin: Origin::Default,
             database_url: None,
+            pepper_file: None,
             token_prefix: TokenPrefix::default(),
             api_versions: vec!["v1".to_owned()],
             secure_cookies: false,
@@ -80,6 +107,7 @@ struct FileConfig {
     listen: Option<SocketAddr>,
     data_dir: Option<PathBuf>,
     database_url: Option<String>,
+    pepper_file: Option<PathBuf>,
     token_prefix: Option<String>,
     api_versions: Option<Vec<String>>,
     secure_cookies: Option<bool>,
@@ -101,6 +129,7 @@ pub struct Overrides {
     pub config: Option<PathBuf>,
     pub data_dir: Option<PathBuf>,
     pub database_url: Option<String>,
+    pub pepper_file: Option<PathBuf>,
     pub listen: Option<SocketAddr>,
 }
 
@@ -110,6 +139,7 @@ const KNOWN_ENV: &[&str] = &[
     "TESSERA_LISTEN",
     "TESSERA_DATA_DIR",
     "TESSERA_DATABASE_URL",
+    "TESSERA_PEPPER_FILE",
     "TESSERA_TOKEN_PREFIX",
     "TESSERA_API_VERSIONS",
     "TESSERA_SECURE_COOKIES",
@@ -124,6 +154,9 @@ const KNOWN_ENV: &[&str] = &[
     "TESSERA_LOG_FORMAT",
     "TESSERA_LOG",
 ];
+
+/// The pepper's file name in the data dir (unless `pepper_file` names another file).
+pub const DEFAULT_PEPPER_FILE: &str = "pepper";
 
 /// The longest change-feed retention accepted: ten years, in hours.
 const MAX_CHANGE_FEED_RETENTION_HOURS: u64 = 10 * 366 * 24;
@@ -185,9 +218,13 @@ impl Config {
         }
         if let Some(v) = lookup("TESSERA_DATA_DIR") {
             config.data_dir = PathBuf::from(v);
+            config.data_dir_origin = Origin::Environment;
         }
         if let Some(v) = lookup("TESSERA_DATABASE_URL") {
             config.database_url = Some(v).filter(|v| !v.is_empty());
+        }
+        if let Some(v) = lookup("TESSERA_PEPPER_FILE") {
+            config.pepper_file = Some(v).filter(|v| !v.is_empty()).map(PathBuf::from);
         }
         if let Some(v) = lookup("TESSERA_TOKEN_PREFIX") {
             config.token_prefix = TokenPrefix::new(&v).map_err(anyhow::Error::msg)?;
@@ -239,9 +276,13 @@ impl Config {
         }
         if let Some(dir) = &overrides.data_dir {
             config.data_dir = dir.clone();
+            config.data_dir_origin = Origin::Flag;
         }
         if let Some(url) = &overrides.database_url {
             config.database_url = Some(url.clone());
+        }
+        if let Some(file) = &overrides.pepper_file {
+            config.pepper_file = Some(file.clone());
         }
         if let Some(listen) = overrides.listen {
             config.listen = listen;
@@ -257,6 +298,12 @@ impl Config {
             .with_context(|| format!("config file {} is not valid", path.display()))?;
         macro_rules! take {
             ($($field:ident),*) => { $( if let Some(value) = file.$field { self.$field = value; } )* };
+        }
+        if file.data_dir.is_some() {
+            self.data_dir_origin = Origin::File(path.to_path_buf());
+        }
+        if let Some(pepper_file) = file.pepper_file {
+            self.pepper_file = Some(pepper_file).filter(|file| !file.as_os_str().is_empty());
         }
         take!(
             listen,
@@ -317,8 +364,11 @@ impl Config {
             .unwrap_or_else(|| tessera_store::sqlite_url_in(&self.data_dir))
     }
 
+    /// The pepper's file: `pepper_file` when set, else `pepper` in the data dir.
     pub fn pepper_path(&self) -> PathBuf {
-        self.data_dir.join("pepper")
+        self.pepper_file
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join(DEFAULT_PEPPER_FILE))
     }
 
     pub fn settings(&self) -> Result<tessera_app::Settings> {
@@ -533,6 +583,48 @@ mod tests {
         )
         .unwrap_err();
         assert!(error.to_string().contains("change_feed_retention_hours"));
+    }
+
+    #[test]
+    fn the_pepper_file_comes_from_file_environment_or_flag() {
+        let (config, _) = Config::load(&Overrides::default(), &[]).unwrap();
+        assert_eq!(config.pepper_path(), PathBuf::from("./tessera-data/pepper"));
+        assert_eq!(config.data_dir_origin, Origin::Default);
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("tessera.toml");
+        std::fs::write(
+            &file,
+            "pepper_file = \"/run/secrets/pepper\"\ndata_dir = \"/srv/t\"\n",
+        )
+        .unwrap();
+        let overrides = Overrides {
+            config: Some(file.clone()),
+            ..Overrides::default()
+        };
+        let (config, _) = Config::load(&overrides, &[]).unwrap();
+        assert_eq!(config.pepper_path(), PathBuf::from("/run/secrets/pepper"));
+        assert_eq!(config.data_dir_origin, Origin::File(file.clone()));
+        let (config, warnings) = Config::load(
+            &overrides,
+            &env(&[
+                ("TESSERA_PEPPER_FILE", "/from-env"),
+                ("TESSERA_DATA_DIR", "/d"),
+            ]),
+        )
+        .unwrap();
+        assert!(warnings.is_empty(), "{warnings:?}");
+        assert_eq!(config.pepper_path(), PathBuf::from("/from-env"));
+        assert_eq!(config.data_dir_origin, Origin::Environment);
+        let overrides = Overrides {
+            config: Some(file),
+            pepper_file: Some("/from-flag".into()),
+            data_dir: Some("/flag".into()),
+            ..Overrides::default()
+        };
+        let (config, _) =
+            Config::load(&overrides, &env(&[("TESSERA_PEPPER_FILE", "/from-env")])).unwrap();
+        assert_eq!(config.pepper_path(), PathBuf::from("/from-flag"));
+        assert_eq!(config.data_dir_origin, Origin::Flag);
     }
 
     #[test]

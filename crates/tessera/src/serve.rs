@@ -13,11 +13,11 @@ use tessera_app::background::{self, Intervals};
 use tessera_server::HttpOptions;
 use tokio::sync::watch;
 
-use crate::commands::open_app;
+use crate::commands::open_or_create_app;
 use crate::config::Config;
 
 pub async fn run(config: Config) -> Result<()> {
-    let app = open_app(&config).await?;
+    let app = open_or_create_app(&config).await?;
     app.load()
         .await
         .context("cannot load tokens into the verify index")?;
