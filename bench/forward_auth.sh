@@ -37,6 +37,7 @@ export TESSERA_LOG=warn
 data="$work/data"
 cp docs/gateways/tessera.toml "$work/tessera.toml"
 
+"$bin" --data-dir "$data" migrate 2>/dev/null
 "$bin" --data-dir "$data" resource create article --read find,findOne --write create,update,delete 2>/dev/null
 for i in $(seq 1 999); do
   "$bin" --data-dir "$data" token create --name "filler $i" --type read-only --lifespan 30d >/dev/null 2>&1 &

@@ -32,6 +32,7 @@ cleanup() {
 trap cleanup EXIT
 
 export TESSERA_LOG=warn
+"$bin" --data-dir "$work/data" migrate 2>/dev/null
 "$bin" --data-dir "$work/data" resource create article --read find,findOne --write create,update,delete 2>/dev/null
 for i in $(seq 1 999); do
   "$bin" --data-dir "$work/data" token create --name "filler $i" --type read-only --lifespan 30d >/dev/null 2>&1 &

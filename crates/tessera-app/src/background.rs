@@ -1,8 +1,8 @@
-//! The node's background work: following the change feed and flushing usage.
-//! Both stop when `shutdown` flips; usage is flushed one last time on the way out,
-//! within [`FINAL_FLUSH_TIMEOUT`].
+//! The node's background work: following the change feed, flushing usage, and pruning
+//! the change feed of changes past their retention. All stop when `shutdown` flips;
+//! usage is flushed one last time on the way out, within [`FINAL_FLUSH_TIMEOUT`].
 //!
-//! While the database is unreachable both keep trying: the follower on every tick (the
+//! While the database is unreachable each keeps trying: the follower on every tick (the
 //! node verifies from its index meanwhile, see [`Tessera::verify`]), the flusher on
 //! every interval, keeping what it could not write.
 
@@ -20,6 +20,9 @@ pub struct Intervals {
     pub follow: Duration,
     /// Writing usage counters: the bound on how stale `last_used_at` is in the API.
     pub flush: Duration,
+    /// Pruning the change feed of changes older than its retention (the first time
+    /// this long after start, or a minute if that is sooner).
+    pub prune: Duration,
 }
 
 impl Default for Intervals {
@@ -27,9 +30,14 @@ impl Default for Intervals {
         Self {
             follow: Duration::from_millis(250),
             flush: Duration::from_secs(5),
+            prune: Duration::from_secs(3600),
         }
     }
 }
+
+/// How long after start the first pruning of the change feed waits at most (so that
+/// start-up does not compete with it, and a node restarted in a loop still prunes).
+const FIRST_PRUNE_AFTER: Duration = Duration::from_secs(60);
 
 /// How long the flush at shutdown may take. The database may be unreachable (or a
 /// connection may hang): shutdown must not wait for it forever, so past this the
@@ -47,7 +55,8 @@ pub async fn run(app: Arc<Tessera>, intervals: Intervals, mut shutdown: watch::R
     let work = async {
         tokio::join!(
             follow_loop(&app, intervals.follow),
-            flush_loop(&app, intervals.flush)
+            flush_loop(&app, intervals.flush),
+            prune_loop(&app, intervals.prune)
         )
     };
     tokio::select! {
@@ -93,6 +102,35 @@ async fn flush_loop(app: &Tessera, every: Duration) {
                     denied = pending.denied,
                     "could not flush usage; keeping it for the next try"
                 );
+            }
+        }
+    }
+}
+
+/// Prunes the change feed on every tick. On PostgreSQL every node runs this loop and
+/// the store lets one prune at a time (the others find it busy and wait for their next
+/// tick); a pruning cut short by shutdown has committed whole batches only.
+async fn prune_loop(app: &Tessera, every: Duration) {
+    if app.settings().change_feed_retention.is_none() {
+        return;
+    }
+    let first = tokio::time::Instant::now() + every.min(FIRST_PRUNE_AFTER);
+    let mut prune = tokio::time::interval_at(first, every);
+    prune.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        prune.tick().await;
+        match app.prune_change_feed().await {
+            Ok(pruned) if pruned.busy => {
+                tracing::debug!("another node is pruning the change feed");
+            }
+            Ok(pruned) if pruned.deleted > 0 => tracing::info!(
+                deleted = pruned.deleted,
+                pruned_through = pruned.through,
+                "pruned old changes from the change feed"
+            ),
+            Ok(_) => {}
+            Err(error) => {
+                tracing::warn!(%error, "could not prune the change feed; trying again later");
             }
         }
     }

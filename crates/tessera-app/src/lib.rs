@@ -45,6 +45,13 @@ use crate::verify::{Verifier, VerifyIndex};
 /// How long [`Tessera::ready`] waits for the database before it answers not ready.
 pub const READY_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// How long the change feed keeps changes by default: 7 days.
+pub const DEFAULT_CHANGE_FEED_RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// Changes deleted per pruning transaction, so that no prune holds the database (SQLite:
+/// its write lock) for long.
+const PRUNE_BATCH: u32 = 5_000;
+
 /// What the application needs from configuration.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -64,6 +71,9 @@ pub struct Settings {
     pub max_staleness: Option<Duration>,
     /// What forward-auth requires of each route of the protected API.
     pub forward_auth: tessera_core::RouteRules,
+    /// How long the change feed keeps a change before pruning may delete it; `None`:
+    /// forever. A node further behind than this reloads its whole verify index.
+    pub change_feed_retention: Option<Duration>,
 }
 
 impl Default for Settings {
@@ -79,8 +89,20 @@ impl Default for Settings {
             verify_failure_window: Duration::from_secs(60),
             max_staleness: Some(Duration::from_secs(300)),
             forward_auth: tessera_core::RouteRules::default(),
+            change_feed_retention: Some(DEFAULT_CHANGE_FEED_RETENTION),
         }
     }
+}
+
+/// What [`Tessera::prune_change_feed`] did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FeedPruning {
+    /// Changes deleted.
+    pub deleted: u64,
+    /// Every change up to this sequence number has been pruned (0: none ever was).
+    pub through: i64,
+    /// Another node was pruning (PostgreSQL), so this one left it alone.
+    pub busy: bool,
 }
 
 /// The application: shared state plus the services that act on it.
@@ -183,6 +205,37 @@ impl Tessera {
     /// can catch up before its next poll (PostgreSQL); `None` where only polling works.
     pub fn change_signal(&self) -> Option<Arc<tokio::sync::Notify>> {
         self.store.change_signal()
+    }
+
+    /// Deletes the changes older than [`Settings::change_feed_retention`] from the
+    /// change feed, in batches; returns how many went. On PostgreSQL one node prunes at a
+    /// time: while another does, this returns at once (`busy`).
+    pub async fn prune_change_feed(&self) -> AppResult<FeedPruning> {
+        let mut outcome = FeedPruning::default();
+        let Some(retention) = self.settings.change_feed_retention else {
+            return Ok(outcome);
+        };
+        let retention = chrono::Duration::from_std(retention).unwrap_or(chrono::Duration::MAX);
+        let before = self
+            .clock
+            .now()
+            .checked_sub_signed(retention)
+            .unwrap_or(chrono::DateTime::<chrono::Utc>::MIN_UTC);
+        loop {
+            let pruned = self.store.prune_changes(before, PRUNE_BATCH).await?;
+            outcome.deleted += pruned.deleted;
+            outcome.through = pruned.through;
+            outcome.busy = pruned.busy;
+            if pruned.busy || pruned.deleted < u64::from(PRUNE_BATCH) {
+                return Ok(outcome);
+            }
+        }
+    }
+
+    /// How many times this node reloaded its verify index because changes it had not
+    /// applied were pruned from the feed.
+    pub fn index_reloads(&self) -> u64 {
+        self.index.reloads()
     }
 
     /// Writes counted usage; returns how many token-days were written.

@@ -13,7 +13,7 @@
 //!    holds a table or column this module does not know (a migration added one and
 //!    [`TABLES`] was not updated), so nothing is silently left behind.
 //! 3. A target that holds anything (users, tokens, resources, projects, audit rows,
-//!    custom roles, …; the seeded built-in roles do not count) is refused with
+//!    custom roles, …; the seeded built-in roles and `meta` do not count) is refused with
 //!    [`StoreError::Conflict`], unless [`CopyOptions::force`]: then everything in it is
 //!    deleted first, in one transaction, children first.
 //! 4. The source is read in one snapshot (a read transaction; `REPEATABLE READ` on
@@ -278,7 +278,25 @@ const TABLES: &[Table] = &[
         ],
         key_len: 1,
     },
+    Table {
+        name: "meta",
+        columns: &[("key", Text), ("value", Text)],
+        key_len: 1,
+    },
 ];
+
+/// Tables whose rows in the target give way to the source's, and do not make the
+/// target count as holding data: the seeded built-in roles, and `meta` (the pepper
+/// fingerprint a `migrate` of the target recorded, say; the copied digests need the
+/// source's pepper, so its fingerprint is the one that holds).
+fn replaced_in_target(table: &str) -> Option<&'static str> {
+    match table {
+        // `NOT builtin` reads an INTEGER 0/1 (SQLite) and a BOOLEAN alike.
+        "roles" => Some("NOT builtin"),
+        "meta" => Some("1 = 0"),
+        _ => None,
+    }
+}
 
 /// PostgreSQL tables whose ids come from a `BIGSERIAL`: (table, column).
 const SERIAL_COLUMNS: &[(&str, &str)] = &[("audit", "id"), ("changes", "sequence")];
@@ -569,12 +587,11 @@ impl Db {
     }
 
     /// What the target holds that the copy would overwrite: (table, rows) for every
-    /// table with rows, where the seeded built-in roles do not count.
+    /// table with rows, where the seeded built-in roles and `meta` do not count.
     async fn contents(&self) -> StoreResult<Vec<(&'static str, u64)>> {
         let mut found = Vec::new();
         for table in TABLES {
-            // `NOT builtin` reads an INTEGER 0/1 (SQLite) and a BOOLEAN alike.
-            let filter = (table.name == "roles").then_some("NOT builtin");
+            let filter = replaced_in_target(table.name);
             let rows = self.count(table.name, filter).await?;
             if rows > 0 {
                 found.push((table.name, rows));
@@ -1019,11 +1036,15 @@ async fn copy_between(
             total,
         });
         let mut tx = target.begin_write().await?;
-        if table.name == "roles" {
+        if replaced_in_target(table.name).is_some() {
             // The target's seeded built-in roles give way to the source's (which may
-            // have been edited); `force` has already emptied the table.
-            tx.execute("DELETE FROM roles", "cannot replace the target's roles")
-                .await?;
+            // have been edited), its `meta` to the source's; `force` has already
+            // emptied the table.
+            tx.execute(
+                &format!("DELETE FROM {}", table.name),
+                &format!("cannot replace the target's {}", table.name),
+            )
+            .await?;
         }
         let mut done: u64 = 0;
         let mut last_key: Option<Vec<Value>> = None;

@@ -15,8 +15,8 @@ use tessera_core::{
 };
 
 use crate::{
-    AuditQuery, AuditRow, SessionRecord, Store, StoreError, StoreResult, TokenPage, TokenQuery,
-    UsageDelta, UsageRow,
+    AuditQuery, AuditRow, Pruned, SessionRecord, Store, StoreError, StoreResult, TokenPage,
+    TokenQuery, UsageDelta, UsageRow,
 };
 
 /// `inner`, each call bounded by `limit`.
@@ -236,6 +236,23 @@ impl<S: Store> Store for WithDeadline<S> {
 
     async fn latest_change(&self) -> StoreResult<i64> {
         self.bound(self.inner.latest_change()).await
+    }
+
+    async fn changes_pruned_through(&self) -> StoreResult<i64> {
+        self.bound(self.inner.changes_pruned_through()).await
+    }
+
+    async fn prune_changes(&self, before: DateTime<Utc>, limit: u32) -> StoreResult<Pruned> {
+        self.bound(self.inner.prune_changes(before, limit)).await
+    }
+
+    async fn pepper_fingerprint(&self) -> StoreResult<Option<String>> {
+        self.bound(self.inner.pepper_fingerprint()).await
+    }
+
+    async fn claim_pepper_fingerprint(&self, fingerprint: &str) -> StoreResult<String> {
+        self.bound(self.inner.claim_pepper_fingerprint(fingerprint))
+            .await
     }
 
     async fn changes_after(&self, sequence: i64, limit: u32) -> StoreResult<Vec<Change>> {

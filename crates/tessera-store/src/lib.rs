@@ -282,6 +282,26 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// Changes after `sequence`, oldest first.
     async fn changes_after(&self, sequence: i64, limit: u32) -> StoreResult<Vec<Change>>;
 
+    /// The highest sequence number pruning has deleted (0 when nothing was ever pruned).
+    /// A follower whose last applied change is below it has missed changes for good and
+    /// must reload everything.
+    async fn changes_pruned_through(&self) -> StoreResult<i64>;
+    /// Deletes the oldest changes made before `before`: a prefix of the feed (every
+    /// sequence up to the newest such change among the first `limit` or so), never the
+    /// newest change of all, so `latest_change` stays right and a follower that fell
+    /// behind always finds a change after a gap. Raises `changes_pruned_through` in the
+    /// same transaction. On PostgreSQL one process prunes at a time: a call made while
+    /// another prunes does nothing and says so (`busy`).
+    async fn prune_changes(&self, before: DateTime<Utc>, limit: u32) -> StoreResult<Pruned>;
+
+    // --- the database's own facts ----------------------------------------------------------
+
+    /// The fingerprint of the pepper this database was first used with, if recorded.
+    async fn pepper_fingerprint(&self) -> StoreResult<Option<String>>;
+    /// Records `fingerprint` unless one is recorded already, and returns the recorded
+    /// one: when several processes race, the first claim wins and the others see it.
+    async fn claim_pepper_fingerprint(&self, fingerprint: &str) -> StoreResult<String>;
+
     /// A signal that fires when another process may have added to the change feed, so
     /// a follower can catch up at once instead of at its next poll. `None` when the
     /// backend has no such signal (SQLite: polling only). It may also fire without a
@@ -298,6 +318,23 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     fn pool_state(&self) -> Option<(u32, usize)> {
         None
     }
+}
+
+/// What one [`Store::prune_changes`] call did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Pruned {
+    /// Changes deleted by this call.
+    pub deleted: u64,
+    /// `changes_pruned_through` after the call.
+    pub through: i64,
+    /// Another process was pruning (PostgreSQL): this call deleted nothing.
+    pub busy: bool,
+}
+
+/// The `meta` keys (see migration 0004).
+pub(crate) mod meta {
+    pub const PEPPER_FINGERPRINT: &str = "pepper_fingerprint";
+    pub const CHANGES_PRUNED_THROUGH: &str = "changes_pruned_through";
 }
 
 /// Which audit rows `GET /v1/audit` asks for.
@@ -384,6 +421,15 @@ where
     })
 }
 
+/// The file a `sqlite:` URL names; `None` for other URLs and in-memory databases.
+pub fn sqlite_path(url: &str) -> Option<std::path::PathBuf> {
+    if !url.starts_with("sqlite:") || url.contains("mode=memory") || url.contains(":memory:") {
+        return None;
+    }
+    let options = <sqlx::sqlite::SqliteConnectOptions as std::str::FromStr>::from_str(url).ok()?;
+    Some(options.get_filename().to_path_buf())
+}
+
 /// The URL of the default SQLite database under `data_dir`.
 pub fn sqlite_url_in(data_dir: &Path) -> String {
     format!("sqlite://{}", data_dir.join("tessera.db").display())
@@ -414,5 +460,19 @@ mod tests {
             "postgres://app:***@db:5432/tessera"
         );
         assert_eq!(redact_url("sqlite://./data/x.db"), "sqlite://./data/x.db");
+    }
+
+    #[test]
+    fn sqlite_urls_name_their_file() {
+        assert_eq!(
+            sqlite_path("sqlite://./data/x.db"),
+            Some(std::path::PathBuf::from("./data/x.db"))
+        );
+        assert_eq!(
+            sqlite_path(&sqlite_url_in(Path::new("/srv/tessera"))),
+            Some(std::path::PathBuf::from("/srv/tessera/tessera.db"))
+        );
+        assert_eq!(sqlite_path("sqlite::memory:"), None);
+        assert_eq!(sqlite_path("postgres://db/tessera"), None);
     }
 }

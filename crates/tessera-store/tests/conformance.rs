@@ -27,7 +27,7 @@ use tessera_core::{
     TokenKind, TokenRecord, TokenStatus, TokenType, UserId, UserRecord,
 };
 use tessera_store::{
-    SortField, StatusFilter, Store, StoreError, TokenQuery, TokenSort, UsageDelta,
+    Pruned, SortField, StatusFilter, Store, StoreError, TokenQuery, TokenSort, UsageDelta,
 };
 
 const POSTGRES_URL_VARIABLE: &str = "TESSERA_TEST_POSTGRES_URL";
@@ -180,6 +180,9 @@ conformance! {
     first_user => check_first_user_only_once(store);
     roles => check_roles_and_their_holders(store);
     audit_log => check_audit_rows_filter_and_page(store);
+    pruning => check_pruning_removes_a_prefix_of_old_changes_never_the_newest(store);
+    concurrent_pruning => check_concurrent_pruners_and_writers_lose_nothing_recent(db);
+    pepper_fingerprint => check_the_first_pepper_fingerprint_claimed_wins(db);
 }
 
 fn t0() -> DateTime<Utc> {
@@ -1277,6 +1280,192 @@ async fn check_audit_rows_filter_and_page(store: Arc<dyn Store>) {
     assert_eq!(
         page.iter().map(|r| r.id).collect::<Vec<_>>(),
         vec![all[2].id, all[3].id]
+    );
+}
+
+/// Writes a token whose change-feed row is dated `at`; returns the row's sequence.
+async fn change_at(store: &dyn Store, name: &str, at: DateTime<Utc>) -> i64 {
+    let entry = AuditEntry {
+        at,
+        ..audit("token.create")
+    };
+    store
+        .insert_token(&random_token(name), &entry)
+        .await
+        .unwrap();
+    store.latest_change().await.unwrap()
+}
+
+async fn sequences(store: &dyn Store) -> Vec<i64> {
+    store
+        .changes_after(0, 10_000)
+        .await
+        .unwrap()
+        .iter()
+        .map(|change| change.sequence)
+        .collect()
+}
+
+async fn check_pruning_removes_a_prefix_of_old_changes_never_the_newest(store: Arc<dyn Store>) {
+    let store = store.as_ref();
+    let nothing = Pruned {
+        deleted: 0,
+        through: 0,
+        busy: false,
+    };
+    assert_eq!(
+        store.prune_changes(t0(), 100).await.unwrap(),
+        nothing,
+        "an empty feed"
+    );
+    assert_eq!(store.changes_pruned_through().await.unwrap(), 0);
+
+    let mut old = Vec::new();
+    for index in 0..5 {
+        old.push(change_at(store, &format!("old {index}"), t0() - Duration::days(10)).await);
+    }
+    let mut recent = Vec::new();
+    for index in 0..3 {
+        recent.push(change_at(store, &format!("recent {index}"), t0()).await);
+    }
+    let cutoff = t0() - Duration::days(7);
+
+    // Oldest first, about `limit` at a time.
+    let pruned = store.prune_changes(cutoff, 2).await.unwrap();
+    assert_eq!((pruned.deleted, pruned.through), (2, old[1]));
+    assert_eq!(store.changes_pruned_through().await.unwrap(), old[1]);
+    assert_eq!(sequences(store).await[0], old[2]);
+    let pruned = store.prune_changes(cutoff, 100).await.unwrap();
+    assert_eq!((pruned.deleted, pruned.through), (3, old[4]));
+    assert_eq!(sequences(store).await, recent, "recent changes stay");
+    let pruned = store.prune_changes(cutoff, 100).await.unwrap();
+    assert_eq!(
+        (pruned.deleted, pruned.through),
+        (0, old[4]),
+        "nothing more"
+    );
+
+    // Past every change: all but the newest go, so the feed's position survives.
+    let pruned = store
+        .prune_changes(t0() + Duration::days(1), 100)
+        .await
+        .unwrap();
+    assert_eq!((pruned.deleted, pruned.through), (2, recent[1]));
+    assert_eq!(sequences(store).await, [recent[2]]);
+    assert_eq!(store.latest_change().await.unwrap(), recent[2]);
+    assert_eq!(
+        store
+            .prune_changes(t0() + Duration::days(1), 100)
+            .await
+            .unwrap()
+            .deleted,
+        0,
+        "the newest change is never pruned"
+    );
+
+    // The feed goes on after the pruned range; the recorded boundary never goes back.
+    let next = change_at(store, "next", t0()).await;
+    assert!(next > recent[2], "sequences are not reused");
+    assert_eq!(
+        store.changes_after(recent[2], 10).await.unwrap()[0].sequence,
+        next
+    );
+    assert_eq!(store.changes_pruned_through().await.unwrap(), recent[1]);
+}
+
+/// Two nodes prune at once while others write: every old change goes exactly once
+/// (PostgreSQL: one pruner at a time, the other told `busy`), the boundary ends at the
+/// last old change, and no recent change is lost.
+async fn check_concurrent_pruners_and_writers_lose_nothing_recent(db: &TestDb) {
+    const OLD: usize = 120;
+    const NEW: usize = 40;
+    let writer = db.open().await;
+    let mut last_old = 0;
+    for index in 0..OLD {
+        last_old = change_at(
+            writer.as_ref(),
+            &format!("old {index}"),
+            t0() - Duration::days(30),
+        )
+        .await;
+    }
+    // A recent change first: the newest change is never pruned.
+    let first_new = change_at(writer.as_ref(), "new", t0()).await;
+    let cutoff = t0() - Duration::days(7);
+    let mut pruners = Vec::new();
+    for _ in 0..2 {
+        let store = db.open().await;
+        pruners.push(tokio::spawn(async move {
+            let mut deleted = 0;
+            loop {
+                let pruned = store.prune_changes(cutoff, 10).await.unwrap();
+                deleted += pruned.deleted;
+                if pruned.busy {
+                    tokio::task::yield_now().await;
+                } else if pruned.deleted == 0 {
+                    return deleted;
+                }
+            }
+        }));
+    }
+    let adding = {
+        let writer = Arc::clone(&writer);
+        tokio::spawn(async move {
+            let mut written = vec![first_new];
+            for index in 1..NEW {
+                written.push(change_at(writer.as_ref(), &format!("new {index}"), t0()).await);
+            }
+            written
+        })
+    };
+    let mut deleted = 0;
+    for pruner in pruners {
+        deleted += tokio::time::timeout(PATIENCE, pruner)
+            .await
+            .unwrap()
+            .unwrap();
+    }
+    let written = adding.await.unwrap();
+    assert_eq!(deleted, OLD as u64, "every old change deleted once");
+    assert_eq!(writer.changes_pruned_through().await.unwrap(), last_old);
+    assert_eq!(
+        sequences(writer.as_ref()).await,
+        written,
+        "recent changes all kept"
+    );
+}
+
+async fn check_the_first_pepper_fingerprint_claimed_wins(db: &TestDb) {
+    let store = db.open().await;
+    assert_eq!(store.pepper_fingerprint().await.unwrap(), None);
+    let mut claims = Vec::new();
+    for index in 0..4 {
+        let store = db.open().await;
+        claims.push(tokio::spawn(async move {
+            store
+                .claim_pepper_fingerprint(&format!("fingerprint {index}"))
+                .await
+                .unwrap()
+        }));
+    }
+    let mut recorded = Vec::new();
+    for claim in claims {
+        recorded.push(claim.await.unwrap());
+    }
+    let winner = recorded[0].clone();
+    assert!(winner.starts_with("fingerprint "), "{winner}");
+    assert!(
+        recorded.iter().all(|claim| *claim == winner),
+        "every claimant sees the one recorded: {recorded:?}"
+    );
+    assert_eq!(
+        store.pepper_fingerprint().await.unwrap(),
+        Some(winner.clone())
+    );
+    assert_eq!(
+        store.claim_pepper_fingerprint("another").await.unwrap(),
+        winner,
+        "a later claim never replaces it"
     );
 }
 

@@ -318,6 +318,16 @@ async fn populate(store: &dyn Store, extra_tokens: usize) -> Fixture {
         })
         .await
         .unwrap();
+    // The database's own facts: its pepper fingerprint, and a pruned change feed.
+    store
+        .claim_pepper_fingerprint("source pepper")
+        .await
+        .unwrap();
+    let pruned = store
+        .prune_changes(t0() + Duration::days(1), 2)
+        .await
+        .unwrap();
+    assert_eq!(pruned.deleted, 2);
     Fixture { session_digest }
 }
 
@@ -334,6 +344,8 @@ struct Contents {
     audit: Vec<AuditRow>,
     changes: Vec<Change>,
     latest_change: i64,
+    pepper_fingerprint: Option<String>,
+    changes_pruned_through: i64,
 }
 
 async fn contents(store: &dyn Store, fixture: &Fixture) -> Contents {
@@ -366,6 +378,8 @@ async fn contents(store: &dyn Store, fixture: &Fixture) -> Contents {
             .unwrap(),
         changes: store.changes_after(0, 100_000).await.unwrap(),
         latest_change: store.latest_change().await.unwrap(),
+        pepper_fingerprint: store.pepper_fingerprint().await.unwrap(),
+        changes_pruned_through: store.changes_pruned_through().await.unwrap(),
     }
 }
 
@@ -378,6 +392,14 @@ fn quiet() -> impl FnMut(CopyProgress) {
 async fn copy_and_compare(source: &TestDb, target: &TestDb, fixture: &Fixture) -> Contents {
     let expected = contents(&*source.open().await, fixture).await;
     assert!(expected.session.is_some() && expected.tokens.len() >= 5);
+    // A `migrate` of the target (a new node with a pepper of its own) recorded its
+    // fingerprint: that does not make the target hold data, and the source's replaces it.
+    target
+        .open()
+        .await
+        .claim_pepper_fingerprint("target pepper")
+        .await
+        .unwrap();
     let mut events = Vec::new();
     let report = copy_database(
         &source.url,
@@ -403,7 +425,8 @@ async fn copy_and_compare(source: &TestDb, target: &TestDb, fixture: &Fixture) -
             "tokens",
             "usage_daily",
             "audit",
-            "changes"
+            "changes",
+            "meta"
         ]
     );
     let finished: Vec<(&str, u64)> = events

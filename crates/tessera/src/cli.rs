@@ -18,12 +18,17 @@ pub struct Cli {
 /// Flags every command takes.
 #[derive(Debug, Args)]
 pub struct Global {
-    /// Directory of the SQLite database and the pepper file.
+    /// Directory of the SQLite database and the pepper file (default ./tessera-data;
+    /// only serve, migrate and admin create create it).
     #[arg(long, global = true, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
     /// Database URL (default: SQLite under --data-dir).
     #[arg(long, global = true, value_name = "URL")]
     pub database_url: Option<String>,
+    /// The pepper's file (default: `pepper` in --data-dir); every process that uses a
+    /// database needs the same one.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub pepper_file: Option<PathBuf>,
     /// Configuration file (default: ./tessera.toml when it exists).
     #[arg(long, global = true, value_name = "FILE")]
     pub config: Option<PathBuf>,

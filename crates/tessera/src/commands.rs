@@ -12,7 +12,7 @@ use tessera_api_types::{
     ResourceRequest, TokenListParams, TokenView, UpdateTokenRequest,
 };
 use tessera_app::auth::{NewAdmin, Password};
-use tessera_app::{Principal, SystemClock, Tessera, VerifyQuery};
+use tessera_app::{Principal, Tessera, VerifyQuery};
 use tessera_core::{ActionKind, Lifespan, RateLimit, TokenStatus, TokenType};
 
 use crate::cli::{AdminCommand, Cli, Command, ProjectCommand, ResourceCommand, TokenCommand};
@@ -29,6 +29,7 @@ pub async fn run(cli: Cli) -> Result<u8> {
         config: cli.global.config.clone(),
         data_dir: cli.global.data_dir.clone(),
         database_url: cli.global.database_url.clone(),
+        pepper_file: cli.global.pepper_file.clone(),
         listen,
     };
     let env: Vec<(String, String)> = std::env::vars().collect();
@@ -43,7 +44,7 @@ pub async fn run(cli: Cli) -> Result<u8> {
     match cli.command {
         Command::Serve { .. } => crate::serve::run(config).await.map(|()| exit::OK),
         Command::Migrate => {
-            let (_, migrated) = open_app_migrated(&config).await?;
+            let (_, migrated) = open_or_create_app_migrated(&config).await?;
             eprintln!(
                 "{}",
                 migration_report(
@@ -127,73 +128,27 @@ fn migration_report(migrated: &tessera_store::Migrated, database: &str) -> Strin
     )
 }
 
-/// Opens (creating and migrating) the database and the pepper of `config`.
+/// Opens the database (migrating it) and the pepper of an existing installation;
+/// refuses a missing data dir, database or pepper (see [`crate::install`]).
 pub async fn open_app(config: &Config) -> Result<Arc<Tessera>> {
-    Ok(open_app_migrated(config).await?.0)
+    Ok(
+        crate::install::open(config, crate::install::Setup::Existing)
+            .await?
+            .0,
+    )
 }
 
-/// [`open_app`], also telling which migrations it applied.
-pub async fn open_app_migrated(config: &Config) -> Result<(Arc<Tessera>, tessera_store::Migrated)> {
-    create_data_dir(&config.data_dir)?;
-    let pepper = tessera_app::pepper::load_or_create(&config.pepper_path()).with_context(|| {
-        format!(
-            "cannot read or create the pepper file {}",
-            config.pepper_path().display()
-        )
-    })?;
-    if config.database_url.is_none() {
-        create_private_file(&config.data_dir.join(DEFAULT_DATABASE_FILE))?;
-    }
-    let url = config.database_url();
-    let (store, migrated) = tessera_store::open_migrated(&url).await.with_context(|| {
-        format!(
-            "cannot open the database {}",
-            tessera_store::redact_url(&url)
-        )
-    })?;
-    let app = Arc::new(Tessera::new(
-        store,
-        pepper,
-        config.settings()?,
-        Arc::new(SystemClock),
-    )?);
-    Ok((app, migrated))
+/// [`open_app`] for `serve`, `migrate` and `admin create`, which may start a new
+/// installation: they create what is missing, and say so on stderr.
+pub async fn open_or_create_app(config: &Config) -> Result<Arc<Tessera>> {
+    Ok(open_or_create_app_migrated(config).await?.0)
 }
 
-/// Creates the data directory, readable by its owner only (it holds the pepper and
-/// the database of digests and password hashes).
-fn create_data_dir(dir: &std::path::Path) -> Result<()> {
-    if dir.exists() {
-        return Ok(());
-    }
-    let mut builder = std::fs::DirBuilder::new();
-    builder.recursive(true);
-    #[cfg(unix)]
-    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
-    builder
-        .create(dir)
-        .with_context(|| format!("cannot create data directory {}", dir.display()))
-}
-
-/// The default SQLite database's file under the data dir (see
-/// `tessera_store::sqlite_url_in`).
-const DEFAULT_DATABASE_FILE: &str = "tessera.db";
-
-/// Creates `path` empty and readable by its owner only, unless it exists. SQLite would
-/// create the database file with the umask's mode (usually world-readable); created
-/// first, it keeps 0600, and SQLite gives its `-wal`/`-shm` files the same mode.
-fn create_private_file(path: &std::path::Path) -> Result<()> {
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    match options.open(path) {
-        Ok(_) => Ok(()),
-        Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
-        Err(error) => {
-            Err(error).with_context(|| format!("cannot create the database {}", path.display()))
-        }
-    }
+/// [`open_or_create_app`], also telling which migrations it applied.
+pub async fn open_or_create_app_migrated(
+    config: &Config,
+) -> Result<(Arc<Tessera>, tessera_store::Migrated)> {
+    crate::install::open(config, crate::install::Setup::MayCreate).await
 }
 
 /// The operator, named for the audit log after the OS user running the command:
@@ -292,7 +247,7 @@ async fn admin(config: &Config, command: AdminCommand, json: bool) -> Result<u8>
         )
         .into());
     }
-    let app = open_app(config).await?;
+    let app = open_or_create_app(config).await?;
     let user = app
         .create_admin(
             &operator(),

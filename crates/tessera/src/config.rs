@@ -18,8 +18,12 @@ use tessera_core::{ApiVersions, ForwardAuthConfig, RouteRules, TokenFormat, Toke
 pub struct Config {
     pub listen: ListenAddress,
     pub data_dir: PathBuf,
+    /// Which layer set `data_dir`, for messages about it.
+    pub data_dir_origin: Origin,
     /// `None`: SQLite under `data_dir`.
     pub database_url: Option<String>,
+    /// The pepper's file; `None`: `pepper` in the data dir.
+    pub pepper_file: Option<PathBuf>,
     pub token_prefix: TokenPrefix,
     pub api_versions: Vec<String>,
     pub secure_cookies: bool,
@@ -31,6 +35,8 @@ pub struct Config {
     /// How far behind the database the verify index may fall (e.g. while the database
     /// is unreachable) before verification answers `internal`; 0: never refuse.
     pub max_staleness_seconds: u64,
+    /// How long the change feed keeps a change before a node prunes it; 0: forever.
+    pub change_feed_retention_hours: u64,
     pub log_format: LogFormat,
     /// `[forward_auth]`: what each route of the protected API requires.
     pub forward_auth: ForwardAuthConfig,
@@ -47,6 +53,27 @@ pub struct Config {
     pub source: Option<PathBuf>,
 }
 
+/// Which layer of the configuration set a value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    Default,
+    File(PathBuf),
+    Environment,
+    Flag,
+}
+
+impl Origin {
+    /// How a message names the source of `key` (flag `flag`, variable `variable`).
+    pub fn describe(&self, key: &str, variable: &str, flag: &str) -> String {
+        match self {
+            Self::Default => "the default".to_owned(),
+            Self::File(path) => format!("`{key}` in {}", path.display()),
+            Self::Environment => variable.to_owned(),
+            Self::Flag => flag.to_owned(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
@@ -59,7 +86,9 @@ impl Default for Config {
         Self {
             listen: ListenAddress::Socket(SocketAddr::from(([127, 0, 0, 1], 8080))),
             data_dir: PathBuf::from("./tessera-data"),
+            data_dir_origin: Origin::Default,
             database_url: None,
+            pepper_file: None,
             token_prefix: TokenPrefix::default(),
             api_versions: vec!["v1".to_owned()],
             secure_cookies: false,
@@ -69,6 +98,8 @@ impl Default for Config {
             change_poll_milliseconds: 250,
             verify_failures_per_minute: 600,
             max_staleness_seconds: 300,
+            change_feed_retention_hours: tessera_app::DEFAULT_CHANGE_FEED_RETENTION.as_secs()
+                / 3600,
             log_format: LogFormat::Text,
             forward_auth: ForwardAuthConfig::default(),
             trusted_proxies: Vec::new(),
@@ -87,6 +118,7 @@ struct FileConfig {
     listen: Option<ListenAddress>,
     data_dir: Option<PathBuf>,
     database_url: Option<String>,
+    pepper_file: Option<PathBuf>,
     token_prefix: Option<String>,
     api_versions: Option<Vec<String>>,
     secure_cookies: Option<bool>,
@@ -96,6 +128,7 @@ struct FileConfig {
     change_poll_milliseconds: Option<u64>,
     verify_failures_per_minute: Option<u32>,
     max_staleness_seconds: Option<u64>,
+    change_feed_retention_hours: Option<u64>,
     log_format: Option<LogFormat>,
     forward_auth: Option<ForwardAuthConfig>,
     trusted_proxies: Option<Vec<String>>,
@@ -110,6 +143,7 @@ pub struct Overrides {
     pub config: Option<PathBuf>,
     pub data_dir: Option<PathBuf>,
     pub database_url: Option<String>,
+    pub pepper_file: Option<PathBuf>,
     pub listen: Option<ListenAddress>,
 }
 
@@ -119,6 +153,7 @@ const KNOWN_ENV: &[&str] = &[
     "TESSERA_LISTEN",
     "TESSERA_DATA_DIR",
     "TESSERA_DATABASE_URL",
+    "TESSERA_PEPPER_FILE",
     "TESSERA_TOKEN_PREFIX",
     "TESSERA_API_VERSIONS",
     "TESSERA_SECURE_COOKIES",
@@ -128,6 +163,7 @@ const KNOWN_ENV: &[&str] = &[
     "TESSERA_CHANGE_POLL_MILLISECONDS",
     "TESSERA_VERIFY_FAILURES_PER_MINUTE",
     "TESSERA_MAX_STALENESS_SECONDS",
+    "TESSERA_CHANGE_FEED_RETENTION_HOURS",
     "TESSERA_TRUSTED_PROXIES",
     "TESSERA_HEADER_TIMEOUT_SECONDS",
     "TESSERA_KEEP_ALIVE_SECONDS",
@@ -135,6 +171,12 @@ const KNOWN_ENV: &[&str] = &[
     "TESSERA_LOG_FORMAT",
     "TESSERA_LOG",
 ];
+
+/// The pepper's file name in the data dir (unless `pepper_file` names another file).
+pub const DEFAULT_PEPPER_FILE: &str = "pepper";
+
+/// The longest change-feed retention accepted: ten years, in hours.
+const MAX_CHANGE_FEED_RETENTION_HOURS: u64 = 10 * 366 * 24;
 
 /// CIDRs (`10.0.0.0/8`) or single addresses (`127.0.0.1`, a /32 or /128).
 fn parse_cidrs(list: &[String], source: &str) -> Result<Vec<ipnet::IpNet>> {
@@ -193,9 +235,13 @@ impl Config {
         }
         if let Some(v) = lookup("TESSERA_DATA_DIR") {
             config.data_dir = PathBuf::from(v);
+            config.data_dir_origin = Origin::Environment;
         }
         if let Some(v) = lookup("TESSERA_DATABASE_URL") {
             config.database_url = Some(v).filter(|v| !v.is_empty());
+        }
+        if let Some(v) = lookup("TESSERA_PEPPER_FILE") {
+            config.pepper_file = Some(v).filter(|v| !v.is_empty()).map(PathBuf::from);
         }
         if let Some(v) = lookup("TESSERA_TOKEN_PREFIX") {
             config.token_prefix = TokenPrefix::new(&v).map_err(anyhow::Error::msg)?;
@@ -243,6 +289,10 @@ impl Config {
         if let Some(v) = lookup("TESSERA_MAX_CONNECTIONS") {
             config.max_connections = parse_env("TESSERA_MAX_CONNECTIONS", &v)?;
         }
+        if let Some(v) = lookup("TESSERA_CHANGE_FEED_RETENTION_HOURS") {
+            config.change_feed_retention_hours =
+                parse_env("TESSERA_CHANGE_FEED_RETENTION_HOURS", &v)?;
+        }
         if let Some(v) = lookup("TESSERA_LOG_FORMAT") {
             config.log_format = match v.as_str() {
                 "text" => LogFormat::Text,
@@ -252,9 +302,13 @@ impl Config {
         }
         if let Some(dir) = &overrides.data_dir {
             config.data_dir = dir.clone();
+            config.data_dir_origin = Origin::Flag;
         }
         if let Some(url) = &overrides.database_url {
             config.database_url = Some(url.clone());
+        }
+        if let Some(file) = &overrides.pepper_file {
+            config.pepper_file = Some(file.clone());
         }
         if let Some(listen) = &overrides.listen {
             config.listen = listen.clone();
@@ -271,6 +325,12 @@ impl Config {
         macro_rules! take {
             ($($field:ident),*) => { $( if let Some(value) = file.$field { self.$field = value; } )* };
         }
+        if file.data_dir.is_some() {
+            self.data_dir_origin = Origin::File(path.to_path_buf());
+        }
+        if let Some(pepper_file) = file.pepper_file {
+            self.pepper_file = Some(pepper_file).filter(|file| !file.as_os_str().is_empty());
+        }
         take!(
             listen,
             data_dir,
@@ -282,6 +342,7 @@ impl Config {
             change_poll_milliseconds,
             verify_failures_per_minute,
             max_staleness_seconds,
+            change_feed_retention_hours,
             log_format,
             forward_auth,
             header_timeout_seconds,
@@ -310,6 +371,12 @@ impl Config {
         if !(10..=1000).contains(&self.change_poll_milliseconds) {
             bail!(
                 "change_poll_milliseconds must be 10 to 1000 (changes must show within a second)"
+            );
+        }
+        if self.change_feed_retention_hours > MAX_CHANGE_FEED_RETENTION_HOURS {
+            bail!(
+                "change_feed_retention_hours must be 0 (keep every change) to \
+                 {MAX_CHANGE_FEED_RETENTION_HOURS} (ten years)"
             );
         }
         if self.body_limit_bytes < 1024 {
@@ -345,8 +412,11 @@ impl Config {
             .unwrap_or_else(|| tessera_store::sqlite_url_in(&self.data_dir))
     }
 
+    /// The pepper's file: `pepper_file` when set, else `pepper` in the data dir.
     pub fn pepper_path(&self) -> PathBuf {
-        self.data_dir.join("pepper")
+        self.pepper_file
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join(DEFAULT_PEPPER_FILE))
     }
 
     pub fn settings(&self) -> Result<tessera_app::Settings> {
@@ -359,6 +429,8 @@ impl Config {
             max_staleness: (self.max_staleness_seconds > 0)
                 .then(|| Duration::from_secs(self.max_staleness_seconds)),
             forward_auth: RouteRules::new(&self.forward_auth).map_err(anyhow::Error::msg)?,
+            change_feed_retention: (self.change_feed_retention_hours > 0)
+                .then(|| Duration::from_secs(self.change_feed_retention_hours * 3600)),
             ..tessera_app::Settings::default()
         })
     }
@@ -514,6 +586,93 @@ mod tests {
         )
         .unwrap_err();
         assert!(error.to_string().contains("TESSERA_MAX_STALENESS_SECONDS"));
+    }
+
+    #[test]
+    fn change_feed_retention_defaults_to_seven_days_and_zero_means_forever() {
+        let (config, _) = Config::load(&Overrides::default(), &[]).unwrap();
+        assert_eq!(config.change_feed_retention_hours, 168);
+        assert_eq!(
+            config.settings().unwrap().change_feed_retention,
+            Some(Duration::from_secs(7 * 24 * 3600))
+        );
+        let (config, warnings) = Config::load(
+            &Overrides::default(),
+            &env(&[("TESSERA_CHANGE_FEED_RETENTION_HOURS", "0")]),
+        )
+        .unwrap();
+        assert!(warnings.is_empty(), "{warnings:?}");
+        assert_eq!(config.settings().unwrap().change_feed_retention, None);
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("tessera.toml");
+        std::fs::write(&file, "change_feed_retention_hours = 48\n").unwrap();
+        let overrides = Overrides {
+            config: Some(file),
+            ..Overrides::default()
+        };
+        let (config, _) = Config::load(&overrides, &[]).unwrap();
+        assert_eq!(
+            config.settings().unwrap().change_feed_retention,
+            Some(Duration::from_secs(48 * 3600))
+        );
+        let error = Config::load(
+            &Overrides::default(),
+            &env(&[("TESSERA_CHANGE_FEED_RETENTION_HOURS", "7d")]),
+        )
+        .unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .contains("TESSERA_CHANGE_FEED_RETENTION_HOURS")
+        );
+        let error = Config::load(
+            &Overrides::default(),
+            &env(&[("TESSERA_CHANGE_FEED_RETENTION_HOURS", "1000000")]),
+        )
+        .unwrap_err();
+        assert!(error.to_string().contains("change_feed_retention_hours"));
+    }
+
+    #[test]
+    fn the_pepper_file_comes_from_file_environment_or_flag() {
+        let (config, _) = Config::load(&Overrides::default(), &[]).unwrap();
+        assert_eq!(config.pepper_path(), PathBuf::from("./tessera-data/pepper"));
+        assert_eq!(config.data_dir_origin, Origin::Default);
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("tessera.toml");
+        std::fs::write(
+            &file,
+            "pepper_file = \"/run/secrets/pepper\"\ndata_dir = \"/srv/t\"\n",
+        )
+        .unwrap();
+        let overrides = Overrides {
+            config: Some(file.clone()),
+            ..Overrides::default()
+        };
+        let (config, _) = Config::load(&overrides, &[]).unwrap();
+        assert_eq!(config.pepper_path(), PathBuf::from("/run/secrets/pepper"));
+        assert_eq!(config.data_dir_origin, Origin::File(file.clone()));
+        let (config, warnings) = Config::load(
+            &overrides,
+            &env(&[
+                ("TESSERA_PEPPER_FILE", "/from-env"),
+                ("TESSERA_DATA_DIR", "/d"),
+            ]),
+        )
+        .unwrap();
+        assert!(warnings.is_empty(), "{warnings:?}");
+        assert_eq!(config.pepper_path(), PathBuf::from("/from-env"));
+        assert_eq!(config.data_dir_origin, Origin::Environment);
+        let overrides = Overrides {
+            config: Some(file),
+            pepper_file: Some("/from-flag".into()),
+            data_dir: Some("/flag".into()),
+            ..Overrides::default()
+        };
+        let (config, _) =
+            Config::load(&overrides, &env(&[("TESSERA_PEPPER_FILE", "/from-env")])).unwrap();
+        assert_eq!(config.pepper_path(), PathBuf::from("/from-flag"));
+        assert_eq!(config.data_dir_origin, Origin::Flag);
     }
 
     #[test]

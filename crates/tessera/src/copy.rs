@@ -116,14 +116,16 @@ fn pepper_reminder(config: &Config) {
         eprintln!(
             "reminder: tokens verify only with the pepper they were created with. It is at {}; \
              copy that file (same contents, readable by its owner only) into the data dir of \
-             every node that uses the new database, or share that data dir.",
+             every node that uses the new database (or to where their pepper_file / \
+             TESSERA_PEPPER_FILE points); a node with another pepper refuses to start.",
             path.display()
         );
     } else {
         eprintln!(
             "reminder: tokens verify only with the pepper they were created with, and there is \
-             no pepper file at {} (see --data-dir). Copy the source installation's pepper file \
-             into the data dir of every node that uses the new database.",
+             no pepper file at {} (see --data-dir and --pepper-file). Copy the source \
+             installation's pepper file into the data dir of every node that uses the new \
+             database (or to where their pepper_file / TESSERA_PEPPER_FILE points).",
             path.display()
         );
     }

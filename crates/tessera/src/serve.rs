@@ -13,11 +13,11 @@ use tessera_app::background::{self, Intervals};
 use tessera_server::HttpOptions;
 use tokio::sync::watch;
 
-use crate::commands::open_app;
+use crate::commands::open_or_create_app;
 use crate::config::Config;
 
 pub async fn run(config: Config) -> Result<()> {
-    let app = open_app(&config).await?;
+    let app = open_or_create_app(&config).await?;
     app.load()
         .await
         .context("cannot load tokens into the verify index")?;
@@ -58,6 +58,7 @@ pub async fn run(config: Config) -> Result<()> {
     let intervals = Intervals {
         follow: Duration::from_millis(config.change_poll_milliseconds),
         flush: Duration::from_secs(config.usage_flush_seconds),
+        ..Intervals::default()
     };
     let worker = tokio::spawn(background::run(Arc::clone(&app), intervals, stopped));
     let options = HttpOptions {

@@ -10,7 +10,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Sandbox, is_secret_line, run_command, str_field};
+use common::{Sandbox, is_secret_line, run_command, run_exiting, str_field};
 use serde_json::{Value, json};
 
 const PASSWORD: &str = "correct horse battery";
@@ -116,6 +116,12 @@ fn the_data_dir_and_its_secrets_are_private() {
     std::fs::create_dir(sandbox.data_dir()).expect("create data dir");
     std::fs::set_permissions(sandbox.data_dir(), std::fs::Permissions::from_mode(0o755))
         .expect("chmod data dir");
+    sandbox.run(&["migrate"]).ok();
+    let kept = std::fs::metadata(sandbox.data_dir())
+        .expect("metadata")
+        .permissions()
+        .mode();
+    assert_eq!(kept & 0o777, 0o755, "an existing data dir keeps its mode");
     sandbox.create_token("ci", &["--type", "read-only"]);
     for name in ["pepper", "tessera.db", "tessera.db-wal", "tessera.db-shm"] {
         let path = sandbox.data_dir().join(name);
@@ -135,7 +141,7 @@ fn the_data_dir_and_its_secrets_are_private() {
 
 #[test]
 fn resource_create_and_list() {
-    let sandbox = Sandbox::new();
+    let sandbox = Sandbox::initialized();
     sandbox.add_article();
 
     let out = sandbox.run(&["resource", "list"]);
@@ -183,7 +189,7 @@ fn resource_create_and_list() {
 
 #[test]
 fn token_create_prints_the_secret_alone_on_stdout() {
-    let sandbox = Sandbox::new();
+    let sandbox = Sandbox::initialized();
     let out = sandbox.run(&[
         "token",
         "create",
@@ -221,7 +227,7 @@ fn token_create_prints_the_secret_alone_on_stdout() {
 
 #[test]
 fn token_create_json_gives_the_record_and_the_secret() {
-    let sandbox = Sandbox::new();
+    let sandbox = Sandbox::initialized();
     let out = sandbox.run(&[
         "token",
         "create",
@@ -251,7 +257,7 @@ fn token_create_json_gives_the_record_and_the_secret() {
 
 #[test]
 fn token_create_refuses_duplicates_and_bad_input() {
-    let sandbox = Sandbox::new();
+    let sandbox = Sandbox::initialized();
     sandbox.add_article();
     sandbox.create_token("ci", &["--type", "read-only"]);
 
@@ -285,8 +291,9 @@ fn token_create_refuses_duplicates_and_bad_input() {
         "article.publish",
     ]);
     out.expect_code(2);
+    // Named by its place in the list: errors never repeat what was typed.
     assert!(
-        out.stderr.contains("article.publish"),
+        out.stderr.contains("permissions[0]") && out.stderr.contains("catalog"),
         "stderr: {}",
         out.stderr
     );
@@ -298,7 +305,7 @@ fn token_create_refuses_duplicates_and_bad_input() {
 
 #[test]
 fn token_create_custom_grants_exactly_its_permissions() {
-    let sandbox = Sandbox::new();
+    let sandbox = Sandbox::initialized();
     sandbox.add_article();
     let out = sandbox.run(&[
         "token",
@@ -343,7 +350,7 @@ fn token_create_custom_grants_exactly_its_permissions() {
 
 #[test]
 fn token_list_and_show() {
-    let sandbox = Sandbox::new();
+    let sandbox = Sandbox::initialized();
     let (ci, ci_secret) = sandbox.create_token("ci", &["--type", "read-only"]);
     let (deploy, deploy_secret) = sandbox.create_token("deploy", &["--type", "full-access"]);
 
@@ -419,7 +426,7 @@ fn token_list_and_show() {
 
 #[test]
 fn token_disable_enable_regenerate_delete() {
-    let sandbox = Sandbox::new();
+    let sandbox = Sandbox::initialized();
     let (id, secret) = sandbox.create_token("ci", &["--type", "read-only"]);
     sandbox.run(&["verify", &secret]).ok();
 
@@ -484,7 +491,7 @@ fn token_disable_enable_regenerate_delete() {
 
 #[test]
 fn token_update_sets_and_clears_settings_and_who_the_token_belongs_to() {
-    let sandbox = Sandbox::new();
+    let sandbox = Sandbox::initialized();
     let (id, secret) = sandbox.create_token(
         "acme",
         &[
@@ -563,7 +570,7 @@ fn token_update_sets_and_clears_settings_and_who_the_token_belongs_to() {
 
 #[test]
 fn verify_exit_codes_and_json_shape() {
-    let sandbox = Sandbox::new();
+    let sandbox = Sandbox::initialized();
     sandbox.add_article();
     let (id, secret) =
         sandbox.create_token("reader", &["--type", "read-only", "--lifespan", "90d"]);
@@ -647,7 +654,7 @@ fn verify_exit_codes_and_json_shape() {
 
 #[test]
 fn verify_checks_the_project() {
-    let sandbox = Sandbox::new();
+    let sandbox = Sandbox::initialized();
     sandbox
         .run(&["project", "create", "shop", "--name", "Shop"])
         .ok();
@@ -690,7 +697,7 @@ fn verify_checks_the_project() {
 
 #[test]
 fn config_file_data_dir_is_honoured() {
-    let sandbox = Sandbox::new();
+    let sandbox = Sandbox::initialized();
     let data_dir = sandbox.data_dir();
     let config = sandbox.root().join("custom.toml");
     let data_dir_text = data_dir.to_str().expect("utf-8 temp path");
@@ -723,7 +730,7 @@ fn config_file_data_dir_is_honoured() {
         .args(["token", "show", "--json", &id]);
     run_command(command, None).ok();
 
-    // The flag beats the file: another data dir does not know the token.
+    // The flag beats the file: another data dir, which does not exist, is refused.
     let other = sandbox.root().join("other");
     let mut command = sandbox.bare();
     command
@@ -732,7 +739,14 @@ fn config_file_data_dir_is_honoured() {
         .arg("--data-dir")
         .arg(&other)
         .args(["token", "show", &id]);
-    run_command(command, None).expect_code(3);
+    let out = run_command(command, None);
+    out.expect_code(2);
+    assert!(
+        out.stderr.contains(&other.display().to_string()) && out.stderr.contains("--data-dir"),
+        "{}",
+        out.stderr
+    );
+    assert!(!other.exists(), "nothing was created");
 
     // ./tessera.toml in the working directory is read when no file is named.
     std::fs::copy(&config, sandbox.root().join("tessera.toml")).expect("copy config");
@@ -773,7 +787,7 @@ fn config_file_with_an_unknown_key_is_refused() {
 
 #[test]
 fn unknown_environment_variable_is_warned_about() {
-    let sandbox = Sandbox::new();
+    let sandbox = Sandbox::initialized();
     let mut command = sandbox.command(["resource", "list", "--json"]);
     command.env("TESSERA_BOGUS", "1");
     let out = run_command(command, None);
@@ -973,7 +987,7 @@ async fn server_follows_cli_changes_within_one_second() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_flushes_usage_before_exit() {
-    let sandbox = Sandbox::new();
+    let sandbox = Sandbox::initialized();
     let (id, secret) = sandbox.create_token("ci", &["--type", "read-only"]);
     let shown = sandbox.run(&["token", "show", "--json", &id]).ok().json();
     assert_eq!(shown["last_used_at"], Value::Null);
@@ -1046,6 +1060,13 @@ async fn serve_prints_a_setup_code_until_an_administrator_exists() {
     );
     let log = server.log();
     assert!(log.contains("No administrator exists yet"), "{log}");
+    assert!(
+        log.contains(&format!(
+            "created the data directory {}",
+            sandbox.data_dir().display()
+        )),
+        "serve says it started a new installation:\n{log}"
+    );
     assert!(log.contains(&server.url("/admin")), "{log}");
     assert!(log.contains(&file.display().to_string()), "{log}");
     assert!(
@@ -1079,6 +1100,7 @@ async fn serve_prints_a_setup_code_until_an_administrator_exists() {
     // A restart keeps the code someone may already have copied.
     let server = sandbox.serve();
     assert_eq!(printed_setup_code(&server), code);
+    assert!(!server.log().contains("created"), "{}", server.log());
     drop(server);
 
     // Once an administrator exists (made without any code), no code and no file.
@@ -1130,4 +1152,310 @@ async fn the_printed_setup_code_registers_the_first_administrator_once() {
     // The registered admin is there for the CLI too.
     let users = sandbox.run(&["user", "list", "--json"]).ok().json();
     assert!(users.to_string().contains("root@example.com"), "{users}");
+}
+
+// ---------------------------------------------------------------------------
+// 10. the installation: only serve, migrate and admin create start one; the pepper
+// ---------------------------------------------------------------------------
+
+/// Every command that acts on an installation, with arguments that would succeed on
+/// one (or fail on their own merits, never before the installation is found).
+const ACTING_COMMANDS: &[&[&str]] = &[
+    &["token", "create", "--name", "ci", "--type", "read-only"],
+    &["token", "list"],
+    &["token", "show", "01900000-0000-7000-8000-000000000000"],
+    &["verify", "tsr_nope"],
+    &["resource", "list"],
+    &["project", "create", "shop", "--name", "Shop"],
+    &["user", "list"],
+    &["role", "list"],
+    &["audit"],
+];
+
+/// Asserts a refusal for a missing data dir: exit 2, nothing on stdout, the path and
+/// every way to name the right one on stderr.
+#[track_caller]
+fn assert_refused_missing_data_dir(out: &common::Output, path: &str) {
+    out.expect_code(2);
+    assert!(out.stdout.is_empty(), "{}", out.stdout);
+    for needle in [
+        path,
+        "does not exist",
+        "--data-dir",
+        "TESSERA_DATA_DIR",
+        "data_dir",
+    ] {
+        assert!(
+            out.stderr.contains(needle),
+            "no {needle:?} in:\n{}",
+            out.stderr
+        );
+    }
+}
+
+#[test]
+fn only_serve_migrate_and_admin_create_start_an_installation() {
+    // A mistyped --data-dir: refused, and nothing is created there.
+    let sandbox = Sandbox::initialized();
+    let typo = sandbox.root().join("dta");
+    for args in ACTING_COMMANDS {
+        let mut command = sandbox.bare();
+        command.arg("--data-dir").arg(&typo).args(*args);
+        let out = run_command(command, None);
+        assert_refused_missing_data_dir(&out, &typo.display().to_string());
+        assert!(out.stderr.contains("from --data-dir"), "{}", out.stderr);
+        assert!(!typo.exists(), "{args:?} created {}", typo.display());
+    }
+    // Run from another directory (no --data-dir): the default ./tessera-data is not
+    // there; the message says where it looked and why.
+    let mut command = sandbox.bare();
+    command.args(["token", "create", "--name", "ci", "--type", "read-only"]);
+    let out = run_command(command, None);
+    assert_refused_missing_data_dir(&out, "./tessera-data");
+    assert!(
+        out.stderr
+            .contains(&sandbox.root().join("tessera-data").display().to_string())
+            && out.stderr.contains("from the default"),
+        "{}",
+        out.stderr
+    );
+    let mut command = sandbox.bare();
+    command
+        .env("TESSERA_DATA_DIR", &typo)
+        .args(["token", "list"]);
+    let out = run_command(command, None);
+    assert_refused_missing_data_dir(&out, &typo.display().to_string());
+    assert!(
+        out.stderr.contains("from TESSERA_DATA_DIR"),
+        "{}",
+        out.stderr
+    );
+    assert!(!sandbox.root().join("tessera-data").exists() && !typo.exists());
+
+    // A data dir that exists but holds no database (an empty mount, say): refused too.
+    std::fs::create_dir(&typo).expect("mkdir");
+    let mut command = sandbox.bare();
+    command.arg("--data-dir").arg(&typo).args(["token", "list"]);
+    let out = run_command(command, None);
+    out.expect_code(2);
+    assert!(out.stderr.contains("no database"), "{}", out.stderr);
+    assert_eq!(
+        std::fs::read_dir(&typo).expect("read dir").count(),
+        0,
+        "nothing created in it"
+    );
+
+    // migrate and admin create start one, and say so.
+    let fresh = Sandbox::new();
+    let out = fresh.run(&["migrate"]);
+    out.ok();
+    let shown = fresh.data_dir().display().to_string();
+    assert!(
+        out.stderr
+            .contains(&format!("created the data directory {shown}"))
+            && out.stderr.contains("created a new pepper"),
+        "{}",
+        out.stderr
+    );
+    let out = fresh.run(&["migrate"]);
+    out.ok();
+    assert!(!out.stderr.contains("created"), "{}", out.stderr);
+    let fresh = Sandbox::new();
+    let out = fresh.run_stdin(
+        &[
+            "admin",
+            "create",
+            "--email",
+            "root@example.com",
+            "--password-stdin",
+        ],
+        PASSWORD,
+    );
+    out.ok();
+    assert!(
+        out.stderr.contains("created the data directory"),
+        "{}",
+        out.stderr
+    );
+    // ...after which the other commands work.
+    for args in ACTING_COMMANDS {
+        let out = fresh.run(args);
+        assert_ne!(out.code, Some(2), "{args:?}: {}", out.stderr);
+    }
+}
+
+/// Replaces the sandbox's pepper with `bytes`, mode 0600.
+fn write_pepper(path: &std::path::Path, bytes: &[u8]) {
+    std::fs::write(path, bytes).expect("write pepper");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    }
+}
+
+#[test]
+fn a_lost_or_foreign_pepper_is_refused_with_what_to_copy_where() {
+    let sandbox = Sandbox::initialized();
+    let (_, secret) = sandbox.create_token("ci", &["--type", "read-only"]);
+    let pepper = sandbox.data_dir().join("pepper");
+    let original = std::fs::read(&pepper).expect("read pepper");
+    let shown = pepper.display().to_string();
+
+    // Lost: nothing makes a new one, not even the commands that may start an
+    // installation; serve refuses to start.
+    std::fs::remove_file(&pepper).expect("remove pepper");
+    for args in [
+        &["verify", secret.as_str()][..],
+        &["token", "list"],
+        &["migrate"],
+        &["serve", "--listen", "127.0.0.1:0"],
+    ] {
+        let out = run_exiting(sandbox.command(args));
+        out.expect_code(2);
+        for needle in [
+            shown.as_str(),
+            "no pepper file",
+            "copy the pepper file",
+            "--pepper-file",
+            "TESSERA_PEPPER_FILE",
+        ] {
+            assert!(
+                out.stderr.contains(needle),
+                "{args:?}: no {needle:?} in:\n{}",
+                out.stderr
+            );
+        }
+        assert!(!pepper.exists(), "{args:?} made a new pepper");
+    }
+    let out = sandbox.run_stdin(
+        &[
+            "admin",
+            "create",
+            "--email",
+            "root@example.com",
+            "--password-stdin",
+        ],
+        PASSWORD,
+    );
+    out.expect_code(2);
+    assert!(!pepper.exists(), "admin create made a new pepper");
+
+    // Another pepper (a node started without the first one's file made its own):
+    // refused, with both fingerprints, before anything is done.
+    write_pepper(&pepper, &[7; 32]);
+    for args in [
+        &["verify", secret.as_str()][..],
+        &["token", "create", "--name", "other", "--type", "read-only"],
+        &["serve", "--listen", "127.0.0.1:0"],
+    ] {
+        let out = run_exiting(sandbox.command(args));
+        out.expect_code(2);
+        assert!(out.stdout.is_empty(), "{}", out.stdout);
+        for needle in [shown.as_str(), "fingerprint", "copy the pepper file"] {
+            assert!(
+                out.stderr.contains(needle),
+                "{args:?}: no {needle:?} in:\n{}",
+                out.stderr
+            );
+        }
+    }
+
+    // The right pepper back: everything works, and nothing was created meanwhile.
+    write_pepper(&pepper, &original);
+    sandbox.run(&["verify", &secret]).ok();
+    let page = sandbox.run(&["token", "list", "--json"]).ok().json();
+    assert_eq!(page["total"], 1, "{page}");
+}
+
+#[cfg(unix)]
+#[test]
+fn the_pepper_can_come_from_a_file_of_its_own() {
+    use std::os::unix::fs::PermissionsExt;
+    let sandbox = Sandbox::initialized();
+    let (_, secret) = sandbox.create_token("ci", &["--type", "read-only"]);
+    let secrets = sandbox.root().join("secrets");
+    std::fs::create_dir(&secrets).expect("mkdir");
+    let file = secrets.join("tessera-pepper");
+    std::fs::rename(sandbox.data_dir().join("pepper"), &file).expect("move the pepper");
+
+    sandbox.run(&["verify", &secret]).expect_code(2);
+    let flag = file.to_str().expect("utf-8 path");
+    sandbox
+        .run(&["--pepper-file", flag, "verify", &secret])
+        .ok();
+    let mut command = sandbox.command(["verify", &secret]);
+    command.env("TESSERA_PEPPER_FILE", &file);
+    run_command(command, None).ok();
+    let config = sandbox.root().join("tessera.toml");
+    std::fs::write(&config, format!("pepper_file = '{flag}'\n")).expect("write config");
+    run_command(sandbox.command(["verify", &secret]), None).ok();
+    assert!(
+        !sandbox.data_dir().join("pepper").exists(),
+        "no pepper made in the data dir"
+    );
+
+    // Checked as the data dir's pepper is: private to its owner.
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    let out = run_command(sandbox.command(["verify", &secret]), None);
+    out.expect_code(2);
+    assert!(
+        out.stderr.contains(flag)
+            && out.stderr.contains("0644")
+            && out.stderr.contains("chmod 600"),
+        "{}",
+        out.stderr
+    );
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o400)).expect("chmod");
+    run_command(sandbox.command(["verify", &secret]), None).ok();
+
+    // A new installation with its pepper elsewhere gets it there.
+    let fresh = Sandbox::new();
+    let elsewhere = fresh.root().join("keys/pepper");
+    fresh
+        .run(&[
+            "--pepper-file",
+            elsewhere.to_str().expect("utf-8"),
+            "migrate",
+        ])
+        .ok();
+    let mode = std::fs::metadata(&elsewhere)
+        .expect("the pepper is made at --pepper-file")
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+    assert!(!fresh.data_dir().join("pepper").exists());
+}
+
+/// A database from before fingerprints (tokens, none recorded): the pepper in use is
+/// recorded, with a warning that it could not be checked; from then on it is required.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_from_before_fingerprints_records_the_pepper_in_use() {
+    use sqlx::Connection as _;
+    let sandbox = Sandbox::initialized();
+    let (_, secret) = sandbox.create_token("ci", &["--type", "read-only"]);
+    let url = format!(
+        "sqlite://{}",
+        sandbox.data_dir().join("tessera.db").display()
+    );
+    let mut connection = sqlx::SqliteConnection::connect(&url).await.expect("open");
+    sqlx::query("DELETE FROM meta WHERE key = 'pepper_fingerprint'")
+        .execute(&mut connection)
+        .await
+        .expect("forget the fingerprint");
+    connection.close().await.expect("close");
+
+    let out = sandbox.run(&["verify", &secret]);
+    out.ok();
+    assert!(
+        out.stderr.contains("held tokens but no pepper fingerprint")
+            && out.stderr.contains("cannot be checked"),
+        "{}",
+        out.stderr
+    );
+    let out = sandbox.run(&["verify", &secret]);
+    out.ok();
+    assert!(!out.stderr.contains("fingerprint"), "{}", out.stderr);
+    write_pepper(&sandbox.data_dir().join("pepper"), &[9; 32]);
+    sandbox.run(&["token", "list"]).expect_code(2);
 }

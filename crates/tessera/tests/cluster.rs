@@ -1274,3 +1274,103 @@ async fn past_its_maximum_staleness_a_cut_off_node_refuses_to_verify() {
         "the lost usage is not reported:\n{log}"
     );
 }
+
+// ---------------------------------------------------------------------------
+// 4. the pepper: every node needs the cluster's
+// ---------------------------------------------------------------------------
+
+/// A second node started without the first node's pepper file does not make its own
+/// (the database records the cluster's fingerprint): it refuses to start, as does every
+/// command there, saying what to copy where; with a pepper of its own it refuses too.
+/// With the first node's file copied over, it starts and verifies the cluster's tokens.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_node_without_the_clusters_pepper_refuses_to_start() {
+    let Some(db) = TestDb::create().await else {
+        return;
+    };
+    let first = bootstrap(&db);
+    let secret = cli(
+        &first,
+        &db.url,
+        &["token", "create", "--name", "ci", "--type", "read-only"],
+        None,
+    )
+    .trim()
+    .to_owned();
+    let second = Sandbox::new();
+    let pepper = second.data_dir().join("pepper");
+    let serve = [
+        "--database-url",
+        db.url.as_str(),
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+    ];
+
+    let out = blocking(|| common::run_exiting(second.command(serve)));
+    out.expect_code(2);
+    for needle in [
+        "no pepper file",
+        &pepper.display().to_string(),
+        "fingerprint",
+        "copy the pepper file of a node",
+        "--pepper-file",
+    ] {
+        assert!(
+            out.stderr.contains(needle),
+            "no {needle:?} in:\n{}",
+            out.stderr
+        );
+    }
+    assert!(!pepper.exists(), "the second node made a pepper of its own");
+    for args in [
+        &["--database-url", db.url.as_str(), "migrate"][..],
+        &["--database-url", db.url.as_str(), "verify", &secret],
+        &[
+            "--database-url",
+            db.url.as_str(),
+            "admin",
+            "create",
+            "--email",
+            "other@example.com",
+            "--password-stdin",
+        ],
+    ] {
+        let out = blocking(|| second.run_stdin(args, PASSWORD));
+        out.expect_code(2);
+        assert!(
+            out.stderr.contains("no pepper file"),
+            "{args:?}: {}",
+            out.stderr
+        );
+        assert!(!pepper.exists(), "{args:?} made a pepper");
+    }
+
+    std::fs::write(&pepper, [5u8; 32]).expect("write a pepper");
+    set_private(&pepper);
+    let out = blocking(|| common::run_exiting(second.command(serve)));
+    out.expect_code(2);
+    assert!(
+        out.stderr.contains("fingerprint") && out.stderr.contains("copy the pepper file"),
+        "{}",
+        out.stderr
+    );
+
+    std::fs::copy(first.data_dir().join("pepper"), &pepper).expect("copy the pepper");
+    set_private(&pepper);
+    let node = start_node(&second, &db.url, &[]);
+    let client = http_client();
+    wait_ready_status(&client, &node, StatusCode::OK).await;
+    assert_eq!(
+        verify(&client, &node.base, &secret, None).await["valid"],
+        true
+    );
+}
+
+fn set_private(path: &std::path::Path) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    }
+}

@@ -314,7 +314,7 @@ fn sqlite_to_postgres() {
 
 #[test]
 fn refuses_bad_sources() {
-    let sandbox = Sandbox::new();
+    let sandbox = Sandbox::initialized();
     populate_minimal(&sandbox);
     let source = tessera_store_url(&sandbox);
     let same = db_copy(&sandbox, &source, &source, &["--force"]);

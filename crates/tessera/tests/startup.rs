@@ -199,8 +199,10 @@ fn migrate_says_what_it_applied() {
     sql(format!("CREATE SCHEMA {schema}"));
     let separator = if base.contains('?') { '&' } else { '?' };
     let url = format!("{base}{separator}options=-c%20search_path%3D{schema}");
-    let first = Sandbox::new().run(&["--database-url", &url, "migrate"]);
-    let second = Sandbox::new().run(&["--database-url", &url, "migrate"]);
+    // The same data dir both times: it holds the pepper the database now records.
+    let sandbox = Sandbox::new();
+    let first = sandbox.run(&["--database-url", &url, "migrate"]);
+    let second = sandbox.run(&["--database-url", &url, "migrate"]);
     sql(format!("DROP SCHEMA {schema} CASCADE"));
     first.ok();
     assert!(

@@ -183,6 +183,8 @@ pub struct VerifyIndex {
     /// How fresh the index is, on the monotonic clock (wall-clock jumps and the app's
     /// manual test clock do not move it).
     freshness: Freshness,
+    /// Full reloads after falling behind the pruned feed (see `apply_changes`).
+    reloads: AtomicU64,
     usage: Arc<UsageRecorder>,
 }
 
@@ -232,6 +234,7 @@ impl VerifyIndex {
             sequence: tokio::sync::Mutex::new(0),
             loaded: AtomicBool::new(false),
             freshness: Freshness::new(),
+            reloads: AtomicU64::new(0),
             usage,
         }
     }
@@ -287,6 +290,22 @@ impl VerifyIndex {
     /// next catch-up, since the feed position is read before the tokens.
     pub async fn load(&self, store: &dyn Store) -> StoreResult<()> {
         let mut sequence = self.sequence.lock().await;
+        self.load_locked(store, &mut sequence).await?;
+        self.loaded.store(true, Ordering::Release);
+        drop(sequence);
+        self.catch_up(store).await
+    }
+
+    /// How many times a catch-up found that changes it had not applied were pruned
+    /// from the feed, and reloaded the whole index instead.
+    pub fn reloads(&self) -> u64 {
+        self.reloads.load(Ordering::Relaxed)
+    }
+
+    /// The body of [`VerifyIndex::load`], with the feed position locked: replaces the
+    /// whole index and its position with no await in between, so a cancellation leaves
+    /// the old index and position (both) in place.
+    async fn load_locked(&self, store: &dyn Store, sequence: &mut i64) -> StoreResult<()> {
         let start = store.latest_change().await?;
         let catalog = Catalog::new(&store.list_resources().await?);
         let inactive_owners = store
@@ -315,9 +334,7 @@ impl VerifyIndex {
         }
         *self.write() = fresh;
         *sequence = start;
-        self.loaded.store(true, Ordering::Release);
-        drop(sequence);
-        self.catch_up(store).await
+        Ok(())
     }
 
     /// Applies every change after the last one applied. Called by the feed follower
@@ -342,12 +359,36 @@ impl VerifyIndex {
     /// The body of [`VerifyIndex::catch_up`], with the feed position locked. A
     /// cancellation (only ever at an await) leaves the index and `sequence` in step:
     /// each page is applied and its position recorded without an await in between.
+    ///
+    /// Pruning deletes the oldest changes (see [`Store::prune_changes`]). A node that
+    /// fell behind the retained range (cut off from the database for longer than the
+    /// retention, say) cannot apply what it missed: a page that does not start right
+    /// after `sequence` may mean that (or only a gap in PostgreSQL's sequence numbers),
+    /// so the recorded pruning boundary decides, and past it the whole index is loaded
+    /// again before the feed is followed on.
     async fn apply_changes(&self, store: &dyn Store, sequence: &mut i64) -> StoreResult<()> {
         loop {
             let changes = store.changes_after(*sequence, PAGE).await?;
-            let Some(last) = changes.last().map(|c| c.sequence) else {
+            let (Some(first), Some(last)) = (
+                changes.first().map(|c| c.sequence),
+                changes.last().map(|c| c.sequence),
+            ) else {
                 return Ok(());
             };
+            if first > sequence.saturating_add(1) {
+                let pruned_through = store.changes_pruned_through().await?;
+                if pruned_through > *sequence {
+                    tracing::warn!(
+                        applied_through = *sequence,
+                        pruned_through,
+                        "this node fell behind the change feed's retained range (changes it \
+                         had not applied were pruned): reloading the verify index"
+                    );
+                    self.load_locked(store, sequence).await?;
+                    self.reloads.fetch_add(1, Ordering::Relaxed);
+                    continue;
+                }
+            }
             let mut token_ids = Vec::new();
             let mut catalog_changed = false;
             let mut user_ids = Vec::new();

@@ -36,8 +36,8 @@ use crate::rows::{
     from_millis, millis, parse_day,
 };
 use crate::{
-    AuditQuery, AuditRow, Cursor, SessionRecord, SortField, SortKey, StatusFilter, Store,
-    StoreError, StoreResult, TokenPage, TokenQuery, UsageDelta, UsageRow,
+    AuditQuery, AuditRow, Cursor, Pruned, SessionRecord, SortField, SortKey, StatusFilter, Store,
+    StoreError, StoreResult, TokenPage, TokenQuery, UsageDelta, UsageRow, meta,
 };
 
 /// The sqlx options of `url`, without Tessera's own parameters (see [`connect`]).
@@ -50,6 +50,8 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres
 /// The transaction-level advisory lock that orders change-feed inserts ("tessera" + 1
 /// in ASCII; sqlx's migration lock is derived from the database name, so they differ).
 const CHANGE_FEED_LOCK: i64 = 0x7465_7373_6572_6101;
+/// The transaction-level advisory lock one pruner of the change feed holds at a time.
+const CHANGE_FEED_PRUNE_LOCK: i64 = 0x7465_7373_6572_6102;
 
 /// Connections per node; management writes are short and verification never queries.
 const POOL_SIZE: u32 = 10;
@@ -1065,6 +1067,97 @@ impl Store for PostgresStore {
             .collect()
     }
 
+    async fn changes_pruned_through(&self) -> StoreResult<i64> {
+        let mut connection = self.pool.acquire().await.map_err(map_error)?;
+        pruned_through(&mut connection).await
+    }
+
+    /// One pruner at a time across the cluster: the transaction takes a second advisory
+    /// lock with `pg_try_advisory_xact_lock`, and a node that does not get it leaves the
+    /// work to the one that did (`busy`). Two pruners would be safe all the same (each
+    /// deletes a prefix and only ever raises the recorded boundary); the lock spares the
+    /// database the duplicate work. Writers are not held up: they only append to the
+    /// feed, past the newest change, which is never deleted.
+    async fn prune_changes(&self, before: DateTime<Utc>, limit: u32) -> StoreResult<Pruned> {
+        let mut transaction = self.begin().await?;
+        let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock($1)")
+            .bind(CHANGE_FEED_PRUNE_LOCK)
+            .fetch_one(&mut *transaction)
+            .await
+            .map_err(map_error)?;
+        if !locked {
+            let through = pruned_through(&mut transaction).await?;
+            return Ok(Pruned {
+                deleted: 0,
+                through,
+                busy: true,
+            });
+        }
+        let boundary: Option<i64> = sqlx::query_scalar(
+            "SELECT MAX(sequence) FROM (SELECT sequence FROM changes \
+             WHERE at < $1 AND sequence < (SELECT MAX(sequence) FROM changes) \
+             ORDER BY sequence LIMIT $2) AS oldest",
+        )
+        .bind(millis(before))
+        .bind(i64::from(limit))
+        .fetch_one(&mut *transaction)
+        .await
+        .map_err(map_error)?;
+        let mut deleted = 0;
+        if let Some(boundary) = boundary {
+            deleted = sqlx::query("DELETE FROM changes WHERE sequence <= $1")
+                .bind(boundary)
+                .execute(&mut *transaction)
+                .await
+                .map_err(map_error)?
+                .rows_affected();
+            sqlx::query(
+                "INSERT INTO meta (key, value) VALUES ($1, $2) \
+                 ON CONFLICT (key) DO UPDATE SET value = CASE \
+                 WHEN CAST(meta.value AS BIGINT) < CAST(excluded.value AS BIGINT) \
+                 THEN excluded.value ELSE meta.value END",
+            )
+            .bind(meta::CHANGES_PRUNED_THROUGH)
+            .bind(boundary.to_string())
+            .execute(&mut *transaction)
+            .await
+            .map_err(map_error)?;
+        }
+        let through = pruned_through(&mut transaction).await?;
+        transaction.commit().await.map_err(map_error)?;
+        Ok(Pruned {
+            deleted,
+            through,
+            busy: false,
+        })
+    }
+
+    async fn pepper_fingerprint(&self) -> StoreResult<Option<String>> {
+        sqlx::query_scalar("SELECT value FROM meta WHERE key = $1")
+            .bind(meta::PEPPER_FINGERPRINT)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(map_error)
+    }
+
+    async fn claim_pepper_fingerprint(&self, fingerprint: &str) -> StoreResult<String> {
+        // Racing claims: `ON CONFLICT DO NOTHING` waits for a concurrent insert of the
+        // key to commit, so the loser's statement completes and its SELECT (a new
+        // snapshot under READ COMMITTED) reads the winner's row.
+        let mut connection = self.pool.acquire().await.map_err(map_error)?;
+        sqlx::query("INSERT INTO meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING")
+            .bind(meta::PEPPER_FINGERPRINT)
+            .bind(fingerprint)
+            .execute(&mut *connection)
+            .await
+            .map_err(map_error)?;
+        sqlx::query_scalar("SELECT value FROM meta WHERE key = $1")
+            .bind(meta::PEPPER_FINGERPRINT)
+            .fetch_one(&mut *connection)
+            .await
+            .map_err(map_error)
+    }
+
     fn change_signal(&self) -> Option<Arc<tokio::sync::Notify>> {
         self.listener.signal()
     }
@@ -1072,4 +1165,15 @@ impl Store for PostgresStore {
     fn pool_state(&self) -> Option<(u32, usize)> {
         Some((self.pool.size(), self.pool.num_idle()))
     }
+}
+
+async fn pruned_through(connection: &mut PgConnection) -> StoreResult<i64> {
+    let value: Option<String> = sqlx::query_scalar("SELECT value FROM meta WHERE key = $1")
+        .bind(meta::CHANGES_PRUNED_THROUGH)
+        .fetch_optional(&mut *connection)
+        .await
+        .map_err(map_error)?;
+    value.map_or(Ok(0), |value| {
+        value.parse().map_err(|_| corrupt("changes_pruned_through"))
+    })
 }

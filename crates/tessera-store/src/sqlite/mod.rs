@@ -23,8 +23,8 @@ use crate::rows::{
     from_millis, millis, parse_day,
 };
 use crate::{
-    AuditQuery, AuditRow, Cursor, SessionRecord, SortField, SortKey, StatusFilter, Store,
-    StoreError, StoreResult, TokenPage, TokenQuery, UsageDelta, UsageRow,
+    AuditQuery, AuditRow, Cursor, Pruned, SessionRecord, SortField, SortKey, StatusFilter, Store,
+    StoreError, StoreResult, TokenPage, TokenQuery, UsageDelta, UsageRow, meta,
 };
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -857,4 +857,89 @@ impl Store for SqliteStore {
     fn pool_state(&self) -> Option<(u32, usize)> {
         Some((self.pool.size(), self.pool.num_idle()))
     }
+
+    async fn changes_pruned_through(&self) -> StoreResult<i64> {
+        let mut connection = self.pool.acquire().await.map_err(map_error)?;
+        pruned_through(&mut connection).await
+    }
+
+    async fn prune_changes(&self, before: DateTime<Utc>, limit: u32) -> StoreResult<Pruned> {
+        // The write lock at once (BEGIN IMMEDIATE): one pruner at a time, and the
+        // newest change read below stays the newest until the commit.
+        let mut transaction = self.begin().await?;
+        let boundary: Option<i64> = sqlx::query_scalar(
+            "SELECT MAX(sequence) FROM (SELECT sequence FROM changes \
+             WHERE at < ? AND sequence < (SELECT MAX(sequence) FROM changes) \
+             ORDER BY sequence LIMIT ?)",
+        )
+        .bind(millis(before))
+        .bind(i64::from(limit))
+        .fetch_one(&mut *transaction)
+        .await
+        .map_err(map_error)?;
+        let mut deleted = 0;
+        if let Some(boundary) = boundary {
+            deleted = sqlx::query("DELETE FROM changes WHERE sequence <= ?")
+                .bind(boundary)
+                .execute(&mut *transaction)
+                .await
+                .map_err(map_error)?
+                .rows_affected();
+            sqlx::query(RAISE_PRUNED_THROUGH)
+                .bind(meta::CHANGES_PRUNED_THROUGH)
+                .bind(boundary.to_string())
+                .execute(&mut *transaction)
+                .await
+                .map_err(map_error)?;
+        }
+        let through = pruned_through(&mut transaction).await?;
+        transaction.commit().await.map_err(map_error)?;
+        Ok(Pruned {
+            deleted,
+            through,
+            busy: false,
+        })
+    }
+
+    async fn pepper_fingerprint(&self) -> StoreResult<Option<String>> {
+        sqlx::query_scalar("SELECT value FROM meta WHERE key = ?")
+            .bind(meta::PEPPER_FINGERPRINT)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(map_error)
+    }
+
+    async fn claim_pepper_fingerprint(&self, fingerprint: &str) -> StoreResult<String> {
+        let mut transaction = self.begin().await?;
+        sqlx::query("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING")
+            .bind(meta::PEPPER_FINGERPRINT)
+            .bind(fingerprint)
+            .execute(&mut *transaction)
+            .await
+            .map_err(map_error)?;
+        let recorded: String = sqlx::query_scalar("SELECT value FROM meta WHERE key = ?")
+            .bind(meta::PEPPER_FINGERPRINT)
+            .fetch_one(&mut *transaction)
+            .await
+            .map_err(map_error)?;
+        transaction.commit().await.map_err(map_error)?;
+        Ok(recorded)
+    }
+}
+
+/// Raises `changes_pruned_through` to `?2` (never lowers it). Key `?1`.
+const RAISE_PRUNED_THROUGH: &str = "INSERT INTO meta (key, value) VALUES (?1, ?2) \
+     ON CONFLICT (key) DO UPDATE SET value = CASE \
+     WHEN CAST(meta.value AS INTEGER) < CAST(excluded.value AS INTEGER) \
+     THEN excluded.value ELSE meta.value END";
+
+async fn pruned_through(connection: &mut SqliteConnection) -> StoreResult<i64> {
+    let value: Option<String> = sqlx::query_scalar("SELECT value FROM meta WHERE key = ?")
+        .bind(meta::CHANGES_PRUNED_THROUGH)
+        .fetch_optional(&mut *connection)
+        .await
+        .map_err(map_error)?;
+    value.map_or(Ok(0), |value| {
+        value.parse().map_err(|_| corrupt("changes_pruned_through"))
+    })
 }

@@ -93,6 +93,44 @@ pub fn run_command(mut command: Command, stdin: Option<&str>) -> Output {
     Output::from(child.wait_with_output().expect("wait for tessera"))
 }
 
+/// Runs a command that must exit by itself (a `serve` that must refuse to start):
+/// killed, and the test failed, if it still runs after a minute.
+pub fn run_exiting(mut command: Command) -> Output {
+    use std::io::Read as _;
+    command.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = command.spawn().expect("spawn tessera");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            break status;
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            let mut stderr = String::new();
+            if let Some(mut pipe) = child.stderr.take() {
+                let _ = pipe.read_to_string(&mut stderr);
+            }
+            panic!(
+                "the command did not exit (a server that should have refused to start?):\n{stderr}"
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let (mut stdout, mut stderr) = (String::new(), String::new());
+    if let Some(mut pipe) = child.stdout.take() {
+        let _ = pipe.read_to_string(&mut stdout);
+    }
+    if let Some(mut pipe) = child.stderr.take() {
+        let _ = pipe.read_to_string(&mut stderr);
+    }
+    Output {
+        code: status.code(),
+        stdout,
+        stderr,
+    }
+}
+
 /// One test's sandbox: a temp dir used as working directory, with the data dir inside.
 #[derive(Debug)]
 pub struct Sandbox {
@@ -100,10 +138,20 @@ pub struct Sandbox {
 }
 
 impl Sandbox {
+    /// A sandbox with nothing in it yet: no data dir, no database, no pepper.
     pub fn new() -> Self {
         Self {
             dir: tempfile::tempdir().expect("create temp dir"),
         }
+    }
+
+    /// A sandbox with an installation: `tessera migrate` has created the data dir, the
+    /// database and the pepper (only `serve`, `migrate` and `admin create` may).
+    #[track_caller]
+    pub fn initialized() -> Self {
+        let sandbox = Self::new();
+        sandbox.run(&["migrate"]).ok();
+        sandbox
     }
 
     /// The sandbox's root (the commands' working directory).
@@ -111,7 +159,8 @@ impl Sandbox {
         self.dir.path()
     }
 
-    /// The data dir passed as `--data-dir` (created by the first command).
+    /// The data dir passed as `--data-dir` (created by `migrate`, `serve` or `admin
+    /// create`; see [`Sandbox::initialized`]).
     pub fn data_dir(&self) -> PathBuf {
         self.dir.path().join("data")
     }
