@@ -35,6 +35,10 @@ pub struct Global {
     /// Machine-readable JSON output on stdout.
     #[arg(long, global = true)]
     pub json: bool,
+    /// Log lines on stderr as text or as one JSON object per line (default: text, or
+    /// `log_format` / TESSERA_LOG_FORMAT).
+    #[arg(long, global = true, value_enum, value_name = "FORMAT")]
+    pub log_format: Option<crate::config::LogFormat>,
 }
 
 #[derive(Debug, Subcommand)]

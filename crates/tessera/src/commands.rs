@@ -31,6 +31,7 @@ pub async fn run(cli: Cli) -> Result<u8> {
         database_url: cli.global.database_url.clone(),
         pepper_file: cli.global.pepper_file.clone(),
         listen,
+        log_format: cli.global.log_format,
     };
     let env: Vec<(String, String)> = std::env::vars().collect();
     let (config, warnings) =

@@ -74,7 +74,7 @@ impl Origin {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
     Text,
@@ -145,6 +145,7 @@ pub struct Overrides {
     pub database_url: Option<String>,
     pub pepper_file: Option<PathBuf>,
     pub listen: Option<ListenAddress>,
+    pub log_format: Option<LogFormat>,
 }
 
 /// Environment variables Tessera reads (besides `TESSERA_LOG`, the log filter).
@@ -313,6 +314,9 @@ impl Config {
         if let Some(listen) = &overrides.listen {
             config.listen = listen.clone();
         }
+        if let Some(format) = overrides.log_format {
+            config.log_format = format;
+        }
         config.check()?;
         Ok((config, warnings))
     }
@@ -445,6 +449,23 @@ mod tests {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect()
+    }
+
+    #[test]
+    fn the_log_format_flag_wins_over_the_environment() {
+        let overrides = Overrides {
+            log_format: Some(LogFormat::Json),
+            ..Overrides::default()
+        };
+        let (config, _) =
+            Config::load(&overrides, &env(&[("TESSERA_LOG_FORMAT", "text")])).unwrap();
+        assert_eq!(config.log_format, LogFormat::Json);
+        let (config, _) = Config::load(
+            &Overrides::default(),
+            &env(&[("TESSERA_LOG_FORMAT", "json")]),
+        )
+        .unwrap();
+        assert_eq!(config.log_format, LogFormat::Json);
     }
 
     #[test]
