@@ -138,7 +138,7 @@ impl Tessera {
             metrics::Metrics::new().map_err(|error| AppError::Internal(error.to_string()))?,
         );
         let usage = Arc::new(UsageRecorder::default());
-        let index = Arc::new(VerifyIndex::new(Arc::clone(&usage)));
+        let index = Arc::new(VerifyIndex::new(Arc::clone(&usage), Arc::clone(&clock)));
         let verifier = Verifier::new(
             settings.token_format.clone(),
             pepper.clone(),

@@ -6,20 +6,20 @@
 
 use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasherDefault, Hasher};
-use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use tessera_api_types::{VerifiedToken, VerifyResponse};
 use tessera_core::{
-    Catalog, ChangeKind, RateLimit, TokenDigest, TokenId, TokenKind, TokenRecord, TokenStatus,
-    TokenType, UserId,
+    Catalog, ChangeKind, TokenDigest, TokenId, TokenKind, TokenRecord, TokenStatus, TokenType,
+    UserId,
 };
 use tessera_store::{Store, StoreResult};
 
+use super::limits::{RateLimiters, TokenLimiter};
+use crate::clock::Clock;
 use crate::usage::{UsageCounters, UsageRecorder};
 
 /// Hashes a digest by its first eight bytes. Digests are HMAC outputs under a secret
@@ -59,7 +59,9 @@ pub struct IndexedToken {
     pub api_version: String,
     pub external_id: Option<String>,
     pub metadata: tessera_core::TokenMetadata,
-    pub limiter: Option<DefaultDirectRateLimiter>,
+    /// Shared with the token's next entries while its limit is unchanged (see
+    /// [`super::limits`]).
+    pub(crate) limiter: Option<Arc<TokenLimiter>>,
     pub usage: Arc<UsageCounters>,
     /// This token's `{"valid": true, "token": …}` answer, rendered once when the entry
     /// is built, so a valid verification serializes nothing.
@@ -82,7 +84,11 @@ impl IndexedToken {
         }
     }
 
-    fn new(record: &TokenRecord, usage: Arc<UsageCounters>) -> Self {
+    fn new(
+        record: &TokenRecord,
+        usage: Arc<UsageCounters>,
+        limiter: Option<Arc<TokenLimiter>>,
+    ) -> Self {
         let mut token = Self {
             id: record.id,
             name: record.name.clone(),
@@ -96,7 +102,7 @@ impl IndexedToken {
             api_version: record.api_version.clone(),
             external_id: record.external_id.clone(),
             metadata: record.metadata.clone(),
-            limiter: record.rate_limit.and_then(limiter),
+            limiter,
             usage,
             answer: Arc::from(""),
         };
@@ -111,14 +117,6 @@ impl IndexedToken {
         self.token_type
             .grants(&|p| self.permissions.contains(p), catalog, permission)
     }
-}
-
-/// A per-token limiter: `requests` per `per_seconds`, bursting up to `requests`.
-fn limiter(limit: RateLimit) -> Option<DefaultDirectRateLimiter> {
-    let burst = NonZeroU32::new(limit.requests)?;
-    let period = Duration::from_secs(u64::from(limit.per_seconds)) / limit.requests;
-    let quota = Quota::with_period(period)?.allow_burst(burst);
-    Some(RateLimiter::direct(quota))
 }
 
 /// A digest slot: the token, and for a superseded digest the end of its grace period.
@@ -147,9 +145,9 @@ impl IndexState {
         }
     }
 
-    fn insert(&mut self, record: &TokenRecord, usage: Arc<UsageCounters>) {
+    fn insert(&mut self, record: &TokenRecord, kept: KeptState) {
         self.remove(record.id);
-        let token = Arc::new(IndexedToken::new(record, usage));
+        let token = Arc::new(IndexedToken::new(record, kept.usage, kept.limiter));
         self.by_digest.insert(
             record.digest,
             Slot {
@@ -186,6 +184,7 @@ pub struct VerifyIndex {
     /// Full reloads after falling behind the pruned feed (see `apply_changes`).
     reloads: AtomicU64,
     usage: Arc<UsageRecorder>,
+    limiters: RateLimiters,
 }
 
 /// When the index last caught up with the feed, and whether it has since the last
@@ -227,9 +226,17 @@ impl Freshness {
 /// How many tokens a load or catch-up reads per query.
 const PAGE: u32 = 1_000;
 
+/// What a token's index entry takes over from its previous one: usage counted and
+/// not yet written, and its rate limiter's state.
+pub(crate) struct KeptState {
+    usage: Arc<UsageCounters>,
+    limiter: Option<Arc<TokenLimiter>>,
+}
+
 impl VerifyIndex {
-    pub fn new(usage: Arc<UsageRecorder>) -> Self {
+    pub fn new(usage: Arc<UsageRecorder>, clock: Arc<dyn Clock>) -> Self {
         Self {
+            limiters: RateLimiters::new(clock),
             state: RwLock::new(IndexState::default()),
             sequence: tokio::sync::Mutex::new(0),
             loaded: AtomicBool::new(false),
@@ -271,6 +278,15 @@ impl VerifyIndex {
         self.state
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The state `record`'s new entry keeps from its previous one. Takes the usage and
+    /// limiter locks: never call it while the index is locked for writing.
+    fn kept_state(&self, record: &TokenRecord) -> KeptState {
+        KeptState {
+            usage: self.usage.counters(record.id),
+            limiter: self.limiters.for_token(record.id, record.rate_limit),
+        }
     }
 
     /// Whether a token with `id` is in the index.
@@ -325,13 +341,14 @@ impl VerifyIndex {
             let page = store.tokens_after(after, PAGE).await?;
             for record in &page {
                 // `fresh` is not shared yet, so taking the usage lock here is safe.
-                fresh.insert(record, self.usage.counters(record.id));
+                fresh.insert(record, self.kept_state(record));
             }
             match page.last() {
                 Some(last) if page.len() == PAGE as usize => after = Some(last.id),
                 _ => break,
             }
         }
+        self.limiters.retain(|id| fresh.by_id.contains_key(&id));
         *self.write() = fresh;
         *sequence = start;
         Ok(())
@@ -425,14 +442,20 @@ impl VerifyIndex {
             };
             // Lock order: the usage map is never locked while the index is locked for
             // writing (the usage flush reads the index), so counters are fetched first.
-            let counters: Vec<_> = records.iter().map(|r| self.usage.counters(r.id)).collect();
+            // The same for the rate limiters.
+            let kept: Vec<_> = records.iter().map(|r| self.kept_state(r)).collect();
             let mut state = self.write();
             for id in &token_ids {
                 state.remove(*id);
             }
-            for (record, usage) in records.iter().zip(counters) {
-                state.insert(record, usage);
+            for (record, kept) in records.iter().zip(kept) {
+                state.insert(record, kept);
             }
+            let gone: Vec<TokenId> = token_ids
+                .iter()
+                .copied()
+                .filter(|id| !state.by_id.contains_key(id))
+                .collect();
             if let Some(catalog) = catalog {
                 state.catalog = catalog;
             }
@@ -444,6 +467,9 @@ impl VerifyIndex {
                 }
             }
             drop(state);
+            if !gone.is_empty() {
+                self.limiters.retain(|id| !gone.contains(&id));
+            }
             *sequence = last;
         }
     }

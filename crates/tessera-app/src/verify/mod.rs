@@ -3,6 +3,7 @@
 //! read lock; usage is counted in atomics and flushed elsewhere.
 
 mod index;
+mod limits;
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -226,10 +227,8 @@ impl Verifier {
             return Err(refuse(VerifyCode::WrongProject, None));
         }
         if let Some(limiter) = &token.limiter
-            && let Err(not_until) = limiter.check()
+            && let Some(wait) = limits::check(limiter, now)
         {
-            let now = governor::clock::Clock::now(&governor::clock::DefaultClock::default());
-            let wait = not_until.wait_time_from(now).max(Duration::from_secs(1));
             return Err(refuse(VerifyCode::RateLimited, Some(wait)));
         }
         token.usage.allowed(now);

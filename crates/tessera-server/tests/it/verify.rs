@@ -308,3 +308,44 @@ async fn only_guesses_count_against_an_address_and_rate_limits_say_when_to_retry
         blocked.headers
     );
 }
+
+#[tokio::test]
+async fn editing_a_token_does_not_reset_its_rate_limit() {
+    let server = TestServer::start().await;
+    let admin = server.admin("token-manager").await;
+    let created = admin
+        .create_token(
+            json!({"name": "metered", "type": "read-only", "lifespan": "7d",
+            "rate_limit": {"requests": 1, "per_seconds": 3600}}),
+        )
+        .await;
+    let (id, secret) = (created.id(), created.secret());
+    assert_eq!(server.code(&secret, None, None).await, "valid");
+    assert_eq!(server.code(&secret, None, None).await, "rate_limited");
+    // A rename, a new description, a disable and enable: the hour's budget stays spent.
+    admin
+        .patch(
+            &format!("/v1/tokens/{id}"),
+            json!({"name": "metered 2", "description": "x"}),
+        )
+        .await
+        .expect(200);
+    admin
+        .post(&format!("/v1/tokens/{id}/disable"), json!({}))
+        .await
+        .expect(200);
+    admin
+        .post(&format!("/v1/tokens/{id}/enable"), json!({}))
+        .await
+        .expect(200);
+    assert_eq!(server.code(&secret, None, None).await, "rate_limited");
+    // A new limit is a new budget.
+    admin
+        .patch(
+            &format!("/v1/tokens/{id}"),
+            json!({"rate_limit": {"requests": 2, "per_seconds": 3600}}),
+        )
+        .await
+        .expect(200);
+    assert_eq!(server.code(&secret, None, None).await, "valid");
+}
