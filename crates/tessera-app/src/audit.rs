@@ -13,7 +13,7 @@ use tessera_core::validate::{self, FieldErrors};
 use tessera_store::AuditQuery;
 
 use crate::Tessera;
-use crate::error::AppResult;
+use crate::error::{AppError, AppResult};
 use crate::principal::Principal;
 
 /// Fields that change on every write and say nothing about what was changed.
@@ -69,6 +69,13 @@ fn parse_time(field: &str, text: &str, errors: &mut FieldErrors) -> Option<DateT
             None
         }
     }
+}
+
+/// `value` as the audit log records it (an API view, so no secret can enter). A view
+/// that cannot be turned into JSON is an error, never an empty record.
+pub(crate) fn snapshot(value: &impl serde::Serialize) -> AppResult<Value> {
+    serde_json::to_value(value)
+        .map_err(|error| AppError::Internal(format!("cannot record an audit snapshot: {error}")))
 }
 
 impl Tessera {

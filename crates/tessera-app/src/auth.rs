@@ -142,7 +142,7 @@ impl Tessera {
         }
         let user = self.new_user(email, name, role, password).await?;
         let view = self.user_view(&user).await?;
-        let changes = audit::diff(None, Some(&serde_json::to_value(&view).unwrap_or_default()));
+        let changes = audit::diff(None, Some(&audit::snapshot(&view)?));
         let entry = audit::entry(
             principal,
             user.created_at,
@@ -235,7 +235,7 @@ impl Tessera {
             action: "user.register_first".into(),
             target: format!("user:{}", user.id),
             client_address: client.map(|address| address.to_string()),
-            changes: audit::diff(None, Some(&serde_json::to_value(&view).unwrap_or_default())),
+            changes: audit::diff(None, Some(&audit::snapshot(&view)?)),
         };
         let inserted = self.store.insert_first_user(&user, &entry).await;
         if matches!(

@@ -10,8 +10,8 @@ use crate::error::{AppError, AppResult, not_found};
 use crate::principal::Principal;
 use crate::{Tessera, audit};
 
-fn resource_json(resource: &Resource) -> serde_json::Value {
-    serde_json::to_value(ResourceView::from(resource)).unwrap_or_default()
+fn resource_json(resource: &Resource) -> AppResult<serde_json::Value> {
+    audit::snapshot(&ResourceView::from(resource))
 }
 
 fn project_view(project: &Project) -> ProjectView {
@@ -54,7 +54,7 @@ impl Tessera {
         let resource = request.into_resource();
         resource.validate()?;
         let now = self.clock.now();
-        let changes = audit::diff(None, Some(&resource_json(&resource)));
+        let changes = audit::diff(None, Some(&resource_json(&resource)?));
         let entry = audit::entry(
             principal,
             now,
@@ -112,7 +112,10 @@ impl Tessera {
         }
         after.validate()?;
         let now = self.clock.now();
-        let changes = audit::diff(Some(&resource_json(&before)), Some(&resource_json(&after)));
+        let changes = audit::diff(
+            Some(&resource_json(&before)?),
+            Some(&resource_json(&after)?),
+        );
         let entry = audit::entry(
             principal,
             now,
@@ -132,7 +135,7 @@ impl Tessera {
         principal.require(AdminPermission::ResourcesManage)?;
         let before = self.resource(name).await?;
         let now = self.clock.now();
-        let changes = audit::diff(Some(&resource_json(&before)), None);
+        let changes = audit::diff(Some(&resource_json(&before)?), None);
         let entry = audit::entry(
             principal,
             now,
@@ -177,7 +180,7 @@ impl Tessera {
             created_at: now,
         };
         let view = project_view(&project);
-        let changes = audit::diff(None, Some(&serde_json::to_value(&view).unwrap_or_default()));
+        let changes = audit::diff(None, Some(&audit::snapshot(&view)?));
         let entry = audit::entry(
             principal,
             now,
@@ -208,7 +211,7 @@ impl Tessera {
             .find(|p| p.slug == slug)
             .ok_or_else(|| AppError::NotFound("project".into()))?;
         let now = self.clock.now();
-        let before_json = serde_json::to_value(project_view(&before)).unwrap_or_default();
+        let before_json = audit::snapshot(&project_view(&before))?;
         let entry = audit::entry(
             principal,
             now,

@@ -131,7 +131,7 @@ impl Tessera {
             revision: 0,
         };
         let view = personal_view(&record, now);
-        let changes = audit::diff(None, Some(&serde_json::to_value(&view).unwrap_or_default()));
+        let changes = audit::diff(None, Some(&audit::snapshot(&view)?));
         let entry = audit::entry(
             principal,
             now,

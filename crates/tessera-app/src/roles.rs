@@ -48,8 +48,8 @@ fn ensure_grantable(
     }
 }
 
-fn role_json(role: &Role) -> serde_json::Value {
-    serde_json::to_value(role_view(role)).unwrap_or_default()
+fn role_json(role: &Role) -> AppResult<serde_json::Value> {
+    audit::snapshot(&role_view(role))
 }
 
 impl Tessera {
@@ -106,7 +106,7 @@ impl Tessera {
             now,
             "role.create",
             format!("role:{}", role.name),
-            audit::diff(None, Some(&role_json(&role))),
+            audit::diff(None, Some(&role_json(&role)?)),
         );
         self.store.insert_role(&role, now, &entry).await?;
         Ok(role_view(&role))
@@ -135,7 +135,7 @@ impl Tessera {
         }
         ensure_grantable(principal, &after.permissions, &before.permissions)?;
         let now = self.clock.now();
-        let changes = audit::diff(Some(&role_json(&before)), Some(&role_json(&after)));
+        let changes = audit::diff(Some(&role_json(&before)?), Some(&role_json(&after)?));
         let entry = audit::entry(principal, now, "role.update", format!("role:{id}"), changes);
         self.store
             .update_role(&after, now, &entry)
@@ -157,7 +157,7 @@ impl Tessera {
             self.clock.now(),
             "role.delete",
             format!("role:{id}"),
-            audit::diff(Some(&role_json(&before)), None),
+            audit::diff(Some(&role_json(&before)?), None),
         );
         self.store
             .delete_role(id, &entry)

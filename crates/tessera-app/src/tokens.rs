@@ -60,8 +60,8 @@ fn parse_id(id: &str) -> AppResult<TokenId> {
     TokenId::parse(id).ok_or_else(|| AppError::NotFound("token (the id is not a UUID)".into()))
 }
 
-fn view_json(record: &TokenRecord, now: DateTime<Utc>) -> serde_json::Value {
-    serde_json::to_value(TokenView::new(record, now)).unwrap_or_default()
+fn view_json(record: &TokenRecord, now: DateTime<Utc>) -> AppResult<serde_json::Value> {
+    audit::snapshot(&TokenView::new(record, now))
 }
 
 impl Tessera {
@@ -130,8 +130,8 @@ impl Tessera {
             }
             after.updated_at = now;
             let changes = audit::diff(
-                Some(&view_json(&before, now)),
-                Some(&view_json(&after, now)),
+                Some(&view_json(&before, now)?),
+                Some(&view_json(&after, now)?),
             );
             let entry = audit::entry(
                 principal,
@@ -169,7 +169,7 @@ impl Tessera {
         action: &str,
         record: &TokenRecord,
     ) -> AppResult<()> {
-        let changes = audit::diff(None, Some(&view_json(record, record.created_at)));
+        let changes = audit::diff(None, Some(&view_json(record, record.created_at)?));
         let entry = audit::entry(
             principal,
             record.created_at,
@@ -293,7 +293,8 @@ impl Tessera {
                 .collect(),
             next_cursor: page
                 .next
-                .map(|cursor| encode_cursor(query.sort, &cursor, query.now)),
+                .map(|cursor| encode_cursor(query.sort, &cursor, query.now))
+                .transpose()?,
             total: page.total,
         })
     }
@@ -405,7 +406,7 @@ impl Tessera {
     ) -> AppResult<()> {
         let before = self.token_in(id, scope).await?;
         let now = self.clock.now();
-        let changes = audit::diff(Some(&view_json(&before, now)), None);
+        let changes = audit::diff(Some(&view_json(&before, now)?), None);
         let entry = audit::entry(
             principal,
             now,
@@ -674,7 +675,7 @@ fn sort_name(sort: TokenSort) -> String {
     }
 }
 
-fn encode_cursor(sort: TokenSort, cursor: &Cursor, now: DateTime<Utc>) -> String {
+fn encode_cursor(sort: TokenSort, cursor: &Cursor, now: DateTime<Utc>) -> AppResult<String> {
     let (n, t) = match &cursor.key {
         SortKey::Number(value) => (Some(*value), None),
         SortKey::Text(value) => (None, Some(value.clone())),
@@ -686,7 +687,9 @@ fn encode_cursor(sort: TokenSort, cursor: &Cursor, now: DateTime<Utc>) -> String
         t,
         i: cursor.id.to_string(),
     };
-    URL_SAFE_NO_PAD.encode(serde_json::to_vec(&wire).unwrap_or_default())
+    let json = serde_json::to_vec(&wire)
+        .map_err(|error| AppError::Internal(format!("cannot encode a list cursor: {error}")))?;
+    Ok(URL_SAFE_NO_PAD.encode(json))
 }
 
 fn decode_cursor(text: &str, sort: TokenSort) -> Option<(Cursor, DateTime<Utc>)> {
@@ -870,7 +873,7 @@ mod tests {
             id: TokenId::new_at(Utc::now(), &mut OsRng),
         };
         let at = Utc.with_ymd_and_hms(2026, 2, 3, 4, 5, 6).unwrap();
-        let text = encode_cursor(sort, &cursor, at);
+        let text = encode_cursor(sort, &cursor, at).unwrap();
         assert_eq!(decode_cursor(&text, sort), Some((cursor, at)));
         assert_eq!(decode_cursor(&text, TokenSort::default()), None);
         assert_eq!(decode_cursor("garbage", sort), None);

@@ -146,8 +146,8 @@ impl Tessera {
         let before_view = self.user_view(&before).await?;
         let after_view = self.user_view(&after).await?;
         let mut changes = audit::diff(
-            Some(&serde_json::to_value(&before_view).unwrap_or_default()),
-            Some(&serde_json::to_value(&after_view).unwrap_or_default()),
+            Some(&audit::snapshot(&before_view)?),
+            Some(&audit::snapshot(&after_view)?),
         );
         if after.password_hash != before.password_hash
             && let Some(map) = changes.as_object_mut()
@@ -183,7 +183,7 @@ impl Tessera {
             ));
         }
         let view = self.user_view(&before).await?;
-        let changes = audit::diff(Some(&serde_json::to_value(&view).unwrap_or_default()), None);
+        let changes = audit::diff(Some(&audit::snapshot(&view)?), None);
         let entry = audit::entry(
             principal,
             self.clock.now(),

@@ -16,7 +16,7 @@ use tessera_core::{
     Catalog, ChangeKind, TokenDigest, TokenId, TokenKind, TokenRecord, TokenStatus, TokenType,
     UserId,
 };
-use tessera_store::{Store, StoreResult};
+use tessera_store::{Store, StoreError, StoreResult};
 
 use super::limits::{RateLimiters, TokenLimiter};
 use crate::clock::Clock;
@@ -84,11 +84,11 @@ impl IndexedToken {
         }
     }
 
-    fn new(
-        record: &TokenRecord,
-        usage: Arc<UsageCounters>,
-        limiter: Option<Arc<TokenLimiter>>,
-    ) -> Self {
+    /// The entry for `record`, its valid answer rendered now. A record whose answer
+    /// cannot be rendered is an error (the load or catch-up fails and says so), never
+    /// an entry that would answer with an empty body.
+    fn new(record: &TokenRecord, kept: KeptState) -> StoreResult<Self> {
+        let KeptState { usage, limiter } = kept;
         let mut token = Self {
             id: record.id,
             name: record.name.clone(),
@@ -106,10 +106,10 @@ impl IndexedToken {
             usage,
             answer: Arc::from(""),
         };
-        token.answer = serde_json::to_string(&VerifyResponse::valid(token.summary()))
-            .unwrap_or_default()
-            .into();
-        token
+        let answer = serde_json::to_string(&VerifyResponse::valid(token.summary()))
+            .map_err(|error| StoreError::Backend(Box::new(error)))?;
+        token.answer = answer.into();
+        Ok(token)
     }
 
     /// Whether this token grants `permission` under `catalog`.
@@ -145,9 +145,8 @@ impl IndexState {
         }
     }
 
-    fn insert(&mut self, record: &TokenRecord, kept: KeptState) {
+    fn insert(&mut self, record: &TokenRecord, token: Arc<IndexedToken>) {
         self.remove(record.id);
-        let token = Arc::new(IndexedToken::new(record, kept.usage, kept.limiter));
         self.by_digest.insert(
             record.digest,
             Slot {
@@ -341,7 +340,8 @@ impl VerifyIndex {
             let page = store.tokens_after(after, PAGE).await?;
             for record in &page {
                 // `fresh` is not shared yet, so taking the usage lock here is safe.
-                fresh.insert(record, self.kept_state(record));
+                let token = IndexedToken::new(record, self.kept_state(record))?;
+                fresh.insert(record, Arc::new(token));
             }
             match page.last() {
                 Some(last) if page.len() == PAGE as usize => after = Some(last.id),
@@ -443,13 +443,16 @@ impl VerifyIndex {
             // Lock order: the usage map is never locked while the index is locked for
             // writing (the usage flush reads the index), so counters are fetched first.
             // The same for the rate limiters.
-            let kept: Vec<_> = records.iter().map(|r| self.kept_state(r)).collect();
+            let tokens = records
+                .iter()
+                .map(|record| IndexedToken::new(record, self.kept_state(record)).map(Arc::new))
+                .collect::<StoreResult<Vec<_>>>()?;
             let mut state = self.write();
             for id in &token_ids {
                 state.remove(*id);
             }
-            for (record, kept) in records.iter().zip(kept) {
-                state.insert(record, kept);
+            for (record, token) in records.iter().zip(tokens) {
+                state.insert(record, token);
             }
             let gone: Vec<TokenId> = token_ids
                 .iter()
