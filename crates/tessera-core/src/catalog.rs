@@ -52,7 +52,8 @@ pub struct Resource {
     pub actions: Vec<Action>,
 }
 
-/// Whether `name` is a valid resource or action name: `[a-zA-Z][a-zA-Z0-9_-]{0,63}`.
+/// Whether `name` is a valid resource or action name: `[a-zA-Z][a-zA-Z0-9_-]{0,63}`,
+/// and not a token secret (which the pattern would admit, and messages would repeat).
 pub fn is_valid_name(name: &str) -> bool {
     let bytes = name.as_bytes();
     !bytes.is_empty()
@@ -61,6 +62,7 @@ pub fn is_valid_name(name: &str) -> bool {
         && bytes[1..]
             .iter()
             .all(|b| b.is_ascii_alphanumeric() || *b == b'_' || *b == b'-')
+        && !crate::token::looks_like_secret(name)
 }
 
 impl Resource {

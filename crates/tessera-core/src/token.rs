@@ -192,15 +192,22 @@ fn with_checksum(prefix: &str, random: &str) -> String {
     payload + &checksum
 }
 
-/// Whether `word` has the shape of a token secret, under any prefix: a short lowercase
-/// prefix, `_`, then at least [`RANDOM_LEN`] base62 characters. Error messages and
-/// names use this to avoid repeating something that may be a pasted secret.
+/// Whether `word` has the shape of a token secret, under any prefix a server may be
+/// configured with (`[a-z][a-z0-9]*`, plus `p` for personal tokens): a short prefix,
+/// `_`, then at least [`RANDOM_LEN`] base62 characters. Error messages and names use
+/// this to avoid repeating something that may be a pasted secret.
 pub fn looks_like_secret(word: &str) -> bool {
     let Some((prefix, body)) = word.split_once('_') else {
         return false;
     };
     (1..=16).contains(&prefix.len())
-        && prefix.bytes().all(|b| b.is_ascii_lowercase())
+        && prefix
+            .bytes()
+            .next()
+            .is_some_and(|b| b.is_ascii_lowercase())
+        && prefix
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
         && body.len() >= RANDOM_LEN
         && body.bytes().all(|b| b.is_ascii_alphanumeric())
 }

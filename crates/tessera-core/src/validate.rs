@@ -80,16 +80,28 @@ pub const NAME_MAX: usize = 100;
 pub const DESCRIPTION_MAX: usize = 500;
 
 /// Characters that make one name look like another or reorder how it is shown:
-/// bidirectional overrides and isolates, and zero-width characters.
+/// Unicode's default-ignorable code points (zero-width and joining characters, soft
+/// hyphen, fillers, variation selectors, tags) and the bidirectional controls.
 fn is_deceptive(c: char) -> bool {
     matches!(
         c,
-        '\u{200B}'..='\u{200F}' // zero-width space/joiners, LRM, RLM
-            | '\u{202A}'..='\u{202E}' // embeddings and overrides
-            | '\u{2060}'..='\u{2064}' // word joiner, invisible operators
-            | '\u{2066}'..='\u{2069}' // isolates
-            | '\u{FEFF}' // zero-width no-break space
+        '\u{00AD}' // soft hyphen
+            | '\u{034F}' // combining grapheme joiner
             | '\u{061C}' // Arabic letter mark
+            | '\u{115F}'..='\u{1160}' // Hangul fillers
+            | '\u{17B4}'..='\u{17B5}' // Khmer inherent vowels
+            | '\u{180B}'..='\u{180F}' // Mongolian variation selectors, vowel separator
+            | '\u{200B}'..='\u{200F}' // zero-width space/joiners, LRM, RLM
+            | '\u{202A}'..='\u{202E}' // embeddings and overrides
+            | '\u{2060}'..='\u{206F}' // word joiner, invisible operators, isolates
+            | '\u{3164}' // Hangul filler
+            | '\u{FE00}'..='\u{FE0F}' // variation selectors
+            | '\u{FEFF}' // zero-width no-break space
+            | '\u{FFA0}' // halfwidth Hangul filler
+            | '\u{FFF0}'..='\u{FFF8}'
+            | '\u{1BCA0}'..='\u{1BCA3}' // shorthand format controls
+            | '\u{1D173}'..='\u{1D17A}' // musical format controls
+            | '\u{E0000}'..='\u{E0FFF}' // tags, variation selectors supplement
     )
 }
 
@@ -175,6 +187,8 @@ pub fn external_id(id: &str) -> Result<(), FieldErrors> {
         Some("must not start or end with whitespace".to_owned())
     } else if id.chars().any(char::is_control) {
         Some("must not contain control characters".to_owned())
+    } else if crate::token::looks_like_secret(id) {
+        Some("must not be a token secret: use your own id for the customer".to_owned())
     } else {
         None
     };

@@ -117,6 +117,9 @@ fn fitted_cap(wanted: usize) -> usize {
     }
 }
 
+/// How long shutdown waits for open connections to finish their requests.
+pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(20);
+
 /// Serves `router` on `listener` with `options` until `shutdown` resolves; then stops
 /// accepting, lets each connection finish its request in flight (idle ones close at
 /// once), and returns when every connection has closed.
@@ -217,7 +220,17 @@ pub async fn serve_with(
     drop(listener);
     let _ = closing.send(true);
     // Every connection holds a slot until it closes: all slots back means all closed.
-    let _ = slots.acquire_many(permits).await;
+    // A connection that will not finish (a request that hangs) must not keep the
+    // process from stopping: past DRAIN_TIMEOUT the rest are dropped.
+    if tokio::time::timeout(DRAIN_TIMEOUT, slots.acquire_many(permits))
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            open = permits as usize - slots.available_permits(),
+            "connections still open {DRAIN_TIMEOUT:?} after shutdown began: closing them"
+        );
+    }
     Ok(())
 }
 

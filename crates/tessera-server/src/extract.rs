@@ -136,10 +136,35 @@ fn declares_json(request: &Request) -> bool {
         .is_some_and(|mime| mime == "application/json" || mime.ends_with("+json"))
 }
 
-/// Reads the body, answering 413 past the body limit.
-async fn read_body<S: Send + Sync>(request: Request, state: &S) -> Result<Bytes, ApiError> {
-    Bytes::from_request(request, state)
+/// How long a request body may take to arrive, whole. The connection's header timeout
+/// covers the head only; without this a client sending its body a byte a minute would
+/// hold a connection (and a slot under the connection cap) for as long as it liked.
+pub const BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// The body, read within [`BODY_TIMEOUT`] and the body limit: `Ok(Err(_))` carries
+/// axum's rejection (too large, or the body broke off), `Err(())` the timeout.
+pub(crate) async fn body_within<S: Send + Sync>(
+    request: Request,
+    state: &S,
+) -> Result<Result<Bytes, axum::extract::rejection::BytesRejection>, ()> {
+    tokio::time::timeout(BODY_TIMEOUT, Bytes::from_request(request, state))
         .await
+        .map_err(|_| ())
+}
+
+/// Reads the body, answering 413 past the body limit and 400 past [`BODY_TIMEOUT`].
+async fn read_body<S: Send + Sync>(request: Request, state: &S) -> Result<Bytes, ApiError> {
+    body_within(request, state)
+        .await
+        .map_err(|()| {
+            ApiError::new(
+                ErrorCode::BadRequest,
+                format!(
+                    "the request body did not arrive within {} seconds",
+                    BODY_TIMEOUT.as_secs()
+                ),
+            )
+        })?
         .map_err(|rejection| {
             if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
                 ApiError::new(ErrorCode::PayloadTooLarge, "the request body is too large")

@@ -47,9 +47,15 @@ async fn refuse_unexpected_query(request: Request, next: Next) -> Response {
         .extensions()
         .get::<MatchedPath>()
         .map(MatchedPath::as_str);
+    // HEAD is a GET without the body: it reads the same parameters.
+    let asked = if request.method() == Method::HEAD {
+        &Method::GET
+    } else {
+        request.method()
+    };
     let reads_query = QUERY_ROUTES
         .iter()
-        .any(|(method, path)| request.method() == method && route == Some(*path));
+        .any(|(method, path)| asked == method && route == Some(*path));
     if reads_query {
         return next.run(request).await;
     }

@@ -2,7 +2,6 @@
 //! language and CSRF token; the form posts they send, checked for CSRF and origin
 //! before any handler runs; and the one conversion of failures into pages.
 
-use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -261,8 +260,12 @@ async fn read_form(request: Request, state: &AppState, lang: Lang) -> Result<For
     if !same_origin(request.headers()) {
         return Err(forbidden(lang, "cross-site form posts are refused"));
     }
-    let bytes = Bytes::from_request(request, state)
+    let bytes = crate::extract::body_within(request, state)
         .await
+        .map_err(|()| UiError::App {
+            error: AppError::BadRequest("the form did not arrive in time; send it again".into()),
+            lang,
+        })?
         .map_err(|rejection| UiError::App {
             error: if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
                 AppError::BadRequest("the form is too large".into())

@@ -103,6 +103,15 @@ async fn control_characters_are_refused_in_every_text_field_naming_it() {
     ] {
         root.get(query).await.expect_invalid(field);
     }
+    // A forged list cursor carrying a NUL is refused like any bad cursor.
+    let forged = {
+        use base64::Engine as _;
+        base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .encode(format!(r#"{{"s":"name","a":0,"t":"a\u0000","i":"{id}"}}"#))
+    };
+    root.get(&format!("/v1/tokens?sort=name&cursor={forged}"))
+        .await
+        .expect_invalid("cursor");
     // A name in a path that breaks its rule names nothing: 404, not a database error.
     root.send(
         Method::PATCH,
@@ -192,6 +201,19 @@ async fn errors_never_repeat_a_secret_sent_in_the_wrong_place() {
     ));
     cases.push((
         Method::POST,
+        "/v1/resources".into(),
+        Some(json!({"name": secret, "actions": [{"name": "find", "kind": "read"}]})),
+    ));
+    cases.push((
+        Method::POST,
+        "/v1/resources".into(),
+        Some(json!({"name": "widget", "actions": [{"name": secret, "kind": "read"}]})),
+    ));
+    let mut with_external = base.clone();
+    with_external["external_id"] = json!(secret);
+    cases.push((Method::POST, "/v1/tokens".into(), Some(with_external)));
+    cases.push((
+        Method::POST,
         "/v1/users".into(),
         Some(json!({"email": "u@example.com", "role": secret})),
     ));
@@ -249,6 +271,9 @@ async fn routes_without_parameters_refuse_a_query_string() {
     }
     // The routes that take parameters still do, and still name an unknown one.
     root.get("/v1/tokens?status=active").await.expect(200);
+    root.send(Method::HEAD, "/v1/tokens?status=active", None)
+        .await
+        .expect(200);
     root.get("/v1/audit?limit=5").await.expect(200);
     root.get("/v1/tokens?colour=red")
         .await

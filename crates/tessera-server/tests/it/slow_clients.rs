@@ -289,3 +289,38 @@ async fn verify_keeps_answering_while_a_thousand_slow_connections_are_held() {
         .count();
     assert_eq!(open, count, "slow connections closed before their timeout");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_that_trickles_in_is_cut_off_at_the_body_timeout() {
+    let server = TestServer::start().await;
+    let mut client = TcpStream::connect(address(&server)).await.expect("connect");
+    client
+        .write_all(
+            b"POST /v1/verify HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+              Content-Length: 4096\r\n\r\n{\"token\":\"",
+        )
+        .await
+        .expect("write head");
+    let started = Instant::now();
+    // A byte every second: never idle long enough for any per-read timeout.
+    let trickle = async {
+        loop {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            if client.write_all(b"a").await.is_err() {
+                break;
+            }
+        }
+    };
+    let limit = tessera_server::extract::BODY_TIMEOUT + SLACK;
+    let _ = tokio::time::timeout(limit, trickle).await;
+    let took = started.elapsed();
+    assert!(
+        took < limit,
+        "the server should stop reading a trickling body after {:?}; still open after {took:?}",
+        tessera_server::extract::BODY_TIMEOUT
+    );
+    assert!(
+        took >= tessera_server::extract::BODY_TIMEOUT.mul_f64(0.9),
+        "cut off early: {took:?}"
+    );
+}
