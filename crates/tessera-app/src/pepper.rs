@@ -150,6 +150,16 @@ pub enum FingerprintCheck {
     RecordedOverTokens,
 }
 
+/// Whether a command may record its pepper for a database that holds tokens but no
+/// fingerprint yet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Adoption {
+    /// `serve`, `migrate`, `admin create`: the operator starting the installation.
+    OverTokens,
+    /// Every other command: record only for a database without tokens.
+    NotOverTokens,
+}
+
 /// Why a pepper may not be used with a database.
 #[derive(Debug, thiserror::Error)]
 pub enum PepperError {
@@ -161,6 +171,15 @@ pub enum PepperError {
         short_fingerprint(recorded)
     )]
     Mismatch { ours: String, recorded: String },
+    /// The database holds tokens but records no fingerprint (it predates them), and
+    /// this command may not adopt one: only `serve` and `migrate` (and `admin create`)
+    /// record the pepper of such a database, so a read-only command run with a stale
+    /// pepper file cannot bind the database to the wrong pepper for good.
+    #[error(
+        "the database holds tokens but records no pepper fingerprint yet; run `tessera \
+         migrate` (or `tessera serve`) once with the pepper its tokens were made with"
+    )]
+    Unrecorded,
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -171,12 +190,16 @@ pub enum PepperError {
 pub async fn check_fingerprint(
     store: &dyn Store,
     pepper: &Pepper,
+    adoption: Adoption,
 ) -> Result<FingerprintCheck, PepperError> {
     let ours = fingerprint(pepper);
     let recorded = match store.pepper_fingerprint().await? {
         Some(recorded) => recorded,
         None => {
             let holds_tokens = !store.tokens_after(None, 1).await?.is_empty();
+            if holds_tokens && adoption == Adoption::NotOverTokens {
+                return Err(PepperError::Unrecorded);
+            }
             let recorded = store.claim_pepper_fingerprint(&ours).await?;
             if recorded == ours {
                 return Ok(if holds_tokens {

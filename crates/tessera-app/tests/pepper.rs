@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use tessera_api_types::CreateTokenRequest;
-use tessera_app::pepper::{self, DatabasePepper, FingerprintCheck, PepperError};
+use tessera_app::pepper::{self, Adoption, DatabasePepper, FingerprintCheck, PepperError};
 use tessera_app::{Principal, Settings, SystemClock, Tessera};
 use tessera_core::{Lifespan, Pepper, TokenType};
 
@@ -23,7 +23,7 @@ async fn the_first_pepper_is_recorded_and_any_other_refused() {
     assert!(fresh.may_take_a_new_pepper(), "{fresh:?}");
 
     assert_eq!(
-        pepper::check_fingerprint(store.as_ref(), &first)
+        pepper::check_fingerprint(store.as_ref(), &first, Adoption::NotOverTokens)
             .await
             .unwrap(),
         FingerprintCheck::Recorded
@@ -34,12 +34,12 @@ async fn the_first_pepper_is_recorded_and_any_other_refused() {
         "the fingerprint is recorded, never the pepper"
     );
     assert_eq!(
-        pepper::check_fingerprint(store.as_ref(), &first)
+        pepper::check_fingerprint(store.as_ref(), &first, Adoption::NotOverTokens)
             .await
             .unwrap(),
         FingerprintCheck::Matches
     );
-    let refused = pepper::check_fingerprint(store.as_ref(), &second).await;
+    let refused = pepper::check_fingerprint(store.as_ref(), &second, Adoption::NotOverTokens).await;
     let Err(PepperError::Mismatch { ours, recorded }) = refused else {
         panic!("another pepper was accepted: {refused:?}");
     };
@@ -84,14 +84,20 @@ async fn a_database_with_tokens_and_no_fingerprint_takes_the_pepper_in_use() {
         }
     );
     assert!(!before.may_take_a_new_pepper());
+    // A command that may not adopt a pepper (a listing, say) refuses and records nothing.
+    assert!(matches!(
+        pepper::check_fingerprint(store.as_ref(), &pepper, Adoption::NotOverTokens).await,
+        Err(pepper::PepperError::Unrecorded)
+    ));
+    assert_eq!(store.pepper_fingerprint().await.unwrap(), None);
     assert_eq!(
-        pepper::check_fingerprint(store.as_ref(), &pepper)
+        pepper::check_fingerprint(store.as_ref(), &pepper, Adoption::OverTokens)
             .await
             .unwrap(),
         FingerprintCheck::RecordedOverTokens
     );
     assert_eq!(
-        pepper::check_fingerprint(store.as_ref(), &pepper)
+        pepper::check_fingerprint(store.as_ref(), &pepper, Adoption::NotOverTokens)
             .await
             .unwrap(),
         FingerprintCheck::Matches

@@ -53,7 +53,11 @@ pub async fn open(
         .await
         .with_context(|| format!("cannot open the database {shown_url}"))?;
     let (pepper, created) = pepper_for(config, store.as_ref(), &shown_url, setup).await?;
-    match pepper::check_fingerprint(store.as_ref(), &pepper).await {
+    let adoption = match setup {
+        Setup::MayCreate => pepper::Adoption::OverTokens,
+        Setup::Existing => pepper::Adoption::NotOverTokens,
+    };
+    match pepper::check_fingerprint(store.as_ref(), &pepper, adoption).await {
         Ok(FingerprintCheck::Matches) => {}
         Ok(FingerprintCheck::Recorded) => {
             tracing::info!(
@@ -68,6 +72,9 @@ pub async fn open(
              the fingerprint of the pepper in use. Whether its tokens were made with this \
              pepper cannot be checked; if they all answer not_found, this is the wrong pepper"
         ),
+        Err(unrecorded @ PepperError::Unrecorded) => {
+            return Err(UsageError(format!("{unrecorded} (database {shown_url})")).into());
+        }
         Err(PepperError::Store(error)) => {
             return Err(anyhow::Error::new(error).context(format!(
                 "cannot check the pepper against the database {shown_url}"

@@ -1445,7 +1445,17 @@ async fn a_database_from_before_fingerprints_records_the_pepper_in_use() {
         .expect("forget the fingerprint");
     connection.close().await.expect("close");
 
+    // A command that only reads may not adopt its pepper for such a database: with a
+    // stale pepper file it would bind the database to the wrong one for good.
     let out = sandbox.run(&["verify", &secret]);
+    out.expect_code(2);
+    assert!(
+        out.stderr.contains("records no pepper fingerprint") && out.stderr.contains("migrate"),
+        "{}",
+        out.stderr
+    );
+    // `migrate` adopts it, and says that it cannot check it.
+    let out = sandbox.run(&["migrate"]);
     out.ok();
     assert!(
         out.stderr.contains("held tokens but no pepper fingerprint")
