@@ -307,9 +307,17 @@ impl Tessera {
         // An account over its budget still lets an address that has not failed itself
         // (no failure and no attempt in flight in its window) try, so failures from
         // elsewhere cannot lock the owner out; once it fails, it waits like the others.
+        // Those fresh-address tries are themselves bounded per account (many addresses,
+        // an IPv6 block say, must not buy many guesses): past that budget the account is
+        // locked for everyone until its window ends.
         let account_reserved = match self.login_accounts.attempt(&account_key, now) {
             Ok(_) => true,
-            Err(_) if address_failures == Some(0) => false,
+            Err(_)
+                if address_failures == Some(0)
+                    && self.login_bypasses.attempt(&account_key, now).is_ok() =>
+            {
+                false
+            }
             Err(retry_after) => {
                 if let Some(address) = address {
                     self.login_addresses.forgive(&address);
@@ -327,6 +335,9 @@ impl Tessera {
                 // this client's.
                 if account_reserved {
                     self.login_accounts.clear(&account_key);
+                } else {
+                    // The owner's own try past the lock spends none of its budget.
+                    self.login_bypasses.forgive(&account_key);
                 }
                 if let Some(address) = address {
                     self.login_addresses.forgive(&address);

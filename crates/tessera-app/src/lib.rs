@@ -119,6 +119,9 @@ pub struct Tessera {
     /// an entry has a fixed size whatever was typed.
     pub(crate) login_accounts: FailureThrottle<[u8; 32]>,
     pub(crate) login_addresses: FailureThrottle<IpAddr>,
+    /// Tries a locked account still allows from addresses that have not failed
+    /// themselves (so its owner is not locked out), bounded per account.
+    pub(crate) login_bypasses: FailureThrottle<[u8; 32]>,
     /// Runs argon2 (CPU- and memory-heavy): a few at a time, in reused memory.
     pub(crate) passwords: password::Passwords,
     /// The first-run setup code, while one is armed (see [`first_run`]).
@@ -159,6 +162,11 @@ impl Tessera {
             ),
             login_addresses: FailureThrottle::new(
                 "login failures per address",
+                settings.login_failures_per_address,
+                settings.login_failure_window,
+            ),
+            login_bypasses: FailureThrottle::new(
+                "login tries past an account's lock",
                 settings.login_failures_per_address,
                 settings.login_failure_window,
             ),

@@ -209,3 +209,34 @@ async fn a_locked_account_still_admits_its_owner_from_an_address_that_has_not_fa
         "having failed, it waits like the others"
     );
 }
+
+#[tokio::test]
+async fn fresh_addresses_past_an_accounts_lock_are_bounded_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = node(&dir).await;
+    admin(&app, "root@example.com").await;
+    let settings = Settings::default();
+    let wrong = Password("a wrong password".into());
+    let from = |n: u32| address(&format!("2001:db8:{n:x}::1"));
+    // Lock the account from one address.
+    for _ in 0..settings.login_failures_per_account {
+        let _ = app.login("root@example.com", &wrong, from(0)).await;
+    }
+    // Every other address gets one guess, but only so many in all.
+    let mut guessed = 0;
+    for n in 1..=settings.login_failures_per_address * 2 {
+        match app.login("root@example.com", &wrong, from(n)).await {
+            Err(AppError::Unauthenticated) => guessed += 1,
+            Err(AppError::RateLimited { .. }) => {}
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(guessed, settings.login_failures_per_address);
+    let refused = app
+        .login("root@example.com", &Password(PASSWORD.into()), from(999))
+        .await;
+    assert!(
+        matches!(refused, Err(AppError::RateLimited { .. })),
+        "past that budget the account waits for its window, whoever asks"
+    );
+}
