@@ -689,6 +689,9 @@ fn encode_cursor(sort: TokenSort, cursor: &Cursor, now: DateTime<Utc>) -> String
     URL_SAFE_NO_PAD.encode(serde_json::to_vec(&wire).unwrap_or_default())
 }
 
+/// 9999-12-31T23:59:59.999Z in Unix milliseconds: the last instant RFC 3339 writes.
+const LAST_CURSOR_MILLIS: i64 = 253_402_300_799_999;
+
 fn decode_cursor(text: &str, sort: TokenSort) -> Option<(Cursor, DateTime<Utc>)> {
     let bytes = URL_SAFE_NO_PAD.decode(text).ok()?;
     let wire: CursorWire = serde_json::from_slice(&bytes).ok()?;
@@ -700,6 +703,11 @@ fn decode_cursor(text: &str, sort: TokenSort) -> Option<(Cursor, DateTime<Utc>)>
         (None, Some(t)) => SortKey::Text(t),
         _ => return None,
     };
+    // The instant the listing began, as the client sent it back: only one a server could
+    // have written (1970 to 9999), so the filters' `now - 30 days` cannot overflow.
+    if !(0..=LAST_CURSOR_MILLIS).contains(&wire.a) {
+        return None;
+    }
     let at = chrono::TimeZone::timestamp_millis_opt(&Utc, wire.a).single()?;
     Some((
         Cursor {
@@ -720,8 +728,9 @@ fn parse_time(field: &str, text: &str, errors: &mut FieldErrors) -> Option<DateT
     }
 }
 
-/// Validates list parameters into a store query; every bad parameter is named.
-fn token_query(params: TokenListParams, now: DateTime<Utc>) -> AppResult<TokenQuery> {
+/// Validates list parameters into a store query; every bad parameter is named. Pure
+/// (`now` is the listing's instant); public for the fuzz targets (`fuzz/`).
+pub fn token_query(params: TokenListParams, now: DateTime<Utc>) -> AppResult<TokenQuery> {
     let mut errors = FieldErrors::default();
     let text = params.sort.as_deref().unwrap_or("-created_at");
     let (descending, field) = match text.strip_prefix('-') {
@@ -874,6 +883,31 @@ mod tests {
         assert_eq!(decode_cursor(&text, sort), Some((cursor, at)));
         assert_eq!(decode_cursor(&text, TokenSort::default()), None);
         assert_eq!(decode_cursor("garbage", sort), None);
+    }
+
+    /// A cursor carries its listing's instant, and clients can write any: one at the
+    /// edge of the calendar used to panic on `now - 30 days` (found while writing the
+    /// `query_strings` fuzz target).
+    #[test]
+    fn a_cursor_from_the_edge_of_time_is_refused_not_a_panic() {
+        let sort = TokenSort::default();
+        let cursor = Cursor {
+            key: SortKey::Number(1),
+            id: TokenId::new_at(Utc::now(), &mut OsRng),
+        };
+        for at in [DateTime::<Utc>::MIN_UTC, DateTime::<Utc>::MAX_UTC] {
+            for created in ["last-7-days", "last-30-days", "older-than-30-days"] {
+                let params = TokenListParams {
+                    cursor: Some(encode_cursor(sort, &cursor, at)),
+                    created: Some(created.into()),
+                    ..TokenListParams::default()
+                };
+                let Err(AppError::Validation(error)) = token_query(params, Utc::now()) else {
+                    panic!("a cursor at {at} is refused");
+                };
+                assert!(error.0.get("cursor").is_some(), "{error}");
+            }
+        }
     }
 
     #[test]
