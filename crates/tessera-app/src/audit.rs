@@ -78,6 +78,60 @@ pub(crate) fn snapshot(value: &impl serde::Serialize) -> AppResult<Value> {
         .map_err(|error| AppError::Internal(format!("cannot record an audit snapshot: {error}")))
 }
 
+/// Validates audit-log parameters into a store query; every bad parameter is named.
+/// Pure; public for the fuzz targets (`fuzz/`).
+pub fn audit_query(params: AuditParams) -> AppResult<AuditQuery> {
+    let mut errors = FieldErrors::default();
+    let since = params
+        .since
+        .as_deref()
+        .and_then(|t| parse_time("since", t, &mut errors));
+    let until = params
+        .until
+        .as_deref()
+        .and_then(|t| parse_time("until", t, &mut errors));
+    let limit = match params.limit.as_deref() {
+        None => DEFAULT_LIMIT,
+        Some(text) => text
+            .parse::<u32>()
+            .ok()
+            .filter(|l| (1..=MAX_LIMIT).contains(l))
+            .unwrap_or_else(|| {
+                errors.add("limit", "must be a whole number from 1 to 500");
+                DEFAULT_LIMIT
+            }),
+    };
+    let before = match params.cursor.as_deref() {
+        None => None,
+        Some(text) => {
+            let parsed = text.parse::<i64>().ok().filter(|id| *id > 0);
+            if parsed.is_none() {
+                errors.add("cursor", "is not a cursor of the audit log");
+            }
+            parsed
+        }
+    };
+    for (field, text) in [
+        ("actor", &params.actor),
+        ("action", &params.action),
+        ("target", &params.target),
+    ] {
+        if let Some(text) = text {
+            errors.collect(validate::single_line(field, text));
+        }
+    }
+    errors.into_result()?;
+    Ok(AuditQuery {
+        actor: params.actor.filter(|v| !v.is_empty()),
+        action: params.action.filter(|v| !v.is_empty()),
+        target: params.target.filter(|v| !v.is_empty()),
+        since,
+        until,
+        before,
+        limit: limit + 1,
+    })
+}
+
 impl Tessera {
     /// The audit log, newest first (`audit.read`). `actor`, `action` and `target`
     /// match exactly; `since` is inclusive, `until` exclusive.
@@ -87,55 +141,9 @@ impl Tessera {
         params: AuditParams,
     ) -> AppResult<AuditPage> {
         principal.require(AdminPermission::AuditRead)?;
-        let mut errors = FieldErrors::default();
-        let since = params
-            .since
-            .as_deref()
-            .and_then(|t| parse_time("since", t, &mut errors));
-        let until = params
-            .until
-            .as_deref()
-            .and_then(|t| parse_time("until", t, &mut errors));
-        let limit = match params.limit.as_deref() {
-            None => DEFAULT_LIMIT,
-            Some(text) => text
-                .parse::<u32>()
-                .ok()
-                .filter(|l| (1..=MAX_LIMIT).contains(l))
-                .unwrap_or_else(|| {
-                    errors.add("limit", "must be a whole number from 1 to 500");
-                    DEFAULT_LIMIT
-                }),
-        };
-        let before = match params.cursor.as_deref() {
-            None => None,
-            Some(text) => {
-                let parsed = text.parse::<i64>().ok().filter(|id| *id > 0);
-                if parsed.is_none() {
-                    errors.add("cursor", "is not a cursor of the audit log");
-                }
-                parsed
-            }
-        };
-        for (field, text) in [
-            ("actor", &params.actor),
-            ("action", &params.action),
-            ("target", &params.target),
-        ] {
-            if let Some(text) = text {
-                errors.collect(validate::single_line(field, text));
-            }
-        }
-        errors.into_result()?;
-        let query = AuditQuery {
-            actor: params.actor.filter(|v| !v.is_empty()),
-            action: params.action.filter(|v| !v.is_empty()),
-            target: params.target.filter(|v| !v.is_empty()),
-            since,
-            until,
-            before,
-            limit: limit + 1,
-        };
+        let query = audit_query(params)?;
+        // The query asks for one row more than a page, to tell whether another follows.
+        let limit = query.limit.saturating_sub(1);
         let mut rows = self.store.list_audit(&query).await?;
         let next_cursor = if rows.len() > limit as usize {
             rows.truncate(limit as usize);

@@ -54,7 +54,7 @@ pub struct NewAdmin {
 }
 
 /// A password's rule: 10 to 1024 characters.
-pub(crate) fn validate_password(password: &Password) -> Result<(), FieldErrors> {
+pub fn validate_password(password: &Password) -> Result<(), FieldErrors> {
     let length = password.0.chars().count();
     if (PASSWORD_MIN..=PASSWORD_MAX).contains(&length) {
         Ok(())
@@ -66,7 +66,7 @@ pub(crate) fn validate_password(password: &Password) -> Result<(), FieldErrors> 
     }
 }
 
-pub(crate) fn validate_email(email: &str) -> Result<(), FieldErrors> {
+pub fn validate_email(email: &str) -> Result<(), FieldErrors> {
     let ok = email.len() <= 254
         && email.split_once('@').is_some_and(|(local, domain)| {
             !local.is_empty()

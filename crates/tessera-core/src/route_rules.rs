@@ -208,6 +208,14 @@ impl RouteRule {
                     ));
                 }
                 "." | ".." => return Err("no `.` or `..` segments".into()),
+                // Such a path is denied before any rule is asked: the rule could never
+                // match, and would protect nothing it seems to name.
+                literal if !is_plain(&format!("/{literal}")) => {
+                    return Err(format!(
+                        "`{literal}` can never match: paths with a backslash or an \
+                         encoded dot or slash (%2e, %2f, %5c) are always denied"
+                    ));
+                }
                 literal => Segment::Literal(literal.to_owned()),
             });
         }
@@ -354,6 +362,10 @@ mod tests {
             (rule(&["GET"], "/**/a", "a.b", None), "last segment"),
             (rule(&["GET"], "/a*", "a.b", None), "whole segments"),
             (rule(&["GET"], "/a/../b", "a.b", None), "segments"),
+            // Found by the `route_rules` fuzz target: accepted, yet never matched.
+            (rule(&["GET"], "/api/artic%2f", "a.b", None), "never match"),
+            (rule(&["GET"], "/a/%2E%2E/b", "a.b", None), "never match"),
+            (rule(&["GET"], "/a\\b", "a.b", None), "never match"),
             (rule(&["GET"], "/a", "ab", None), "resource.action"),
             (rule(&["GET"], "/a", "a.b", Some("Shop")), "project slug"),
         ];

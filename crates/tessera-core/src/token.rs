@@ -192,10 +192,10 @@ fn with_checksum(prefix: &str, random: &str) -> String {
     payload + &checksum
 }
 
-/// Whether `word` has the shape of a token secret, under any prefix a server may be
-/// configured with (`[a-z][a-z0-9]*`, plus `p` for personal tokens): a short prefix,
-/// `_`, then at least [`RANDOM_LEN`] base62 characters. Error messages and names use
-/// this to avoid repeating something that may be a pasted secret.
+/// Whether `word` has the shape of a token secret, under any prefix: a short prefix
+/// (a lowercase letter, then lowercase letters or digits, as [`TokenPrefix`] allows),
+/// `_`, then at least [`RANDOM_LEN`] base62 characters. Names use this to refuse a
+/// pasted secret.
 pub fn looks_like_secret(word: &str) -> bool {
     let Some((prefix, body)) = word.split_once('_') else {
         return false;
@@ -212,30 +212,28 @@ pub fn looks_like_secret(word: &str) -> bool {
         && body.bytes().all(|b| b.is_ascii_alphanumeric())
 }
 
-/// `text` with every word that [`looks_like_secret`] replaced by its display hint
-/// (prefix, `_`, four characters, `…`): what a message may repeat of client input.
+/// `text` with the random part of everything shaped like a secret cut to its display
+/// hint: wherever `_` is followed by at least [`RANDOM_LEN`] base62 characters, only
+/// the first four stay, followed by `…` (`tsr_ABCD…`). What surrounds the run is kept,
+/// whatever it is, so a secret glued to other text (`x_tsr_…`, `tsr_…_old`,
+/// `Bearertsr_…`) is hidden all the same. What a message may repeat of client input.
 pub fn redact_secrets(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
-    let mut word = String::new();
-    let flush = |word: &mut String, out: &mut String| {
-        if looks_like_secret(word) {
-            let hint_len = word.find('_').map_or(0, |at| at + 1 + HINT_RANDOM_LEN);
-            out.push_str(&word[..hint_len]);
+    let mut rest = text;
+    while let Some(at) = rest.find('_') {
+        let (through_separator, after) = rest.split_at(at + 1);
+        out.push_str(through_separator);
+        let run = after.bytes().take_while(u8::is_ascii_alphanumeric).count();
+        if run >= RANDOM_LEN {
+            // The run is ASCII, so these are character boundaries.
+            out.push_str(&after[..HINT_RANDOM_LEN]);
             out.push('…');
+            rest = &after[run..];
         } else {
-            out.push_str(word);
-        }
-        word.clear();
-    };
-    for c in text.chars() {
-        if c.is_ascii_alphanumeric() || c == '_' {
-            word.push(c);
-        } else {
-            flush(&mut word, &mut out);
-            out.push(c);
+            rest = after;
         }
     }
-    flush(&mut word, &mut out);
+    out.push_str(rest);
     out
 }
 
@@ -264,6 +262,38 @@ mod tests {
             "{redacted}"
         );
         assert_eq!(redact_secrets("no secret here"), "no secret here");
+    }
+
+    /// Found by the `token` fuzz target: a secret glued to other word characters was
+    /// repeated whole, and a deployment's prefix with digits was not recognized.
+    #[test]
+    fn glued_secrets_and_prefixes_with_digits_are_redacted() {
+        let secret = TokenFormat::default().generate(TokenKind::Api, &mut rand::rngs::OsRng);
+        let text = secret.expose();
+        let hint = format!("{}…", secret.hint());
+        for (glued, expected) in [
+            (format!("x_{text}"), format!("x_{hint}")),
+            (format!("{text}_old"), format!("{hint}_old")),
+            (format!("Bearer{text}"), format!("Bearer{hint}")),
+            (format!("tsr_Ky{text}9P"), format!("tsr_Ky{hint}")),
+            (format!("{text}_{text}"), format!("{hint}_{hint}")),
+        ] {
+            let redacted = redact_secrets(&glued);
+            assert_eq!(redacted, expected, "{glued}");
+            assert!(!redacted.contains(&text[8..]), "{redacted}");
+            assert_eq!(redact_secrets(&redacted), redacted, "idempotent");
+        }
+        let acme = TokenFormat::new(TokenPrefix::new("acme2").unwrap())
+            .generate(TokenKind::Personal, &mut rand::rngs::OsRng);
+        assert!(looks_like_secret(acme.expose()), "{}", acme.expose());
+        assert_eq!(redact_secrets(acme.expose()), format!("{}…", acme.hint()));
+        assert!(!looks_like_secret(
+            "2fa_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
+        ));
+        assert_eq!(
+            redact_secrets("snake_case_words stay"),
+            "snake_case_words stay"
+        );
     }
 
     use super::*;
@@ -331,7 +361,9 @@ mod tests {
             ),
             (format!("{text}0"), TokenFormatError::WrongLength),
             (
-                text.replacen(&text[5..6], "-", 1),
+                // At index 5 itself: `replacen` of that character would hit the prefix
+                // first whenever it is `t`, `s` or `r` (one run in twenty).
+                format!("{}-{}", &text[..5], &text[6..]),
                 TokenFormatError::BadCharacter,
             ),
             ("".into(), TokenFormatError::MissingSeparator),

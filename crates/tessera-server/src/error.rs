@@ -54,6 +54,11 @@ impl ApiError {
         &self.message
     }
 
+    /// The `details` object of the body (for a 422: each bad field and its problem).
+    pub fn details(&self) -> &Map<String, Value> {
+        &self.details
+    }
+
     /// How long the client should wait, for `rate_limited` and `unavailable`.
     pub fn retry_after(&self) -> Option<Duration> {
         self.retry_after

@@ -14,6 +14,8 @@ pub mod rest;
 pub mod ui;
 mod verify;
 
+pub use verify::{VerifyBody, parse_verify_body};
+
 rust_i18n::i18n!("locales", fallback = "en");
 
 use std::sync::Arc;

@@ -24,15 +24,33 @@ pub fn routes() -> Router<AppState> {
 
 /// The body of `tessera_api_types::VerifyRequest`, borrowed from the request bytes
 /// where JSON escapes allow, so the hot path allocates nothing to read it.
-#[derive(Deserialize)]
+#[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct VerifyBody<'a> {
+pub struct VerifyBody<'a> {
     #[serde(borrow)]
-    token: Cow<'a, str>,
+    pub token: Cow<'a, str>,
     #[serde(borrow, default)]
-    permission: Option<Cow<'a, str>>,
+    pub permission: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
-    project: Option<Cow<'a, str>>,
+    pub project: Option<Cow<'a, str>>,
+}
+
+/// Reads a verify body. Fast path: borrow from the body. Anything it refuses is parsed
+/// again by the general extractor, which names the bad field in the error. Public for
+/// the fuzz targets.
+pub fn parse_verify_body(body: &[u8]) -> ApiResult<VerifyBody<'_>> {
+    match serde_json::from_slice(body) {
+        Ok(parsed) => Ok(parsed),
+        Err(_) => {
+            let LenientJson(request) =
+                LenientJson::<tessera_api_types::VerifyRequest>::from_bytes(body)?;
+            Ok(VerifyBody {
+                token: Cow::Owned(request.token),
+                permission: request.permission.map(Cow::Owned),
+                project: request.project.map(Cow::Owned),
+            })
+        }
+    }
 }
 
 /// A rendered answer shared with the index entry: sent without copying.
@@ -49,20 +67,7 @@ async fn verify(
     ClientAddress(client): ClientAddress,
     RawBody(body): RawBody,
 ) -> ApiResult<Response> {
-    // Fast path: borrow from the body. Anything it refuses is parsed again by the
-    // general extractor, which names the bad field in the error.
-    let parsed: VerifyBody<'_> = match serde_json::from_slice(&body) {
-        Ok(parsed) => parsed,
-        Err(_) => {
-            let LenientJson(request) =
-                LenientJson::<tessera_api_types::VerifyRequest>::from_bytes(&body)?;
-            VerifyBody {
-                token: Cow::Owned(request.token),
-                permission: request.permission.map(Cow::Owned),
-                project: request.project.map(Cow::Owned),
-            }
-        }
-    };
+    let parsed = parse_verify_body(&body)?;
     let query = VerifyQuery {
         token: &parsed.token,
         permission: parsed.permission.as_deref(),

@@ -204,6 +204,33 @@ impl Config {
     /// Layers file, environment (`env`: name/value pairs) and flags over the defaults.
     /// Returns the config and warnings to print (unknown variables).
     pub fn load(overrides: &Overrides, env: &[(String, String)]) -> Result<(Self, Vec<String>)> {
+        let explicit = overrides.config.clone().or_else(|| {
+            env.iter()
+                .find(|(key, _)| key == "TESSERA_CONFIG")
+                .map(|(_, value)| PathBuf::from(value))
+        });
+        let file = match explicit {
+            Some(path) => Some(path),
+            None => Some(PathBuf::from("tessera.toml")).filter(|path| path.exists()),
+        };
+        let text = match &file {
+            Some(path) => Some(
+                std::fs::read_to_string(path)
+                    .with_context(|| format!("cannot read config file {}", path.display()))?,
+            ),
+            None => None,
+        };
+        Self::from_sources(file.as_deref().zip(text.as_deref()), overrides, env)
+    }
+
+    /// [`Config::load`] once the file (its path and text) is read: layers it, `env` and
+    /// the flags over the defaults and checks the result. No I/O; the fuzz target
+    /// `fuzz/fuzz_targets/config.rs` runs it on arbitrary files and variables.
+    pub fn from_sources(
+        file: Option<(&Path, &str)>,
+        overrides: &Overrides,
+        env: &[(String, String)],
+    ) -> Result<(Self, Vec<String>)> {
         let mut warnings = Vec::new();
         let lookup = |name: &str| {
             env.iter()
@@ -219,17 +246,9 @@ impl Config {
             }
         }
         let mut config = Self::default();
-        let explicit = overrides
-            .config
-            .clone()
-            .or_else(|| lookup("TESSERA_CONFIG").map(PathBuf::from));
-        let file = match &explicit {
-            Some(path) => Some(path.clone()),
-            None => Some(PathBuf::from("tessera.toml")).filter(|path| path.exists()),
-        };
-        if let Some(path) = file {
-            config.apply_file(&path)?;
-            config.source = Some(path);
+        if let Some((path, text)) = file {
+            config.apply_file(path, text)?;
+            config.source = Some(path.to_owned());
         }
         if let Some(v) = lookup("TESSERA_LISTEN") {
             config.listen = parse_env("TESSERA_LISTEN", &v)?;
@@ -321,10 +340,9 @@ impl Config {
         Ok((config, warnings))
     }
 
-    fn apply_file(&mut self, path: &Path) -> Result<()> {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read config file {}", path.display()))?;
-        let file: FileConfig = toml::from_str(&text)
+    /// Applies the text of the config file at `path`.
+    fn apply_file(&mut self, path: &Path, text: &str) -> Result<()> {
+        let file: FileConfig = toml::from_str(text)
             .with_context(|| format!("config file {} is not valid", path.display()))?;
         macro_rules! take {
             ($($field:ident),*) => { $( if let Some(value) = file.$field { self.$field = value; } )* };

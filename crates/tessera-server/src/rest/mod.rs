@@ -59,6 +59,12 @@ async fn refuse_unexpected_query(request: Request, next: Next) -> Response {
     if reads_query {
         return next.run(request).await;
     }
+    unexpected_query(query).into_response()
+}
+
+/// The 422 for a query string sent to a route that takes none: names the first
+/// parameter (a secret-shaped name as its hint). Public for the fuzz targets.
+pub fn unexpected_query(query: &str) -> ApiError {
     let first = form_urlencoded::parse(query.as_bytes())
         .next()
         .map(|(name, _)| name.into_owned())
@@ -71,5 +77,4 @@ async fn refuse_unexpected_query(request: Request, next: Next) -> Response {
         tessera_core::token::redact_secrets(&first),
         "is not a parameter of this request",
     )
-    .into_response()
 }
