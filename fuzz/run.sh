@@ -71,6 +71,10 @@ for target in "${targets[@]}"; do
   corpus=$(find "corpus/$target" -type f | wc -l)
   if [ "$rc" -eq 0 ]; then
     outcome="no crash"
+  elif grep -q 'libFuzzer: run interrupted' "$log"; then
+    # A signal from outside (SIGINT, SIGTERM): not a finding, but not a full run either.
+    status=1
+    outcome="INTERRUPTED by a signal (exit $rc), no crash"
   else
     status=1
     grep -A8 -E 'panicked|ERROR: (libFuzzer|AddressSanitizer)' "$log" | head -40 || true
