@@ -68,16 +68,23 @@ for target in "${targets[@]}"; do
   runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
   rate=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log" | tail -1)
   rss=$(sed -n 's/^stat::peak_rss_mb: *//p' "$log" | tail -1)
-  corpus=$(find "corpus/$target" -type f | wc -l)
+  # Edges covered and inputs kept at the end of the run (libFuzzer's last status line).
+  last=$(grep -E '^#[0-9]+.*(DONE|pulse)' "$log" | tail -1)
+  cov=$(sed -n 's/.* cov: \([0-9]*\).*/\1/p' <<<"$last")
+  corp=$(sed -n 's/.* corp: \([0-9]*\)\/.*/\1/p' <<<"$last")
   if [ "$rc" -eq 0 ]; then
     outcome="no crash"
+  elif grep -q 'libFuzzer: run interrupted' "$log"; then
+    # A signal from outside (SIGINT, SIGTERM): not a finding, but not a full run either.
+    status=1
+    outcome="INTERRUPTED by a signal (exit $rc), no crash"
   else
     status=1
     grep -A8 -E 'panicked|ERROR: (libFuzzer|AddressSanitizer)' "$log" | head -40 || true
     artifact=$(sed -n 's/.*Test unit written to \(.*\)$/\1/p' "$log" | tail -1)
     outcome="CRASH (exit $rc) ${artifact:-see the log}"
   fi
-  line="$(date -u +%Y-%m-%dT%H:%M:%SZ) $target: ${runs:-?} executions in ${seconds}s, ${rate:-?} exec/s, peak RSS ${rss:-?} MB, corpus $corpus files, $outcome (cargo-fuzz/libFuzzer, sanitizer $sanitizer, debug assertions, commit $commit, $(nproc) CPUs)"
+  line="$(date -u +%Y-%m-%dT%H:%M:%SZ) $target: ${runs:-?} executions in ${seconds}s, ${rate:-?} exec/s, peak RSS ${rss:-?} MB, ${cov:-?} edges, corpus ${corp:-?} inputs, $outcome (cargo-fuzz/libFuzzer, sanitizer $sanitizer, debug assertions, commit $commit, $(nproc) CPUs)"
   echo "$line"
   echo "$line" >> "$RESULTS"
   rm -f "$log" "$log.rc"
