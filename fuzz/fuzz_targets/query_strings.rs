@@ -4,8 +4,9 @@
 //! layer would (inputs no URI can hold are skipped: hyper refuses them before axum),
 //! then parsed by the server's own extractor (`extract::parse_query`) as each of the
 //! three listings' parameters (`GET /v1/tokens`, `/v1/tokens/{id}/usage`,
-//! `/v1/audit`), and what parses is validated by the app (`tokens::token_query`,
-//! `audit::audit_query`, the usage `days` rule). The answer of a route that takes no
+//! `/v1/audit`), then typed at the boundary (`TokenListParams::parse`,
+//! `AuditParams::parse`, `UsageParams::parse`) and checked by the app
+//! (`tokens::token_query`, `audit::audit_query`). The answer of a route that takes no
 //! query string (`rest::unexpected_query`) is checked too. A listing's cursor is opaque
 //! (base64 of JSON); so that mutations reach the JSON inside, each `cursor` value is
 //! also tried base64-encoded. Checked:
@@ -79,7 +80,11 @@ where
 
 fn token_listing(input: &[&str], params: TokenListParams) {
     let had_cursor = params.cursor.is_some();
-    match tessera_app::tokens::token_query(params, now()) {
+    let filter = match params.parse() {
+        Ok(filter) => filter,
+        Err(errors) => return check_app_error(input, errors.into()),
+    };
+    match tessera_app::tokens::token_query(filter, now()) {
         Ok(query) => {
             assert!((1..=200).contains(&query.limit), "{}", query.limit);
             assert!(query.after.is_some() == had_cursor);
@@ -92,9 +97,13 @@ fn token_listing(input: &[&str], params: TokenListParams) {
 }
 
 fn audit_listing(input: &[&str], params: AuditParams) {
-    match tessera_app::audit::audit_query(params) {
+    let filter = match params.parse() {
+        Ok(filter) => filter,
+        Err(errors) => return check_app_error(input, errors.into()),
+    };
+    match tessera_app::audit::audit_query(filter) {
         Ok(query) => {
-            assert!((2..=tessera_app::audit::MAX_LIMIT + 1).contains(&query.limit));
+            assert!((2..=tessera_core::AuditPageSize::MAX + 1).contains(&query.limit));
             assert!(query.before.is_none_or(|before| before > 0));
         }
         Err(error) => check_app_error(input, error),
@@ -129,12 +138,10 @@ fuzz_target!(|data: &[u8]| {
         audit_listing(query, params);
     }
     if let Some(params) = parse::<UsageParams>(query, &uri) {
-        // The rule `token_usage` applies before any lookup.
-        if let Some(days) = params.days.as_deref() {
-            let _ = days
-                .parse::<u32>()
-                .ok()
-                .filter(|days| (1..=366).contains(days));
+        // The rule the usage route applies before any lookup.
+        match params.parse() {
+            Ok(days) => assert!((1..=366).contains(&days.get())),
+            Err(errors) => check_app_error(query, errors.into()),
         }
     }
 });

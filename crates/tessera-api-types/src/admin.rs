@@ -2,7 +2,8 @@
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use tessera_core::{AdminPermission, Lifespan, PersonalAccess};
+use tessera_core::listing::FieldParser;
+use tessera_core::{AdminPermission, AuditFilter, FieldErrors, Lifespan, PersonalAccess};
 
 use crate::token::TokenView;
 
@@ -142,7 +143,7 @@ pub struct CreatedPersonalToken {
     pub token: String,
 }
 
-/// `GET /v1/audit` query parameters, as given; the application names bad ones.
+/// `GET /v1/audit` query parameters, as given; [`AuditParams::parse`] names bad ones.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AuditParams {
@@ -153,6 +154,25 @@ pub struct AuditParams {
     pub until: Option<String>,
     pub limit: Option<String>,
     pub cursor: Option<String>,
+}
+
+impl AuditParams {
+    /// The typed filter, or an error for each parameter that does not parse.
+    pub fn parse(self) -> Result<AuditFilter, FieldErrors> {
+        let mut parser = FieldParser::default();
+        let filter = AuditFilter {
+            since: parser.time("since", self.since.as_deref()),
+            until: parser.time("until", self.until.as_deref()),
+            limit: parser
+                .parse("limit", self.limit.as_deref())
+                .unwrap_or_default(),
+            actor: self.actor,
+            action: self.action,
+            target: self.target,
+            cursor: self.cursor,
+        };
+        parser.finish(filter)
+    }
 }
 
 /// One audit log entry.

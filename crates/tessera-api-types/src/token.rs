@@ -2,8 +2,10 @@
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize, Serializer};
+use tessera_core::listing::FieldParser;
 use tessera_core::{
-    Lifespan, RateLimit, TokenKind, TokenMetadata, TokenRecord, TokenStatus, TokenType,
+    FieldErrors, Lifespan, RateLimit, TokenFilter, TokenKind, TokenMetadata, TokenRecord,
+    TokenStatus, TokenType, UsageDays,
 };
 use uuid::Uuid;
 
@@ -211,8 +213,8 @@ pub struct UsageDay {
     pub denied: u64,
 }
 
-/// `GET /v1/tokens` query parameters, as given: the application validates each and
-/// names the bad one, so every value is a string here.
+/// `GET /v1/tokens` query parameters, as given. [`TokenListParams::parse`] turns them
+/// into the typed filter the application takes, naming each bad one.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TokenListParams {
@@ -230,9 +232,104 @@ pub struct TokenListParams {
     pub cursor: Option<String>,
 }
 
+impl TokenListParams {
+    /// The typed filter, or an error for each parameter that does not parse.
+    pub fn parse(self) -> Result<TokenFilter, FieldErrors> {
+        let mut parser = FieldParser::default();
+        let filter = TokenFilter {
+            created: parser.parse("created", self.created.as_deref()),
+            created_after: parser.time("created_after", self.created_after.as_deref()),
+            created_before: parser.time("created_before", self.created_before.as_deref()),
+            status: parser.parse("status", self.status.as_deref()),
+            token_type: parser.parse("type", self.token_type.as_deref()),
+            sort: parser
+                .parse("sort", self.sort.as_deref())
+                .unwrap_or_default(),
+            limit: parser
+                .parse("limit", self.limit.as_deref())
+                .unwrap_or_default(),
+            search: self.q,
+            project: self.project,
+            external_id: self.external_id,
+            cursor: self.cursor,
+        };
+        parser.finish(filter)
+    }
+}
+
 /// `GET /v1/tokens/{id}/usage` query parameters.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct UsageParams {
     pub days: Option<String>,
+}
+
+impl UsageParams {
+    /// How many days of history are asked for (30 when not said).
+    pub fn parse(self) -> Result<UsageDays, FieldErrors> {
+        let mut parser = FieldParser::default();
+        let days = parser
+            .parse("days", self.days.as_deref())
+            .unwrap_or_default();
+        parser.finish(days)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn list_parameters_name_each_bad_field() {
+        let params = TokenListParams {
+            sort: Some("size".into()),
+            limit: Some("500".into()),
+            status: Some("gone".into()),
+            created: Some("yesterday".into()),
+            created_after: Some("monday".into()),
+            token_type: Some("admin".into()),
+            ..TokenListParams::default()
+        };
+        let error = params.parse().unwrap_err();
+        for field in [
+            "sort",
+            "limit",
+            "status",
+            "created",
+            "created_after",
+            "type",
+        ] {
+            assert!(error.get(field).is_some(), "{field} not named: {error:?}");
+        }
+    }
+
+    #[test]
+    fn list_parameters_parse_into_the_filter_they_name() {
+        let filter = TokenListParams {
+            q: Some("deploy".into()),
+            status: Some("expired".into()),
+            token_type: Some("custom".into()),
+            sort: Some("-name".into()),
+            limit: Some("10".into()),
+            ..TokenListParams::default()
+        }
+        .parse()
+        .unwrap();
+        assert_eq!(filter.search.as_deref(), Some("deploy"));
+        assert_eq!(filter.status, Some(tessera_core::StatusFilter::Expired));
+        assert_eq!(filter.token_type, Some(TokenType::Custom));
+        assert_eq!(filter.sort.to_string(), "-name");
+        assert_eq!(filter.limit.get(), 10);
+        let days = UsageParams { days: None }.parse().unwrap();
+        assert_eq!(days.get(), 30);
+        let error = UsageParams {
+            days: Some("367".into()),
+        }
+        .parse()
+        .unwrap_err();
+        assert_eq!(
+            error.get("days"),
+            Some("must be a whole number from 1 to 366")
+        );
+    }
 }

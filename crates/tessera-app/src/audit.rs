@@ -7,9 +7,9 @@ use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 use tessera_core::AuditEntry;
 
-use tessera_api_types::{AuditPage, AuditParams, AuditView};
-use tessera_core::AdminPermission;
+use tessera_api_types::{AuditPage, AuditView};
 use tessera_core::validate::{self, FieldErrors};
+use tessera_core::{AdminPermission, AuditFilter};
 use tessera_store::AuditQuery;
 
 use crate::Tessera;
@@ -57,20 +57,6 @@ pub fn entry(
     }
 }
 
-/// Default and largest page of the audit log.
-pub const DEFAULT_LIMIT: u32 = 50;
-pub const MAX_LIMIT: u32 = 500;
-
-fn parse_time(field: &str, text: &str, errors: &mut FieldErrors) -> Option<DateTime<Utc>> {
-    match DateTime::parse_from_rfc3339(text) {
-        Ok(at) => Some(at.with_timezone(&Utc)),
-        Err(_) => {
-            errors.add(field, "must be an RFC 3339 time, e.g. 2026-01-31T00:00:00Z");
-            None
-        }
-    }
-}
-
 /// `value` as the audit log records it (an API view, so no secret can enter). A view
 /// that cannot be turned into JSON is an error, never an empty record.
 pub(crate) fn snapshot(value: &impl serde::Serialize) -> AppResult<Value> {
@@ -78,30 +64,11 @@ pub(crate) fn snapshot(value: &impl serde::Serialize) -> AppResult<Value> {
         .map_err(|error| AppError::Internal(format!("cannot record an audit snapshot: {error}")))
 }
 
-/// Validates audit-log parameters into a store query; every bad parameter is named.
-/// Pure; public for the fuzz targets (`fuzz/`).
-pub fn audit_query(params: AuditParams) -> AppResult<AuditQuery> {
+/// Checks an audit filter's text values and decodes its cursor into a store query;
+/// every bad value is named. Pure; public for the fuzz targets (`fuzz/`).
+pub fn audit_query(filter: AuditFilter) -> AppResult<AuditQuery> {
     let mut errors = FieldErrors::default();
-    let since = params
-        .since
-        .as_deref()
-        .and_then(|t| parse_time("since", t, &mut errors));
-    let until = params
-        .until
-        .as_deref()
-        .and_then(|t| parse_time("until", t, &mut errors));
-    let limit = match params.limit.as_deref() {
-        None => DEFAULT_LIMIT,
-        Some(text) => text
-            .parse::<u32>()
-            .ok()
-            .filter(|l| (1..=MAX_LIMIT).contains(l))
-            .unwrap_or_else(|| {
-                errors.add("limit", "must be a whole number from 1 to 500");
-                DEFAULT_LIMIT
-            }),
-    };
-    let before = match params.cursor.as_deref() {
+    let before = match filter.cursor.as_deref() {
         None => None,
         Some(text) => {
             let parsed = text.parse::<i64>().ok().filter(|id| *id > 0);
@@ -112,9 +79,9 @@ pub fn audit_query(params: AuditParams) -> AppResult<AuditQuery> {
         }
     };
     for (field, text) in [
-        ("actor", &params.actor),
-        ("action", &params.action),
-        ("target", &params.target),
+        ("actor", &filter.actor),
+        ("action", &filter.action),
+        ("target", &filter.target),
     ] {
         if let Some(text) = text {
             errors.collect(validate::single_line(field, text));
@@ -122,13 +89,13 @@ pub fn audit_query(params: AuditParams) -> AppResult<AuditQuery> {
     }
     errors.into_result()?;
     Ok(AuditQuery {
-        actor: params.actor.filter(|v| !v.is_empty()),
-        action: params.action.filter(|v| !v.is_empty()),
-        target: params.target.filter(|v| !v.is_empty()),
-        since,
-        until,
+        actor: filter.actor.filter(|v| !v.is_empty()),
+        action: filter.action.filter(|v| !v.is_empty()),
+        target: filter.target.filter(|v| !v.is_empty()),
+        since: filter.since,
+        until: filter.until,
         before,
-        limit: limit + 1,
+        limit: filter.limit.get() + 1,
     })
 }
 
@@ -138,10 +105,10 @@ impl Tessera {
     pub async fn list_audit(
         &self,
         principal: &Principal,
-        params: AuditParams,
+        filter: AuditFilter,
     ) -> AppResult<AuditPage> {
         principal.require(AdminPermission::AuditRead)?;
-        let query = audit_query(params)?;
+        let query = audit_query(filter)?;
         // The query asks for one row more than a page, to tell whether another follows.
         let limit = query.limit.saturating_sub(1);
         let mut rows = self.store.list_audit(&query).await?;

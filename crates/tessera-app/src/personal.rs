@@ -6,25 +6,23 @@
 
 use std::net::IpAddr;
 
-use rand::rngs::OsRng;
 use tessera_api_types::{
     CreatePersonalTokenRequest, CreatedPersonalToken, PersonalTokenView, RegenerateRequest,
     TokenView,
 };
 use tessera_core::validate::{self, FieldErrors};
 use tessera_core::{
-    AdminPermission, PersonalAccess, TokenId, TokenKind, TokenRecord, TokenStatus, TokenType,
-    UserId,
+    AdminPermission, PersonalAccess, TokenKind, TokenRecord, TokenSettings, TokenType, UserId,
 };
 
 use crate::error::{AppError, AppResult};
-use crate::principal::{Principal, Via};
-use crate::tokens::{MAX_GRACE_SECONDS, TokenScope};
+use crate::principal::Principal;
+use crate::tokens::TokenScope;
 use crate::{Tessera, VerifyQuery, audit};
 
 /// The access a personal token's type stands for.
-fn access_of(record: &TokenRecord) -> PersonalAccess {
-    match record.token_type {
+fn access_of_type(token_type: TokenType) -> PersonalAccess {
+    match token_type {
         TokenType::ReadOnly => PersonalAccess::ReadOnly,
         TokenType::FullAccess | TokenType::Custom => PersonalAccess::Full,
     }
@@ -33,27 +31,7 @@ fn access_of(record: &TokenRecord) -> PersonalAccess {
 fn personal_view(record: &TokenRecord, now: chrono::DateTime<chrono::Utc>) -> PersonalTokenView {
     PersonalTokenView {
         record: TokenView::new(record, now),
-        access: access_of(record),
-    }
-}
-
-impl Principal {
-    /// The signed-in user, for operations on one's own tokens.
-    fn own_user(&self) -> AppResult<UserId> {
-        self.user_id
-            .ok_or_else(|| AppError::BadRequest("only a signed-in user has personal tokens".into()))
-    }
-
-    /// Personal tokens are managed from a session: a personal token cannot mint or
-    /// revoke personal tokens, so a leaked one cannot entrench itself.
-    fn require_session(&self) -> AppResult<()> {
-        match self.via {
-            Via::PersonalToken => Err(AppError::Forbidden(
-                "personal tokens are managed from a signed-in session, not with a personal token"
-                    .into(),
-            )),
-            Via::Session | Via::Operator => Ok(()),
-        }
+        access: access_of_type(record.token_type),
     }
 }
 
@@ -98,12 +76,7 @@ impl Tessera {
                 "validation passed without an expiry".into(),
             ));
         };
-        let secret = self
-            .settings
-            .token_format
-            .generate(TokenKind::Personal, &mut OsRng);
-        let record = TokenRecord {
-            id: TokenId::new_at(now, &mut OsRng),
+        let settings = TokenSettings {
             kind: TokenKind::Personal,
             name: request.name,
             description,
@@ -114,22 +87,14 @@ impl Tessera {
             permissions: Vec::new(),
             project: None,
             owner_id: Some(owner),
-            status: TokenStatus::Active,
             lifespan,
             expires_at,
             api_version: self.settings.api_versions.newest().to_owned(),
-            hint: secret.hint(),
-            digest: self.pepper.digest(&secret),
-            grace: None,
-            created_at: now,
-            created_by: principal.actor.clone(),
-            updated_at: now,
-            last_used_at: None,
             rate_limit: None,
             external_id: None,
             metadata: tessera_core::TokenMetadata::new(),
-            revision: 0,
         };
+        let (record, secret) = self.issue(settings, principal, now);
         let view = personal_view(&record, now);
         let changes = audit::diff(None, Some(&audit::snapshot(&view)?));
         let entry = audit::entry(
@@ -160,22 +125,9 @@ impl Tessera {
         request: RegenerateRequest,
     ) -> AppResult<CreatedPersonalToken> {
         principal.require_session()?;
-        let grace_seconds = request.grace_period_seconds.unwrap_or(0);
-        if grace_seconds > MAX_GRACE_SECONDS {
-            return Err(AppError::field(
-                "grace_period_seconds",
-                "must be between 0 and 86400",
-            ));
-        }
         let scope = TokenScope::PersonalOf(principal.own_user()?);
         let (after, secret) = self
-            .modify_token(
-                principal,
-                id,
-                scope,
-                "personal_token.regenerate",
-                |before, now| Ok(self.regenerated(before, grace_seconds, now)),
-            )
+            .regenerate_in(principal, id, scope, "personal_token.regenerate", request)
             .await?;
         Ok(CreatedPersonalToken {
             record: personal_view(&after, after.updated_at),
@@ -247,16 +199,12 @@ impl Tessera {
             .await?
             .filter(|user| user.active)
             .ok_or(AppError::Unauthenticated)?;
-        let access = match accepted.token_type {
-            TokenType::ReadOnly => PersonalAccess::ReadOnly,
-            TokenType::FullAccess | TokenType::Custom => PersonalAccess::Full,
-        };
-        Ok(Principal {
-            actor: format!("user:{}", user.email),
-            user_id: Some(user.id),
-            permissions: access.restrict(self.role_grants(&user.role).await?),
-            client_address: client.map(|address| address.to_string()),
-            via: Via::PersonalToken,
-        })
+        let granted = self.role_grants(&user.role).await?;
+        Ok(Principal::personal_token(
+            &user,
+            access_of_type(accepted.token_type),
+            granted,
+            client.map(|address| address.to_string()),
+        ))
     }
 }

@@ -1,8 +1,9 @@
-//! Who is calling, and the one place that decides whether they may.
+//! Who is calling, and the one place that decides whether they may: which permissions
+//! each way of signing in carries, and what only a signed-in session may do.
 
 use std::collections::BTreeSet;
 
-use tessera_core::{AdminPermission, UserId};
+use tessera_core::{AdminPermission, PersonalAccess, UserId, UserRecord};
 
 use crate::error::{AppError, AppResult};
 
@@ -39,6 +40,71 @@ impl Principal {
             permissions: AdminPermission::ALL.into_iter().collect(),
             client_address: None,
             via: Via::Operator,
+        }
+    }
+
+    /// A user signed in with a session: everything their role grants.
+    pub(crate) fn session(
+        user: &UserRecord,
+        granted: BTreeSet<AdminPermission>,
+        client_address: Option<String>,
+    ) -> Self {
+        Self::user(user, granted, client_address, Via::Session)
+    }
+
+    /// A user presenting one of their personal tokens: what their role grants, as far
+    /// as the token's access allows (a read-only token only reads).
+    pub(crate) fn personal_token(
+        user: &UserRecord,
+        access: PersonalAccess,
+        granted: BTreeSet<AdminPermission>,
+        client_address: Option<String>,
+    ) -> Self {
+        let permissions = access.restrict(granted);
+        Self::user(user, permissions, client_address, Via::PersonalToken)
+    }
+
+    fn user(
+        user: &UserRecord,
+        permissions: BTreeSet<AdminPermission>,
+        client_address: Option<String>,
+        via: Via,
+    ) -> Self {
+        Self {
+            actor: format!("user:{}", user.email),
+            user_id: Some(user.id),
+            permissions,
+            client_address,
+            via,
+        }
+    }
+
+    /// The signed-in user, for operations on one's own tokens.
+    pub(crate) fn own_user(&self) -> AppResult<UserId> {
+        self.user_id
+            .ok_or_else(|| AppError::BadRequest("only a signed-in user has personal tokens".into()))
+    }
+
+    /// Personal tokens are managed from a session: a personal token cannot mint or
+    /// revoke personal tokens, so a leaked one cannot entrench itself.
+    pub(crate) fn require_session(&self) -> AppResult<()> {
+        match self.via {
+            Via::PersonalToken => Err(AppError::Forbidden(
+                "personal tokens are managed from a signed-in session, not with a personal token"
+                    .into(),
+            )),
+            Via::Session | Via::Operator => Ok(()),
+        }
+    }
+
+    /// Setting a password creates a credential: only from a session (or the CLI), so a
+    /// leaked personal token cannot turn itself into a sign-in.
+    pub(crate) fn require_session_for_password(&self) -> AppResult<()> {
+        match self.via {
+            Via::PersonalToken => Err(AppError::Forbidden(
+                "passwords are set from a signed-in session, not with a personal token".into(),
+            )),
+            Via::Session | Via::Operator => Ok(()),
         }
     }
 

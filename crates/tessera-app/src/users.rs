@@ -7,7 +7,7 @@ use tessera_api_types::{CreateUserRequest, UpdateUserRequest, UserView};
 use tessera_core::validate::{self, FieldErrors};
 use tessera_core::{AdminPermission, UserId, UserRecord};
 
-use crate::auth::{Password, validate_email, validate_password};
+use crate::auth::Password;
 use crate::error::{AppError, AppResult, not_found};
 use crate::principal::Principal;
 use crate::{Tessera, audit};
@@ -32,17 +32,6 @@ impl Tessera {
                 "the role `{role}` holds permissions you do not hold"
             )))
         }
-    }
-
-    /// Setting a password creates a credential: only from a session (or the CLI), so
-    /// a leaked personal token cannot turn itself into a sign-in.
-    fn ensure_session_for_password(principal: &Principal) -> AppResult<()> {
-        if principal.via == crate::principal::Via::PersonalToken {
-            return Err(AppError::Forbidden(
-                "passwords are set from a signed-in session, not with a personal token".into(),
-            ));
-        }
-        Ok(())
     }
 
     pub(crate) async fn user(&self, id: &str) -> AppResult<UserRecord> {
@@ -86,7 +75,7 @@ impl Tessera {
         let before = self.user(id).await?;
         self.ensure_within_reach(principal, &before.role).await?;
         if request.password.is_some() {
-            Self::ensure_session_for_password(principal)?;
+            principal.require_session_for_password()?;
         }
         if let Some(role) = &request.role
             && *role != before.role
@@ -116,7 +105,7 @@ impl Tessera {
         let mut after = before.clone();
         let mut errors = FieldErrors::default();
         if let Some(email) = request.email {
-            errors.collect(validate_email(&email));
+            errors.collect(validate::email(&email));
             after.email = email;
         }
         if let Some(name) = request.name {
@@ -131,7 +120,7 @@ impl Tessera {
         }
         let password = request.password.map(Password);
         if let Some(password) = &password {
-            errors.collect(validate_password(password));
+            errors.collect(validate::password(&password.0));
         }
         if let Some(active) = request.active {
             after.active = active;

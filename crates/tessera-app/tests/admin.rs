@@ -4,12 +4,14 @@
 use std::sync::Arc;
 
 use tessera_api_types::{
-    AuditParams, CreatePersonalTokenRequest, CreateTokenRequest, CreateUserRequest,
-    RegenerateRequest, RoleRequest, RoleUpdate, UpdateTokenRequest, UpdateUserRequest, VerifyCode,
+    CreatePersonalTokenRequest, CreateTokenRequest, CreateUserRequest, RegenerateRequest,
+    RoleRequest, RoleUpdate, UpdateTokenRequest, UpdateUserRequest, VerifyCode,
 };
 use tessera_app::auth::{NewAdmin, Password};
 use tessera_app::{AppError, Principal, Settings, SystemClock, Tessera, Verdict, VerifyQuery};
-use tessera_core::{AdminPermission, Lifespan, Pepper, PersonalAccess, TokenType};
+use tessera_core::{
+    AdminPermission, AuditFilter, AuditPageSize, Lifespan, Pepper, PersonalAccess, TokenType,
+};
 
 const PASSWORD: &str = "correct horse battery";
 
@@ -479,8 +481,8 @@ async fn every_change_is_audited_with_a_diff_and_no_secret() {
     let page = app
         .list_audit(
             &operator(),
-            AuditParams {
-                limit: Some("500".into()),
+            AuditFilter {
+                limit: AuditPageSize::new(500).unwrap(),
                 ..Default::default()
             },
         )
@@ -564,7 +566,7 @@ async fn every_change_is_audited_with_a_diff_and_no_secret() {
     let only = app
         .list_audit(
             &operator(),
-            AuditParams {
+            AuditFilter {
                 action: Some("token.update".into()),
                 ..Default::default()
             },
@@ -575,8 +577,8 @@ async fn every_change_is_audited_with_a_diff_and_no_secret() {
     let first = app
         .list_audit(
             &operator(),
-            AuditParams {
-                limit: Some("3".into()),
+            AuditFilter {
+                limit: AuditPageSize::new(3).unwrap(),
                 ..Default::default()
             },
         )
@@ -585,8 +587,8 @@ async fn every_change_is_audited_with_a_diff_and_no_secret() {
     let second = app
         .list_audit(
             &operator(),
-            AuditParams {
-                limit: Some("3".into()),
+            AuditFilter {
+                limit: AuditPageSize::new(3).unwrap(),
                 cursor: first.next_cursor.clone(),
                 ..Default::default()
             },
@@ -600,7 +602,7 @@ async fn every_change_is_audited_with_a_diff_and_no_secret() {
                 permissions: Default::default(),
                 ..root
             },
-            AuditParams::default(),
+            AuditFilter::default(),
         )
         .await;
     assert!(matches!(viewer_denied, Err(AppError::Forbidden(_))));

@@ -6,11 +6,10 @@ use std::sync::Arc;
 
 use chrono::{Duration, TimeZone, Utc};
 use tessera_api_types::{
-    ActionView, CreateTokenRequest, RegenerateRequest, ResourceRequest, ResourceUpdate,
-    UsageParams, VerifyCode,
+    ActionView, CreateTokenRequest, RegenerateRequest, ResourceRequest, ResourceUpdate, VerifyCode,
 };
 use tessera_app::{ManualClock, Principal, Settings, Tessera, Verdict, VerifyQuery};
-use tessera_core::{ActionKind, Lifespan, Pepper, TokenType};
+use tessera_core::{ActionKind, Lifespan, Pepper, TokenType, UsageDays};
 
 struct Node {
     app: Arc<Tessera>,
@@ -290,13 +289,7 @@ async fn usage_is_counted_in_memory_and_written_in_one_batch() {
         Some(tessera_app::Clock::now(nodes[0].clock.as_ref()))
     );
     let usage = app
-        .token_usage(
-            &operator(),
-            &id,
-            UsageParams {
-                days: Some("3".into()),
-            },
-        )
+        .token_usage(&operator(), &id, UsageDays::new(3).unwrap())
         .await
         .unwrap();
     assert_eq!(usage.days.len(), 3);
@@ -309,7 +302,7 @@ async fn usage_is_counted_in_memory_and_written_in_one_batch() {
     assert_eq!(check(other, &created.token, None), Ok(()));
     other.flush_usage().await.unwrap();
     let usage = app
-        .token_usage(&operator(), &id, UsageParams::default())
+        .token_usage(&operator(), &id, UsageDays::default())
         .await
         .unwrap();
     assert_eq!(usage.days.len(), 30);

@@ -13,6 +13,7 @@ pub mod base62;
 pub mod catalog;
 pub mod digest;
 pub mod lifecycle;
+pub mod listing;
 pub mod record;
 pub mod route_rules;
 pub mod token;
@@ -21,10 +22,14 @@ pub mod validate;
 pub use admin::{AdminPermission, BuiltinRole, PersonalAccess, Role};
 pub use catalog::{Action, ActionKind, Catalog, Permission, Resource, TokenType};
 pub use digest::{Pepper, TokenDigest};
-pub use lifecycle::{ApiVersions, Lifespan, RateLimit, TokenStatus};
+pub use lifecycle::{ApiVersions, GracePeriod, Lifespan, RateLimit, TokenStatus};
+pub use listing::{
+    AuditFilter, AuditPageSize, CreatedWindow, SortField, StatusFilter, TokenFilter, TokenPageSize,
+    TokenSort, UsageDays,
+};
 pub use record::{
     AuditEntry, Change, ChangeKind, GraceDigest, Project, TokenId, TokenKind, TokenMetadata,
-    TokenRecord, UserId, UserRecord,
+    TokenRecord, TokenSettings, UserId, UserRecord,
 };
 pub use route_rules::{DefaultRoute, ForwardAuthConfig, RouteDecision, RouteRules, RuleConfig};
 pub use token::{ParsedToken, TokenFormat, TokenFormatError, TokenPrefix, TokenSecret};

@@ -96,6 +96,31 @@ pub fn is_expired(expires_at: Option<DateTime<Utc>>, now: DateTime<Utc>) -> bool
     expires_at.is_some_and(|at| at <= now)
 }
 
+/// How long a regenerated token's old secret keeps working: 0 (not at all) to one day.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct GracePeriod(u32);
+
+impl GracePeriod {
+    /// The longest grace period, in seconds.
+    pub const MAX_SECONDS: u32 = 86_400;
+
+    /// `grace_period_seconds` as a request gives it (absent means none).
+    pub fn from_request(seconds: Option<u32>) -> Result<Self, FieldErrors> {
+        match seconds.unwrap_or(0) {
+            seconds if seconds <= Self::MAX_SECONDS => Ok(Self(seconds)),
+            _ => Err(FieldErrors::single(
+                "grace_period_seconds",
+                "must be between 0 and 86400",
+            )),
+        }
+    }
+
+    /// Until when the old secret works after a regeneration at `now`; `None` for none.
+    pub fn until(self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        (self.0 > 0).then(|| now + Duration::seconds(i64::from(self.0)))
+    }
+}
+
 /// Whether a token is switched on. Expiry is derived separately from `expires_at`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -306,5 +331,21 @@ mod tests {
         .unwrap_err();
         assert!(err.get("rate_limit.requests").is_some());
         assert!(err.get("rate_limit.per_seconds").is_some());
+    }
+
+    #[test]
+    fn grace_periods_run_from_nothing_to_one_day() {
+        let now = Utc::now();
+        assert_eq!(GracePeriod::from_request(None).unwrap().until(now), None);
+        assert_eq!(GracePeriod::from_request(Some(0)).unwrap().until(now), None);
+        assert_eq!(
+            GracePeriod::from_request(Some(86_400)).unwrap().until(now),
+            Some(now + Duration::days(1))
+        );
+        let error = GracePeriod::from_request(Some(86_401)).unwrap_err();
+        assert_eq!(
+            error.get("grace_period_seconds"),
+            Some("must be between 0 and 86400")
+        );
     }
 }

@@ -7,8 +7,9 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::catalog::TokenType;
-use crate::digest::TokenDigest;
+use crate::digest::{Pepper, TokenDigest};
 use crate::lifecycle::{Lifespan, RateLimit, TokenStatus, is_expired};
+use crate::token::TokenSecret;
 
 macro_rules! uuid_id {
     ($(#[$doc:meta])* $name:ident) => {
@@ -115,7 +116,96 @@ pub struct TokenRecord {
     pub revision: i64,
 }
 
+/// What a new token is issued with: everything of its record an issuer chooses.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TokenSettings {
+    pub kind: TokenKind,
+    pub name: String,
+    pub description: String,
+    pub token_type: TokenType,
+    pub permissions: Vec<String>,
+    pub project: Option<String>,
+    pub owner_id: Option<UserId>,
+    pub lifespan: Lifespan,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub api_version: String,
+    pub rate_limit: Option<RateLimit>,
+    pub external_id: Option<String>,
+    pub metadata: TokenMetadata,
+}
+
 impl TokenRecord {
+    /// A new token with `settings`: active, never used, at revision 0, identified by
+    /// `id` and checked by the digest of `secret` under `pepper`.
+    pub fn issue(
+        settings: TokenSettings,
+        id: TokenId,
+        secret: &TokenSecret,
+        pepper: &Pepper,
+        created_by: String,
+        now: DateTime<Utc>,
+    ) -> Self {
+        let TokenSettings {
+            kind,
+            name,
+            description,
+            token_type,
+            permissions,
+            project,
+            owner_id,
+            lifespan,
+            expires_at,
+            api_version,
+            rate_limit,
+            external_id,
+            metadata,
+        } = settings;
+        Self {
+            id,
+            kind,
+            name,
+            description,
+            token_type,
+            permissions,
+            project,
+            owner_id,
+            status: TokenStatus::Active,
+            lifespan,
+            expires_at,
+            api_version,
+            hint: secret.hint(),
+            digest: pepper.digest(secret),
+            grace: None,
+            created_at: now,
+            created_by,
+            updated_at: now,
+            last_used_at: None,
+            rate_limit,
+            external_id,
+            metadata,
+            revision: 0,
+        }
+    }
+
+    /// The settings this token was issued with (as edited since): what a copy starts from.
+    pub fn settings(&self) -> TokenSettings {
+        TokenSettings {
+            kind: self.kind,
+            name: self.name.clone(),
+            description: self.description.clone(),
+            token_type: self.token_type,
+            permissions: self.permissions.clone(),
+            project: self.project.clone(),
+            owner_id: self.owner_id,
+            lifespan: self.lifespan,
+            expires_at: self.expires_at,
+            api_version: self.api_version.clone(),
+            rate_limit: self.rate_limit,
+            external_id: self.external_id.clone(),
+            metadata: self.metadata.clone(),
+        }
+    }
+
     pub fn is_expired(&self, now: DateTime<Utc>) -> bool {
         is_expired(self.expires_at, now)
     }

@@ -231,6 +231,42 @@ fn json_holds_nul(value: &serde_json::Value) -> bool {
     }
 }
 
+/// Shortest accepted admin password.
+pub const PASSWORD_MIN: usize = 10;
+/// Longest accepted admin password (argon2's cost grows with it).
+pub const PASSWORD_MAX: usize = 1024;
+
+/// An admin password's rule: 10 to 1024 characters. The message never repeats it.
+pub fn password(password: &str) -> Result<(), FieldErrors> {
+    let length = password.chars().count();
+    if (PASSWORD_MIN..=PASSWORD_MAX).contains(&length) {
+        Ok(())
+    } else {
+        Err(FieldErrors::single(
+            "password",
+            format!("must be {PASSWORD_MIN} to {PASSWORD_MAX} characters"),
+        ))
+    }
+}
+
+/// An admin's email: `local@domain.tld`, at most 254 bytes, no spaces or control
+/// characters. (Deliverability is not checked: admins are created by admins.)
+pub fn email(email: &str) -> Result<(), FieldErrors> {
+    let ok = email.len() <= 254
+        && email.split_once('@').is_some_and(|(local, domain)| {
+            !local.is_empty()
+                && domain.contains('.')
+                && !domain.starts_with('.')
+                && !domain.ends_with('.')
+        })
+        && !email.chars().any(|c| c.is_whitespace() || c.is_control());
+    if ok {
+        Ok(())
+    } else {
+        Err(FieldErrors::single("email", "must be an email address"))
+    }
+}
+
 /// Token names are unique among API tokens, compared after NFKC normalization and
 /// case folding, so that `Ｄｅｐｌｏｙ` (full-width) and `deploy` are the same name;
 /// this is the key the uniqueness rule compares.
@@ -381,5 +417,24 @@ mod tests {
         let copy = copy_name(&long, |_| false);
         assert_eq!(copy.chars().count(), 100);
         assert!(copy.ends_with(" (copy)"));
+    }
+
+    #[test]
+    fn email_rule() {
+        for ok in ["a@b.co", "first.last@example.com"] {
+            assert!(email(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", "a", "a@b", "@b.co", "a b@c.de", "a@.com"] {
+            assert!(email(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn password_rule_counts_characters_and_never_echoes() {
+        assert!(password("0123456789").is_ok());
+        assert!(password("ünïcödé-ok").is_ok());
+        let error = password("short").unwrap_err();
+        assert_eq!(error.get("password"), Some("must be 10 to 1024 characters"));
+        assert!(password(&"x".repeat(1025)).is_err());
     }
 }

@@ -70,6 +70,13 @@ pub fn retry_seconds(wait: Duration) -> u64 {
     (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1)
 }
 
+/// Parameters that did not parse: the same answer as the application's validation.
+impl From<tessera_core::FieldErrors> for ApiError {
+    fn from(errors: tessera_core::FieldErrors) -> Self {
+        AppError::from(errors).into()
+    }
+}
+
 impl From<AppError> for ApiError {
     fn from(error: AppError) -> Self {
         match error {

@@ -69,36 +69,9 @@ pub struct TokenQuery {
     pub now: DateTime<Utc>,
 }
 
-/// `status` filter. `active` means enabled and not expired; `expired` means past its
-/// expiry whatever its status; `disabled` means switched off whatever its expiry.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StatusFilter {
-    Active,
-    Disabled,
-    Expired,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SortField {
-    CreatedAt,
-    Name,
-    LastUsedAt,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct TokenSort {
-    pub field: SortField,
-    pub descending: bool,
-}
-
-impl Default for TokenSort {
-    fn default() -> Self {
-        Self {
-            field: SortField::CreatedAt,
-            descending: true,
-        }
-    }
-}
+// The list's filter and sort values are domain types: the surfaces parse them, the
+// store only reads them.
+pub use tessera_core::listing::{SortField, StatusFilter, TokenSort};
 
 /// A keyset position: the sort key of the last row seen and its id (the tie-breaker).
 #[derive(Debug, Clone, PartialEq, Eq)]

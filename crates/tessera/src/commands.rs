@@ -449,7 +449,8 @@ async fn token(config: &Config, command: TokenCommand, json: bool) -> Result<u8>
                 limit: Some(limit.to_string()),
                 ..TokenListParams::default()
             };
-            let page = app.list_tokens(&principal, params).await?;
+            let filter = params.parse().map_err(tessera_app::AppError::from)?;
+            let page = app.list_tokens(&principal, filter).await?;
             if json {
                 print_json(&page)?;
             } else {

@@ -222,7 +222,8 @@ pub async fn role(config: &Config, command: RoleCommand, json: bool) -> Result<u
 
 pub async fn audit(config: &Config, params: AuditParams, json: bool) -> Result<u8> {
     let app = open_app(config).await?;
-    let page = app.list_audit(&operator(), params).await?;
+    let filter = params.parse().map_err(tessera_app::AppError::from)?;
+    let page = app.list_audit(&operator(), filter).await?;
     if json {
         print_json(&page)?;
     } else {

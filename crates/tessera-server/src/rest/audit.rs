@@ -19,6 +19,9 @@ async fn list(
     Query(params): Query<AuditParams>,
 ) -> ApiResult<AxumJson<AuditPage>> {
     Ok(AxumJson(
-        state.app.list_audit(&caller.principal, params).await?,
+        state
+            .app
+            .list_audit(&caller.principal, params.parse()?)
+            .await?,
     ))
 }

@@ -33,7 +33,10 @@ async fn list(
     Query(params): Query<TokenListParams>,
 ) -> ApiResult<AxumJson<TokenPage>> {
     Ok(AxumJson(
-        state.app.list_tokens(&caller.principal, params).await?,
+        state
+            .app
+            .list_tokens(&caller.principal, params.parse()?)
+            .await?,
     ))
 }
 
@@ -153,7 +156,7 @@ async fn usage(
     Ok(AxumJson(
         state
             .app
-            .token_usage(&caller.principal, &id, params)
+            .token_usage(&caller.principal, &id, params.parse()?)
             .await?,
     ))
 }

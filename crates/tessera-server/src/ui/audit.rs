@@ -162,7 +162,11 @@ pub async fn list(
         limit: None,
         cursor: non_blank(&query.cursor),
     };
-    let (page, errors) = match state.app.list_audit(&console.principal, params).await {
+    let listed = match params.parse() {
+        Ok(filter) => state.app.list_audit(&console.principal, filter).await,
+        Err(errors) => Err(errors.into()),
+    };
+    let (page, errors) = match listed {
         Ok(page) => (Some(page), FieldErrors::default()),
         Err(AppError::Validation(errors)) => (None, errors.0),
         Err(error) => return Err(console.fail()(error)),

@@ -6,6 +6,7 @@ use std::collections::BTreeSet;
 
 use chrono::{NaiveDate, NaiveTime};
 use tessera_api_types::{CreateTokenRequest, ResourceView, TokenView, UpdateTokenRequest};
+use tessera_app::AppError;
 use tessera_core::validate::FieldErrors;
 use tessera_core::{ActionKind, Lifespan, RateLimit, TokenType};
 
@@ -47,8 +48,8 @@ impl TokenForm {
 
     /// The form of an existing token: its expiry is kept unless the editor picks
     /// another duration (a new one is counted from the edit).
-    pub fn of(token: &TokenView) -> Self {
-        Self {
+    pub fn of(token: &TokenView) -> Result<Self, AppError> {
+        Ok(Self {
             name: token.name.clone(),
             description: token.description.clone(),
             duration: KEEP.into(),
@@ -76,9 +77,12 @@ impl TokenForm {
             metadata: if token.metadata.is_empty() {
                 String::new()
             } else {
-                serde_json::to_string_pretty(&token.metadata).unwrap_or_default()
+                serde_json::to_string_pretty(&token.metadata).map_err(|error| {
+                    // An empty box would clear the metadata on save: refuse instead.
+                    AppError::Internal(format!("cannot show a token's metadata: {error}"))
+                })?
             },
-        }
+        })
     }
 
     /// The form as posted.
@@ -143,12 +147,17 @@ impl TokenForm {
             KEEP => (None, None),
             "custom" => {
                 let day = NaiveDate::parse_from_str(&self.expires_on, "%Y-%m-%d");
-                match day {
-                    // The token works through the whole of the chosen day (UTC).
-                    Ok(day) => (
+                // The token works through the whole of the chosen day (UTC), so it
+                // expires at the start of the next; the calendar's last day has none.
+                match day.map(|day| day.succ_opt()) {
+                    Ok(Some(next)) => (
                         Some(Lifespan::Custom),
-                        Some(day.and_time(NaiveTime::MIN).and_utc() + chrono::Duration::days(1)),
+                        Some(next.and_time(NaiveTime::MIN).and_utc()),
                     ),
+                    Ok(None) => {
+                        errors.add("expires_at", "must be before the year 10000");
+                        (None, None)
+                    }
                     Err(_) => {
                         errors.add("expires_at", "choose the day the token expires");
                         (None, None)
@@ -488,13 +497,31 @@ mod tests {
         );
     }
 
+    /// "Until a date" means "through that day": the calendar's last day has no next
+    /// day, and used to panic computing it (found by the `request_bodies` fuzz target).
+    #[test]
+    fn the_calendars_last_day_is_refused_not_a_panic() {
+        let last = NaiveDate::MAX.format("%Y-%m-%d").to_string();
+        assert_eq!(
+            NaiveDate::parse_from_str(&last, "%Y-%m-%d"),
+            Ok(NaiveDate::MAX)
+        );
+        // A browser sends the year's sign percent-encoded (a bare `+` means a space).
+        let form = format!(
+            "name=x&duration=custom&expires_on={}&type=read-only",
+            last.replace('+', "%2B")
+        );
+        let errors = posted(&form).create_request().unwrap_err();
+        assert!(errors.get("expires_at").is_some());
+    }
+
     #[test]
     fn the_edit_form_shows_the_last_day_a_token_works() {
         let token = TokenView {
             expires_at: Some("2031-05-05T00:00:00Z".parse().unwrap()),
             ..sample_view()
         };
-        assert_eq!(TokenForm::of(&token).expires_on, "2031-05-04");
+        assert_eq!(TokenForm::of(&token).unwrap().expires_on, "2031-05-04");
     }
 
     fn sample_view() -> TokenView {

@@ -8,11 +8,11 @@ use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 use tessera_api_types::{
     CreatedToken, DuplicateRequest, ProjectView, RegenerateRequest, TokenListParams, TokenView,
-    UpgradeVersionRequest, UsageParams,
+    UpgradeVersionRequest,
 };
 use tessera_app::AppError;
 use tessera_core::validate::FieldErrors;
-use tessera_core::{ApiVersions, TokenStatus};
+use tessera_core::{ApiVersions, TokenStatus, UsageDays};
 
 use crate::AppState;
 use crate::extract::Path;
@@ -177,9 +177,12 @@ pub async fn list(
         cursor: non_blank(&query.cursor),
         ..TokenListParams::default()
     };
+    let filter = params
+        .parse()
+        .map_err(|errors| console.fail()(errors.into()))?;
     let page = state
         .app
-        .list_tokens(&console.principal, params)
+        .list_tokens(&console.principal, filter)
         .await
         .map_err(console.fail())?;
     let versions = &state.app.settings().api_versions;
@@ -335,7 +338,10 @@ async fn token_page(
         layout,
         token: detail,
         matrix: matrix(&resources, &form.permissions),
-        loaded: token.map(TokenForm::of),
+        loaded: token
+            .map(TokenForm::of)
+            .transpose()
+            .map_err(console.fail())?,
         form,
         errors,
         projects,
@@ -373,7 +379,7 @@ async fn secret_page(state: &AppState, console: &Console, created: CreatedToken)
         state,
         console,
         Some(&token),
-        TokenForm::of(&token),
+        TokenForm::of(&token).map_err(console.fail())?,
         FieldErrors::default(),
     )
     .await
@@ -455,7 +461,7 @@ pub async fn show(
         &state,
         &console,
         Some(&token),
-        TokenForm::of(&token),
+        TokenForm::of(&token).map_err(console.fail())?,
         FieldErrors::default(),
     )
     .await?;
@@ -476,9 +482,11 @@ pub async fn show(
         .token_usage(
             &console.principal,
             &id,
-            UsageParams {
-                days: Some(days.to_string()),
-            },
+            UsageDays::new(days).ok_or_else(|| {
+                console.fail()(AppError::Internal(format!(
+                    "the usage chart's span of {days} days is not a valid span"
+                )))
+            })?,
         )
         .await
         .map_err(console.fail())?;
