@@ -48,6 +48,19 @@ pub struct NewAdmin {
     pub password: Password,
 }
 
+/// A user as the API shows it, given what their role grants.
+pub(crate) fn user_view_with(user: &UserRecord, granted: BTreeSet<AdminPermission>) -> UserView {
+    UserView {
+        id: user.id.0,
+        email: user.email.clone(),
+        name: user.name.clone(),
+        role: user.role.clone(),
+        permissions: granted.into_iter().collect(),
+        active: user.active,
+        created_at: user.created_at,
+    }
+}
+
 impl Tessera {
     fn session_digest(&self, secret: &str) -> [u8; 32] {
         self.pepper.mac(format!("session:{secret}").as_bytes())
@@ -228,15 +241,7 @@ impl Tessera {
 
     /// A user as the API shows it, with what their role grants now.
     pub(crate) async fn user_view(&self, user: &UserRecord) -> AppResult<UserView> {
-        Ok(UserView {
-            id: user.id.0,
-            email: user.email.clone(),
-            name: user.name.clone(),
-            role: user.role.clone(),
-            permissions: self.role_grants(&user.role).await?.into_iter().collect(),
-            active: user.active,
-            created_at: user.created_at,
-        })
+        Ok(user_view_with(user, self.role_grants(&user.role).await?))
     }
 
     /// Signs an admin in. Every attempt is reserved against the client address's and

@@ -7,7 +7,7 @@ use tessera_api_types::{CreateUserRequest, UpdateUserRequest, UserView};
 use tessera_core::validate::{self, FieldErrors};
 use tessera_core::{AdminPermission, UserId, UserRecord};
 
-use crate::auth::Password;
+use crate::auth::{Password, user_view_with};
 use crate::error::{AppError, AppResult, not_found};
 use crate::principal::Principal;
 use crate::{Tessera, audit};
@@ -43,11 +43,23 @@ impl Tessera {
 
     pub async fn list_users(&self, principal: &Principal) -> AppResult<Vec<UserView>> {
         principal.require(AdminPermission::UsersManage)?;
-        let mut views = Vec::new();
-        for user in self.store.list_users().await? {
-            views.push(self.user_view(&user).await?);
-        }
-        Ok(views)
+        // Two queries whatever the number of users: every role once, then each user's
+        // grants from that list (an unknown role grants nothing, as in `role_grants`).
+        let roles: std::collections::BTreeMap<String, _> = self
+            .store
+            .list_roles()
+            .await?
+            .into_iter()
+            .map(|role| (role.name.clone(), role.granted()))
+            .collect();
+        let users = self.store.list_users().await?;
+        Ok(users
+            .iter()
+            .map(|user| {
+                let granted = roles.get(&user.role).cloned().unwrap_or_default();
+                user_view_with(user, granted)
+            })
+            .collect())
     }
 
     pub async fn create_user(

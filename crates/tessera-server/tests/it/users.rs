@@ -84,6 +84,17 @@ async fn create_validates_and_lists_users() {
         .await;
     assert_eq!(signed_in.id, created.id());
 
+    // The list shows each user with what their role grants, as the create did.
+    let listed = root.get("/v1/users").await;
+    let listed_ada = listed
+        .body
+        .as_array()
+        .expect("a list of users")
+        .iter()
+        .find(|user| user["email"] == "Ada@Example.com")
+        .expect("ada is listed");
+    assert_eq!(listed_ada["permissions"], ada["permissions"]);
+
     // The password is optional: without one, nobody can sign in as the user.
     let bob = create_user(&root, json!({"email": "bob@example.com", "role": "viewer"})).await;
     assert_eq!(
