@@ -9,7 +9,7 @@ use crate::token::TokenView;
 
 /// `POST /v1/users`. Without a password the user cannot sign in until an admin sets
 /// one. `Debug` hides the password.
-#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateUserRequest {
     pub email: String,
@@ -22,7 +22,7 @@ pub struct CreateUserRequest {
 
 /// `PATCH /v1/users/{id}`: absent fields stay. Setting a password or deactivating ends
 /// the user's sessions. `Debug` hides the password.
-#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateUserRequest {
     #[serde(default)]
@@ -40,7 +40,7 @@ pub struct UpdateUserRequest {
 /// `POST /v1/auth/register-first`: the first administrator, while none exists, with
 /// the one-time setup code `tessera serve` printed. `Debug` hides the code and the
 /// password.
-#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RegisterFirstRequest {
     pub setup_code: String,
@@ -82,7 +82,7 @@ impl std::fmt::Debug for RegisterFirstRequest {
 }
 
 /// A role as shown.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RoleView {
     pub id: String,
     pub name: String,
@@ -94,7 +94,7 @@ pub struct RoleView {
 }
 
 /// `POST /v1/roles`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RoleRequest {
     pub name: String,
@@ -104,7 +104,7 @@ pub struct RoleRequest {
 }
 
 /// `PATCH /v1/roles/{id}`. A role's name is its id and does not change.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RoleUpdate {
     #[serde(default)]
@@ -114,7 +114,7 @@ pub struct RoleUpdate {
 }
 
 /// `POST /v1/me/tokens`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreatePersonalTokenRequest {
     pub name: String,
@@ -128,7 +128,7 @@ pub struct CreatePersonalTokenRequest {
 }
 
 /// A personal token as shown: the record plus its access.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct PersonalTokenView {
     #[serde(flatten)]
     pub record: TokenView,
@@ -136,7 +136,7 @@ pub struct PersonalTokenView {
 }
 
 /// The one response that reveals a personal token's secret.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct CreatedPersonalToken {
     #[serde(flatten)]
     pub record: PersonalTokenView,
@@ -144,15 +144,23 @@ pub struct CreatedPersonalToken {
 }
 
 /// `GET /v1/audit` query parameters, as given; [`AuditParams::parse`] names bad ones.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct AuditParams {
+    /// Exactly this actor, e.g. `user:ada@example.com` or `cli:root`.
     pub actor: Option<String>,
+    /// Exactly this action, e.g. `token.create`.
     pub action: Option<String>,
+    /// Exactly this target, e.g. `token:<id>`.
     pub target: Option<String>,
+    /// At or after this RFC 3339 time.
     pub since: Option<String>,
+    /// Before this RFC 3339 time.
     pub until: Option<String>,
+    /// 1 to 500 (default 50).
     pub limit: Option<String>,
+    /// The previous page's `next_cursor`.
     pub cursor: Option<String>,
 }
 
@@ -176,7 +184,7 @@ impl AuditParams {
 }
 
 /// One audit log entry.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct AuditView {
     pub id: i64,
     #[serde(serialize_with = "crate::token::rfc3339")]
@@ -190,7 +198,7 @@ pub struct AuditView {
 }
 
 /// `GET /v1/audit`: newest first.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct AuditPage {
     pub items: Vec<AuditView>,
     pub next_cursor: Option<String>,

@@ -6,7 +6,7 @@ use tessera_core::AdminPermission;
 use uuid::Uuid;
 
 /// `POST /v1/auth/login`. `Debug` hides the password.
-#[derive(Clone, Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LoginRequest {
     pub email: String,
@@ -23,7 +23,7 @@ impl std::fmt::Debug for LoginRequest {
 }
 
 /// An admin user as the API shows it (never the password hash).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct UserView {
     pub id: Uuid,
     pub email: String,
@@ -37,7 +37,7 @@ pub struct UserView {
 
 /// The answer to a successful login: the user and the CSRF token that
 /// cookie-authenticated unsafe requests send as `X-CSRF-Token`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct LoginResponse {
     pub user: UserView,
     pub csrf_token: String,

@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use tessera_core::{Action, ActionKind, Resource};
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ActionView {
     pub name: String,
@@ -12,7 +12,7 @@ pub struct ActionView {
 }
 
 /// A resource as shown: its actions and the permissions they define.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ResourceView {
     pub name: String,
     pub description: String,
@@ -37,7 +37,7 @@ impl From<&Resource> for ResourceView {
 }
 
 /// `POST /v1/resources`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ResourceRequest {
     pub name: String,
@@ -64,7 +64,7 @@ impl ResourceRequest {
 }
 
 /// `PATCH /v1/resources/{name}`: replaces the description and/or the action list.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ResourceUpdate {
     #[serde(default)]
@@ -74,14 +74,14 @@ pub struct ResourceUpdate {
 }
 
 /// `POST /v1/projects`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProjectRequest {
     pub slug: String,
     pub name: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ProjectView {
     pub slug: String,
     pub name: String,
@@ -90,7 +90,7 @@ pub struct ProjectView {
 }
 
 /// `GET /v1/api-versions`: the configured versions, oldest first, and the newest.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ApiVersionsView {
     pub versions: Vec<String>,
     pub newest: String,

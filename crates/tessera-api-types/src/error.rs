@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 /// The SPEC's error codes, each with its HTTP status.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorCode {
     BadRequest,
@@ -39,16 +39,17 @@ impl ErrorCode {
 }
 
 /// `{"error": {"code", "message", "details"}}`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ErrorBody {
     pub error: ErrorDetail,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ErrorDetail {
     pub code: ErrorCode,
     pub message: String,
     /// For `validation_failed`: field name → message. Otherwise context such as
     /// `{"retry_after_seconds": 30}`; an empty object when there is nothing to add.
+    #[schema(value_type = Object)]
     pub details: serde_json::Map<String, serde_json::Value>,
 }

@@ -26,7 +26,7 @@ pub fn rfc3339_opt<S: Serializer>(
 }
 
 /// A token as the API shows it. It never carries the secret or its digest.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct TokenView {
     pub id: Uuid,
     pub kind: TokenKind,
@@ -53,6 +53,7 @@ pub struct TokenView {
     pub last_used_at: Option<DateTime<Utc>>,
     pub rate_limit: Option<RateLimit>,
     pub external_id: Option<String>,
+    #[schema(value_type = Object)]
     pub metadata: TokenMetadata,
 }
 
@@ -86,7 +87,7 @@ impl TokenView {
 }
 
 /// The one response that reveals a secret: the record plus `token`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct CreatedToken {
     #[serde(flatten)]
     pub record: TokenView,
@@ -94,7 +95,7 @@ pub struct CreatedToken {
 }
 
 /// `POST /v1/tokens`.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateTokenRequest {
     pub name: String,
@@ -121,7 +122,7 @@ pub struct CreateTokenRequest {
 }
 
 /// `PATCH /v1/tokens/{id}`: absent fields stay; `null` clears a nullable field.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateTokenRequest {
     #[serde(default)]
@@ -168,7 +169,7 @@ pub struct UpdateTokenRequest {
 }
 
 /// `POST /v1/tokens/{id}/regenerate`.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RegenerateRequest {
     #[serde(default)]
@@ -176,7 +177,7 @@ pub struct RegenerateRequest {
 }
 
 /// `POST /v1/tokens/{id}/duplicate`.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DuplicateRequest {
     #[serde(default)]
@@ -184,7 +185,7 @@ pub struct DuplicateRequest {
 }
 
 /// `POST /v1/tokens/{id}/upgrade-version`.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpgradeVersionRequest {
     #[serde(default)]
@@ -192,7 +193,7 @@ pub struct UpgradeVersionRequest {
 }
 
 /// `GET /v1/tokens`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct TokenPage {
     pub items: Vec<TokenView>,
     pub next_cursor: Option<String>,
@@ -200,12 +201,12 @@ pub struct TokenPage {
 }
 
 /// `GET /v1/tokens/{id}/usage`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct UsageView {
     pub days: Vec<UsageDay>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct UsageDay {
     /// `YYYY-MM-DD` (UTC).
     pub date: String,
@@ -215,20 +216,33 @@ pub struct UsageDay {
 
 /// `GET /v1/tokens` query parameters, as given. [`TokenListParams::parse`] turns them
 /// into the typed filter the application takes, naming each bad one.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct TokenListParams {
+    /// A part of the name, in any case and width.
     pub q: Option<String>,
+    /// `last-7-days`, `last-30-days` or `older-than-30-days`.
     pub created: Option<String>,
+    /// Created at or after this RFC 3339 time.
     pub created_after: Option<String>,
+    /// Created before this RFC 3339 time.
     pub created_before: Option<String>,
+    /// `active`, `disabled` or `expired`.
     pub status: Option<String>,
+    /// `read-only`, `full-access` or `custom`.
     #[serde(rename = "type")]
+    #[param(rename = "type")]
     pub token_type: Option<String>,
+    /// A project's slug.
     pub project: Option<String>,
+    /// The exact external id.
     pub external_id: Option<String>,
+    /// `created_at`, `name` or `last_used_at`, `-` first for descending (default `-created_at`).
     pub sort: Option<String>,
+    /// 1 to 200 (default 50).
     pub limit: Option<String>,
+    /// The previous page's `next_cursor`.
     pub cursor: Option<String>,
 }
 
@@ -258,9 +272,11 @@ impl TokenListParams {
 }
 
 /// `GET /v1/tokens/{id}/usage` query parameters.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct UsageParams {
+    /// 1 to 366 days, ending today (default 30).
     pub days: Option<String>,
 }
 

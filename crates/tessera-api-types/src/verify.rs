@@ -6,7 +6,7 @@ use tessera_core::{TokenKind, TokenType};
 use uuid::Uuid;
 
 /// `{token, permission?, project?}`. `Debug` hides the token.
-#[derive(Clone, Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct VerifyRequest {
     pub token: String,
@@ -27,7 +27,7 @@ impl std::fmt::Debug for VerifyRequest {
 }
 
 /// Why a token was refused.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum VerifyCode {
     Malformed,
@@ -54,7 +54,7 @@ impl VerifyCode {
 }
 
 /// What a caller learns about a valid token.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct VerifiedToken {
     pub id: Uuid,
     pub name: String,
@@ -66,11 +66,12 @@ pub struct VerifiedToken {
     #[serde(serialize_with = "crate::token::rfc3339_opt")]
     pub expires_at: Option<DateTime<Utc>>,
     pub external_id: Option<String>,
+    #[schema(value_type = Object)]
     pub metadata: tessera_core::TokenMetadata,
 }
 
 /// `{"valid": true, "token": …}` or `{"valid": false, "code": …}`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct VerifyResponse {
     pub valid: bool,
     #[serde(skip_serializing_if = "Option::is_none", default)]

@@ -8,6 +8,7 @@ use crate::validate::FieldErrors;
 
 /// A permission over Tessera's own management API.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum AdminPermission {
     #[serde(rename = "tokens.read")]
     TokensRead,
@@ -161,6 +162,7 @@ pub fn validate_role_name(name: &str) -> Result<(), FieldErrors> {
 /// `read-only` keeps only the reading ones ([`AdminPermission::is_read`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum PersonalAccess {
     Full,
     ReadOnly,

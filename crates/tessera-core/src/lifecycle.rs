@@ -7,6 +7,7 @@ use crate::validate::FieldErrors;
 
 /// How long a token lives, as chosen at creation or edit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum Lifespan {
     #[serde(rename = "7d")]
     Days7,
@@ -124,6 +125,7 @@ impl GracePeriod {
 /// Whether a token is switched on. Expiry is derived separately from `expires_at`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum TokenStatus {
     Active,
     Disabled,
@@ -149,6 +151,7 @@ impl TokenStatus {
 /// A per-token rate limit: at most `requests` verifications per `per_seconds`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RateLimit {
     pub requests: u32,
     pub per_seconds: u32,

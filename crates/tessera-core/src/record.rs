@@ -52,6 +52,7 @@ uuid_id!(
 /// Admin-managed API token, or a personal token acting as its owner.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum TokenKind {
     Api,
     Personal,

@@ -50,7 +50,31 @@ fn header_text<'a>(headers: &'a HeaderMap, names: [&str; 2]) -> Option<&'a str> 
 /// nginx, Caddy, Traefik: the original request in `X-Forwarded-Method` /
 /// `X-Forwarded-Uri` (Traefik, Caddy) or `X-Original-Method` / `X-Original-URI`
 /// (nginx, by the usual configuration).
-async fn forward_auth(
+#[utoipa::path(method(get, head, post, put, patch, delete, options), path = "/v1/forward-auth", tag = "forward-auth",
+    responses(
+        (status = 200, description = "Allowed: the upstream may be called, with these headers",
+         headers(
+            ("X-Tessera-Token-Id" = String, description = "The token's id"),
+            ("X-Tessera-Token-Name" = String, description = "The token's name"),
+            ("X-Tessera-Api-Version" = String, description = "The token's API version"),
+            ("X-Tessera-Project" = String, description = "The token's project, empty when none"),
+            ("X-Tessera-External-Id" = String, description = "The token's external id, empty when none"),
+         )),
+        (status = 401, description = "No token, or a malformed, unknown, expired or disabled one (`WWW-Authenticate: Bearer`)", body = tessera_api_types::ErrorBody),
+        (status = 403, description = "A valid token without the permission or project the route needs", body = tessera_api_types::ErrorBody),
+        (status = 429, description = "Rate-limited: retry after `Retry-After` seconds", body = tessera_api_types::ErrorBody),
+    ),
+    summary = "Forward-auth for nginx, Caddy and Traefik",
+    description = "Decides the original request (from the forwarded headers) with the route rules in `tessera.toml`.",
+    params(
+        ("Authorization" = Option<String>, Header, description = "`Bearer <token>`"),
+        ("X-Api-Key" = Option<String>, Header, description = "The token, when not in `Authorization`"),
+        ("X-Forwarded-Method" = Option<String>, Header, description = "The original method (Traefik, Caddy)"),
+        ("X-Forwarded-Uri" = Option<String>, Header, description = "The original path and query (Traefik, Caddy)"),
+        ("X-Original-Method" = Option<String>, Header, description = "The original method (nginx)"),
+        ("X-Original-URI" = Option<String>, Header, description = "The original path and query (nginx)"),
+    ))]
+pub(crate) async fn forward_auth(
     State(state): State<AppState>,
     ClientAddress(client): ClientAddress,
     headers: HeaderMap,
@@ -69,7 +93,28 @@ async fn forward_auth(
 }
 
 /// Envoy: the original method is this request's, the original path follows the prefix.
-async fn envoy(
+#[utoipa::path(method(get, head, post, put, patch, delete, options), path = "/v1/forward-auth/envoy/{path}", tag = "forward-auth",
+    responses(
+        (status = 200, description = "Allowed: the upstream may be called, with these headers",
+         headers(
+            ("X-Tessera-Token-Id" = String, description = "The token's id"),
+            ("X-Tessera-Token-Name" = String, description = "The token's name"),
+            ("X-Tessera-Api-Version" = String, description = "The token's API version"),
+            ("X-Tessera-Project" = String, description = "The token's project, empty when none"),
+            ("X-Tessera-External-Id" = String, description = "The token's external id, empty when none"),
+         )),
+        (status = 401, description = "No token, or a malformed, unknown, expired or disabled one (`WWW-Authenticate: Bearer`)", body = tessera_api_types::ErrorBody),
+        (status = 403, description = "A valid token without the permission or project the route needs", body = tessera_api_types::ErrorBody),
+        (status = 429, description = "Rate-limited: retry after `Retry-After` seconds", body = tessera_api_types::ErrorBody),
+    ),
+    summary = "Forward-auth for Envoy's HTTP ext_authz",
+    description = "Envoy keeps the original method and appends the original path to this prefix.",
+    params(
+        ("Authorization" = Option<String>, Header, description = "`Bearer <token>`"),
+        ("X-Api-Key" = Option<String>, Header, description = "The token, when not in `Authorization`"),
+        ("path" = String, Path, description = "The original path, after the prefix"),
+    ))]
+pub(crate) async fn envoy(
     State(state): State<AppState>,
     ClientAddress(client): ClientAddress,
     method: Method,
@@ -91,7 +136,26 @@ async fn envoy(
 }
 
 /// Envoy, for the root of the protected API (`…/envoy` or `…/envoy/`).
-async fn envoy_root(
+#[utoipa::path(method(get, head, post, put, patch, delete, options), path = "/v1/forward-auth/envoy", tag = "forward-auth",
+    responses(
+        (status = 200, description = "Allowed: the upstream may be called, with these headers",
+         headers(
+            ("X-Tessera-Token-Id" = String, description = "The token's id"),
+            ("X-Tessera-Token-Name" = String, description = "The token's name"),
+            ("X-Tessera-Api-Version" = String, description = "The token's API version"),
+            ("X-Tessera-Project" = String, description = "The token's project, empty when none"),
+            ("X-Tessera-External-Id" = String, description = "The token's external id, empty when none"),
+         )),
+        (status = 401, description = "No token, or a malformed, unknown, expired or disabled one (`WWW-Authenticate: Bearer`)", body = tessera_api_types::ErrorBody),
+        (status = 403, description = "A valid token without the permission or project the route needs", body = tessera_api_types::ErrorBody),
+        (status = 429, description = "Rate-limited: retry after `Retry-After` seconds", body = tessera_api_types::ErrorBody),
+    ),
+    summary = "Forward-auth for Envoy, at the protected API's root",
+    params(
+        ("Authorization" = Option<String>, Header, description = "`Bearer <token>`"),
+        ("X-Api-Key" = Option<String>, Header, description = "The token, when not in `Authorization`"),
+    ))]
+pub(crate) async fn envoy_root(
     State(state): State<AppState>,
     ClientAddress(client): ClientAddress,
     method: Method,

@@ -9,6 +9,7 @@ pub mod conn;
 pub mod error;
 pub mod extract;
 mod forward_auth;
+pub mod openapi;
 mod ops;
 pub mod rest;
 pub mod ui;
@@ -179,6 +180,7 @@ pub fn router(app: Arc<Tessera>, options: HttpOptions) -> Router {
         .merge(verify::routes())
         .merge(forward_auth::routes())
         .merge(ops::routes())
+        .merge(openapi::routes())
         .merge(ui::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

@@ -22,7 +22,10 @@ pub fn routes() -> Router<AppState> {
 }
 
 /// Counts, durations and state gauges; no label names a token or a caller.
-async fn metrics(State(state): State<AppState>) -> ApiResult<Response> {
+#[utoipa::path(get, path = "/metrics", tag = "operations", summary = "Prometheus metrics",
+    description = "The text exposition format; no label ever holds a token or a caller.",
+    responses((status = 200, description = "The metrics", content_type = "text/plain; version=0.0.4", body = String)))]
+pub(crate) async fn metrics(State(state): State<AppState>) -> ApiResult<Response> {
     let text = state
         .app
         .metrics()
@@ -38,11 +41,19 @@ async fn metrics(State(state): State<AppState>) -> ApiResult<Response> {
         .into_response())
 }
 
-async fn healthz() -> Json<Value> {
+#[utoipa::path(get, path = "/healthz", tag = "operations", summary = "Liveness",
+    responses((status = 200, description = "The process answers", body = Object, example = json!({"status": "ok"}))))]
+pub(crate) async fn healthz() -> Json<Value> {
     Json(json!({"status": "ok"}))
 }
 
-async fn readyz(State(state): State<AppState>) -> ApiResult<Json<Value>> {
+#[utoipa::path(get, path = "/readyz", tag = "operations", summary = "Readiness",
+    description = "Ready when the database answers and the verify index is fresh.",
+    responses(
+        (status = 200, description = "Ready", body = Object, example = json!({"status": "ready"})),
+        (status = 503, description = "Not ready", body = tessera_api_types::ErrorBody),
+    ))]
+pub(crate) async fn readyz(State(state): State<AppState>) -> ApiResult<Json<Value>> {
     state.app.ready().await?;
     Ok(Json(json!({"status": "ready"})))
 }

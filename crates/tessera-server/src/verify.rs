@@ -62,7 +62,19 @@ impl AsRef<[u8]> for Rendered {
     }
 }
 
-async fn verify(
+#[utoipa::path(post, path = "/v1/verify", tag = "verify",
+    summary = "Verify a token",
+    description = "For your API's own code: answers every well-formed request 200, `valid` or not, \
+                   with the token's id, name, type, project, API version, `external_id` and \
+                   `metadata` when valid and a `code` when not (`Retry-After` when rate-limited). \
+                   No credential: the token is the question. Personal tokens never verify.",
+    request_body = tessera_api_types::VerifyRequest,
+    responses(
+        (status = 200, description = "The verdict", body = tessera_api_types::VerifyResponse),
+        (status = 422, description = "The body is not a verify request", body = tessera_api_types::ErrorBody),
+        (status = 429, description = "Too many malformed or unknown tokens from this client", body = tessera_api_types::ErrorBody),
+    ))]
+pub(crate) async fn verify(
     State(state): State<AppState>,
     ClientAddress(client): ClientAddress,
     RawBody(body): RawBody,

@@ -8,12 +8,14 @@ use tessera_api_types::{AuditPage, AuditParams};
 use crate::AppState;
 use crate::error::ApiResult;
 use crate::extract::{Caller, Query};
+use crate::openapi::ManagementErrors;
 
 pub fn routes() -> Router<AppState> {
     Router::new().route("/v1/audit", get(list))
 }
 
-async fn list(
+#[utoipa::path(get, path = "/v1/audit", tag = "audit", security(("session" = []), ("personal_token" = [])), summary = "The audit log", description = "Newest first, paged with a cursor (`audit.read`).", params(AuditParams), responses((status = 200, description = "A page of entries", body = AuditPage), ManagementErrors))]
+pub(crate) async fn list(
     State(state): State<AppState>,
     caller: Caller,
     Query(params): Query<AuditParams>,

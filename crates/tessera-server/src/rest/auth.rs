@@ -11,6 +11,7 @@ use tessera_app::auth::Password;
 use crate::AppState;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Caller, ClientAddress, Json, SESSION_COOKIE};
+use crate::openapi::ManagementErrors;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -32,7 +33,8 @@ pub(crate) fn session_cookie(
     .ok()
 }
 
-async fn login(
+#[utoipa::path(post, path = "/v1/auth/login", tag = "auth", summary = "Sign in", description = "Sets the session cookie; the body carries the CSRF token that requests changing something send as `X-CSRF-Token`. Failed attempts are throttled per account and per address.", request_body = LoginRequest, responses((status = 200, description = "Signed in", body = tessera_api_types::LoginResponse), ManagementErrors))]
+pub(crate) async fn login(
     State(state): State<AppState>,
     ClientAddress(client): ClientAddress,
     Json(request): Json<LoginRequest>,
@@ -49,7 +51,8 @@ async fn login(
 
 /// Creates the first administrator while none exists, given the one-time setup code,
 /// and signs them in.
-async fn register_first(
+#[utoipa::path(post, path = "/v1/auth/register-first", tag = "auth", summary = "Create the first administrator", description = "Only while none exists, with the one-time setup code `tessera serve` prints; signs them in.", request_body = RegisterFirstRequest, responses((status = 201, description = "The first administrator, signed in", body = tessera_api_types::LoginResponse), ManagementErrors))]
+pub(crate) async fn register_first(
     State(state): State<AppState>,
     ClientAddress(client): ClientAddress,
     Json(request): Json<RegisterFirstRequest>,
@@ -73,7 +76,8 @@ async fn register_first(
     Ok(response)
 }
 
-async fn logout(State(state): State<AppState>, caller: Caller) -> ApiResult<Response> {
+#[utoipa::path(post, path = "/v1/auth/logout", tag = "auth", security(("session" = []), ("personal_token" = [])), summary = "Sign out", description = "Ends the session and clears its cookie.", responses((status = 204, description = "Signed out"), ManagementErrors))]
+pub(crate) async fn logout(State(state): State<AppState>, caller: Caller) -> ApiResult<Response> {
     if let Some(session) = &caller.session {
         state
             .app
@@ -88,6 +92,10 @@ async fn logout(State(state): State<AppState>, caller: Caller) -> ApiResult<Resp
     Ok(response)
 }
 
-async fn me(State(state): State<AppState>, caller: Caller) -> ApiResult<AxumJson<UserView>> {
+#[utoipa::path(get, path = "/v1/auth/me", tag = "auth", security(("session" = []), ("personal_token" = [])), summary = "Who you are", description = "The caller and what their role grants.", responses((status = 200, description = "You", body = UserView), ManagementErrors))]
+pub(crate) async fn me(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> ApiResult<AxumJson<UserView>> {
     Ok(AxumJson(state.app.me(&caller.principal).await?))
 }

@@ -12,6 +12,7 @@ use crate::AppState;
 use crate::error::ApiResult;
 use crate::extract::Path;
 use crate::extract::{Caller, Json};
+use crate::openapi::{Conflict, ManagementErrors, NotFound};
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -25,14 +26,16 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/api-versions", get(api_versions))
 }
 
-async fn list_resources(
+#[utoipa::path(get, path = "/v1/resources", tag = "catalog", security(("session" = []), ("personal_token" = [])), summary = "The resource catalog", description = "Resources and their actions: what custom tokens may be granted (`tokens.read` or `resources.manage`).", responses((status = 200, description = "Every resource", body = Vec<ResourceView>), ManagementErrors))]
+pub(crate) async fn list_resources(
     State(state): State<AppState>,
     caller: Caller,
 ) -> ApiResult<AxumJson<Vec<ResourceView>>> {
     Ok(AxumJson(state.app.list_resources(&caller.principal).await?))
 }
 
-async fn create_resource(
+#[utoipa::path(post, path = "/v1/resources", tag = "catalog", security(("session" = []), ("personal_token" = [])), summary = "Add a resource", description = "Needs `resources.manage`.", request_body = ResourceRequest, responses((status = 201, description = "The new resource", body = ResourceView), ManagementErrors, Conflict))]
+pub(crate) async fn create_resource(
     State(state): State<AppState>,
     caller: Caller,
     Json(request): Json<ResourceRequest>,
@@ -44,7 +47,8 @@ async fn create_resource(
     Ok((StatusCode::CREATED, AxumJson(created)))
 }
 
-async fn update_resource(
+#[utoipa::path(patch, path = "/v1/resources/{name}", tag = "catalog", security(("session" = []), ("personal_token" = [])), summary = "Edit a resource", description = "Needs `resources.manage`.", params(("name" = String, Path, description = "The resource's name")), request_body = ResourceUpdate, responses((status = 200, description = "The resource as edited", body = ResourceView), ManagementErrors, NotFound, Conflict))]
+pub(crate) async fn update_resource(
     State(state): State<AppState>,
     caller: Caller,
     Path(name): Path<String>,
@@ -58,7 +62,8 @@ async fn update_resource(
     ))
 }
 
-async fn delete_resource(
+#[utoipa::path(delete, path = "/v1/resources/{name}", tag = "catalog", security(("session" = []), ("personal_token" = [])), summary = "Delete a resource", description = "Needs `resources.manage`.", params(("name" = String, Path, description = "The resource's name")), responses((status = 204, description = "Deleted"), ManagementErrors, NotFound, Conflict))]
+pub(crate) async fn delete_resource(
     State(state): State<AppState>,
     caller: Caller,
     Path(name): Path<String>,
@@ -67,14 +72,16 @@ async fn delete_resource(
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn list_projects(
+#[utoipa::path(get, path = "/v1/projects", tag = "catalog", security(("session" = []), ("personal_token" = [])), summary = "List projects", description = "Needs `tokens.read` or `projects.manage`.", responses((status = 200, description = "Every project", body = Vec<ProjectView>), ManagementErrors))]
+pub(crate) async fn list_projects(
     State(state): State<AppState>,
     caller: Caller,
 ) -> ApiResult<AxumJson<Vec<ProjectView>>> {
     Ok(AxumJson(state.app.list_projects(&caller.principal).await?))
 }
 
-async fn create_project(
+#[utoipa::path(post, path = "/v1/projects", tag = "catalog", security(("session" = []), ("personal_token" = [])), summary = "Create a project", description = "Needs `projects.manage`.", request_body = ProjectRequest, responses((status = 201, description = "The new project", body = ProjectView), ManagementErrors, Conflict))]
+pub(crate) async fn create_project(
     State(state): State<AppState>,
     caller: Caller,
     Json(request): Json<ProjectRequest>,
@@ -83,7 +90,8 @@ async fn create_project(
     Ok((StatusCode::CREATED, AxumJson(created)))
 }
 
-async fn delete_project(
+#[utoipa::path(delete, path = "/v1/projects/{slug}", tag = "catalog", security(("session" = []), ("personal_token" = [])), summary = "Delete a project", description = "Only while no token is bound to it (`projects.manage`).", params(("slug" = String, Path, description = "The project's slug")), responses((status = 204, description = "Deleted"), ManagementErrors, NotFound, Conflict))]
+pub(crate) async fn delete_project(
     State(state): State<AppState>,
     caller: Caller,
     Path(slug): Path<String>,
@@ -92,7 +100,8 @@ async fn delete_project(
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn api_versions(
+#[utoipa::path(get, path = "/v1/api-versions", tag = "catalog", security(("session" = []), ("personal_token" = [])), summary = "The API versions tokens can be on", description = "Needs `tokens.read`.", responses((status = 200, description = "The versions, oldest first, and the newest", body = ApiVersionsView), ManagementErrors))]
+pub(crate) async fn api_versions(
     State(state): State<AppState>,
     caller: Caller,
 ) -> ApiResult<AxumJson<ApiVersionsView>> {

@@ -12,6 +12,7 @@ use crate::AppState;
 use crate::error::ApiResult;
 use crate::extract::Path;
 use crate::extract::{Caller, Json};
+use crate::openapi::{ManagementErrors, NotFound};
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -20,14 +21,16 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/me/tokens/{id}/regenerate", post(regenerate))
 }
 
-async fn list(
+#[utoipa::path(get, path = "/v1/me/tokens", tag = "personal tokens", security(("session" = []), ("personal_token" = [])), summary = "Your personal tokens", responses((status = 200, description = "Your personal tokens, newest first", body = Vec<PersonalTokenView>), ManagementErrors))]
+pub(crate) async fn list(
     State(state): State<AppState>,
     caller: Caller,
 ) -> ApiResult<AxumJson<Vec<PersonalTokenView>>> {
     Ok(AxumJson(state.app.list_my_tokens(&caller.principal).await?))
 }
 
-async fn create(
+#[utoipa::path(post, path = "/v1/me/tokens", tag = "personal tokens", security(("session" = [])), summary = "Create a personal token", description = "From a signed-in session only; the secret is in this response only.", request_body = CreatePersonalTokenRequest, responses((status = 201, description = "The token and its secret, shown once", body = CreatedPersonalToken), ManagementErrors))]
+pub(crate) async fn create(
     State(state): State<AppState>,
     caller: Caller,
     Json(request): Json<CreatePersonalTokenRequest>,
@@ -43,7 +46,8 @@ async fn create(
     ))
 }
 
-async fn remove(
+#[utoipa::path(delete, path = "/v1/me/tokens/{id}", tag = "personal tokens", security(("session" = [])), summary = "Revoke one of your personal tokens", description = "From a signed-in session only.", params(("id" = String, Path, description = "The token's id (a UUID)")), responses((status = 204, description = "Revoked"), ManagementErrors, NotFound))]
+pub(crate) async fn remove(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
@@ -52,7 +56,8 @@ async fn remove(
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn regenerate(
+#[utoipa::path(post, path = "/v1/me/tokens/{id}/regenerate", tag = "personal tokens", security(("session" = [])), summary = "Regenerate one of your personal tokens", description = "From a signed-in session only.", params(("id" = String, Path, description = "The token's id (a UUID)")), request_body = RegenerateRequest, responses((status = 200, description = "The token and its new secret, shown once", body = CreatedPersonalToken), ManagementErrors, NotFound))]
+pub(crate) async fn regenerate(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,

@@ -14,6 +14,7 @@ use crate::AppState;
 use crate::error::ApiResult;
 use crate::extract::Path;
 use crate::extract::{Caller, Json, Query};
+use crate::openapi::{Conflict, ManagementErrors, NotFound};
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -27,7 +28,11 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/tokens/{id}/usage", get(usage))
 }
 
-async fn list(
+#[utoipa::path(get, path = "/v1/tokens", tag = "tokens", security(("session" = []), ("personal_token" = [])),
+    summary = "List API tokens", description = "Filtered, sorted and paged with a keyset cursor (`tokens.read`).",
+    params(TokenListParams),
+    responses((status = 200, description = "A page of tokens", body = TokenPage), ManagementErrors))]
+pub(crate) async fn list(
     State(state): State<AppState>,
     caller: Caller,
     Query(params): Query<TokenListParams>,
@@ -40,7 +45,11 @@ async fn list(
     ))
 }
 
-async fn create(
+#[utoipa::path(post, path = "/v1/tokens", tag = "tokens", security(("session" = []), ("personal_token" = [])),
+    summary = "Create an API token", description = "The secret is in this response only (`tokens.create`).",
+    request_body = CreateTokenRequest,
+    responses((status = 201, description = "The token and its secret, shown once", body = CreatedToken), ManagementErrors, Conflict))]
+pub(crate) async fn create(
     State(state): State<AppState>,
     caller: Caller,
     Json(request): Json<CreateTokenRequest>,
@@ -49,7 +58,11 @@ async fn create(
     Ok((StatusCode::CREATED, AxumJson(created)))
 }
 
-async fn show(
+#[utoipa::path(get, path = "/v1/tokens/{id}", tag = "tokens", security(("session" = []), ("personal_token" = [])),
+    summary = "Show an API token", description = "Never its secret (`tokens.read`).",
+    params(("id" = String, Path, description = "The token's id (a UUID)")),
+    responses((status = 200, description = "The token", body = TokenView), ManagementErrors, NotFound))]
+pub(crate) async fn show(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
@@ -57,7 +70,11 @@ async fn show(
     Ok(AxumJson(state.app.get_token(&caller.principal, &id).await?))
 }
 
-async fn update(
+#[utoipa::path(patch, path = "/v1/tokens/{id}", tag = "tokens", security(("session" = []), ("personal_token" = [])),
+    summary = "Edit an API token", description = "Absent fields stay; `null` clears a nullable one (`tokens.update`).",
+    params(("id" = String, Path, description = "The token's id (a UUID)")), request_body = UpdateTokenRequest,
+    responses((status = 200, description = "The token as edited", body = TokenView), ManagementErrors, NotFound, Conflict))]
+pub(crate) async fn update(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
@@ -71,7 +88,11 @@ async fn update(
     ))
 }
 
-async fn remove(
+#[utoipa::path(delete, path = "/v1/tokens/{id}", tag = "tokens", security(("session" = []), ("personal_token" = [])),
+    summary = "Delete an API token", description = "It stops verifying within a second (`tokens.delete`).",
+    params(("id" = String, Path, description = "The token's id (a UUID)")),
+    responses((status = 204, description = "Deleted"), ManagementErrors, NotFound))]
+pub(crate) async fn remove(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
@@ -80,7 +101,11 @@ async fn remove(
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn regenerate(
+#[utoipa::path(post, path = "/v1/tokens/{id}/regenerate", tag = "tokens", security(("session" = []), ("personal_token" = [])),
+    summary = "Regenerate a token's secret", description = "The old secret may keep working for a grace period of up to a day (`tokens.regenerate`).",
+    params(("id" = String, Path, description = "The token's id (a UUID)")), request_body = RegenerateRequest,
+    responses((status = 200, description = "The token and its new secret, shown once", body = CreatedToken), ManagementErrors, NotFound))]
+pub(crate) async fn regenerate(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
@@ -94,7 +119,11 @@ async fn regenerate(
     ))
 }
 
-async fn duplicate(
+#[utoipa::path(post, path = "/v1/tokens/{id}/duplicate", tag = "tokens", security(("session" = []), ("personal_token" = [])),
+    summary = "Copy a token's settings into a new token", description = "Needs `tokens.create` and `tokens.read`.",
+    params(("id" = String, Path, description = "The token's id (a UUID)")), request_body = DuplicateRequest,
+    responses((status = 201, description = "The copy and its secret, shown once", body = CreatedToken), ManagementErrors, NotFound, Conflict))]
+pub(crate) async fn duplicate(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
@@ -107,7 +136,11 @@ async fn duplicate(
     Ok((StatusCode::CREATED, AxumJson(created)))
 }
 
-async fn disable(
+#[utoipa::path(post, path = "/v1/tokens/{id}/disable", tag = "tokens", security(("session" = []), ("personal_token" = [])),
+    summary = "Disable a token", description = "It stops verifying within a second, until enabled again (`tokens.update`).",
+    params(("id" = String, Path, description = "The token's id (a UUID)")),
+    responses((status = 200, description = "The token, disabled", body = TokenView), ManagementErrors, NotFound))]
+pub(crate) async fn disable(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
@@ -120,7 +153,11 @@ async fn disable(
     ))
 }
 
-async fn enable(
+#[utoipa::path(post, path = "/v1/tokens/{id}/enable", tag = "tokens", security(("session" = []), ("personal_token" = [])),
+    summary = "Enable a disabled token", description = "Needs `tokens.update`.",
+    params(("id" = String, Path, description = "The token's id (a UUID)")),
+    responses((status = 200, description = "The token, active", body = TokenView), ManagementErrors, NotFound))]
+pub(crate) async fn enable(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
@@ -133,7 +170,11 @@ async fn enable(
     ))
 }
 
-async fn upgrade_version(
+#[utoipa::path(post, path = "/v1/tokens/{id}/upgrade-version", tag = "tokens", security(("session" = []), ("personal_token" = [])),
+    summary = "Move a token to a newer API version", description = "Never backwards (`tokens.update`).",
+    params(("id" = String, Path, description = "The token's id (a UUID)")), request_body = UpgradeVersionRequest,
+    responses((status = 200, description = "The token on its new version", body = TokenView), ManagementErrors, NotFound))]
+pub(crate) async fn upgrade_version(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
@@ -147,7 +188,11 @@ async fn upgrade_version(
     ))
 }
 
-async fn usage(
+#[utoipa::path(get, path = "/v1/tokens/{id}/usage", tag = "tokens", security(("session" = []), ("personal_token" = [])),
+    summary = "A token's daily usage", description = "Allowed and denied verifications per UTC day (`tokens.read`).",
+    params(("id" = String, Path, description = "The token's id (a UUID)"), UsageParams),
+    responses((status = 200, description = "One entry per day, oldest first", body = UsageView), ManagementErrors, NotFound))]
+pub(crate) async fn usage(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,

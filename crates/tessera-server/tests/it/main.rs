@@ -17,6 +17,7 @@ mod gateways;
 mod harness;
 mod list;
 mod metrics;
+mod openapi;
 mod permissions;
 mod personal;
 mod register;
