@@ -11,6 +11,7 @@ pub mod extract;
 mod forward_auth;
 pub mod openapi;
 mod ops;
+pub mod reference;
 pub mod rest;
 pub mod ui;
 mod verify;
@@ -181,6 +182,7 @@ pub fn router(app: Arc<Tessera>, options: HttpOptions) -> Router {
         .merge(forward_auth::routes())
         .merge(ops::routes())
         .merge(openapi::routes())
+        .merge(reference::routes())
         .merge(ui::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

@@ -7,14 +7,14 @@
 //! which created or regenerated it; that page replaces its own URL in the browser's
 //! history and, like every page, is sent `Cache-Control: no-store`.
 
-mod assets;
+pub(crate) mod assets;
 mod audit;
 mod auth;
 mod catalog;
 mod chart;
 mod console;
 mod i18n;
-mod page;
+pub(crate) mod page;
 mod profile;
 mod roles;
 mod token_form;
