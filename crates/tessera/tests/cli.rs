@@ -1873,3 +1873,23 @@ fn completions_and_a_manual_page_come_from_the_command_line_definition() {
     // Neither needs a data dir, and neither makes one.
     assert!(!sandbox.root().join("tessera-data").exists());
 }
+
+#[test]
+fn a_listen_value_that_is_no_address_shows_the_forms_it_takes() {
+    let sandbox = Sandbox::new();
+    for value in ["80x81", "localhost:", "http://localhost:8081"] {
+        let out = sandbox.run(&["serve", "--listen", value]);
+        out.expect_code(2);
+        assert!(
+            out.stderr
+                .contains(&format!("`{value}` is not a listen address"))
+                && out.stderr.contains("use HOST:PORT (e.g. 127.0.0.1:8080")
+                && out
+                    .stderr
+                    .contains("a bare PORT (e.g. 8080, which listens on 127.0.0.1 only)"),
+            "{value}: {}",
+            out.stderr
+        );
+    }
+    assert!(!sandbox.data_dir().exists(), "nothing is created");
+}
