@@ -101,8 +101,7 @@ fn the_readme_tour_runs_as_written() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     let last_block = stderr
         .lines()
-        .filter(|line| line.starts_with("### "))
-        .last()
+        .rfind(|line| line.starts_with("### "))
         .unwrap_or("none");
     assert!(
         out.status.success() && last_block == "### done",
