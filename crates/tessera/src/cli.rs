@@ -45,7 +45,8 @@ pub struct Global {
     /// only serve, migrate and admin create create it).
     #[arg(long, global = true, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
-    /// Database URL (default: SQLite under --data-dir).
+    /// Database URL: sqlite:PATH or postgres://USER:PASSWORD@HOST/DATABASE (default: SQLite
+    /// under --data-dir).
     #[arg(long, global = true, value_name = "URL")]
     pub database_url: Option<String>,
     /// The pepper's file (default: `pepper` in --data-dir); every process that uses a
