@@ -1130,6 +1130,11 @@ async fn serve_prints_a_setup_code_until_an_administrator_exists() {
         !log.contains("setup code") && !log.contains(&code),
         "no code once an admin exists:\n{log}"
     );
+    // Where to go next is said all the same.
+    assert!(
+        log.contains(&format!("admin console: {}", server.url("/admin"))),
+        "{log}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
