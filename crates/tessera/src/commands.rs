@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use tessera_api_types::{
     ActionView, CreateTokenRequest, CreatedToken, ProjectRequest, RegenerateRequest,
-    ResourceRequest, TokenListParams, TokenView, UpdateTokenRequest,
+    ResourceRequest, TokenListParams, TokenPage, TokenView, UpdateTokenRequest,
 };
 use tessera_app::auth::{NewAdmin, Password};
 use tessera_app::{Principal, Tessera, VerifyQuery};
@@ -328,6 +328,16 @@ fn token_details(token: &TokenView) -> String {
         .collect()
 }
 
+/// One page of API tokens: the one place the CLI asks the application for a list of
+/// them (`token list`, and tokens named by name in [`crate::lookup`]).
+pub(crate) async fn list_tokens(
+    app: &Tessera,
+    principal: &Principal,
+    params: TokenListParams,
+) -> Result<TokenPage> {
+    Ok(app.list_tokens(principal, params).await?)
+}
+
 /// `--type` as the application takes it.
 fn token_type(arg: TokenTypeArg) -> TokenType {
     match arg {
@@ -596,7 +606,7 @@ async fn token(config: &Config, command: TokenCommand, json: bool) -> Result<u8>
                 sort,
                 limit,
             );
-            let page = app.list_tokens(&principal, params).await?;
+            let page = list_tokens(&app, &principal, params).await?;
             if json {
                 print_json(&page)?;
             } else {

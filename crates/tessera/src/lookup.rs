@@ -58,7 +58,7 @@ pub async fn token(app: &Tessera, principal: &Principal, key: &str) -> Result<St
     let mut found: Vec<TokenView> = Vec::new();
     let mut cursor = None;
     loop {
-        let page = app.list_tokens(principal, name_search(key, cursor)).await?;
+        let page = crate::commands::list_tokens(app, principal, name_search(key, cursor)).await?;
         found.extend(page.items);
         match page.next_cursor {
             Some(next) => cursor = Some(next),
