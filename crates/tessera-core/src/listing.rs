@@ -202,6 +202,11 @@ impl<const MAX: u32> Bounded<MAX> {
     pub fn get(self) -> u32 {
         self.0
     }
+
+    /// The largest value, `MAX`.
+    pub const fn largest() -> Self {
+        Self(MAX)
+    }
 }
 
 impl<const MAX: u32> FromStr for Bounded<MAX> {

@@ -378,6 +378,36 @@ fn is_safe(method: &Method) -> bool {
     matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
 }
 
+/// Why an `Authorization` header did not sign its caller in.
+#[derive(Debug, Clone, Copy)]
+enum BearerProblem {
+    /// Not `Bearer <token>`, or the token is empty.
+    Malformed,
+    /// An API token: those are for your API's callers, never for Tessera's own.
+    ApiToken,
+    /// Not a personal token that is known, active and unexpired.
+    NotAccepted,
+}
+
+/// The 401 for a refused `Authorization` header, saying which of the problems it was.
+fn bearer_refused(problem: BearerProblem, personal_prefix: &str) -> ApiError {
+    let message = match problem {
+        BearerProblem::Malformed => format!(
+            "the Authorization header has no token: send `Authorization: Bearer \
+             {personal_prefix}_…` with a personal token, or sign in"
+        ),
+        BearerProblem::ApiToken => format!(
+            "an API token cannot call management endpoints: use a personal token \
+             ({personal_prefix}_…) or sign in"
+        ),
+        BearerProblem::NotAccepted => format!(
+            "the bearer token is not a valid personal token (unknown, expired, disabled or \
+             revoked): use a personal token ({personal_prefix}_…) or sign in"
+        ),
+    };
+    ApiError::new(ErrorCode::Unauthenticated, message)
+}
+
 impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
@@ -391,28 +421,28 @@ impl FromRequestParts<AppState> for Caller {
         if let Some(value) = parts.headers.get(header::AUTHORIZATION) {
             // Only personal tokens authenticate here; API tokens never do. A bearer
             // token is not sent by browsers on their own, so it needs no CSRF token.
-            let refused = || {
-                ApiError::new(
-                    ErrorCode::Unauthenticated,
-                    "only a personal token (Authorization: Bearer tsrp_…) or a session may call \
-                     management endpoints; API tokens never can",
-                )
-            };
+            let format = &state.app.settings().token_format;
+            let personal = format.prefix_for(tessera_core::TokenKind::Personal);
             let token = value
                 .to_str()
                 .ok()
                 .and_then(|text| text.split_once(' '))
                 .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-                .map(|(_, token)| token)
-                .ok_or_else(refused)?;
-            let principal = state
-                .app
-                .authenticate_bearer(token.trim(), client)
-                .await
-                .map_err(|error| match error {
-                    AppError::Unauthenticated => refused(),
+                .map(|(_, token)| token.trim())
+                .filter(|token| !token.is_empty())
+                .ok_or_else(|| bearer_refused(BearerProblem::Malformed, personal))?;
+            let problem = match format.parse(token) {
+                Ok(parsed) if parsed.kind == tessera_core::TokenKind::Api => {
+                    BearerProblem::ApiToken
+                }
+                _ => BearerProblem::NotAccepted,
+            };
+            let principal = state.app.authenticate_bearer(token, client).await.map_err(
+                |error| match error {
+                    AppError::Unauthenticated => bearer_refused(problem, personal),
                     other => other.into(),
-                })?;
+                },
+            )?;
             return Ok(Self {
                 principal,
                 session: None,

@@ -9,18 +9,31 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use tessera_api_types::{
     ActionView, CreateTokenRequest, CreatedToken, ProjectRequest, RegenerateRequest,
-    ResourceRequest, TokenListParams, TokenView, UpdateTokenRequest,
+    ResourceRequest, TokenPage, TokenView, UpdateTokenRequest,
 };
 use tessera_app::auth::{NewAdmin, Password};
 use tessera_app::{Principal, Tessera, VerifyQuery};
-use tessera_core::{ActionKind, Lifespan, RateLimit, TokenStatus, TokenType};
+use tessera_core::{
+    ActionKind, Lifespan, RateLimit, SortField, StatusFilter, TokenFilter, TokenPageSize,
+    TokenSort, TokenStatus, TokenType,
+};
 
-use crate::cli::{AdminCommand, Cli, Command, ProjectCommand, ResourceCommand, TokenCommand};
+use crate::cli::{
+    AdminCommand, Cli, Command, CompletionShell, ProjectCommand, ResourceCommand, TokenCommand,
+    TokenSortArg, TokenStatusArg, TokenTypeArg,
+};
 use crate::config::{Config, LogFormat, Overrides};
 use crate::exit::{self, UsageError};
+use crate::table::Table;
 
 /// Parses the command line's configuration and runs the command.
 pub async fn run(cli: Cli) -> Result<u8> {
+    // Generated from the command line's definition: no configuration, no database.
+    match cli.command {
+        Command::Completions { shell } => return completions(shell).map(|()| exit::OK),
+        Command::Man => return manual().map(|()| exit::OK),
+        _ => {}
+    }
     let listen = match &cli.command {
         Command::Serve { listen } => listen.clone(),
         _ => None,
@@ -67,6 +80,7 @@ pub async fn run(cli: Cli) -> Result<u8> {
         Command::User(command) => crate::people::user(&config, command, json).await,
         Command::Role(command) => crate::people::role(&config, command, json).await,
         Command::Db(command) => crate::copy::run(&config, command, json).await,
+        Command::Completions { .. } | Command::Man => Ok(exit::OK),
         Command::Audit {
             since,
             until,
@@ -87,6 +101,34 @@ pub async fn run(cli: Cli) -> Result<u8> {
             crate::people::audit(&config, params, json).await
         }
     }
+}
+
+/// `tessera completions SHELL`: the completion script on stdout.
+fn completions(shell: CompletionShell) -> Result<()> {
+    let mut command = <Cli as clap::CommandFactory>::command();
+    let shell = match shell {
+        CompletionShell::Bash => clap_complete::Shell::Bash,
+        CompletionShell::Zsh => clap_complete::Shell::Zsh,
+        CompletionShell::Fish => clap_complete::Shell::Fish,
+    };
+    // Into memory first: clap_complete panics on a failed write (`… | head`).
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut command, "tessera", &mut script);
+    let mut stdout = std::io::stdout().lock();
+    stdout.write_all(&script)?;
+    stdout.flush()?;
+    Ok(())
+}
+
+/// `tessera man`: the manual page (roff) on stdout.
+fn manual() -> Result<()> {
+    let command = <Cli as clap::CommandFactory>::command();
+    let mut page = Vec::new();
+    clap_mangen::Man::new(command).render(&mut page)?;
+    let mut stdout = std::io::stdout().lock();
+    stdout.write_all(&page)?;
+    stdout.flush()?;
+    Ok(())
 }
 
 fn init_logging(config: &Config, serving: bool) {
@@ -195,24 +237,158 @@ fn time(at: Option<DateTime<Utc>>) -> String {
     )
 }
 
-fn describe(token: &TokenView) -> String {
-    let status = if token.expired {
+/// A token's state as a person reads it: `expired` wins over `active`.
+fn state(token: &TokenView) -> &'static str {
+    if token.expired {
         "expired"
     } else {
         token.status.as_str()
-    };
-    format!(
-        "{}  {:<30}  {:<11}  {:<8}  expires {:<16}  last used {}",
-        token.id,
-        token.name,
-        token.token_type.as_str(),
-        status,
-        token.expires_at.map_or_else(
-            || "never".to_owned(),
-            |at| at.format("%Y-%m-%d %H:%M").to_string()
+    }
+}
+
+/// What a token may do: a custom token's list, or what its type grants.
+fn permissions(token: &TokenView) -> String {
+    match token.token_type {
+        TokenType::ReadOnly => "every read action".to_owned(),
+        TokenType::FullAccess => "every action".to_owned(),
+        TokenType::Custom if token.permissions.is_empty() => "none".to_owned(),
+        TokenType::Custom => token.permissions.join(", "),
+    }
+}
+
+/// `token list`'s table.
+fn token_table(tokens: &[TokenView]) -> Table {
+    let mut table = Table::new(&[
+        "ID",
+        "NAME",
+        "TYPE",
+        "STATUS",
+        "PROJECT",
+        "PERMISSIONS",
+        "EXPIRES",
+        "LAST USED",
+    ]);
+    for token in tokens {
+        table.row(vec![
+            token.id.to_string(),
+            token.name.clone(),
+            token.token_type.as_str().to_owned(),
+            state(token).to_owned(),
+            token.project.clone().unwrap_or_else(|| "-".to_owned()),
+            permissions(token),
+            time(token.expires_at),
+            time(token.last_used_at),
+        ]);
+    }
+    table
+}
+
+/// `token show`: one field a line.
+fn token_details(token: &TokenView) -> String {
+    let mut fields: Vec<(&str, String)> = vec![
+        ("id", token.id.to_string()),
+        ("name", token.name.clone()),
+        ("type", token.token_type.as_str().to_owned()),
+        ("permissions", permissions(token)),
+        ("status", state(token).to_owned()),
+        (
+            "project",
+            token.project.clone().unwrap_or_else(|| "none".to_owned()),
         ),
-        time(token.last_used_at),
-    )
+        ("expires", time(token.expires_at)),
+        ("last used", time(token.last_used_at)),
+        (
+            "rate limit",
+            token.rate_limit.map_or_else(
+                || "none".to_owned(),
+                |limit| format!("{} requests / {} s", limit.requests, limit.per_seconds),
+            ),
+        ),
+        (
+            "external id",
+            token
+                .external_id
+                .clone()
+                .unwrap_or_else(|| "none".to_owned()),
+        ),
+        ("api version", token.api_version.clone()),
+        ("hint", token.hint.clone()),
+        (
+            "created",
+            format!("{} by {}", time(Some(token.created_at)), token.created_by),
+        ),
+    ];
+    if !token.description.is_empty() {
+        fields.push(("description", token.description.replace('\n', " ")));
+    }
+    let metadata = serde_json::to_string(&token.metadata).unwrap_or_default();
+    if metadata != "{}" {
+        fields.push(("metadata", metadata));
+    }
+    fields
+        .iter()
+        .map(|(key, value)| format!("{key:<12} {value}\n"))
+        .collect()
+}
+
+/// One page of API tokens: the one place the CLI asks the application for a list of
+/// them (`token list`, and tokens named by name in [`crate::lookup`]).
+pub(crate) async fn list_tokens(
+    app: &Tessera,
+    principal: &Principal,
+    filter: TokenFilter,
+) -> Result<TokenPage> {
+    Ok(app.list_tokens(principal, filter).await?)
+}
+
+/// `--type` as the application takes it.
+fn token_type(arg: TokenTypeArg) -> TokenType {
+    match arg {
+        TokenTypeArg::ReadOnly => TokenType::ReadOnly,
+        TokenTypeArg::FullAccess => TokenType::FullAccess,
+        TokenTypeArg::Custom => TokenType::Custom,
+    }
+}
+
+/// `token list`'s flags as the application's typed filter.
+fn token_filter(
+    search: Option<String>,
+    status: Option<TokenStatusArg>,
+    token_type: Option<TokenTypeArg>,
+    project: Option<String>,
+    external_id: Option<String>,
+    sort: TokenSortArg,
+    limit: u32,
+) -> Result<TokenFilter> {
+    let status = status.map(|status| match status {
+        TokenStatusArg::Active => StatusFilter::Active,
+        TokenStatusArg::Disabled => StatusFilter::Disabled,
+        TokenStatusArg::Expired => StatusFilter::Expired,
+    });
+    let (field, descending) = match sort {
+        TokenSortArg::Newest => (SortField::CreatedAt, true),
+        TokenSortArg::Oldest => (SortField::CreatedAt, false),
+        TokenSortArg::Name => (SortField::Name, false),
+        TokenSortArg::NameDesc => (SortField::Name, true),
+        TokenSortArg::RecentlyUsed => (SortField::LastUsedAt, true),
+        TokenSortArg::LeastRecentlyUsed => (SortField::LastUsedAt, false),
+    };
+    let limit = TokenPageSize::new(limit).ok_or_else(|| {
+        UsageError(format!(
+            "--limit {limit}: use a whole number from 1 to {}",
+            TokenPageSize::MAX
+        ))
+    })?;
+    Ok(TokenFilter {
+        search,
+        status,
+        token_type: token_type.map(self::token_type),
+        project,
+        external_id,
+        sort: TokenSort { field, descending },
+        limit,
+        ..TokenFilter::default()
+    })
 }
 
 /// Prints a revealed secret: alone on stdout, or the whole record as JSON.
@@ -349,13 +525,8 @@ async fn token(config: &Config, command: TokenCommand, json: bool) -> Result<u8>
             external_id,
             metadata,
         } => {
-            let token_type = TokenType::parse(&token_type).ok_or_else(|| {
-                UsageError(format!(
-                    "--type {token_type:?}: use read-only, full-access or custom"
-                ))
-            })?;
+            let token_type = self::token_type(token_type);
             let (lifespan, expires_at) = parse_expiry(lifespan, expires_at)?;
-            let lifespan = lifespan.or(expires_at.is_none().then_some(Lifespan::Unlimited));
             let request = CreateTokenRequest {
                 name,
                 description,
@@ -387,15 +558,7 @@ async fn token(config: &Config, command: TokenCommand, json: bool) -> Result<u8>
             no_external_id,
             metadata,
         } => {
-            let token_type = token_type
-                .map(|text| {
-                    TokenType::parse(&text).ok_or_else(|| {
-                        UsageError(format!(
-                            "--type {text:?}: use read-only, full-access or custom"
-                        ))
-                    })
-                })
-                .transpose()?;
+            let token_type = token_type.map(self::token_type);
             let (lifespan, expires_at) = parse_expiry(lifespan, expires_at)?;
             let rate_limit = match (rate_limit, no_rate_limit) {
                 (Some(text), _) => Some(Some(parse_rate_limit(&text)?)),
@@ -425,6 +588,7 @@ async fn token(config: &Config, command: TokenCommand, json: bool) -> Result<u8>
                 )
                 .into());
             }
+            let id = crate::lookup::token(&app, &principal, &id).await?;
             let token = app.update_token(&principal, &id, request).await?;
             if json {
                 print_json(&token)?;
@@ -433,46 +597,45 @@ async fn token(config: &Config, command: TokenCommand, json: bool) -> Result<u8>
             }
         }
         TokenCommand::List {
-            q,
+            search,
             status,
             token_type,
             project,
             external_id,
+            sort,
             limit,
         } => {
-            let params = TokenListParams {
-                q,
+            let filter = token_filter(
+                search,
                 status,
                 token_type,
                 project,
                 external_id,
-                limit: Some(limit.to_string()),
-                ..TokenListParams::default()
-            };
-            let filter = params.parse().map_err(tessera_app::AppError::from)?;
-            let page = app.list_tokens(&principal, filter).await?;
+                sort,
+                limit,
+            )?;
+            let page = list_tokens(&app, &principal, filter).await?;
             if json {
                 print_json(&page)?;
             } else {
-                let mut stdout = std::io::stdout().lock();
-                for token in &page.items {
-                    writeln!(stdout, "{}", describe(token))?;
-                }
+                token_table(&page.items).print()?;
                 eprintln!("{} of {} tokens shown", page.items.len(), page.total);
             }
         }
         TokenCommand::Show { id } => {
+            let id = crate::lookup::token(&app, &principal, &id).await?;
             let token = app.get_token(&principal, &id).await?;
             if json {
                 print_json(&token)?;
             } else {
-                writeln!(std::io::stdout(), "{}", describe(&token))?;
+                write!(std::io::stdout(), "{}", token_details(&token))?;
             }
         }
         TokenCommand::Regenerate {
             id,
             grace_period_seconds,
         } => {
+            let id = crate::lookup::token(&app, &principal, &id).await?;
             let request = RegenerateRequest {
                 grace_period_seconds: Some(grace_period_seconds),
             };
@@ -485,9 +648,10 @@ async fn token(config: &Config, command: TokenCommand, json: bool) -> Result<u8>
         TokenCommand::Enable { id } => {
             status(&app, &principal, &id, TokenStatus::Active, json).await?
         }
-        TokenCommand::Delete { id } => {
+        TokenCommand::Delete { id: key } => {
+            let id = crate::lookup::token(&app, &principal, &key).await?;
             app.delete_token(&principal, &id).await?;
-            eprintln!("deleted token {id}");
+            eprintln!("deleted token {key}");
         }
     }
     Ok(exit::OK)
@@ -500,7 +664,8 @@ async fn status(
     status: TokenStatus,
     json: bool,
 ) -> Result<()> {
-    let token = app.set_token_status(principal, id, status).await?;
+    let id = crate::lookup::token(app, principal, id).await?;
+    let token = app.set_token_status(principal, &id, status).await?;
     if json {
         print_json(&token)?;
     } else {
@@ -568,19 +733,29 @@ async fn resource(config: &Config, command: ResourceCommand, json: bool) -> Resu
             if json {
                 print_json(&resources)?;
             } else {
+                let mut table = Table::new(&["NAME", "READ", "WRITE", "DESCRIPTION"]);
                 for resource in &resources {
-                    let actions: Vec<String> = resource
-                        .actions
-                        .iter()
-                        .map(|a| format!("{} ({})", a.name, a.kind.as_str()))
-                        .collect();
-                    writeln!(
-                        std::io::stdout(),
-                        "{}: {}",
-                        resource.name,
-                        actions.join(", ")
-                    )?;
+                    let of = |kind: ActionKind| {
+                        let names: Vec<&str> = resource
+                            .actions
+                            .iter()
+                            .filter(|action| action.kind == kind)
+                            .map(|action| action.name.as_str())
+                            .collect();
+                        if names.is_empty() {
+                            "-".to_owned()
+                        } else {
+                            names.join(",")
+                        }
+                    };
+                    table.row(vec![
+                        resource.name.clone(),
+                        of(ActionKind::Read),
+                        of(ActionKind::Write),
+                        resource.description.clone(),
+                    ]);
                 }
+                table.print()?;
             }
         }
         ResourceCommand::Create {
@@ -633,9 +808,11 @@ async fn project(config: &Config, command: ProjectCommand, json: bool) -> Result
             if json {
                 print_json(&projects)?;
             } else {
+                let mut table = Table::new(&["SLUG", "NAME"]);
                 for project in &projects {
-                    writeln!(std::io::stdout(), "{}  {}", project.slug, project.name)?;
+                    table.row(vec![project.slug.clone(), project.name.clone()]);
                 }
+                table.print()?;
             }
         }
         ProjectCommand::Create { slug, name } => {

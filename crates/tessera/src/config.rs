@@ -386,6 +386,9 @@ impl Config {
     }
 
     fn check(&self) -> Result<()> {
+        if let Some(url) = &self.database_url {
+            check_database_url(url)?;
+        }
         ApiVersions::new(self.api_versions.clone()).map_err(anyhow::Error::msg)?;
         if self.usage_flush_seconds == 0 || self.usage_flush_seconds > 10 {
             bail!("usage_flush_seconds must be 1 to 10 (usage must show within 10 seconds)");
@@ -456,6 +459,29 @@ impl Config {
             ..tessera_app::Settings::default()
         })
     }
+}
+
+/// The database URL schemes Tessera opens, as said in messages.
+pub const SUPPORTED_DATABASE_URLS: &str = "sqlite:PATH (e.g. sqlite:///var/lib/tessera/tessera.db) or \
+     postgres://USER:PASSWORD@HOST/DATABASE (postgresql:// too)";
+
+/// Refuses a database URL whose scheme Tessera cannot open (`mysql://…`), naming the
+/// ones it can; the URL itself is not repeated, as it may hold a password.
+pub fn check_database_url(url: &str) -> Result<()> {
+    if url.starts_with("sqlite:")
+        || url.starts_with("postgres://")
+        || url.starts_with("postgresql://")
+    {
+        return Ok(());
+    }
+    let scheme = match url.split_once(':') {
+        Some((scheme, _)) if !scheme.is_empty() => format!("scheme `{scheme}:`"),
+        _ => "no scheme".to_owned(),
+    };
+    bail!(
+        "the database URL has {scheme}, which Tessera does not support: use \
+         {SUPPORTED_DATABASE_URLS}"
+    )
 }
 
 #[cfg(test)]

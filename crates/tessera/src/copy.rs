@@ -41,6 +41,10 @@ pub async fn run(config: &Config, command: DbCommand, json: bool) -> Result<u8> 
     if from == to {
         return Err(UsageError("--from and --to name the same database".into()).into());
     }
+    for (flag, url) in [("--from", &from), ("--to", &to)] {
+        crate::config::check_database_url(url)
+            .map_err(|error| UsageError(format!("{flag}: {error}")))?;
+    }
     let (shown_from, shown_to) = (redact_url(&from), redact_url(&to));
     eprintln!("copying {shown_from} -> {shown_to}");
     let mut display = Progress::new(std::io::stderr().is_terminal());

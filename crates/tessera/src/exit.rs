@@ -4,7 +4,7 @@
 //! |---|---|
 //! | 0 | success (`verify`: the token is valid) |
 //! | 1 | `verify`: the token is not valid (the reason is printed) |
-//! | 2 | bad usage or invalid input (clap's usage errors too) |
+//! | 2 | bad usage, invalid input or configuration (clap's usage errors too; an ambiguous name) |
 //! | 3 | not found |
 //! | 4 | conflict (name taken, still in use) |
 //! | 5 | forbidden or not authenticated |
@@ -35,6 +35,7 @@ pub fn code_of(error: &anyhow::Error) -> u8 {
         Some(AppError::Unavailable(_)) => UNAVAILABLE,
         Some(AppError::Internal(_) | AppError::StaleIndex { .. }) => INTERNAL,
         None if error.downcast_ref::<UsageError>().is_some() => USAGE,
+        None if error.downcast_ref::<NotFoundError>().is_some() => NOT_FOUND,
         // EX_UNAVAILABLE: the address is taken (or not ours); the message says what to do.
         None if error.downcast_ref::<crate::listen::BindError>().is_some() => UNAVAILABLE,
         // Opening the database fails before any service runs, as a store error.
@@ -53,6 +54,11 @@ pub fn code_of(error: &anyhow::Error) -> u8 {
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
 pub struct UsageError(pub String);
+
+/// Nothing has the id or name given on the command line; the text says where to look.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct NotFoundError(pub String);
 
 #[cfg(test)]
 mod tests {

@@ -11,8 +11,10 @@ mod copy;
 mod exit;
 mod install;
 mod listen;
+mod lookup;
 mod people;
 mod serve;
+mod table;
 
 use std::process::ExitCode;
 

@@ -1,7 +1,7 @@
 //! `tessera user …`, `tessera role …` and `tessera audit`: the same services as
 //! `/v1/users`, `/v1/roles` and `/v1/audit`, acting as the operator.
 
-use std::io::{BufRead, Write};
+use std::io::BufRead;
 
 use anyhow::{Context, Result};
 use tessera_api_types::{
@@ -13,6 +13,7 @@ use crate::cli::{RoleCommand, UserCommand};
 use crate::commands::{open_app, operator, print_json};
 use crate::config::Config;
 use crate::exit::{self, UsageError};
+use crate::table::Table;
 
 fn read_password() -> Result<String> {
     let mut line = String::new();
@@ -46,36 +47,24 @@ fn parse_permissions(names: &[String]) -> Result<Vec<AdminPermission>> {
 pub async fn user(config: &Config, command: UserCommand, json: bool) -> Result<u8> {
     let app = open_app(config).await?;
     let principal = operator();
-    // Users are named by id or email on the command line.
-    let resolve = |key: String| {
-        let app = app.clone();
-        let principal = principal.clone();
-        async move {
-            let users = app.list_users(&principal).await?;
-            users
-                .into_iter()
-                .find(|u| u.id.to_string() == key || u.email.eq_ignore_ascii_case(&key))
-                .map(|u| u.id.to_string())
-                .ok_or_else(|| {
-                    anyhow::Error::from(tessera_app::AppError::NotFound(format!("user `{key}`")))
-                })
-        }
-    };
     match command {
         UserCommand::List => {
             let users = app.list_users(&principal).await?;
             if json {
                 print_json(&users)?;
             } else {
-                let mut stdout = std::io::stdout().lock();
+                let mut table = Table::new(&["ID", "EMAIL", "NAME", "ROLE", "STATE"]);
                 for user in &users {
                     let state = if user.active { "active" } else { "inactive" };
-                    writeln!(
-                        stdout,
-                        "{}  {:<32}  {:<14}  {}",
-                        user.id, user.email, user.role, state
-                    )?;
+                    table.row(vec![
+                        user.id.to_string(),
+                        user.email.clone(),
+                        user.name.clone(),
+                        user.role.clone(),
+                        state.to_owned(),
+                    ]);
                 }
+                table.print()?;
             }
         }
         UserCommand::Create {
@@ -118,7 +107,7 @@ pub async fn user(config: &Config, command: UserCommand, json: bool) -> Result<u
             deactivate,
             activate,
         } => {
-            let id = resolve(user).await?;
+            let id = crate::lookup::user(&app, &principal, &user).await?;
             let password = if password_stdin {
                 Some(read_password()?)
             } else {
@@ -144,7 +133,7 @@ pub async fn user(config: &Config, command: UserCommand, json: bool) -> Result<u
             }
         }
         UserCommand::Delete { user } => {
-            let id = resolve(user.clone()).await?;
+            let id = crate::lookup::user(&app, &principal, &user).await?;
             app.delete_user(&principal, &id).await?;
             eprintln!("deleted administrator {user}");
         }
@@ -161,11 +150,13 @@ pub async fn role(config: &Config, command: RoleCommand, json: bool) -> Result<u
             if json {
                 print_json(&roles)?;
             } else {
-                let mut stdout = std::io::stdout().lock();
+                let mut table = Table::new(&["NAME", "KIND", "PERMISSIONS"]);
                 for role in &roles {
                     let names: Vec<&str> = role.permissions.iter().map(|p| p.as_str()).collect();
-                    writeln!(stdout, "{:<16} {}", role.name, names.join(", "))?;
+                    let kind = if role.builtin { "built-in" } else { "custom" };
+                    table.row(vec![role.name.clone(), kind.to_owned(), names.join(", ")]);
                 }
+                table.print()?;
             }
         }
         RoleCommand::Create {
@@ -196,6 +187,7 @@ pub async fn role(config: &Config, command: RoleCommand, json: bool) -> Result<u
             } else {
                 None
             };
+            let name = crate::lookup::role(&app, &principal, &name).await?;
             let role = app
                 .update_role(
                     &principal,
@@ -213,6 +205,7 @@ pub async fn role(config: &Config, command: RoleCommand, json: bool) -> Result<u
             }
         }
         RoleCommand::Delete { name } => {
+            let name = crate::lookup::role(&app, &principal, &name).await?;
             app.delete_role(&principal, &name).await?;
             eprintln!("deleted role {name}");
         }
@@ -227,18 +220,17 @@ pub async fn audit(config: &Config, params: AuditParams, json: bool) -> Result<u
     if json {
         print_json(&page)?;
     } else {
-        let mut stdout = std::io::stdout().lock();
+        let mut table = Table::new(&["TIME", "ACTOR", "ACTION", "TARGET", "CHANGES"]);
         for entry in &page.items {
-            writeln!(
-                stdout,
-                "{}  {:<28} {:<26} {:<46} {}",
-                entry.at.format("%Y-%m-%d %H:%M:%S"),
-                entry.actor,
-                entry.action,
-                entry.target,
-                entry.changes
-            )?;
+            table.row(vec![
+                entry.at.format("%Y-%m-%d %H:%M:%S").to_string(),
+                entry.actor.clone(),
+                entry.action.clone(),
+                entry.target.clone(),
+                entry.changes.to_string(),
+            ]);
         }
+        table.print()?;
     }
     Ok(exit::OK)
 }

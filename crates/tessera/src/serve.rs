@@ -36,6 +36,7 @@ pub async fn run(config: Config) -> Result<()> {
         database = %tessera_store::redact_url(&config.database_url()),
         "tessera listening on http://{address}"
     );
+    tracing::info!("admin console: http://{}/admin", browsable(address));
     match app.route_rules_outside_catalog().await {
         Ok(problems) => {
             for problem in problems {

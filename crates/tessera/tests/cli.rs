@@ -268,7 +268,7 @@ fn token_create_refuses_duplicates_and_bad_input() {
     };
     // Names are unique, case-insensitively.
     for name in ["ci", "CI"] {
-        let out = create(&["--name", name, "--type", "read-only"]);
+        let out = create(&["--name", name, "--type", "read-only", "--lifespan", "7d"]);
         out.expect_code(4);
         assert!(
             out.stdout.is_empty(),
@@ -281,6 +281,15 @@ fn token_create_refuses_duplicates_and_bad_input() {
     assert!(out.stderr.contains("--type"), "stderr: {}", out.stderr);
     create(&["--name", "x", "--type", "read-only", "--lifespan", "5d"]).expect_code(2);
     create(&["--name", "x"]).expect_code(2);
+    // A lifespan is required, with the API's own words: no silent "unlimited".
+    let out = create(&["--name", "forever", "--type", "read-only"]);
+    out.expect_code(2);
+    assert!(
+        out.stderr
+            .contains("give a lifespan (7d, 30d, 90d, unlimited) or an expires_at"),
+        "stderr: {}",
+        out.stderr
+    );
     // Custom permissions must exist in the catalog, and a custom token needs some.
     let out = create(&[
         "--name",
@@ -310,6 +319,8 @@ fn token_create_custom_grants_exactly_its_permissions() {
     let out = sandbox.run(&[
         "token",
         "create",
+        "--lifespan",
+        "unlimited",
         "--name",
         "writer",
         "--type",
@@ -420,7 +431,13 @@ fn token_list_and_show() {
         let out = sandbox.run(&["token", "show", id]);
         out.expect_code(3);
         assert!(out.stdout.is_empty());
-        assert!(out.stderr.contains("not found"), "{}", out.stderr);
+        assert!(
+            out.stderr.contains(&format!(
+                "no API token has the id or name `{id}` (see `tessera token list`)"
+            )),
+            "{}",
+            out.stderr
+        );
     }
 }
 
@@ -678,6 +695,8 @@ fn verify_checks_the_project() {
         .run(&[
             "token",
             "create",
+            "--lifespan",
+            "unlimited",
             "--name",
             "x",
             "--type",
@@ -709,6 +728,8 @@ fn config_file_data_dir_is_honoured() {
     command.arg("--config").arg(&config).args([
         "token",
         "create",
+        "--lifespan",
+        "unlimited",
         "--json",
         "--name",
         "from-config",
@@ -924,6 +945,8 @@ async fn server_follows_cli_changes_within_one_second() {
     let out = sandbox.run(&[
         "token",
         "create",
+        "--lifespan",
+        "unlimited",
         "--json",
         "--name",
         "ci",
@@ -1124,6 +1147,11 @@ async fn serve_prints_a_setup_code_until_an_administrator_exists() {
         !log.contains("setup code") && !log.contains(&code),
         "no code once an admin exists:\n{log}"
     );
+    // Where to go next is said all the same.
+    assert!(
+        log.contains(&format!("admin console: {}", server.url("/admin"))),
+        "{log}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1161,7 +1189,16 @@ async fn the_printed_setup_code_registers_the_first_administrator_once() {
 /// Every command that acts on an installation, with arguments that would succeed on
 /// one (or fail on their own merits, never before the installation is found).
 const ACTING_COMMANDS: &[&[&str]] = &[
-    &["token", "create", "--name", "ci", "--type", "read-only"],
+    &[
+        "token",
+        "create",
+        "--lifespan",
+        "unlimited",
+        "--name",
+        "ci",
+        "--type",
+        "read-only",
+    ],
     &["token", "list"],
     &["token", "show", "01900000-0000-7000-8000-000000000000"],
     &["verify", "tsr_nope"],
@@ -1209,7 +1246,16 @@ fn only_serve_migrate_and_admin_create_start_an_installation() {
     // Run from another directory (no --data-dir): the default ./tessera-data is not
     // there; the message says where it looked and why.
     let mut command = sandbox.bare();
-    command.args(["token", "create", "--name", "ci", "--type", "read-only"]);
+    command.args([
+        "token",
+        "create",
+        "--lifespan",
+        "unlimited",
+        "--name",
+        "ci",
+        "--type",
+        "read-only",
+    ]);
     let out = run_command(command, None);
     assert_refused_missing_data_dir(&out, "./tessera-data");
     assert!(
@@ -1346,7 +1392,16 @@ fn a_lost_or_foreign_pepper_is_refused_with_what_to_copy_where() {
     write_pepper(&pepper, &[7; 32]);
     for args in [
         &["verify", secret.as_str()][..],
-        &["token", "create", "--name", "other", "--type", "read-only"],
+        &[
+            "token",
+            "create",
+            "--lifespan",
+            "unlimited",
+            "--name",
+            "other",
+            "--type",
+            "read-only",
+        ],
         &["serve", "--listen", "127.0.0.1:0"],
     ] {
         let out = run_exiting(sandbox.command(args));
@@ -1468,4 +1523,427 @@ async fn a_database_from_before_fingerprints_records_the_pepper_in_use() {
     assert!(!out.stderr.contains("fingerprint"), "{}", out.stderr);
     write_pepper(&sandbox.data_dir().join("pepper"), &[9; 32]);
     sandbox.run(&["token", "list"]).expect_code(2);
+}
+
+// ---------------------------------------------------------------------------
+// A newcomer's CLI: names for ids, tables, messages that say what to do, completions
+// ---------------------------------------------------------------------------
+
+/// `arg` as one POSIX shell word.
+fn shell_word(arg: &str) -> String {
+    format!("'{}'", arg.replace('\'', "'\\''"))
+}
+
+/// Runs `tessera --data-dir D ARGS…` with its stdout on a pseudo-terminal (through
+/// util-linux's `script`), returning what the terminal showed with `\r\n` as `\n`; `None`
+/// (after a loud SKIPPED line) where `script` is missing.
+fn run_on_terminal(sandbox: &Sandbox, args: &[&str]) -> Option<String> {
+    if std::process::Command::new("script")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        eprintln!("SKIPPED: no `script` (util-linux) to give the CLI a terminal");
+        return None;
+    }
+    let mut words = vec![
+        shell_word(common::BIN),
+        "--data-dir".to_owned(),
+        shell_word(&sandbox.data_dir().display().to_string()),
+    ];
+    words.extend(args.iter().map(|arg| shell_word(arg)));
+    let mut script = std::process::Command::new("script");
+    script
+        .current_dir(sandbox.root())
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("TERM", "dumb")
+        .args(["-qec", &words.join(" "), "/dev/null"])
+        .stdin(std::process::Stdio::null());
+    let out = run_command(script, None);
+    out.ok();
+    Some(out.stdout.replace("\r\n", "\n"))
+}
+
+#[test]
+fn tokens_users_and_roles_are_named_by_id_or_unique_name() {
+    let sandbox = Sandbox::initialized();
+    let (deploy, _) = sandbox.create_token("CI deploy", &["--type", "read-only"]);
+    sandbox.create_token("other", &["--type", "read-only"]);
+
+    // The issue's own example: a name where an id was the only way.
+    let out = sandbox.run(&["token", "disable", "CI deploy"]);
+    out.ok();
+    assert!(
+        out.stderr.contains(&format!(
+            "using token \"CI deploy\" ({deploy}), matched by name"
+        )),
+        "{}",
+        out.stderr
+    );
+    let shown = sandbox
+        .run(&["token", "show", "--json", &deploy])
+        .ok()
+        .json();
+    assert_eq!(shown["status"], "disabled");
+    // Names are unique ignoring case, and found so.
+    let shown = sandbox
+        .run(&["token", "show", "--json", "ci DEPLOY"])
+        .ok()
+        .json();
+    assert_eq!(shown["id"], deploy.as_str());
+    // An id is used as it is, and nothing is said about it.
+    let out = sandbox.run(&["token", "enable", &deploy]);
+    out.ok();
+    assert!(!out.stderr.contains("matched"), "{}", out.stderr);
+    let out = sandbox.run(&["token", "update", "CI deploy", "--description", "ships"]);
+    out.ok();
+    let out = sandbox.run(&["token", "regenerate", "CI deploy"]);
+    out.ok();
+    assert!(is_secret_line(&out.stdout), "{}", out.stdout);
+    sandbox.run(&["token", "delete", "other"]).ok();
+    let out = sandbox.run(&["token", "show", "other"]);
+    out.expect_code(3);
+    assert!(
+        out.stderr
+            .contains("no API token has the id or name `other`"),
+        "{}",
+        out.stderr
+    );
+
+    // Administrators: by email or name; a name two of them share is refused with both.
+    for email in ["ada1@example.com", "ada2@example.com"] {
+        sandbox
+            .run(&[
+                "user", "create", "--email", email, "--role", "viewer", "--name", "Ada",
+            ])
+            .ok();
+    }
+    let out = sandbox.run(&["user", "update", "Ada", "--role", "token-manager"]);
+    out.expect_code(2);
+    assert!(
+        out.stderr
+            .contains("2 administrators match `Ada`; name one by its id")
+            && out.stderr.contains("ada1@example.com")
+            && out.stderr.contains("ada2@example.com"),
+        "{}",
+        out.stderr
+    );
+    sandbox
+        .run(&["user", "update", "ada1@example.com", "--name", "Ada One"])
+        .ok();
+    let out = sandbox.run(&["user", "update", "Ada One", "--deactivate"]);
+    out.ok();
+    assert!(
+        out.stderr
+            .contains("using administrator ada1@example.com \"Ada One\"")
+            && out.stderr.contains("matched by name"),
+        "{}",
+        out.stderr
+    );
+    // Now "Ada" names one administrator only.
+    sandbox.run(&["user", "delete", "Ada"]).ok();
+    let out = sandbox.run(&["user", "delete", "nobody"]);
+    out.expect_code(3);
+    assert!(
+        out.stderr.contains(
+            "no administrator has the id, email or name `nobody` (see `tessera user list`)"
+        ),
+        "{}",
+        out.stderr
+    );
+
+    // Roles: a role's id is its name; an unknown one is answered with the roles there are.
+    sandbox
+        .run(&["role", "create", "auditor", "--permission", "audit.read"])
+        .ok();
+    let out = sandbox.run(&["role", "update", "nosuch", "--description", "x"]);
+    out.expect_code(3);
+    assert!(
+        out.stderr
+            .contains("no role is named `nosuch`; the roles are: ")
+            && out.stderr.contains("auditor")
+            && out.stderr.contains("viewer"),
+        "{}",
+        out.stderr
+    );
+    sandbox.run(&["role", "delete", "Auditor"]).ok();
+}
+
+#[test]
+fn listings_have_a_header_on_a_terminal_and_tabs_when_piped() {
+    let sandbox = Sandbox::initialized();
+    sandbox.add_article();
+    sandbox
+        .run(&["project", "create", "shop", "--name", "Shop"])
+        .ok();
+    let (deploy, _) = sandbox.create_token(
+        "CI deploy",
+        &["--type", "custom", "--permission", "article.create"],
+    );
+    let (dashboard, _) =
+        sandbox.create_token("dashboard", &["--type", "read-only", "--project", "shop"]);
+
+    // Piped: one tab-separated line per token, no header, no colour.
+    let out = sandbox.run(&["token", "list"]);
+    out.ok();
+    assert!(!out.stdout.contains('\u{1b}'), "{:?}", out.stdout);
+    let rows: Vec<Vec<&str>> = out
+        .stdout
+        .lines()
+        .map(|line| line.split('\t').collect())
+        .collect();
+    assert_eq!(rows.len(), 2, "no header when piped:\n{}", out.stdout);
+    let row = |id: &str| {
+        rows.iter()
+            .find(|row| row[0] == id)
+            .unwrap_or_else(|| panic!("no row for {id}:\n{}", out.stdout))
+    };
+    assert_eq!(
+        row(&deploy)[1..6],
+        ["CI deploy", "custom", "active", "-", "article.create"]
+    );
+    assert_eq!(
+        row(&dashboard)[1..6],
+        [
+            "dashboard",
+            "read-only",
+            "active",
+            "shop",
+            "every read action"
+        ]
+    );
+    assert!(rows.iter().all(|row| row.len() == 8), "{}", out.stdout);
+
+    // On a terminal: a header row, then aligned columns, no tabs and no colour.
+    if let Some(shown) = run_on_terminal(&sandbox, &["token", "list"]) {
+        let lines: Vec<&str> = shown.lines().collect();
+        let header: Vec<&str> = lines[0].split_whitespace().collect();
+        assert_eq!(
+            header,
+            [
+                "ID",
+                "NAME",
+                "TYPE",
+                "STATUS",
+                "PROJECT",
+                "PERMISSIONS",
+                "EXPIRES",
+                "LAST",
+                "USED"
+            ],
+            "{shown}"
+        );
+        assert!(
+            !shown.contains('\t') && !shown.contains('\u{1b}'),
+            "{shown:?}"
+        );
+        let column = lines[0].find("PROJECT").expect("PROJECT column");
+        let dashboard_line = lines
+            .iter()
+            .find(|line| line.starts_with(&dashboard))
+            .expect("dashboard row");
+        assert_eq!(&dashboard_line[column..column + 4], "shop", "{shown}");
+    }
+    // The other listings too.
+    for (args, first) in [
+        (vec!["project", "list"], "SLUG"),
+        (vec!["resource", "list"], "NAME"),
+        (vec!["role", "list"], "NAME"),
+        (vec!["audit"], "TIME"),
+    ] {
+        let piped = sandbox.run(&args);
+        piped.ok();
+        assert!(
+            !piped.stdout.starts_with(first) && piped.stdout.contains('\t'),
+            "{args:?} piped:\n{}",
+            piped.stdout
+        );
+        if let Some(shown) = run_on_terminal(&sandbox, &args) {
+            assert!(shown.starts_with(first), "{args:?} on a terminal:\n{shown}");
+        }
+    }
+
+    // `token show` says what the token may do.
+    let out = sandbox.run(&["token", "show", "CI deploy"]);
+    out.ok();
+    assert!(
+        out.stdout
+            .lines()
+            .any(|line| line == "permissions  article.create"),
+        "{}",
+        out.stdout
+    );
+    assert!(out.stdout.contains("project      none"), "{}", out.stdout);
+    let out = sandbox.run(&["token", "show", &dashboard]);
+    assert!(
+        out.stdout
+            .lines()
+            .any(|line| line == "permissions  every read action"),
+        "{}",
+        out.stdout
+    );
+}
+
+#[test]
+fn help_describes_flags_and_ids_and_keeps_the_old_search_flag() {
+    let sandbox = Sandbox::new();
+    let out = sandbox.run(&["token", "list", "--help"]);
+    out.ok();
+    assert!(
+        out.stdout.contains("--search <TEXT>") && !out.stdout.contains("--q"),
+        "{}",
+        out.stdout
+    );
+    assert!(out.stdout.contains("Examples:"), "{}", out.stdout);
+    for value in [
+        "read-only",
+        "full-access",
+        "custom",
+        "active",
+        "disabled",
+        "expired",
+    ] {
+        assert!(out.stdout.contains(value), "{value}: {}", out.stdout);
+    }
+    let out = sandbox.run(&["token", "disable", "--help"]);
+    assert!(
+        out.ok()
+            .stdout
+            .contains("<TOKEN>  The token: its id (a UUID) or its unique name"),
+        "{}",
+        out.stdout
+    );
+    let out = sandbox.run(&["user", "create", "--help"]);
+    assert!(
+        out.ok()
+            .stdout
+            .contains("super-admin (everything), token-manager (API tokens and the audit log), viewer (read tokens), or a custom role"),
+        "{}",
+        out.stdout
+    );
+    // A type that does not exist is refused by the parser, naming the ones that do.
+    let out = sandbox.run(&[
+        "token",
+        "create",
+        "--lifespan",
+        "unlimited",
+        "--name",
+        "x",
+        "--type",
+        "admin",
+    ]);
+    out.expect_code(2);
+    assert!(
+        out.stderr
+            .contains("[possible values: read-only, full-access, custom]"),
+        "{}",
+        out.stderr
+    );
+
+    // `--q`, the old name of `--search`, still works for scripts.
+    let sandbox = Sandbox::initialized();
+    sandbox.create_token("deploy", &["--type", "read-only"]);
+    sandbox.create_token("other", &["--type", "read-only"]);
+    for flag in ["--search", "--q"] {
+        let page = sandbox
+            .run(&["token", "list", "--json", flag, "DEP"])
+            .ok()
+            .json();
+        assert_eq!(page["total"], 1, "{flag}: {page}");
+    }
+}
+
+#[test]
+fn an_unsupported_database_url_names_the_supported_schemes() {
+    let sandbox = Sandbox::new();
+    for args in [
+        vec![
+            "--database-url",
+            "mysql://app:hunter2@db/tessera",
+            "token",
+            "list",
+        ],
+        vec!["--database-url", "mysql://app:hunter2@db/tessera", "serve"],
+        vec![
+            "db",
+            "copy",
+            "--from",
+            "mysql://app:hunter2@db/tessera",
+            "--to",
+            "sqlite://./copy.db",
+        ],
+    ] {
+        let mut command = sandbox.bare();
+        command.args(&args);
+        let out = run_command(command, None);
+        out.expect_code(2);
+        assert!(
+            out.stderr
+                .contains("scheme `mysql:`, which Tessera does not support")
+                && out.stderr.contains("sqlite:PATH")
+                && out
+                    .stderr
+                    .contains("postgres://USER:PASSWORD@HOST/DATABASE"),
+            "{args:?}: {}",
+            out.stderr
+        );
+        assert!(!out.stderr.contains("hunter2"), "{}", out.stderr);
+        assert!(!out.stderr.contains("internal"), "{}", out.stderr);
+    }
+}
+
+#[test]
+fn completions_and_a_manual_page_come_from_the_command_line_definition() {
+    let sandbox = Sandbox::new();
+    for (shell, marker) in [
+        ("bash", "_tessera()"),
+        ("zsh", "#compdef tessera"),
+        ("fish", "complete -c tessera"),
+    ] {
+        let out = sandbox
+            .bare()
+            .arg("completions")
+            .arg(shell)
+            .output()
+            .expect("run");
+        assert!(out.status.success(), "{shell}");
+        let script = String::from_utf8_lossy(&out.stdout);
+        assert!(script.contains(marker), "{shell}: {script}");
+        for word in ["regenerate", "search", "read-only"] {
+            assert!(script.contains(word), "{shell} completes {word}");
+        }
+    }
+    let out = sandbox.run(&["completions", "powershell"]);
+    out.expect_code(2);
+
+    let out = sandbox.bare().arg("man").output().expect("run");
+    assert!(out.status.success());
+    let page = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        page.contains(".TH tessera 1") && page.contains("token"),
+        "{page}"
+    );
+    // Neither needs a data dir, and neither makes one.
+    assert!(!sandbox.root().join("tessera-data").exists());
+}
+
+#[test]
+fn a_listen_value_that_is_no_address_shows_the_forms_it_takes() {
+    let sandbox = Sandbox::new();
+    for value in ["80x81", "localhost:", "http://localhost:8081"] {
+        let out = sandbox.run(&["serve", "--listen", value]);
+        out.expect_code(2);
+        assert!(
+            out.stderr
+                .contains(&format!("`{value}` is not a listen address"))
+                && out.stderr.contains("use HOST:PORT (e.g. 127.0.0.1:8080")
+                && out
+                    .stderr
+                    .contains("a bare PORT (e.g. 8080, which listens on 127.0.0.1 only)"),
+            "{value}: {}",
+            out.stderr
+        );
+    }
+    assert!(!sandbox.data_dir().exists(), "nothing is created");
 }

@@ -1205,6 +1205,8 @@ async fn past_its_maximum_staleness_a_cut_off_node_refuses_to_verify() {
         &[
             "token",
             "create",
+            "--lifespan",
+            "unlimited",
             "--json",
             "--name",
             "t",
@@ -1292,7 +1294,16 @@ async fn a_node_without_the_clusters_pepper_refuses_to_start() {
     let secret = cli(
         &first,
         &db.url,
-        &["token", "create", "--name", "ci", "--type", "read-only"],
+        &[
+            "token",
+            "create",
+            "--lifespan",
+            "unlimited",
+            "--name",
+            "ci",
+            "--type",
+            "read-only",
+        ],
         None,
     )
     .trim()

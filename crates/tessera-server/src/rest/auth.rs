@@ -5,7 +5,8 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json as AxumJson, Router};
-use tessera_api_types::{LoginRequest, RegisterFirstRequest, UserView};
+use tessera_api_types::{ErrorCode, LoginRequest, RegisterFirstRequest, UserView};
+use tessera_app::AppError;
 use tessera_app::auth::Password;
 
 use crate::AppState;
@@ -40,7 +41,18 @@ pub(crate) async fn login(
     Json(request): Json<LoginRequest>,
 ) -> ApiResult<Response> {
     let password = Password(request.password);
-    let (secret, body) = state.app.login(&request.email, &password, client).await?;
+    let (secret, body) = state
+        .app
+        .login(&request.email, &password, client)
+        .await
+        .map_err(|error| match error {
+            // One answer for an unknown email and a wrong password: which it was is not
+            // told (it would say which emails have accounts).
+            AppError::Unauthenticated => {
+                ApiError::new(ErrorCode::Unauthenticated, "email or password is incorrect")
+            }
+            other => other.into(),
+        })?;
     let max_age = state.app.settings().session_lifetime.as_secs();
     let mut response = AxumJson(body).into_response();
     if let Some(cookie) = session_cookie(&state, &secret.0, max_age) {

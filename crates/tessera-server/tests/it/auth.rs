@@ -86,6 +86,12 @@ async fn wrong_password_and_unknown_account_are_401() {
             .await;
         response.expect_error(401, "unauthenticated");
         assert!(response.headers.get("set-cookie").is_none());
+        // The same words for both, and words a person reads as "try again".
+        assert_eq!(
+            response.body["error"]["message"], "email or password is incorrect",
+            "{}",
+            response.text
+        );
     }
     // A malformed login body is a 422 naming the field, not a 500.
     server
@@ -272,6 +278,13 @@ async fn api_tokens_never_authenticate_management_routes() {
         .await;
         response.expect_error(401, "unauthenticated");
         assert!(!response.text.contains(&secret), "{method} {path}");
+        let message = response.body["error"]["message"]
+            .as_str()
+            .unwrap_or_default();
+        assert!(
+            message.starts_with("an API token cannot call management endpoints"),
+            "{method} {path}: {message}"
+        );
     }
     // A bearer token next to a valid session cookie does not piggyback on it either.
     admin
@@ -297,4 +310,49 @@ async fn api_tokens_never_authenticate_management_routes() {
         .expect_error(401, "unauthenticated");
     // The token survived every attempt.
     admin.get(&format!("/v1/tokens/{id}")).await.expect(200);
+}
+
+/// Each refused `Authorization` header says what was wrong with it: an empty Bearer
+/// never reads as if an API token had been sent.
+#[tokio::test]
+async fn a_refused_bearer_header_says_what_was_wrong() {
+    let server = TestServer::start().await;
+    let message = |response: &crate::harness::Resp| {
+        response.expect_error(401, "unauthenticated");
+        response.body["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    };
+    for header in ["Bearer", "Bearer ", "Bearer    ", "Basic abc", "tsrp_x"] {
+        let response = server
+            .raw(
+                Method::GET,
+                "/v1/auth/me",
+                &[("Authorization", header)],
+                Vec::new(),
+            )
+            .await;
+        let message = message(&response);
+        assert!(
+            message.starts_with("the Authorization header has no token")
+                && message.contains("Bearer tsrp_")
+                && !message.contains("API token"),
+            "{header:?}: {message}"
+        );
+    }
+    let response = server
+        .raw(
+            Method::GET,
+            "/v1/auth/me",
+            &[("Authorization", "Bearer tsrp_not-a-real-one")],
+            Vec::new(),
+        )
+        .await;
+    let message = message(&response);
+    assert!(
+        message.starts_with("the bearer token is not a valid personal token")
+            && !message.contains("API token"),
+        "{message}"
+    );
 }

@@ -196,6 +196,13 @@ impl Sandbox {
     pub fn create_token(&self, name: &str, extra: &[&str]) -> (String, String) {
         let mut args = vec!["token", "create", "--json", "--name", name];
         args.extend_from_slice(extra);
+        // A lifespan is required (as over the API); unlimited unless the test says.
+        if !extra
+            .iter()
+            .any(|arg| *arg == "--lifespan" || *arg == "--expires-at")
+        {
+            args.extend_from_slice(&["--lifespan", "unlimited"]);
+        }
         let created = self.run(&args).ok().json();
         (str_field(&created, "id"), str_field(&created, "token"))
     }
