@@ -35,12 +35,13 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use sqlx::postgres::{PgPool, PgPoolOptions};
-use sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions};
 use sqlx::{
     ColumnIndex, ConnectOptions as _, Database, Decode, Encode, Postgres, QueryBuilder, Row,
     Sqlite, Type,
 };
 
+use crate::sql::Value;
 use crate::{StoreError, StoreResult, redact_url};
 
 /// Rows per `INSERT` (and per page read from the source) unless told otherwise.
@@ -304,15 +305,6 @@ const SERIAL_COLUMNS: &[(&str, &str)] = &[("audit", "id"), ("changes", "sequence
 /// The migrator's own bookkeeping, which each end keeps for itself.
 const MIGRATIONS_TABLE: &str = "_sqlx_migrations";
 
-/// One column's value, typed so that NULL binds with the column's type.
-#[derive(Debug, Clone)]
-enum Value {
-    Text(Option<String>),
-    Integer(Option<i64>),
-    Boolean(Option<bool>),
-    Blob(Option<Vec<u8>>),
-}
-
 /// A connection pool of either backend.
 #[derive(Debug)]
 enum Db {
@@ -421,11 +413,7 @@ impl Db {
         // Creates the schema and applies every migration; dropped at once.
         drop(crate::open(url).await?);
         if is_sqlite(url) {
-            let options = SqliteConnectOptions::from_str(url)
-                .map_err(|error| StoreError::Backend(Box::new(error)))?
-                .synchronous(SqliteSynchronous::Full)
-                .foreign_keys(true)
-                .busy_timeout(Duration::from_secs(5))
+            let options = crate::sqlite::connect_options(url)?
                 // Statements carry hundreds of placeholders; never their values, but
                 // a slow batch would still fill the log.
                 .disable_statement_logging();

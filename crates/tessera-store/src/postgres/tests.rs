@@ -95,6 +95,10 @@ impl Drop for Schema {
     }
 }
 
+async fn open(url: &str) -> crate::StoreResult<PostgresStore> {
+    Ok(PostgresStore::open_migrated(url).await?.0)
+}
+
 /// A server that answers PostgreSQL's TLS request with "no" (as one without TLS
 /// does), then hangs up; answers its address.
 async fn server_without_tls() -> std::net::SocketAddr {
@@ -122,7 +126,7 @@ async fn server_without_tls() -> std::net::SocketAddr {
 async fn sslmode_require_refuses_a_server_without_tls_and_says_so() {
     let address = server_without_tls().await;
     let url = format!("postgres://tessera@{address}/tessera?sslmode=require");
-    let error = PostgresStore::open(&url)
+    let error = open(&url)
         .await
         .expect_err("sslmode=require must not fall back to plain text");
     assert!(matches!(error, StoreError::Unavailable(_)), "{error:?}");
@@ -148,7 +152,7 @@ async fn sslmode_is_honoured_by_a_real_server() {
     let over_tcp = !base.contains("host=/") && !base.contains("@/") && !base.contains("%2F");
     if ssl == "on" && over_tcp {
         // The connection is encrypted, as asked.
-        let store = PostgresStore::open(&schema.url("sslmode=require"))
+        let store = open(&schema.url("sslmode=require"))
             .await
             .expect("sslmode=require against a server with TLS");
         let encrypted: bool =
@@ -159,12 +163,12 @@ async fn sslmode_is_honoured_by_a_real_server() {
         assert!(encrypted, "sslmode=require gave a plain-text connection");
         // And verify-full checks the certificate: a local server's own (self-signed,
         // e.g. Debian's snakeoil) is not trusted.
-        if let Err(error) = PostgresStore::open(&schema.url("sslmode=verify-full")).await {
+        if let Err(error) = open(&schema.url("sslmode=verify-full")).await {
             let message = error.to_string();
             assert!(message.contains("TLS"), "{message}");
         }
     } else {
-        let error = PostgresStore::open(&schema.url("sslmode=require"))
+        let error = open(&schema.url("sslmode=require"))
             .await
             .expect_err("sslmode=require against a server without TLS");
         assert!(error.to_string().contains("TLS"), "{error}");
@@ -177,7 +181,7 @@ async fn statements_are_bounded_by_the_statement_timeout() {
     let schema = Schema::create(&base).await;
 
     // The default, and the server's keepalive, on every pooled connection.
-    let store = PostgresStore::open(&schema.url("")).await.expect("open");
+    let store = open(&schema.url("")).await.expect("open");
     let shown: String = sqlx::query_scalar("SHOW statement_timeout")
         .fetch_one(&store.pool)
         .await
@@ -195,7 +199,7 @@ async fn statements_are_bounded_by_the_statement_timeout() {
     );
 
     // A statement longer than a configured timeout fails, as `Unavailable`.
-    let store = PostgresStore::open(&schema.url("statement_timeout=500ms"))
+    let store = open(&schema.url("statement_timeout=500ms"))
         .await
         .expect("open");
     let shown: String = sqlx::query_scalar("SHOW statement_timeout")
@@ -207,7 +211,7 @@ async fn statements_are_bounded_by_the_statement_timeout() {
     let error = sqlx::query("SELECT pg_sleep(30)")
         .execute(&store.pool)
         .await
-        .map_err(super::map_error)
+        .map_err(<sqlx::Postgres as crate::sql::Backend>::classify)
         .expect_err("pg_sleep(30) past a 500 ms statement timeout");
     assert!(
         start.elapsed() < Duration::from_secs(20),

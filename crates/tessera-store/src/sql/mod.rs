@@ -1,0 +1,445 @@
+//! The store, written once for both databases.
+//!
+//! Every statement is one SQL text with `$1, $2, …` placeholders ([`Sql`]), and every
+//! value it binds is a [`Value`]; the schemas match column for column, so the same
+//! text and the same binds run on SQLite and on PostgreSQL. [`SqlStore`] implements
+//! [`crate::Store`] once, generic over a [`Backend`]: the small trait each database
+//! implements for what truly differs (error classification, how a write transaction
+//! starts, advisory locks and `NOTIFY`, row locks, the usage flush's array binds).
+//!
+//! Why a trait of our own rather than generic functions over `sqlx::Database` with
+//! `Encode`/`Decode`/`Executor` bounds: Rust does not carry a trait's `where` clauses
+//! on other types (`String: Encode<'q, Self>`, `&mut Self::Connection: Executor`) to
+//! the places that use the trait, so every generic function would have to repeat a
+//! dozen bounds. Here the sqlx bounds are written once, on [`arguments`], and each
+//! backend's few primitives (`execute`, `fetch_all`, `fetch_optional`) are concrete;
+//! the store code sees only [`Backend`] and types of its own.
+
+mod catalog;
+mod feed;
+mod store;
+mod tokens;
+mod users;
+
+use std::fmt::Debug;
+use std::future::Future;
+use std::sync::Arc;
+
+use sqlx::postgres::PgRow;
+use sqlx::sqlite::SqliteRow;
+use sqlx::{Arguments as _, Database, Encode, FromRow, Pool, Transaction, Type};
+use tessera_core::{AuditEntry, ChangeKind};
+
+use crate::rows::millis;
+use crate::{StoreError, StoreResult, UsageDelta};
+
+/// Tessera's store on one database; `B` says which.
+#[derive(Debug)]
+pub(crate) struct SqlStore<B: Backend> {
+    pub(crate) pool: Pool<B>,
+    pub(crate) extra: B::Extra,
+}
+
+/// A row type both backends decode (the `FromRow` derives are generic over the row).
+pub(crate) trait Decode:
+    for<'r> FromRow<'r, SqliteRow> + for<'r> FromRow<'r, PgRow> + Send + Unpin
+{
+}
+
+impl<T> Decode for T where
+    T: for<'r> FromRow<'r, SqliteRow> + for<'r> FromRow<'r, PgRow> + Send + Unpin
+{
+}
+
+/// The advisory locks a write may take (PostgreSQL; SQLite's `BEGIN IMMEDIATE` holds
+/// the whole database's write lock already, so there they are no-ops).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Lock {
+    /// Orders change-feed inserts: see [`finish`].
+    ChangeFeed,
+    /// One pruner of the change feed at a time.
+    Prune,
+    /// Serializes first-run registrations (two at once must not both see no users).
+    FirstUser,
+}
+
+/// What differs between the databases. Everything else is in this module, once.
+pub(crate) trait Backend: Database {
+    /// What the store keeps besides its pool (PostgreSQL: the change listener).
+    type Extra: Send + Sync + Debug;
+
+    /// Appended to a `SELECT` that must lock the rows it reads until the transaction
+    /// ends (`FOR UPDATE`; empty on SQLite, whose writer holds the database).
+    const FOR_UPDATE: &'static str;
+    /// As [`Backend::FOR_UPDATE`], for a lock that only keeps the rows from changing.
+    const FOR_SHARE: &'static str;
+
+    /// Turns a driver error into a store error.
+    fn classify(error: sqlx::Error) -> StoreError;
+
+    /// Starts a write transaction. Dropping it uncommitted rolls it back.
+    fn begin(
+        pool: &Pool<Self>,
+    ) -> impl Future<Output = StoreResult<Transaction<'static, Self>>> + Send;
+
+    fn commit(
+        transaction: Transaction<'static, Self>,
+    ) -> impl Future<Output = StoreResult<()>> + Send;
+
+    /// A connection from the pool, for reads and single statements.
+    fn acquire(
+        pool: &Pool<Self>,
+    ) -> impl Future<Output = StoreResult<sqlx::pool::PoolConnection<Self>>> + Send;
+
+    /// Runs `sql`; the number of rows it changed.
+    fn execute(
+        connection: &mut Self::Connection,
+        sql: Sql,
+    ) -> impl Future<Output = StoreResult<u64>> + Send;
+
+    fn fetch_all<R: Decode>(
+        connection: &mut Self::Connection,
+        sql: Sql,
+    ) -> impl Future<Output = StoreResult<Vec<R>>> + Send;
+
+    fn fetch_optional<R: Decode>(
+        connection: &mut Self::Connection,
+        sql: Sql,
+    ) -> impl Future<Output = StoreResult<Option<R>>> + Send;
+
+    /// Takes `lock` until the transaction ends.
+    fn lock(
+        connection: &mut Self::Connection,
+        lock: Lock,
+    ) -> impl Future<Output = StoreResult<()>> + Send;
+
+    /// Takes `lock` until the transaction ends if it is free; whether it was.
+    fn try_lock(
+        connection: &mut Self::Connection,
+        lock: Lock,
+    ) -> impl Future<Output = StoreResult<bool>> + Send;
+
+    /// Tells other processes, when the transaction commits, that the feed grew.
+    fn announce(connection: &mut Self::Connection) -> impl Future<Output = StoreResult<()>> + Send;
+
+    /// Adds a usage batch inside `connection`'s transaction (tokens deleted meanwhile
+    /// are skipped; `last_used_at` only moves forward).
+    fn record_usage(
+        connection: &mut Self::Connection,
+        batch: &[UsageDelta],
+    ) -> impl Future<Output = StoreResult<()>> + Send;
+
+    /// See [`crate::Store::change_signal`].
+    fn change_signal(_extra: &Self::Extra) -> Option<Arc<tokio::sync::Notify>> {
+        None
+    }
+}
+
+/// One column value to bind, typed so that a NULL binds with its column's type.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Value {
+    Text(Option<String>),
+    Integer(Option<i64>),
+    Boolean(Option<bool>),
+    Blob(Option<Vec<u8>>),
+}
+
+impl From<String> for Value {
+    fn from(value: String) -> Self {
+        Self::Text(Some(value))
+    }
+}
+impl From<&str> for Value {
+    fn from(value: &str) -> Self {
+        Self::Text(Some(value.to_owned()))
+    }
+}
+impl From<&String> for Value {
+    fn from(value: &String) -> Self {
+        Self::Text(Some(value.clone()))
+    }
+}
+impl From<Option<String>> for Value {
+    fn from(value: Option<String>) -> Self {
+        Self::Text(value)
+    }
+}
+impl From<&Option<String>> for Value {
+    fn from(value: &Option<String>) -> Self {
+        Self::Text(value.clone())
+    }
+}
+impl From<i64> for Value {
+    fn from(value: i64) -> Self {
+        Self::Integer(Some(value))
+    }
+}
+impl From<Option<i64>> for Value {
+    fn from(value: Option<i64>) -> Self {
+        Self::Integer(value)
+    }
+}
+impl From<bool> for Value {
+    fn from(value: bool) -> Self {
+        Self::Boolean(Some(value))
+    }
+}
+impl From<Vec<u8>> for Value {
+    fn from(value: Vec<u8>) -> Self {
+        Self::Blob(Some(value))
+    }
+}
+impl From<Option<Vec<u8>>> for Value {
+    fn from(value: Option<Vec<u8>>) -> Self {
+        Self::Blob(value)
+    }
+}
+
+/// A statement and its binds: one text for both backends, with `$1, $2, …`.
+///
+/// PostgreSQL numbers parameters by their digits. SQLite numbers a named parameter
+/// (`$1` is one) by where it first appears; sqlx's SQLite driver reads the digits of a
+/// `$N` name and binds the N-th value (a test in this module pins that), so the two
+/// agree. As a second guard, every text is checked (in debug builds) to introduce its
+/// placeholders in ascending order, where the two numberings coincide whatever a
+/// driver does; [`Sql::push_bind`] writes them that way by construction.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Sql {
+    text: String,
+    values: Vec<Value>,
+}
+
+impl Sql {
+    pub(crate) fn new(text: impl Into<String>) -> Self {
+        let text = text.into();
+        debug_assert!(
+            placeholders_ascend(&text),
+            "placeholders out of order: {text}"
+        );
+        Self {
+            text,
+            values: Vec::new(),
+        }
+    }
+
+    /// Binds the next placeholder of the text.
+    pub(crate) fn bind(mut self, value: impl Into<Value>) -> Self {
+        self.values.push(value.into());
+        self
+    }
+
+    /// Appends text (without placeholders).
+    pub(crate) fn push(&mut self, text: &str) -> &mut Self {
+        debug_assert!(!text.contains('$'), "use push_bind for placeholders");
+        self.text.push_str(text);
+        self
+    }
+
+    /// Appends the next placeholder, bound to `value`.
+    pub(crate) fn push_bind(&mut self, value: impl Into<Value>) -> &mut Self {
+        self.values.push(value.into());
+        self.text.push('$');
+        self.text.push_str(&self.values.len().to_string());
+        self
+    }
+
+    #[cfg(test)]
+    pub(crate) fn text(&self) -> &str {
+        &self.text
+    }
+
+    /// The text and the driver's arguments.
+    pub(crate) fn into_parts<'q, DB>(self) -> StoreResult<(String, DB::Arguments<'q>)>
+    where
+        DB: Database,
+        Option<String>: Encode<'q, DB> + Type<DB>,
+        Option<i64>: Encode<'q, DB> + Type<DB>,
+        Option<bool>: Encode<'q, DB> + Type<DB>,
+        Option<Vec<u8>>: Encode<'q, DB> + Type<DB>,
+    {
+        let arguments = arguments::<DB>(self.values).map_err(StoreError::Backend)?;
+        Ok((self.text, arguments))
+    }
+}
+
+/// `$first, $first+1, …, $last`.
+pub(crate) fn placeholders(count: usize) -> String {
+    (1..=count)
+        .map(|n| format!("${n}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Whether each placeholder number first appears right after the highest seen so far.
+fn placeholders_ascend(text: &str) -> bool {
+    let bytes = text.as_bytes();
+    let mut highest = 0_usize;
+    let mut index = 0;
+    while index < bytes.len() {
+        if bytes[index] == b'$' {
+            let digits: String = text[index + 1..]
+                .chars()
+                .take_while(char::is_ascii_digit)
+                .collect();
+            if let Ok(number) = digits.parse::<usize>() {
+                if number > highest + 1 {
+                    return false;
+                }
+                highest = highest.max(number);
+            }
+            index += digits.len();
+        }
+        index += 1;
+    }
+    true
+}
+
+/// The driver's arguments for `values`, each bound with its own type.
+pub(crate) fn arguments<'q, DB>(
+    values: Vec<Value>,
+) -> Result<DB::Arguments<'q>, sqlx::error::BoxDynError>
+where
+    DB: Database,
+    Option<String>: Encode<'q, DB> + Type<DB>,
+    Option<i64>: Encode<'q, DB> + Type<DB>,
+    Option<bool>: Encode<'q, DB> + Type<DB>,
+    Option<Vec<u8>>: Encode<'q, DB> + Type<DB>,
+{
+    let mut arguments = DB::Arguments::default();
+    for value in values {
+        match value {
+            Value::Text(value) => arguments.add(value)?,
+            Value::Integer(value) => arguments.add(value)?,
+            Value::Boolean(value) => arguments.add(value)?,
+            Value::Blob(value) => arguments.add(value)?,
+        }
+    }
+    Ok(arguments)
+}
+
+/// The one row `sql` answers (an aggregate, say).
+pub(crate) async fn fetch_one<B: Backend, R: Decode>(
+    connection: &mut B::Connection,
+    sql: Sql,
+) -> StoreResult<R> {
+    B::fetch_optional(connection, sql)
+        .await?
+        .ok_or_else(|| crate::rows::corrupt("a query that answers one row answered none"))
+}
+
+/// Keeps `Conflict` but says `what` instead of the generic message.
+pub(crate) fn conflict(what: String) -> impl FnOnce(StoreError) -> StoreError {
+    move |error| match error {
+        StoreError::Conflict { .. } => StoreError::Conflict { what },
+        other => other,
+    }
+}
+
+/// `Err(NotFound)` when a statement meant to change one row changed none.
+pub(crate) fn one_row(changed: u64) -> StoreResult<()> {
+    if changed == 0 {
+        Err(StoreError::NotFound)
+    } else {
+        Ok(())
+    }
+}
+
+pub(crate) fn insert_audit(audit: &AuditEntry) -> Sql {
+    Sql::new(
+        "INSERT INTO audit (at, actor, action, target, client_address, changes) \
+         VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(millis(audit.at))
+    .bind(&audit.actor)
+    .bind(&audit.action)
+    .bind(&audit.target)
+    .bind(&audit.client_address)
+    .bind(audit.changes.to_string())
+}
+
+/// Appends the audit row and one change-feed row per change to `transaction`, and
+/// commits it. The one way a write reaches the feed, on both backends.
+///
+/// On PostgreSQL the feed rows are inserted under an advisory lock held until the
+/// commit. Why: a `BIGSERIAL` value is taken when the row is inserted, but becomes
+/// visible when its transaction commits, and transactions commit in any order.
+/// Without the lock, writer A could take sequence 7, writer B take 8 and commit first;
+/// a follower reading `sequence > 6` sees 8, moves its position to 8, and never sees 7
+/// when A commits a moment later: a change skipped for good. With the lock, taking a
+/// sequence number and committing happen inside one critical section
+/// (`pg_advisory_xact_lock` is released only after the commit is visible), so every
+/// snapshot sees a prefix of the feed and `sequence > last_seen` is safe. The lock is
+/// taken as late as possible (after every row lock of the write) so that only the
+/// insert and the commit are serialized, and no lock is ever awaited while holding it,
+/// so it cannot take part in a deadlock. (It also needs the sequence's default
+/// `CACHE 1`: see the migration.) Sequence numbers can still have gaps, from
+/// transactions that roll back after the insert; followers do not mind. On SQLite the
+/// writer holds the database from `BEGIN IMMEDIATE` to the commit, which orders the
+/// feed by itself.
+pub(crate) async fn finish<B: Backend>(
+    mut transaction: Transaction<'static, B>,
+    audit: &AuditEntry,
+    changes: &[(ChangeKind, &str)],
+) -> StoreResult<()> {
+    B::execute(&mut transaction, insert_audit(audit)).await?;
+    if !changes.is_empty() {
+        // Delivered at commit, and only if the transaction commits.
+        B::announce(&mut transaction).await?;
+        B::lock(&mut transaction, Lock::ChangeFeed).await?;
+        for (kind, key) in changes {
+            let row = Sql::new("INSERT INTO changes (kind, key, at) VALUES ($1, $2, $3)")
+                .bind(kind.as_str())
+                .bind(*key)
+                .bind(millis(audit.at));
+            B::execute(&mut transaction, row).await?;
+        }
+    }
+    B::commit(transaction).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn placeholders_must_first_appear_in_order() {
+        assert!(placeholders_ascend("VALUES ($1, $2, $3, $4, $4)"));
+        assert!(placeholders_ascend(
+            "SET a = $1, b = $2 WHERE c = $3 AND $1 = $2"
+        ));
+        assert!(!placeholders_ascend("x = $1 AND y = $2 AND z = $10"));
+        assert!(!placeholders_ascend("SET a = $2 WHERE id = $1"));
+        assert!(placeholders_ascend("SELECT 1"));
+        let mut sql = Sql::new("SELECT a FROM t WHERE b = ");
+        sql.push_bind(1_i64).push(" AND c = ").push_bind("x");
+        assert_eq!(sql.text(), "SELECT a FROM t WHERE b = $1 AND c = $2");
+        assert_eq!(placeholders(3), "$1, $2, $3");
+    }
+
+    /// sqlx's SQLite driver binds `$N` to the N-th value, whatever order the
+    /// placeholders appear in (SQLite itself numbers them by first appearance).
+    #[tokio::test]
+    async fn sqlite_binds_dollar_placeholders_by_their_number() {
+        use sqlx::Connection as _;
+        let mut connection = sqlx::SqliteConnection::connect("sqlite::memory:")
+            .await
+            .unwrap();
+        let (text, bound) = Sql::new("SELECT $1 || $2")
+            .bind("a")
+            .bind("b")
+            .into_parts::<sqlx::Sqlite>()
+            .unwrap();
+        let row: (String,) = sqlx::query_as_with(&text, bound)
+            .fetch_one(&mut connection)
+            .await
+            .unwrap();
+        assert_eq!(row.0, "ab");
+        // Out of order (which `Sql::new` refuses in debug builds): still by number.
+        let bound = arguments::<sqlx::Sqlite>(vec!["a".into(), "b".into()]).unwrap();
+        let row: (String,) = sqlx::query_as_with("SELECT $2 || $1", bound)
+            .fetch_one(&mut connection)
+            .await
+            .unwrap();
+        assert_eq!(row.0, "ba");
+    }
+}
