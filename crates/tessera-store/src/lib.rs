@@ -372,11 +372,7 @@ pub async fn open_migrated(url: &str) -> StoreResult<(Arc<dyn Store>, Migrated)>
         Ok((Arc::new(store), migrated))
     } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         let (store, migrated) = PostgresStore::open_migrated(url).await?;
-        let store: Arc<dyn Store> = match store.call_deadline() {
-            Some(limit) => Arc::new(deadline::WithDeadline::new(store, limit)),
-            None => Arc::new(store),
-        };
-        Ok((store, migrated))
+        Ok((Arc::new(store), migrated))
     } else {
         Err(StoreError::Backend(
             format!("unsupported database URL scheme in `{}`", redact_url(url)).into(),

@@ -60,7 +60,7 @@ pub(crate) type PostgresStore = SqlStore<Postgres>;
 #[derive(Debug)]
 pub(crate) struct PgExtra {
     listener: Arc<ChangeListener>,
-    /// How long a call may take before [`crate::open`]'s deadline abandons it.
+    /// How long a call may take before it is abandoned ([`crate::deadline`]).
     call_deadline: Option<Duration>,
 }
 
@@ -191,6 +191,7 @@ impl SqlStore<Postgres> {
 
     /// How long a call may take before it is abandoned (`None`: no statement timeout,
     /// so no deadline either).
+    #[cfg(test)]
     pub(crate) fn call_deadline(&self) -> Option<Duration> {
         self.extra.call_deadline
     }
@@ -342,6 +343,10 @@ impl Backend for Postgres {
             .map_err(Self::classify)?;
         }
         Ok(())
+    }
+
+    fn call_deadline(extra: &PgExtra) -> Option<Duration> {
+        extra.call_deadline
     }
 
     fn change_signal(extra: &PgExtra) -> Option<Arc<tokio::sync::Notify>> {

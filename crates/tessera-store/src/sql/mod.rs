@@ -129,6 +129,11 @@ pub(crate) trait Backend: Database {
         batch: &[UsageDelta],
     ) -> impl Future<Output = StoreResult<()>> + Send;
 
+    /// How long a call may take before it is abandoned ([`crate::deadline`]).
+    fn call_deadline(_extra: &Self::Extra) -> Option<std::time::Duration> {
+        None
+    }
+
     /// See [`crate::Store::change_signal`].
     fn change_signal(_extra: &Self::Extra) -> Option<Arc<tokio::sync::Notify>> {
         None
