@@ -15,7 +15,7 @@ use sqlx::sqlite::{
 use sqlx::{Pool, Sqlite, SqliteConnection, Transaction};
 
 use crate::rows::{day_text, millis};
-use crate::sql::{Backend, Decode, Lock, Sql, SqlStore};
+use crate::sql::{Backend, Decode, Driver, Lock, Sql, SqlStore};
 use crate::{StoreError, StoreResult, UsageDelta};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -27,7 +27,7 @@ pub(crate) type SqliteStore = SqlStore<Sqlite>;
 /// `db copy`'s).
 pub(crate) fn connect_options(url: &str) -> StoreResult<SqliteConnectOptions> {
     Ok(SqliteConnectOptions::from_str(url)
-        .map_err(<Sqlite as Backend>::classify)?
+        .map_err(<Sqlite as Driver>::classify)?
         .synchronous(SqliteSynchronous::Full)
         .foreign_keys(true)
         .busy_timeout(Duration::from_secs(5)))
@@ -53,11 +53,7 @@ impl SqlStore<Sqlite> {
     }
 }
 
-impl Backend for Sqlite {
-    type Extra = ();
-    const FOR_UPDATE: &'static str = "";
-    const FOR_SHARE: &'static str = "";
-
+impl Driver for Sqlite {
     fn classify(error: sqlx::Error) -> StoreError {
         match &error {
             sqlx::Error::RowNotFound => StoreError::NotFound,
@@ -86,44 +82,26 @@ impl Backend for Sqlite {
         }
     }
 
+    fn decode<R: Decode>(row: &sqlx::sqlite::SqliteRow) -> Result<R, sqlx::Error> {
+        R::from_row(row)
+    }
+
+    fn rows_affected(result: &sqlx::sqlite::SqliteQueryResult) -> u64 {
+        result.rows_affected()
+    }
+}
+
+impl Backend for Sqlite {
+    type Extra = ();
+    const FOR_UPDATE: &'static str = "";
+    const FOR_SHARE: &'static str = "";
+
     /// `BEGIN IMMEDIATE` takes the write lock up front, so concurrent writers wait on
     /// the busy timeout instead of failing on a lock upgrade.
     async fn begin(pool: &Pool<Self>) -> StoreResult<Transaction<'static, Self>> {
         pool.begin_with("BEGIN IMMEDIATE")
             .await
             .map_err(Self::classify)
-    }
-
-    async fn commit(transaction: Transaction<'static, Self>) -> StoreResult<()> {
-        transaction.commit().await.map_err(Self::classify)
-    }
-
-    async fn acquire(pool: &Pool<Self>) -> StoreResult<sqlx::pool::PoolConnection<Self>> {
-        pool.acquire().await.map_err(Self::classify)
-    }
-
-    async fn execute(connection: &mut SqliteConnection, sql: Sql) -> StoreResult<u64> {
-        let (text, arguments) = sql.into_parts::<Self>()?;
-        let done = sqlx::query_with(&text, arguments).execute(connection).await;
-        Ok(done.map_err(Self::classify)?.rows_affected())
-    }
-
-    async fn fetch_all<R: Decode>(
-        connection: &mut SqliteConnection,
-        sql: Sql,
-    ) -> StoreResult<Vec<R>> {
-        let (text, arguments) = sql.into_parts::<Self>()?;
-        let rows = sqlx::query_as_with(&text, arguments).fetch_all(connection);
-        rows.await.map_err(Self::classify)
-    }
-
-    async fn fetch_optional<R: Decode>(
-        connection: &mut SqliteConnection,
-        sql: Sql,
-    ) -> StoreResult<Option<R>> {
-        let (text, arguments) = sql.into_parts::<Self>()?;
-        let row = sqlx::query_as_with(&text, arguments).fetch_optional(connection);
-        row.await.map_err(Self::classify)
     }
 
     async fn lock(_connection: &mut SqliteConnection, _lock: Lock) -> StoreResult<()> {

@@ -26,7 +26,7 @@ use tessera_core::TokenId;
 
 use self::listener::{CHANNEL, ChangeListener};
 use crate::rows::{day_text, millis};
-use crate::sql::{Backend, Decode, Lock, Sql, SqlStore};
+use crate::sql::{Backend, Decode, Driver, Lock, Sql, SqlStore};
 use crate::{StoreError, StoreResult, UsageDelta};
 
 /// The sqlx options of `url`, without Tessera's own parameters (see [`connect`]).
@@ -218,47 +218,28 @@ fn merge_usage(batch: &[UsageDelta]) -> BTreeMap<TokenId, TokenUsage> {
     merged
 }
 
+impl Driver for Postgres {
+    fn classify(error: sqlx::Error) -> StoreError {
+        classify_error(error)
+    }
+
+    fn decode<R: Decode>(row: &sqlx::postgres::PgRow) -> Result<R, sqlx::Error> {
+        R::from_row(row)
+    }
+
+    fn rows_affected(result: &sqlx::postgres::PgQueryResult) -> u64 {
+        result.rows_affected()
+    }
+}
+
 impl Backend for Postgres {
     type Extra = PgExtra;
     const FOR_UPDATE: &'static str = " FOR UPDATE";
     const FOR_SHARE: &'static str = " FOR SHARE";
 
-    fn classify(error: sqlx::Error) -> StoreError {
-        classify_error(error)
-    }
-
     /// READ COMMITTED, the server default.
     async fn begin(pool: &Pool<Self>) -> StoreResult<Transaction<'static, Self>> {
         pool.begin().await.map_err(Self::classify)
-    }
-
-    async fn commit(transaction: Transaction<'static, Self>) -> StoreResult<()> {
-        transaction.commit().await.map_err(Self::classify)
-    }
-
-    async fn acquire(pool: &Pool<Self>) -> StoreResult<sqlx::pool::PoolConnection<Self>> {
-        pool.acquire().await.map_err(Self::classify)
-    }
-
-    async fn execute(connection: &mut PgConnection, sql: Sql) -> StoreResult<u64> {
-        let (text, arguments) = sql.into_parts::<Self>()?;
-        let done = sqlx::query_with(&text, arguments).execute(connection);
-        Ok(done.await.map_err(Self::classify)?.rows_affected())
-    }
-
-    async fn fetch_all<R: Decode>(connection: &mut PgConnection, sql: Sql) -> StoreResult<Vec<R>> {
-        let (text, arguments) = sql.into_parts::<Self>()?;
-        let found = sqlx::query_as_with(&text, arguments).fetch_all(connection);
-        found.await.map_err(Self::classify)
-    }
-
-    async fn fetch_optional<R: Decode>(
-        connection: &mut PgConnection,
-        sql: Sql,
-    ) -> StoreResult<Option<R>> {
-        let (text, arguments) = sql.into_parts::<Self>()?;
-        let found = sqlx::query_as_with(&text, arguments).fetch_optional(connection);
-        found.await.map_err(Self::classify)
     }
 
     async fn lock(connection: &mut PgConnection, lock: Lock) -> StoreResult<()> {

@@ -136,7 +136,7 @@ async fn statements_are_bounded_by_the_statement_timeout() {
     let error = sqlx::query("SELECT pg_sleep(30)")
         .execute(&store.pool)
         .await
-        .map_err(<sqlx::Postgres as crate::sql::Backend>::classify)
+        .map_err(<sqlx::Postgres as crate::sql::Driver>::classify)
         .expect_err("pg_sleep(30) past a 500 ms statement timeout");
     assert!(
         start.elapsed() < Duration::from_secs(20),

@@ -63,8 +63,74 @@ pub(crate) enum Lock {
     FirstUser,
 }
 
+/// What a driver answers its own way, for [`Run`].
+pub(crate) trait Driver: Database {
+    /// Turns a driver error into a store error.
+    fn classify(error: sqlx::Error) -> StoreError;
+
+    /// Decodes `row` as `R` (the row type is concrete in each implementation).
+    fn decode<R: Decode>(row: &Self::Row) -> Result<R, sqlx::Error>;
+
+    fn rows_affected(result: &Self::QueryResult) -> u64;
+}
+
+/// Runs a [`Sql`] on a connection. Written once, over sqlx's generic API: the sqlx
+/// bounds live on this one implementation, and reach the store code as a bound on
+/// [`Backend`]'s connection type, which Rust carries to every `B: Backend`.
+pub(crate) trait Run<DB>: Send {
+    /// Runs `sql`; the number of rows it changed.
+    fn execute(&mut self, sql: Sql) -> impl Future<Output = StoreResult<u64>> + Send;
+
+    fn fetch_all<R: Decode>(
+        &mut self,
+        sql: Sql,
+    ) -> impl Future<Output = StoreResult<Vec<R>>> + Send;
+
+    fn fetch_optional<R: Decode>(
+        &mut self,
+        sql: Sql,
+    ) -> impl Future<Output = StoreResult<Option<R>>> + Send;
+}
+
+impl<DB, C> Run<DB> for C
+where
+    DB: Driver,
+    C: Send,
+    for<'c> &'c mut C: sqlx::Executor<'c, Database = DB>,
+    for<'q> DB::Arguments<'q>: sqlx::IntoArguments<'q, DB>,
+    for<'q> Option<String>: Encode<'q, DB> + Type<DB>,
+    for<'q> Option<i64>: Encode<'q, DB> + Type<DB>,
+    for<'q> Option<bool>: Encode<'q, DB> + Type<DB>,
+    for<'q> Option<Vec<u8>>: Encode<'q, DB> + Type<DB>,
+{
+    async fn execute(&mut self, sql: Sql) -> StoreResult<u64> {
+        let (text, arguments) = sql.into_parts::<DB>()?;
+        let query = sqlx::query_with::<DB, _>(&text, arguments);
+        let done = query.execute(self).await.map_err(DB::classify)?;
+        Ok(DB::rows_affected(&done))
+    }
+
+    async fn fetch_all<R: Decode>(&mut self, sql: Sql) -> StoreResult<Vec<R>> {
+        let (text, arguments) = sql.into_parts::<DB>()?;
+        let query = sqlx::query_with::<DB, _>(&text, arguments);
+        let rows = query.fetch_all(self).await.map_err(DB::classify)?;
+        let decoded: Result<Vec<R>, _> = rows.iter().map(DB::decode).collect();
+        decoded.map_err(DB::classify)
+    }
+
+    async fn fetch_optional<R: Decode>(&mut self, sql: Sql) -> StoreResult<Option<R>> {
+        let (text, arguments) = sql.into_parts::<DB>()?;
+        let query = sqlx::query_with::<DB, _>(&text, arguments);
+        let row = query.fetch_optional(self).await.map_err(DB::classify)?;
+        row.as_ref()
+            .map(DB::decode)
+            .transpose()
+            .map_err(DB::classify)
+    }
+}
+
 /// What differs between the databases. Everything else is in this module, once.
-pub(crate) trait Backend: Database {
+pub(crate) trait Backend: Driver + Database<Connection: Run<Self>> {
     /// What the store keeps besides its pool (PostgreSQL: the change listener).
     type Extra: Send + Sync + Debug;
 
@@ -74,9 +140,6 @@ pub(crate) trait Backend: Database {
     /// As [`Backend::FOR_UPDATE`], for a lock that only keeps the rows from changing.
     const FOR_SHARE: &'static str;
 
-    /// Turns a driver error into a store error.
-    fn classify(error: sqlx::Error) -> StoreError;
-
     /// Starts a write transaction. Dropping it uncommitted rolls it back.
     fn begin(
         pool: &Pool<Self>,
@@ -84,28 +147,39 @@ pub(crate) trait Backend: Database {
 
     fn commit(
         transaction: Transaction<'static, Self>,
-    ) -> impl Future<Output = StoreResult<()>> + Send;
+    ) -> impl Future<Output = StoreResult<()>> + Send {
+        async { transaction.commit().await.map_err(Self::classify) }
+    }
 
     /// A connection from the pool, for reads and single statements.
     fn acquire(
         pool: &Pool<Self>,
-    ) -> impl Future<Output = StoreResult<sqlx::pool::PoolConnection<Self>>> + Send;
+    ) -> impl Future<Output = StoreResult<sqlx::pool::PoolConnection<Self>>> + Send {
+        let acquired = pool.acquire();
+        async { acquired.await.map_err(Self::classify) }
+    }
 
     /// Runs `sql`; the number of rows it changed.
     fn execute(
         connection: &mut Self::Connection,
         sql: Sql,
-    ) -> impl Future<Output = StoreResult<u64>> + Send;
+    ) -> impl Future<Output = StoreResult<u64>> + Send {
+        connection.execute(sql)
+    }
 
     fn fetch_all<R: Decode>(
         connection: &mut Self::Connection,
         sql: Sql,
-    ) -> impl Future<Output = StoreResult<Vec<R>>> + Send;
+    ) -> impl Future<Output = StoreResult<Vec<R>>> + Send {
+        connection.fetch_all(sql)
+    }
 
     fn fetch_optional<R: Decode>(
         connection: &mut Self::Connection,
         sql: Sql,
-    ) -> impl Future<Output = StoreResult<Option<R>>> + Send;
+    ) -> impl Future<Output = StoreResult<Option<R>>> + Send {
+        connection.fetch_optional(sql)
+    }
 
     /// Takes `lock` until the transaction ends.
     fn lock(
