@@ -9,13 +9,14 @@
 use std::str::FromStr;
 use std::time::Duration;
 
+use sqlx::error::DatabaseError;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 use sqlx::{Pool, Sqlite, SqliteConnection, Transaction};
 
 use crate::rows::{day_text, millis};
-use crate::sql::{Backend, Decode, Driver, Lock, Sql, SqlStore};
+use crate::sql::{Backend, Driver, Lock, Sql, SqlStore};
 use crate::{StoreError, StoreResult, UsageDelta};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -54,40 +55,25 @@ impl SqlStore<Sqlite> {
 }
 
 impl Driver for Sqlite {
-    fn classify(error: sqlx::Error) -> StoreError {
-        match &error {
-            sqlx::Error::RowNotFound => StoreError::NotFound,
-            sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict {
-                what: "a record with that name already exists".into(),
-            },
-            // `ON DELETE RESTRICT` fails as SQLITE_CONSTRAINT_TRIGGER (1811), which sqlx
-            // does not classify as a foreign-key violation.
-            sqlx::Error::Database(db)
-                if db.is_foreign_key_violation()
-                    || db.message().contains("FOREIGN KEY constraint failed") =>
-            {
-                StoreError::Conflict {
-                    what: "the record is referenced elsewhere, or references a missing record"
-                        .into(),
-                }
-            }
-            sqlx::Error::Database(db) if db.message().contains("database is locked") => {
-                StoreError::Unavailable(Box::new(error))
-            }
+    /// `ON DELETE RESTRICT` fails as SQLITE_CONSTRAINT_TRIGGER (1811), which sqlx does
+    /// not classify as a foreign-key violation.
+    fn is_restrict(error: &dyn DatabaseError) -> bool {
+        error.message().contains("FOREIGN KEY constraint failed")
+    }
+
+    /// Locked past the busy timeout.
+    fn is_transient(error: &dyn DatabaseError) -> bool {
+        error.message().contains("database is locked")
+    }
+
+    fn is_unreachable(error: &sqlx::Error) -> bool {
+        matches!(
+            error,
             sqlx::Error::Io(_)
-            | sqlx::Error::PoolTimedOut
-            | sqlx::Error::PoolClosed
-            | sqlx::Error::WorkerCrashed => StoreError::Unavailable(Box::new(error)),
-            _ => StoreError::Backend(Box::new(error)),
-        }
-    }
-
-    fn decode<R: Decode>(row: &sqlx::sqlite::SqliteRow) -> Result<R, sqlx::Error> {
-        R::from_row(row)
-    }
-
-    fn rows_affected(result: &sqlx::sqlite::SqliteQueryResult) -> u64 {
-        result.rows_affected()
+                | sqlx::Error::PoolTimedOut
+                | sqlx::Error::PoolClosed
+                | sqlx::Error::WorkerCrashed
+        )
     }
 }
 

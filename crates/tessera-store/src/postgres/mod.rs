@@ -20,13 +20,14 @@ use std::time::Duration;
 
 use chrono::NaiveDate;
 use sqlx::Connection as _;
+use sqlx::error::DatabaseError;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPoolOptions};
 use sqlx::{Pool, Postgres, Transaction};
 use tessera_core::TokenId;
 
 use self::listener::{CHANNEL, ChangeListener};
 use crate::rows::{day_text, millis};
-use crate::sql::{Backend, Decode, Driver, Lock, Sql, SqlStore};
+use crate::sql::{Backend, Driver, Lock, Sql, SqlStore};
 use crate::{StoreError, StoreResult, UsageDelta};
 
 /// The sqlx options of `url`, without Tessera's own parameters (see [`connect`]).
@@ -75,36 +76,6 @@ fn is_transient(code: &str) -> bool {
         || code.starts_with("53")
         || code.starts_with("57P0")
         || matches!(code, "40001" | "40P01" | "55P03" | "25006" | "57014")
-}
-
-fn classify_error(error: sqlx::Error) -> StoreError {
-    match &error {
-        sqlx::Error::RowNotFound => StoreError::NotFound,
-        sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict {
-            what: "a record with that name already exists".into(),
-        },
-        // `ON DELETE RESTRICT` fails as a foreign-key violation (23503) too; 23001
-        // (restrict_violation) is mapped as well in case a server raises it.
-        sqlx::Error::Database(db)
-            if db.is_foreign_key_violation() || db.code().as_deref() == Some("23001") =>
-        {
-            StoreError::Conflict {
-                what: "the record is referenced elsewhere, or references a missing record".into(),
-            }
-        }
-        sqlx::Error::Database(db) if db.code().as_deref().is_some_and(is_transient) => {
-            StoreError::Unavailable(Box::new(error))
-        }
-        // A protocol error is a connection that broke mid-conversation (e.g. cut while
-        // it asked for TLS): the next one may well work.
-        sqlx::Error::Io(_)
-        | sqlx::Error::Tls(_)
-        | sqlx::Error::Protocol(_)
-        | sqlx::Error::PoolTimedOut
-        | sqlx::Error::PoolClosed
-        | sqlx::Error::WorkerCrashed => StoreError::Unavailable(Box::new(error)),
-        _ => StoreError::Backend(Box::new(error)),
-    }
 }
 
 impl SqlStore<Postgres> {
@@ -219,16 +190,28 @@ fn merge_usage(batch: &[UsageDelta]) -> BTreeMap<TokenId, TokenUsage> {
 }
 
 impl Driver for Postgres {
-    fn classify(error: sqlx::Error) -> StoreError {
-        classify_error(error)
+    /// `ON DELETE RESTRICT` fails as a foreign-key violation (23503) too; 23001
+    /// (restrict_violation) is mapped as well in case a server raises it.
+    fn is_restrict(error: &dyn DatabaseError) -> bool {
+        error.code().as_deref() == Some("23001")
     }
 
-    fn decode<R: Decode>(row: &sqlx::postgres::PgRow) -> Result<R, sqlx::Error> {
-        R::from_row(row)
+    fn is_transient(error: &dyn DatabaseError) -> bool {
+        error.code().as_deref().is_some_and(is_transient)
     }
 
-    fn rows_affected(result: &sqlx::postgres::PgQueryResult) -> u64 {
-        result.rows_affected()
+    /// A protocol error is a connection that broke mid-conversation (e.g. cut while it
+    /// asked for TLS): the next one may well work.
+    fn is_unreachable(error: &sqlx::Error) -> bool {
+        matches!(
+            error,
+            sqlx::Error::Io(_)
+                | sqlx::Error::Tls(_)
+                | sqlx::Error::Protocol(_)
+                | sqlx::Error::PoolTimedOut
+                | sqlx::Error::PoolClosed
+                | sqlx::Error::WorkerCrashed
+        )
     }
 }
 

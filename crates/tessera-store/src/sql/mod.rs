@@ -25,6 +25,7 @@ use std::fmt::Debug;
 use std::future::Future;
 use std::sync::Arc;
 
+use sqlx::error::DatabaseError;
 use sqlx::postgres::PgRow;
 use sqlx::sqlite::SqliteRow;
 use sqlx::{Arguments as _, Database, Encode, FromRow, Pool, Transaction, Type};
@@ -63,15 +64,72 @@ pub(crate) enum Lock {
     FirstUser,
 }
 
-/// What a driver answers its own way, for [`Run`].
-pub(crate) trait Driver: Database {
+/// What a driver answers its own way: which errors mean what.
+pub(crate) trait Driver: Database<Row: RowOf, QueryResult: Changed> {
+    /// `ON DELETE RESTRICT` refused the write, where the driver does not call it a
+    /// foreign-key violation.
+    fn is_restrict(error: &dyn DatabaseError) -> bool;
+    /// The database says to try again later.
+    fn is_transient(error: &dyn DatabaseError) -> bool;
+    /// The connection is gone, or could not be had.
+    fn is_unreachable(error: &sqlx::Error) -> bool;
+
     /// Turns a driver error into a store error.
-    fn classify(error: sqlx::Error) -> StoreError;
+    fn classify(error: sqlx::Error) -> StoreError {
+        match &error {
+            sqlx::Error::RowNotFound => StoreError::NotFound,
+            sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict {
+                what: "a record with that name already exists".into(),
+            },
+            sqlx::Error::Database(db)
+                if db.is_foreign_key_violation() || Self::is_restrict(db.as_ref()) =>
+            {
+                StoreError::Conflict {
+                    what: "the record is referenced elsewhere, or references a missing record"
+                        .into(),
+                }
+            }
+            sqlx::Error::Database(db) if Self::is_transient(db.as_ref()) => {
+                StoreError::Unavailable(Box::new(error))
+            }
+            _ if Self::is_unreachable(&error) => StoreError::Unavailable(Box::new(error)),
+            _ => StoreError::Backend(Box::new(error)),
+        }
+    }
+}
 
-    /// Decodes `row` as `R` (the row type is concrete in each implementation).
-    fn decode<R: Decode>(row: &Self::Row) -> Result<R, sqlx::Error>;
+/// A driver's row, decoded as any [`Decode`] type.
+pub(crate) trait RowOf: sqlx::Row {
+    fn decode<R: Decode>(&self) -> Result<R, sqlx::Error>;
+}
 
-    fn rows_affected(result: &Self::QueryResult) -> u64;
+impl RowOf for SqliteRow {
+    fn decode<R: Decode>(&self) -> Result<R, sqlx::Error> {
+        R::from_row(self)
+    }
+}
+
+impl RowOf for PgRow {
+    fn decode<R: Decode>(&self) -> Result<R, sqlx::Error> {
+        R::from_row(self)
+    }
+}
+
+/// A driver's statement result: how many rows it changed.
+pub(crate) trait Changed {
+    fn changed(&self) -> u64;
+}
+
+impl Changed for sqlx::sqlite::SqliteQueryResult {
+    fn changed(&self) -> u64 {
+        self.rows_affected()
+    }
+}
+
+impl Changed for sqlx::postgres::PgQueryResult {
+    fn changed(&self) -> u64 {
+        self.rows_affected()
+    }
 }
 
 /// Runs a [`Sql`] on a connection. Written once, over sqlx's generic API: the sqlx
@@ -107,14 +165,14 @@ where
         let (text, arguments) = sql.into_parts::<DB>()?;
         let query = sqlx::query_with::<DB, _>(&text, arguments);
         let done = query.execute(self).await.map_err(DB::classify)?;
-        Ok(DB::rows_affected(&done))
+        Ok(done.changed())
     }
 
     async fn fetch_all<R: Decode>(&mut self, sql: Sql) -> StoreResult<Vec<R>> {
         let (text, arguments) = sql.into_parts::<DB>()?;
         let query = sqlx::query_with::<DB, _>(&text, arguments);
         let rows = query.fetch_all(self).await.map_err(DB::classify)?;
-        let decoded: Result<Vec<R>, _> = rows.iter().map(DB::decode).collect();
+        let decoded: Result<Vec<R>, _> = rows.iter().map(RowOf::decode).collect();
         decoded.map_err(DB::classify)
     }
 
@@ -123,7 +181,7 @@ where
         let query = sqlx::query_with::<DB, _>(&text, arguments);
         let row = query.fetch_optional(self).await.map_err(DB::classify)?;
         row.as_ref()
-            .map(DB::decode)
+            .map(RowOf::decode)
             .transpose()
             .map_err(DB::classify)
     }
