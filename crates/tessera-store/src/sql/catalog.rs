@@ -3,18 +3,13 @@
 use chrono::{DateTime, Utc};
 use tessera_core::{AuditEntry, ChangeKind, Project, Resource};
 
-use super::{Backend, Sql, SqlStore, conflict, finish, one_row};
+use super::{Backend, Expect, Sql, SqlStore, conflict};
 use crate::StoreResult;
 use crate::rows::{ProjectRow, ResourceRow, json_text, millis};
 
 pub(super) async fn list_resources<B: Backend>(store: &SqlStore<B>) -> StoreResult<Vec<Resource>> {
     let sql = Sql::new("SELECT name, description, actions FROM resources ORDER BY name");
-    let mut connection = B::acquire(&store.pool).await?;
-    B::fetch_all::<ResourceRow>(&mut connection, sql)
-        .await?
-        .into_iter()
-        .map(ResourceRow::into_resource)
-        .collect()
+    store.all(sql, ResourceRow::into_resource).await
 }
 
 pub(super) async fn insert_resource<B: Backend>(
@@ -31,9 +26,8 @@ pub(super) async fn insert_resource<B: Backend>(
     .bind(&resource.description)
     .bind(json_text(&resource.actions)?)
     .bind(millis(now));
-    let mut transaction = B::begin(&store.pool).await?;
-    B::execute(&mut transaction, sql).await?;
-    finish(transaction, audit, &[(ChangeKind::Catalog, &resource.name)]).await
+    let change = [(ChangeKind::Catalog, resource.name.as_str())];
+    store.write(sql, Expect::Any, audit, &change).await
 }
 
 pub(super) async fn update_resource<B: Backend>(
@@ -49,9 +43,8 @@ pub(super) async fn update_resource<B: Backend>(
     .bind(json_text(&resource.actions)?)
     .bind(millis(now))
     .bind(&resource.name);
-    let mut transaction = B::begin(&store.pool).await?;
-    one_row(B::execute(&mut transaction, sql).await?)?;
-    finish(transaction, audit, &[(ChangeKind::Catalog, &resource.name)]).await
+    let change = [(ChangeKind::Catalog, resource.name.as_str())];
+    store.write(sql, Expect::OneRow, audit, &change).await
 }
 
 pub(super) async fn delete_resource<B: Backend>(
@@ -60,19 +53,13 @@ pub(super) async fn delete_resource<B: Backend>(
     audit: &AuditEntry,
 ) -> StoreResult<()> {
     let sql = Sql::new("DELETE FROM resources WHERE name = $1").bind(name);
-    let mut transaction = B::begin(&store.pool).await?;
-    one_row(B::execute(&mut transaction, sql).await?)?;
-    finish(transaction, audit, &[(ChangeKind::Catalog, name)]).await
+    let change = [(ChangeKind::Catalog, name)];
+    store.write(sql, Expect::OneRow, audit, &change).await
 }
 
 pub(super) async fn list_projects<B: Backend>(store: &SqlStore<B>) -> StoreResult<Vec<Project>> {
     let sql = Sql::new("SELECT slug, name, created_at FROM projects ORDER BY slug");
-    let mut connection = B::acquire(&store.pool).await?;
-    B::fetch_all::<ProjectRow>(&mut connection, sql)
-        .await?
-        .into_iter()
-        .map(ProjectRow::into_project)
-        .collect()
+    store.all(sql, ProjectRow::into_project).await
 }
 
 pub(super) async fn insert_project<B: Backend>(
@@ -84,9 +71,8 @@ pub(super) async fn insert_project<B: Backend>(
         .bind(&project.slug)
         .bind(&project.name)
         .bind(millis(project.created_at));
-    let mut transaction = B::begin(&store.pool).await?;
-    B::execute(&mut transaction, sql).await?;
-    finish(transaction, audit, &[(ChangeKind::Project, &project.slug)]).await
+    let change = [(ChangeKind::Project, project.slug.as_str())];
+    store.write(sql, Expect::Any, audit, &change).await
 }
 
 /// `Conflict` while a token is bound to the project (`ON DELETE RESTRICT`).
@@ -96,10 +82,9 @@ pub(super) async fn delete_project<B: Backend>(
     audit: &AuditEntry,
 ) -> StoreResult<()> {
     let sql = Sql::new("DELETE FROM projects WHERE slug = $1").bind(slug);
-    let mut transaction = B::begin(&store.pool).await?;
-    let deleted = B::execute(&mut transaction, sql)
+    let change = [(ChangeKind::Project, slug)];
+    store
+        .write(sql, Expect::OneRow, audit, &change)
         .await
-        .map_err(conflict(format!("tokens are bound to project `{slug}`")))?;
-    one_row(deleted)?;
-    finish(transaction, audit, &[(ChangeKind::Project, slug)]).await
+        .map_err(conflict(format!("tokens are bound to project `{slug}`")))
 }

@@ -34,12 +34,7 @@ pub(super) async fn list_audit<B: Backend>(
     }
     sql.push(" ORDER BY id DESC LIMIT ")
         .push_bind(i64::from(query.limit));
-    let mut connection = B::acquire(&store.pool).await?;
-    B::fetch_all::<AuditRecord>(&mut connection, sql)
-        .await?
-        .into_iter()
-        .map(AuditRecord::into_row)
-        .collect()
+    store.all(sql, AuditRecord::into_row).await
 }
 
 pub(super) async fn record_audit<B: Backend>(
@@ -68,18 +63,15 @@ pub(super) async fn changes_after<B: Backend>(
     )
     .bind(sequence)
     .bind(i64::from(limit));
-    let mut connection = B::acquire(&store.pool).await?;
-    let rows: Vec<(i64, String, String)> = B::fetch_all(&mut connection, sql).await?;
-    rows.into_iter()
-        .map(|(sequence, kind, key)| {
-            let kind = ChangeKind::parse(&kind).ok_or_else(|| corrupt("change kind"))?;
-            Ok(Change {
-                sequence,
-                kind,
-                key,
-            })
+    let change = |(sequence, kind, key): (i64, String, String)| {
+        let kind = ChangeKind::parse(&kind).ok_or_else(|| corrupt("change kind"))?;
+        Ok(Change {
+            sequence,
+            kind,
+            key,
         })
-        .collect()
+    };
+    store.all(sql, change).await
 }
 
 async fn meta_value<B: Backend>(

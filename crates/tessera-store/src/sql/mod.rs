@@ -534,6 +534,55 @@ pub(crate) async fn finish<B: Backend>(
     B::commit(transaction).await
 }
 
+/// What a write of one statement expects it to change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Expect {
+    /// Whatever it changes.
+    Any,
+    /// At least one row, else `NotFound`.
+    OneRow,
+}
+
+impl<B: Backend> SqlStore<B> {
+    /// Every row `sql` answers, each converted by `convert`.
+    pub(crate) async fn all<R: Decode, T>(
+        &self,
+        sql: Sql,
+        convert: impl FnMut(R) -> StoreResult<T>,
+    ) -> StoreResult<Vec<T>> {
+        let mut connection = B::acquire(&self.pool).await?;
+        let rows: Vec<R> = B::fetch_all(&mut connection, sql).await?;
+        rows.into_iter().map(convert).collect()
+    }
+
+    /// The row `sql` answers, if any, converted by `convert`.
+    pub(crate) async fn optional<R: Decode, T>(
+        &self,
+        sql: Sql,
+        convert: impl FnOnce(R) -> StoreResult<T>,
+    ) -> StoreResult<Option<T>> {
+        let mut connection = B::acquire(&self.pool).await?;
+        let row: Option<R> = B::fetch_optional(&mut connection, sql).await?;
+        row.map(convert).transpose()
+    }
+
+    /// `sql` alone in a write transaction, with its audit row and `changes` ([`finish`]).
+    pub(crate) async fn write(
+        &self,
+        sql: Sql,
+        expect: Expect,
+        audit: &AuditEntry,
+        changes: &[(ChangeKind, &str)],
+    ) -> StoreResult<()> {
+        let mut transaction = B::begin(&self.pool).await?;
+        let changed = B::execute(&mut transaction, sql).await?;
+        if expect == Expect::OneRow {
+            one_row(changed)?;
+        }
+        finish(transaction, audit, changes).await
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

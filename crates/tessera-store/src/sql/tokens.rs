@@ -3,7 +3,7 @@
 use chrono::NaiveDate;
 use tessera_core::{AuditEntry, ChangeKind, TokenId, TokenRecord, UserId};
 
-use super::{Backend, Sql, SqlStore, fetch_one, finish, one_row, placeholders};
+use super::{Backend, Expect, Sql, SqlStore, fetch_one, finish, placeholders};
 use crate::rows::{TOKEN_COLUMNS, TokenRow, count, day_text, json_text, millis, parse_day};
 use crate::{
     Cursor, SortField, SortKey, StatusFilter, StoreError, StoreResult, TokenPage, TokenQuery,
@@ -127,10 +127,9 @@ pub(super) async fn delete<B: Backend>(
     audit: &AuditEntry,
 ) -> StoreResult<()> {
     let key = id.to_string();
-    let mut transaction = B::begin(&store.pool).await?;
     let sql = Sql::new("DELETE FROM tokens WHERE id = $1").bind(&key);
-    one_row(B::execute(&mut transaction, sql).await?)?;
-    finish(transaction, audit, &[(ChangeKind::Token, &key)]).await
+    let change = [(ChangeKind::Token, key.as_str())];
+    store.write(sql, Expect::OneRow, audit, &change).await
 }
 
 pub(super) async fn get<B: Backend>(
@@ -139,11 +138,7 @@ pub(super) async fn get<B: Backend>(
 ) -> StoreResult<Option<TokenRecord>> {
     let sql =
         Sql::new(format!("SELECT {TOKEN_COLUMNS} FROM tokens WHERE id = $1")).bind(id.to_string());
-    let mut connection = B::acquire(&store.pool).await?;
-    B::fetch_optional::<TokenRow>(&mut connection, sql)
-        .await?
-        .map(TokenRow::into_record)
-        .transpose()
+    store.optional(sql, TokenRow::into_record).await
 }
 
 pub(super) async fn get_many<B: Backend>(
@@ -176,8 +171,7 @@ pub(super) async fn after<B: Backend>(
         sql.push(" WHERE id > ").push_bind(after.to_string());
     }
     sql.push(" ORDER BY id LIMIT ").push_bind(i64::from(limit));
-    let mut connection = B::acquire(&store.pool).await?;
-    records(B::fetch_all(&mut connection, sql).await?)
+    store.all(sql, TokenRow::into_record).await
 }
 
 pub(super) async fn of_owner<B: Backend>(
@@ -188,8 +182,7 @@ pub(super) async fn of_owner<B: Backend>(
         "SELECT {TOKEN_COLUMNS} FROM tokens WHERE owner_id = $1"
     ))
     .bind(owner.to_string());
-    let mut connection = B::acquire(&store.pool).await?;
-    records(B::fetch_all(&mut connection, sql).await?)
+    store.all(sql, TokenRow::into_record).await
 }
 
 pub(super) async fn name_taken<B: Backend>(
@@ -197,8 +190,7 @@ pub(super) async fn name_taken<B: Backend>(
     name_key: &str,
 ) -> StoreResult<bool> {
     let sql = Sql::new("SELECT id FROM tokens WHERE kind = 'api' AND name_key = $1").bind(name_key);
-    let mut connection = B::acquire(&store.pool).await?;
-    let found: Option<(String,)> = B::fetch_optional(&mut connection, sql).await?;
+    let found = store.optional(sql, |(id,): (String,)| Ok(id)).await?;
     Ok(found.is_some())
 }
 
@@ -337,15 +329,12 @@ pub(super) async fn usage<B: Backend>(
     )
     .bind(id.to_string())
     .bind(day_text(since));
-    let mut connection = B::acquire(&store.pool).await?;
-    let rows: Vec<(String, i64, i64)> = B::fetch_all(&mut connection, sql).await?;
-    rows.into_iter()
-        .map(|(day, allowed, denied)| {
-            Ok(UsageRow {
-                day: parse_day(&day)?,
-                allowed: count(allowed)?,
-                denied: count(denied)?,
-            })
+    let usage = |(day, allowed, denied): (String, i64, i64)| {
+        Ok(UsageRow {
+            day: parse_day(&day)?,
+            allowed: count(allowed)?,
+            denied: count(denied)?,
         })
-        .collect()
+    };
+    store.all(sql, usage).await
 }

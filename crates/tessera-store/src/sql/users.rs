@@ -8,7 +8,7 @@
 use chrono::{DateTime, Utc};
 use tessera_core::{AuditEntry, ChangeKind, Role, UserId, UserRecord};
 
-use super::{Backend, Lock, Sql, SqlStore, conflict, fetch_one, finish, one_row};
+use super::{Backend, Expect, Lock, Sql, SqlStore, conflict, fetch_one, finish, one_row};
 use crate::rows::{
     ROLE_COLUMNS, RoleRow, SessionUserRow, USER_COLUMNS, UserRow, count, from_millis, json_text,
     millis,
@@ -132,20 +132,14 @@ pub(super) async fn insert_first<B: Backend>(
     finish(transaction, audit, &[(ChangeKind::User, &id)]).await
 }
 
-async fn find<B: Backend>(store: &SqlStore<B>, sql: Sql) -> StoreResult<Option<UserRecord>> {
-    let mut connection = B::acquire(&store.pool).await?;
-    B::fetch_optional::<UserRow>(&mut connection, sql)
-        .await?
-        .map(UserRow::into_record)
-        .transpose()
-}
-
 pub(super) async fn get<B: Backend>(
     store: &SqlStore<B>,
     id: UserId,
 ) -> StoreResult<Option<UserRecord>> {
     let sql = Sql::new(format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1"));
-    find(store, sql.bind(id.to_string())).await
+    store
+        .optional(sql.bind(id.to_string()), UserRow::into_record)
+        .await
 }
 
 pub(super) async fn get_by_email<B: Backend>(
@@ -155,19 +149,16 @@ pub(super) async fn get_by_email<B: Backend>(
     let sql = Sql::new(format!(
         "SELECT {USER_COLUMNS} FROM users WHERE email_key = $1"
     ));
-    find(store, sql.bind(email.to_lowercase())).await
+    store
+        .optional(sql.bind(email.to_lowercase()), UserRow::into_record)
+        .await
 }
 
 pub(super) async fn list<B: Backend>(store: &SqlStore<B>) -> StoreResult<Vec<UserRecord>> {
     let sql = Sql::new(format!(
         "SELECT {USER_COLUMNS} FROM users ORDER BY email_key"
     ));
-    let mut connection = B::acquire(&store.pool).await?;
-    B::fetch_all::<UserRow>(&mut connection, sql)
-        .await?
-        .into_iter()
-        .map(UserRow::into_record)
-        .collect()
+    store.all(sql, UserRow::into_record).await
 }
 
 pub(super) async fn update<B: Backend>(
@@ -284,9 +275,7 @@ pub(super) async fn delete_session<B: Backend>(
     audit: &AuditEntry,
 ) -> StoreResult<()> {
     let sql = Sql::new("DELETE FROM sessions WHERE digest = $1").bind(digest.to_vec());
-    let mut transaction = B::begin(&store.pool).await?;
-    B::execute(&mut transaction, sql).await?;
-    finish(transaction, audit, &[]).await
+    store.write(sql, Expect::Any, audit, &[]).await
 }
 
 fn role_permissions(role: &Role) -> StoreResult<String> {
@@ -298,12 +287,7 @@ pub(super) async fn list_roles<B: Backend>(store: &SqlStore<B>) -> StoreResult<V
     let sql = Sql::new(format!(
         "SELECT {ROLE_COLUMNS} FROM roles ORDER BY builtin DESC, name"
     ));
-    let mut connection = B::acquire(&store.pool).await?;
-    B::fetch_all::<RoleRow>(&mut connection, sql)
-        .await?
-        .into_iter()
-        .map(RoleRow::into_role)
-        .collect()
+    store.all(sql, RoleRow::into_role).await
 }
 
 pub(super) async fn get_role<B: Backend>(
@@ -311,11 +295,7 @@ pub(super) async fn get_role<B: Backend>(
     name: &str,
 ) -> StoreResult<Option<Role>> {
     let sql = Sql::new(format!("SELECT {ROLE_COLUMNS} FROM roles WHERE name = $1")).bind(name);
-    let mut connection = B::acquire(&store.pool).await?;
-    B::fetch_optional::<RoleRow>(&mut connection, sql)
-        .await?
-        .map(RoleRow::into_role)
-        .transpose()
+    store.optional(sql, RoleRow::into_role).await
 }
 
 pub(super) async fn insert_role<B: Backend>(
@@ -333,14 +313,11 @@ pub(super) async fn insert_role<B: Backend>(
     .bind(role_permissions(role)?)
     .bind(false)
     .bind(millis(now));
-    let mut transaction = B::begin(&store.pool).await?;
-    B::execute(&mut transaction, sql)
+    let exists = format!("a role named `{}` already exists", role.name);
+    store
+        .write(sql, Expect::Any, audit, &[])
         .await
-        .map_err(conflict(format!(
-            "a role named `{}` already exists",
-            role.name
-        )))?;
-    finish(transaction, audit, &[]).await
+        .map_err(conflict(exists))
 }
 
 pub(super) async fn update_role<B: Backend>(
@@ -356,9 +333,7 @@ pub(super) async fn update_role<B: Backend>(
     .bind(role_permissions(role)?)
     .bind(millis(now))
     .bind(&role.name);
-    let mut transaction = B::begin(&store.pool).await?;
-    one_row(B::execute(&mut transaction, sql).await?)?;
-    finish(transaction, audit, &[]).await
+    store.write(sql, Expect::OneRow, audit, &[]).await
 }
 
 /// `Conflict` naming the users (by email) while any user holds the role.
