@@ -20,8 +20,10 @@ use crate::sql::{Sql, Value};
 use crate::{StoreError, StoreResult, redact_url};
 
 /// `body` with `binding` bound to the pool or transaction inside `end`, whichever
-/// backend it is. (A generic function cannot take the place of this: the body's sqlx
-/// calls need a dozen `Encode`/`Executor` bounds that Rust would have us repeat.)
+/// backend it is, and `$db` naming that backend. A match on a backend known at run
+/// time has to name each arm; this writes the arm's body once. (The copy calls sqlx
+/// itself rather than the store's `Run`: it reads rows of any table as `Value`s, and
+/// words its errors with what it was doing.)
 macro_rules! either {
     ($end:expr, $enum:ident, $binding:ident: $db:ident => $body:expr) => {
         match $end {

@@ -7,13 +7,14 @@
 //! implements for what truly differs (error classification, how a write transaction
 //! starts, advisory locks and `NOTIFY`, row locks, the usage flush's array binds).
 //!
-//! Why a trait of our own rather than generic functions over `sqlx::Database` with
-//! `Encode`/`Decode`/`Executor` bounds: Rust does not carry a trait's `where` clauses
-//! on other types (`String: Encode<'q, Self>`, `&mut Self::Connection: Executor`) to
-//! the places that use the trait, so every generic function would have to repeat a
-//! dozen bounds. Here the sqlx bounds are written once, on [`arguments`], and each
-//! backend's few primitives (`execute`, `fetch_all`, `fetch_optional`) are concrete;
-//! the store code sees only [`Backend`] and types of its own.
+//! Why a trait of our own over sqlx's generic API, rather than generic functions over
+//! `sqlx::Database` with `Encode`/`Decode`/`Executor` bounds: Rust does not carry a
+//! trait's `where` clauses about other types (`String: Encode<'q, Self>`,
+//! `&mut Self::Connection: Executor`) to the places that use the trait, so every
+//! generic function would have to repeat a dozen bounds. Here they are written once,
+//! on the blanket implementation of [`Run`] (running one statement), and reach every
+//! `B: Backend` through an associated-type bound (`Database<Connection: Run<Self>>`),
+//! which Rust does carry; the store code sees only [`Backend`] and types of its own.
 
 mod catalog;
 mod feed;

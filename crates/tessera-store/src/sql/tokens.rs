@@ -10,25 +10,39 @@ use crate::{
     UsageDelta, UsageRow,
 };
 
-/// The columns an insert writes: [`TOKEN_COLUMNS`] with `name_key`, less `revision`
-/// (which starts at its default).
-const INSERT_COLUMNS: &str = "id, kind, name, name_key, description, token_type, \
-    permissions, project, owner_id, status, lifespan, expires_at, api_version, hint, digest, \
-    grace_digest, grace_until, created_at, created_by, updated_at, last_used_at, \
-    rate_limit_requests, rate_limit_seconds, external_id, metadata";
+/// The columns an edit may change, in [`bind_editable`] order. Identity, creation and
+/// usage columns never change through an edit.
+const EDITABLE_COLUMNS: [&str; 19] = [
+    "name",
+    "name_key",
+    "description",
+    "token_type",
+    "permissions",
+    "project",
+    "status",
+    "lifespan",
+    "expires_at",
+    "api_version",
+    "hint",
+    "digest",
+    "grace_digest",
+    "grace_until",
+    "updated_at",
+    "rate_limit_requests",
+    "rate_limit_seconds",
+    "external_id",
+    "metadata",
+];
 
-/// Binds every column of `token` in [`INSERT_COLUMNS`] order.
-fn bind_token(sql: Sql, token: &TokenRecord) -> StoreResult<Sql> {
+/// Binds the [`EDITABLE_COLUMNS`] of `token`.
+fn bind_editable(sql: Sql, token: &TokenRecord) -> StoreResult<Sql> {
     Ok(sql
-        .bind(token.id.to_string())
-        .bind(token.kind.as_str())
         .bind(&token.name)
         .bind(tessera_core::validate::name_key(&token.name))
         .bind(&token.description)
         .bind(token.token_type.as_str())
         .bind(json_text(&token.permissions)?)
         .bind(&token.project)
-        .bind(token.owner_id.map(|id| id.to_string()))
         .bind(token.status.as_str())
         .bind(token.lifespan.as_str())
         .bind(token.expires_at.map(millis))
@@ -37,10 +51,7 @@ fn bind_token(sql: Sql, token: &TokenRecord) -> StoreResult<Sql> {
         .bind(token.digest.as_bytes().to_vec())
         .bind(token.grace.map(|g| g.digest.as_bytes().to_vec()))
         .bind(token.grace.map(|g| millis(g.until)))
-        .bind(millis(token.created_at))
-        .bind(&token.created_by)
         .bind(millis(token.updated_at))
-        .bind(token.last_used_at.map(millis))
         .bind(token.rate_limit.map(|r| i64::from(r.requests)))
         .bind(token.rate_limit.map(|r| i64::from(r.per_seconds)))
         .bind(&token.external_id)
@@ -51,6 +62,7 @@ fn records(rows: Vec<TokenRow>) -> StoreResult<Vec<TokenRecord>> {
     rows.into_iter().map(TokenRow::into_record).collect()
 }
 
+/// Inserts every column but `revision` (which starts at its default).
 pub(super) async fn insert<B: Backend>(
     store: &SqlStore<B>,
     token: &TokenRecord,
@@ -58,53 +70,44 @@ pub(super) async fn insert<B: Backend>(
 ) -> StoreResult<()> {
     let id = token.id.to_string();
     let sql = Sql::new(format!(
-        "INSERT INTO tokens ({INSERT_COLUMNS}) VALUES ({})",
-        placeholders(25)
-    ));
-    let mut transaction = B::begin(&store.pool).await?;
-    B::execute(&mut transaction, bind_token(sql, token)?).await?;
-    finish(transaction, audit, &[(ChangeKind::Token, &id)]).await
+        "INSERT INTO tokens (id, kind, owner_id, created_at, created_by, last_used_at, {}) \
+         VALUES ({})",
+        EDITABLE_COLUMNS.join(", "),
+        placeholders(6 + EDITABLE_COLUMNS.len())
+    ))
+    .bind(&id)
+    .bind(token.kind.as_str())
+    .bind(token.owner_id.map(|owner| owner.to_string()))
+    .bind(millis(token.created_at))
+    .bind(&token.created_by)
+    .bind(token.last_used_at.map(millis));
+    let change = [(ChangeKind::Token, id.as_str())];
+    store
+        .write(bind_editable(sql, token)?, Expect::Any, audit, &change)
+        .await
 }
 
+/// Under READ COMMITTED (PostgreSQL) a concurrent edit of the same row makes this wait,
+/// then re-check the revision against the committed row: the later edit finds it
+/// moved on (Stale).
 pub(super) async fn update<B: Backend>(
     store: &SqlStore<B>,
     token: &TokenRecord,
     audit: &AuditEntry,
 ) -> StoreResult<()> {
     let id = token.id.to_string();
-    // Identity, creation and usage columns never change through an edit. Under READ
-    // COMMITTED (PostgreSQL) a concurrent edit of the same row makes this wait, then
-    // re-check the revision against the committed row: the later edit finds it moved
-    // on (Stale).
-    let sql = Sql::new(
-        "UPDATE tokens SET name = $1, name_key = $2, description = $3, token_type = $4, \
-         permissions = $5, project = $6, status = $7, lifespan = $8, expires_at = $9, \
-         api_version = $10, hint = $11, digest = $12, grace_digest = $13, \
-         grace_until = $14, updated_at = $15, rate_limit_requests = $16, \
-         rate_limit_seconds = $17, external_id = $18, metadata = $19, \
-         revision = revision + 1 WHERE id = $20 AND revision = $21",
-    )
-    .bind(&token.name)
-    .bind(tessera_core::validate::name_key(&token.name))
-    .bind(&token.description)
-    .bind(token.token_type.as_str())
-    .bind(json_text(&token.permissions)?)
-    .bind(&token.project)
-    .bind(token.status.as_str())
-    .bind(token.lifespan.as_str())
-    .bind(token.expires_at.map(millis))
-    .bind(&token.api_version)
-    .bind(&token.hint)
-    .bind(token.digest.as_bytes().to_vec())
-    .bind(token.grace.map(|g| g.digest.as_bytes().to_vec()))
-    .bind(token.grace.map(|g| millis(g.until)))
-    .bind(millis(token.updated_at))
-    .bind(token.rate_limit.map(|r| i64::from(r.requests)))
-    .bind(token.rate_limit.map(|r| i64::from(r.per_seconds)))
-    .bind(&token.external_id)
-    .bind(json_text(&token.metadata)?)
-    .bind(&id)
-    .bind(token.revision);
+    let set: Vec<String> = EDITABLE_COLUMNS
+        .iter()
+        .enumerate()
+        .map(|(index, column)| format!("{column} = ${}", index + 1))
+        .collect();
+    let sql = Sql::new(format!(
+        "UPDATE tokens SET {}, revision = revision + 1 WHERE id = ${} AND revision = ${}",
+        set.join(", "),
+        EDITABLE_COLUMNS.len() + 1,
+        EDITABLE_COLUMNS.len() + 2
+    ));
+    let sql = bind_editable(sql, token)?.bind(&id).bind(token.revision);
     let mut transaction = B::begin(&store.pool).await?;
     if B::execute(&mut transaction, sql).await? == 0 {
         let exists: Option<(String,)> = B::fetch_optional(
