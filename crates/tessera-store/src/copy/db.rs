@@ -1,7 +1,7 @@
 //! The two ends of a copy: a pool and a transaction of either backend, and what the
 //! copy asks of them. Which backend an end is is known only at run time (a copy pairs
-//! any two), so each operation dispatches with [`either!`]: one body, compiled once
-//! per backend.
+//! any two): each operation matches on it once and runs the store's generic [`Run`]
+//! primitives, wording errors with what it was doing.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -10,34 +10,13 @@ use std::time::Duration;
 
 use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions};
-use sqlx::{ConnectOptions as _, Postgres, Sqlite};
+use sqlx::{ConnectOptions as _, Pool, Postgres, Sqlite};
 
 use super::tables::{
-    MIGRATIONS_TABLE, SERIAL_COLUMNS, TABLES, Table, decode, insert_query, page_query,
-    replaced_in_target,
+    MIGRATIONS_TABLE, SERIAL_COLUMNS, TABLES, Table, insert_query, page_query, replaced_in_target,
 };
-use crate::sql::{Sql, Value};
+use crate::sql::{Backend, Kind, RowOf as _, Run as _, Sql, Value};
 use crate::{StoreError, StoreResult, redact_url};
-
-/// `body` with `binding` bound to the pool or transaction inside `end`, whichever
-/// backend it is, and `$db` naming that backend. A match on a backend known at run
-/// time has to name each arm; this writes the arm's body once. (The copy calls sqlx
-/// itself rather than the store's `Run`: it reads rows of any table as `Value`s, and
-/// words its errors with what it was doing.)
-macro_rules! either {
-    ($end:expr, $enum:ident, $binding:ident: $db:ident => $body:expr) => {
-        match $end {
-            $enum::Sqlite($binding) => {
-                type $db = Sqlite;
-                $body
-            }
-            $enum::Postgres($binding) => {
-                type $db = Postgres;
-                $body
-            }
-        }
-    };
-}
 
 /// A connection pool of either backend.
 #[derive(Debug)]
@@ -179,7 +158,10 @@ impl Db {
     }
 
     pub(super) async fn close(&self) {
-        either!(self, Db, pool: _B => pool.close().await)
+        match self {
+            Self::Sqlite(pool) => pool.close().await,
+            Self::Postgres(pool) => pool.close().await,
+        }
     }
 
     /// Rows in `table` (fresh, outside any snapshot); `filter` is an SQL condition
@@ -190,11 +172,11 @@ impl Db {
             None => format!("SELECT COUNT(*) FROM {table}"),
         };
         let context = format!("cannot count the rows of {table}");
-        let count: i64 = either!(self, Db, pool: _B => sqlx::query_scalar(&sql)
-            .fetch_one(pool)
-            .await
-            .map_err(failed(context))?);
-        Ok(u64::try_from(count).unwrap_or(0))
+        let counted = match self {
+            Self::Sqlite(pool) => count_pooled(pool, sql).await,
+            Self::Postgres(pool) => count_pooled(pool, sql).await,
+        };
+        counted.map_err(failed(context))
     }
 
     /// The tables of the database (less the migrator's own).
@@ -441,19 +423,50 @@ fn random_key() -> i64 {
     i64::from_ne_bytes(hasher.finish().to_ne_bytes())
 }
 
+/// `SELECT COUNT(*) …`'s answer.
+async fn count_in<B: Backend>(
+    connection: &mut B::Connection,
+    sql: String,
+) -> Result<u64, sqlx::Error> {
+    let rows = values_in::<B>(connection, Sql::new(sql), &[Kind::Integer]).await?;
+    match rows.first().and_then(|row| row.first()) {
+        Some(Value::Integer(Some(count))) => u64::try_from(*count)
+            .map_err(|_| sqlx::Error::Protocol(format!("a count of {count} rows"))),
+        _ => Err(sqlx::Error::RowNotFound),
+    }
+}
+
+async fn count_pooled<B: Backend>(pool: &Pool<B>, sql: String) -> Result<u64, sqlx::Error> {
+    let mut connection = pool.acquire().await?;
+    count_in::<B>(&mut connection, sql).await
+}
+
+/// The rows `sql` answers, each column read as `kinds` says.
+async fn values_in<B: Backend>(
+    connection: &mut B::Connection,
+    sql: Sql,
+    kinds: &[Kind],
+) -> Result<Vec<Vec<Value>>, sqlx::Error> {
+    let rows = connection.rows(sql).await?;
+    rows.iter().map(|row| row.values(kinds)).collect()
+}
+
 impl Tx {
     pub(super) async fn commit(self, context: &str) -> StoreResult<()> {
-        either!(self, Tx, tx: _B => tx.commit().await.map_err(failed(context)))
+        match self {
+            Self::Sqlite(tx) => tx.commit().await,
+            Self::Postgres(tx) => tx.commit().await,
+        }
+        .map_err(failed(context))
     }
 
     pub(super) async fn count(&mut self, table: &str) -> StoreResult<u64> {
         let sql = format!("SELECT COUNT(*) FROM {table}");
-        let context = format!("cannot count the source's {table}");
-        let count: i64 = either!(self, Tx, tx: _B => sqlx::query_scalar(&sql)
-            .fetch_one(&mut **tx)
-            .await
-            .map_err(failed(context))?);
-        Ok(u64::try_from(count).unwrap_or(0))
+        let counted = match self {
+            Self::Sqlite(tx) => count_in::<Sqlite>(tx, sql).await,
+            Self::Postgres(tx) => count_in::<Postgres>(tx, sql).await,
+        };
+        counted.map_err(failed(format!("cannot count the source's {table}")))
     }
 
     /// The next page of `table` after the key `after` (a row's leading key values), in
@@ -464,19 +477,12 @@ impl Tx {
         after: Option<&[Value]>,
         limit: usize,
     ) -> StoreResult<Vec<Vec<Value>>> {
-        let context = format!("cannot read the source's {}", table.name);
-        let sql = page_query(table, after, limit);
-        either!(self, Tx, tx: B => {
-            let (text, arguments) = sql.into_parts::<B>()?;
-            let rows = sqlx::query_with(&text, arguments)
-                .fetch_all(&mut **tx)
-                .await
-                .map_err(failed(&context))?;
-            rows.iter()
-                .map(|row| decode(row, table))
-                .collect::<Result<_, _>>()
-                .map_err(failed(&context))
-        })
+        let (sql, kinds) = (page_query(table, after, limit), table.kinds());
+        let page = match self {
+            Self::Sqlite(tx) => values_in::<Sqlite>(tx, sql, &kinds).await,
+            Self::Postgres(tx) => values_in::<Postgres>(tx, sql, &kinds).await,
+        };
+        page.map_err(failed(format!("cannot read the source's {}", table.name)))
     }
 
     /// Writes `rows` into `table` with one `INSERT`.
@@ -497,14 +503,11 @@ impl Tx {
         self.run(Sql::new(sql), context).await
     }
 
-    pub(super) async fn run(&mut self, sql: Sql, context: &str) -> StoreResult<u64> {
-        either!(self, Tx, tx: B => {
-            let (text, arguments) = sql.into_parts::<B>()?;
-            let done = sqlx::query_with(&text, arguments)
-                .execute(&mut **tx)
-                .await
-                .map_err(failed(context))?;
-            Ok(done.rows_affected())
-        })
+    async fn run(&mut self, sql: Sql, context: &str) -> StoreResult<u64> {
+        match self {
+            Self::Sqlite(tx) => tx.run(sql).await,
+            Self::Postgres(tx) => tx.run(sql).await,
+        }
+        .map_err(failed(context))
     }
 }

@@ -1,19 +1,7 @@
 //! The tables `db copy` knows, and the SQL it reads and writes them with (one text for
 //! both backends, see [`crate::sql::Sql`]).
 
-use sqlx::{ColumnIndex, Decode, Row, Type};
-
-use crate::sql::{Sql, Value};
-
-/// How a column is read and bound.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Kind {
-    Text,
-    Integer,
-    /// INTEGER 0/1 in SQLite, BOOLEAN in PostgreSQL.
-    Boolean,
-    Blob,
-}
+use crate::sql::{Kind, Sql, Value};
 
 /// A table and the columns copied, the primary key first.
 #[derive(Debug)]
@@ -22,6 +10,13 @@ pub(super) struct Table {
     pub(super) columns: &'static [(&'static str, Kind)],
     /// How many leading columns make the primary key (the keyset for paging).
     pub(super) key_len: usize,
+}
+
+impl Table {
+    /// The kinds of the columns, in order.
+    pub(super) fn kinds(&self) -> Vec<Kind> {
+        self.columns.iter().map(|(_, kind)| *kind).collect()
+    }
 }
 
 use Kind::{Blob, Boolean, Integer, Text};
@@ -142,31 +137,6 @@ pub(super) fn insert_query(table: &Table, rows: Vec<Vec<Value>>) -> Sql {
         sql.push(")");
     }
     sql
-}
-
-/// Reads a row of `table` (selected by [`page_query`]) as values.
-pub(super) fn decode<'r, R>(row: &'r R, table: &Table) -> Result<Vec<Value>, sqlx::Error>
-where
-    R: Row,
-    usize: ColumnIndex<R>,
-    Option<String>: Decode<'r, R::Database> + Type<R::Database>,
-    Option<i64>: Decode<'r, R::Database> + Type<R::Database>,
-    Option<bool>: Decode<'r, R::Database> + Type<R::Database>,
-    Option<Vec<u8>>: Decode<'r, R::Database> + Type<R::Database>,
-{
-    table
-        .columns
-        .iter()
-        .enumerate()
-        .map(|(index, (_, kind))| {
-            Ok(match kind {
-                Kind::Text => Value::Text(row.try_get(index)?),
-                Kind::Integer => Value::Integer(row.try_get(index)?),
-                Kind::Boolean => Value::Boolean(row.try_get(index)?),
-                Kind::Blob => Value::Blob(row.try_get(index)?),
-            })
-        })
-        .collect()
 }
 
 #[cfg(test)]

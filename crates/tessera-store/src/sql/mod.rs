@@ -99,14 +99,21 @@ pub(crate) trait Driver: Database<Row: RowOf, QueryResult: Changed> {
     }
 }
 
-/// A driver's row, decoded as any [`Decode`] type.
+/// A driver's row, decoded as any [`Decode`] type, or column by column as values.
 pub(crate) trait RowOf: sqlx::Row {
     fn decode<R: Decode>(&self) -> Result<R, sqlx::Error>;
+
+    /// The row's columns, each read as `kinds` says.
+    fn values(&self, kinds: &[Kind]) -> Result<Vec<Value>, sqlx::Error>;
 }
 
 impl RowOf for SqliteRow {
     fn decode<R: Decode>(&self) -> Result<R, sqlx::Error> {
         R::from_row(self)
+    }
+
+    fn values(&self, kinds: &[Kind]) -> Result<Vec<Value>, sqlx::Error> {
+        values(self, kinds)
     }
 }
 
@@ -114,6 +121,44 @@ impl RowOf for PgRow {
     fn decode<R: Decode>(&self) -> Result<R, sqlx::Error> {
         R::from_row(self)
     }
+
+    fn values(&self, kinds: &[Kind]) -> Result<Vec<Value>, sqlx::Error> {
+        values(self, kinds)
+    }
+}
+
+/// What a column holds, to read it as a [`Value`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    Text,
+    Integer,
+    /// INTEGER 0/1 in SQLite, BOOLEAN in PostgreSQL.
+    Boolean,
+    Blob,
+}
+
+/// Reads the columns of `row` as `kinds` says.
+fn values<'r, R>(row: &'r R, kinds: &[Kind]) -> Result<Vec<Value>, sqlx::Error>
+where
+    R: sqlx::Row,
+    usize: sqlx::ColumnIndex<R>,
+    Option<String>: sqlx::Decode<'r, R::Database> + Type<R::Database>,
+    Option<i64>: sqlx::Decode<'r, R::Database> + Type<R::Database>,
+    Option<bool>: sqlx::Decode<'r, R::Database> + Type<R::Database>,
+    Option<Vec<u8>>: sqlx::Decode<'r, R::Database> + Type<R::Database>,
+{
+    kinds
+        .iter()
+        .enumerate()
+        .map(|(index, kind)| {
+            Ok(match kind {
+                Kind::Text => Value::Text(row.try_get(index)?),
+                Kind::Integer => Value::Integer(row.try_get(index)?),
+                Kind::Boolean => Value::Boolean(row.try_get(index)?),
+                Kind::Blob => Value::Blob(row.try_get(index)?),
+            })
+        })
+        .collect()
 }
 
 /// A driver's statement result: how many rows it changed.
@@ -136,19 +181,18 @@ impl Changed for sqlx::postgres::PgQueryResult {
 /// Runs a [`Sql`] on a connection. Written once, over sqlx's generic API: the sqlx
 /// bounds live on this one implementation, and reach the store code as a bound on
 /// [`Backend`]'s connection type, which Rust carries to every `B: Backend`.
-pub(crate) trait Run<DB>: Send {
+pub(crate) trait Run<DB: Database>: Send {
     /// Runs `sql`; the number of rows it changed.
-    fn execute(&mut self, sql: Sql) -> impl Future<Output = StoreResult<u64>> + Send;
+    fn run(&mut self, sql: Sql) -> impl Future<Output = Result<u64, sqlx::Error>> + Send;
 
-    fn fetch_all<R: Decode>(
+    /// The rows `sql` answers.
+    fn rows(&mut self, sql: Sql) -> impl Future<Output = Result<Vec<DB::Row>, sqlx::Error>> + Send;
+
+    /// The row `sql` answers, if any.
+    fn row(
         &mut self,
         sql: Sql,
-    ) -> impl Future<Output = StoreResult<Vec<R>>> + Send;
-
-    fn fetch_optional<R: Decode>(
-        &mut self,
-        sql: Sql,
-    ) -> impl Future<Output = StoreResult<Option<R>>> + Send;
+    ) -> impl Future<Output = Result<Option<DB::Row>, sqlx::Error>> + Send;
 }
 
 impl<DB, C> Run<DB> for C
@@ -162,29 +206,26 @@ where
     for<'q> Option<bool>: Encode<'q, DB> + Type<DB>,
     for<'q> Option<Vec<u8>>: Encode<'q, DB> + Type<DB>,
 {
-    async fn execute(&mut self, sql: Sql) -> StoreResult<u64> {
+    async fn run(&mut self, sql: Sql) -> Result<u64, sqlx::Error> {
         let (text, arguments) = sql.into_parts::<DB>()?;
-        let query = sqlx::query_with::<DB, _>(&text, arguments);
-        let done = query.execute(self).await.map_err(DB::classify)?;
+        let done = sqlx::query_with::<DB, _>(&text, arguments)
+            .execute(self)
+            .await?;
         Ok(done.changed())
     }
 
-    async fn fetch_all<R: Decode>(&mut self, sql: Sql) -> StoreResult<Vec<R>> {
+    async fn rows(&mut self, sql: Sql) -> Result<Vec<DB::Row>, sqlx::Error> {
         let (text, arguments) = sql.into_parts::<DB>()?;
-        let query = sqlx::query_with::<DB, _>(&text, arguments);
-        let rows = query.fetch_all(self).await.map_err(DB::classify)?;
-        let decoded: Result<Vec<R>, _> = rows.iter().map(RowOf::decode).collect();
-        decoded.map_err(DB::classify)
+        sqlx::query_with::<DB, _>(&text, arguments)
+            .fetch_all(self)
+            .await
     }
 
-    async fn fetch_optional<R: Decode>(&mut self, sql: Sql) -> StoreResult<Option<R>> {
+    async fn row(&mut self, sql: Sql) -> Result<Option<DB::Row>, sqlx::Error> {
         let (text, arguments) = sql.into_parts::<DB>()?;
-        let query = sqlx::query_with::<DB, _>(&text, arguments);
-        let row = query.fetch_optional(self).await.map_err(DB::classify)?;
-        row.as_ref()
-            .map(RowOf::decode)
-            .transpose()
-            .map_err(DB::classify)
+        sqlx::query_with::<DB, _>(&text, arguments)
+            .fetch_optional(self)
+            .await
     }
 }
 
@@ -223,21 +264,29 @@ pub(crate) trait Backend: Driver + Database<Connection: Run<Self>> {
         connection: &mut Self::Connection,
         sql: Sql,
     ) -> impl Future<Output = StoreResult<u64>> + Send {
-        connection.execute(sql)
+        async { connection.run(sql).await.map_err(Self::classify) }
     }
 
     fn fetch_all<R: Decode>(
         connection: &mut Self::Connection,
         sql: Sql,
     ) -> impl Future<Output = StoreResult<Vec<R>>> + Send {
-        connection.fetch_all(sql)
+        async {
+            let rows = connection.rows(sql).await.map_err(Self::classify)?;
+            let decoded: Result<Vec<R>, _> = rows.iter().map(RowOf::decode).collect();
+            decoded.map_err(Self::classify)
+        }
     }
 
     fn fetch_optional<R: Decode>(
         connection: &mut Self::Connection,
         sql: Sql,
     ) -> impl Future<Output = StoreResult<Option<R>>> + Send {
-        connection.fetch_optional(sql)
+        async {
+            let row = connection.row(sql).await.map_err(Self::classify)?;
+            let decoded = row.as_ref().map(RowOf::decode).transpose();
+            decoded.map_err(Self::classify)
+        }
     }
 
     /// Takes `lock` until the transaction ends.
@@ -387,7 +436,7 @@ impl Sql {
     }
 
     /// The text and the driver's arguments.
-    pub(crate) fn into_parts<'q, DB>(self) -> StoreResult<(String, DB::Arguments<'q>)>
+    pub(crate) fn into_parts<'q, DB>(self) -> Result<(String, DB::Arguments<'q>), sqlx::Error>
     where
         DB: Database,
         Option<String>: Encode<'q, DB> + Type<DB>,
@@ -395,7 +444,7 @@ impl Sql {
         Option<bool>: Encode<'q, DB> + Type<DB>,
         Option<Vec<u8>>: Encode<'q, DB> + Type<DB>,
     {
-        let arguments = arguments::<DB>(self.values).map_err(StoreError::Backend)?;
+        let arguments = arguments::<DB>(self.values).map_err(sqlx::Error::Encode)?;
         Ok((self.text, arguments))
     }
 }
