@@ -4,24 +4,20 @@
 //! PostgreSQL when `TESSERA_TEST_POSTGRES_URL` names a database (a fresh schema per
 //! test; without it the PostgreSQL variant says SKIPPED and passes).
 
-use std::io::Write as _;
 use std::sync::Arc;
 
 use chrono::{Duration, TimeZone, Utc};
-use rand::Rng as _;
-use sqlx::Connection as _;
 use tessera_api_types::{CreateTokenRequest, CreatedToken, VerifyCode};
 use tessera_app::{ManualClock, Principal, Settings, Tessera, Verdict, VerifyQuery};
 use tessera_core::{Lifespan, Pepper, TokenStatus, TokenType};
-
-const POSTGRES_URL_VARIABLE: &str = "TESSERA_TEST_POSTGRES_URL";
+use tessera_test_support::PgSchema;
 
 /// A fresh database: a temporary SQLite file, or a new PostgreSQL schema dropped at
 /// the end.
 struct TestDb {
     url: String,
     _dir: Option<tempfile::TempDir>,
-    schema: Option<(String, String)>,
+    _schema: Option<PgSchema>,
 }
 
 impl TestDb {
@@ -30,55 +26,18 @@ impl TestDb {
         Self {
             url: tessera_store::sqlite_url_in(dir.path()),
             _dir: Some(dir),
-            schema: None,
+            _schema: None,
         }
     }
 
     async fn postgres() -> Option<Self> {
-        let Ok(base) = std::env::var(POSTGRES_URL_VARIABLE) else {
-            let _ = writeln!(
-                std::io::stderr(),
-                "SKIPPED: PostgreSQL change-feed pruning test (set \
-                 {POSTGRES_URL_VARIABLE}=postgres://postgres@127.0.0.1:5432/test to run it)"
-            );
-            return None;
-        };
-        let name = format!("tessera_test_{:016x}", rand::thread_rng().r#gen::<u64>());
-        let mut admin = sqlx::PgConnection::connect(&base).await.unwrap();
-        sqlx::query(&format!("CREATE SCHEMA {name}"))
-            .execute(&mut admin)
-            .await
-            .unwrap();
-        admin.close().await.unwrap();
-        let separator = if base.contains('?') { '&' } else { '?' };
+        let schema =
+            PgSchema::for_tests("PostgreSQL change-feed pruning test", "tessera_test").await?;
         Some(Self {
-            url: format!("{base}{separator}options=-c%20search_path%3D{name}"),
+            url: schema.url(),
             _dir: None,
-            schema: Some((base, name)),
+            _schema: Some(schema),
         })
-    }
-}
-
-impl Drop for TestDb {
-    fn drop(&mut self) {
-        let Some((base, name)) = self.schema.take() else {
-            return;
-        };
-        // Drop cannot await, and may run inside the test's runtime: a thread of its own.
-        let _ = std::thread::spawn(move || {
-            tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap()
-                .block_on(async {
-                    let mut admin = sqlx::PgConnection::connect(&base).await?;
-                    sqlx::query(&format!("DROP SCHEMA IF EXISTS {name} CASCADE"))
-                        .execute(&mut admin)
-                        .await?;
-                    admin.close().await
-                })
-        })
-        .join();
     }
 }
 

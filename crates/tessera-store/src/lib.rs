@@ -1,8 +1,9 @@
 //! Tessera's storage: one [`Store`] trait, shaped by use case, and its backends.
 //!
 //! Every write that must be atomic with its audit row and its change-feed row is a
-//! single method, so no transaction handle crosses the trait. Rows are private to the
-//! backend modules; the trait speaks only core types.
+//! single method, so no transaction handle crosses the trait. The store is written
+//! once ([`sql`](crate::sql), generic over the database); `sqlite` and `postgres` hold
+//! only what differs. Rows are private to the crate; the trait speaks only core types.
 //!
 //! **Invariant:** only this crate names sqlx; no sqlx type crosses its API.
 
@@ -10,6 +11,7 @@ pub mod copy;
 mod deadline;
 mod postgres;
 mod rows;
+mod sql;
 mod sqlite;
 
 use std::path::Path;
@@ -23,8 +25,8 @@ use tessera_core::{
 };
 
 pub use copy::{CopyOptions, CopyProgress, CopyReport, TableCount, copy_database};
-pub use postgres::PostgresStore;
-pub use sqlite::SqliteStore;
+use postgres::PostgresStore;
+use sqlite::SqliteStore;
 
 /// Why a store call failed.
 #[derive(Debug, thiserror::Error)]
@@ -343,11 +345,7 @@ pub async fn open_migrated(url: &str) -> StoreResult<(Arc<dyn Store>, Migrated)>
         Ok((Arc::new(store), migrated))
     } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         let (store, migrated) = PostgresStore::open_migrated(url).await?;
-        let store: Arc<dyn Store> = match store.call_deadline() {
-            Some(limit) => Arc::new(deadline::WithDeadline::new(store, limit)),
-            None => Arc::new(store),
-        };
-        Ok((store, migrated))
+        Ok((Arc::new(store), migrated))
     } else {
         Err(StoreError::Backend(
             format!("unsupported database URL scheme in `{}`", redact_url(url)).into(),

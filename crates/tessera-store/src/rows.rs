@@ -188,3 +188,78 @@ impl ProjectRow {
         })
     }
 }
+
+/// A user with the session that names them (`get_session`).
+#[derive(Debug, FromRow)]
+pub(crate) struct SessionUserRow {
+    pub(crate) session_created: i64,
+    pub(crate) session_expires: i64,
+    #[sqlx(flatten)]
+    pub(crate) user: UserRow,
+}
+
+/// One row of the `audit` table.
+#[derive(Debug, FromRow)]
+pub(crate) struct AuditRecord {
+    id: i64,
+    at: i64,
+    actor: String,
+    action: String,
+    target: String,
+    client_address: Option<String>,
+    changes: String,
+}
+
+impl AuditRecord {
+    pub(crate) fn into_row(self) -> StoreResult<crate::AuditRow> {
+        Ok(crate::AuditRow {
+            id: self.id,
+            entry: tessera_core::AuditEntry {
+                at: from_millis(self.at)?,
+                actor: self.actor,
+                action: self.action,
+                target: self.target,
+                client_address: self.client_address,
+                changes: serde_json::from_str(&self.changes)
+                    .map_err(|_| corrupt("audit changes"))?,
+            },
+        })
+    }
+}
+
+#[derive(Debug, FromRow)]
+pub(crate) struct RoleRow {
+    name: String,
+    description: String,
+    permissions: String,
+    builtin: bool,
+}
+
+pub(crate) const ROLE_COLUMNS: &str = "name, description, permissions, builtin";
+
+impl RoleRow {
+    /// Permissions this version does not know are left out.
+    pub(crate) fn into_role(self) -> StoreResult<tessera_core::Role> {
+        let names: Vec<String> =
+            serde_json::from_str(&self.permissions).map_err(|_| corrupt("role permissions"))?;
+        Ok(tessera_core::Role {
+            name: self.name,
+            description: self.description,
+            permissions: names
+                .iter()
+                .filter_map(|name| tessera_core::AdminPermission::parse(name))
+                .collect(),
+            builtin: self.builtin,
+        })
+    }
+}
+
+/// A count from the database (never negative).
+pub(crate) fn count(value: i64) -> StoreResult<u64> {
+    u64::try_from(value).map_err(|_| corrupt(format!("count {value}")))
+}
+
+/// `value` as JSON text, for a JSON column.
+pub(crate) fn json_text(value: &impl serde::Serialize) -> StoreResult<String> {
+    serde_json::to_string(value).map_err(|error| StoreError::Backend(Box::new(error)))
+}

@@ -13,7 +13,6 @@
 //! nodes have).
 
 use std::collections::{HashMap, HashSet};
-use std::io::Write as _;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration as StdDuration;
@@ -29,8 +28,7 @@ use tessera_core::{
 use tessera_store::{
     Pruned, SortField, StatusFilter, Store, StoreError, TokenQuery, TokenSort, UsageDelta,
 };
-
-const POSTGRES_URL_VARIABLE: &str = "TESSERA_TEST_POSTGRES_URL";
+use tessera_test_support::PgSchema;
 
 /// How long a test waits for something that should happen at once.
 const PATIENCE: StdDuration = StdDuration::from_secs(10);
@@ -46,7 +44,7 @@ struct TestDb {
     backend: Backend,
     url: String,
     _dir: Option<tempfile::TempDir>,
-    schema: Option<Schema>,
+    schema: Option<PgSchema>,
 }
 
 impl TestDb {
@@ -63,72 +61,18 @@ impl TestDb {
     /// A new schema in the database `TESSERA_TEST_POSTGRES_URL` names; `None` (after
     /// saying so, once) when it is not set.
     async fn postgres() -> Option<Self> {
-        let Ok(base) = std::env::var(POSTGRES_URL_VARIABLE) else {
-            static SKIPPED: std::sync::Once = std::sync::Once::new();
-            SKIPPED.call_once(|| {
-                // Straight to the stream: the test harness captures `eprintln!`.
-                let _ = writeln!(
-                    std::io::stderr(),
-                    "SKIPPED: PostgreSQL conformance tests (set \
-                     {POSTGRES_URL_VARIABLE}=postgres://postgres@127.0.0.1:5432/test to run them)"
-                );
-            });
-            return None;
-        };
-        let name = format!("tessera_test_{:016x}", rand::thread_rng().r#gen::<u64>());
-        let mut admin = sqlx::PgConnection::connect(&base).await.unwrap();
-        sqlx::query(&format!("CREATE SCHEMA {name}"))
-            .execute(&mut admin)
-            .await
-            .unwrap();
-        admin.close().await.unwrap();
-        let separator = if base.contains('?') { '&' } else { '?' };
+        let schema = PgSchema::for_tests("PostgreSQL conformance tests", "tessera_test").await?;
         Some(Self {
             backend: Backend::Postgres,
-            url: format!("{base}{separator}options=-c%20search_path%3D{name}"),
+            url: schema.url(),
             _dir: None,
-            schema: Some(Schema { base, name }),
+            schema: Some(schema),
         })
     }
 
     /// Another store instance on this database, with its own connection pool.
     async fn open(&self) -> Arc<dyn Store> {
         tessera_store::open(&self.url).await.unwrap()
-    }
-}
-
-/// A test schema, dropped with everything in it when the test ends (also on failure).
-struct Schema {
-    base: String,
-    name: String,
-}
-
-impl Drop for Schema {
-    fn drop(&mut self) {
-        // Drop cannot await, and this may run inside the test's runtime: use a thread
-        // with a runtime of its own.
-        let (base, name) = (self.base.clone(), self.name.clone());
-        let dropped = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            runtime.block_on(async {
-                let mut admin = sqlx::PgConnection::connect(&base).await?;
-                sqlx::query(&format!("DROP SCHEMA IF EXISTS {name} CASCADE"))
-                    .execute(&mut admin)
-                    .await?;
-                admin.close().await
-            })
-        })
-        .join();
-        if !matches!(dropped, Ok(Ok(()))) {
-            let _ = writeln!(
-                std::io::stderr(),
-                "could not drop test schema {}",
-                self.name
-            );
-        }
     }
 }
 
@@ -868,7 +812,7 @@ async fn check_change_signal_survives_a_lost_connection(db: &TestDb) {
         .await
         .expect("the listener starts");
 
-    let schema = &db.schema.as_ref().unwrap().name;
+    let schema = db.schema.as_ref().unwrap().name();
     let mut admin = sqlx::PgConnection::connect(&db.url).await.unwrap();
     let ended: Vec<bool> = sqlx::query_scalar(
         "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1",

@@ -6,13 +6,11 @@
 //! SQLite ↔ SQLite always runs; the PostgreSQL legs run when `TESSERA_TEST_POSTGRES_URL`
 //! names a database (each in a fresh schema, dropped afterwards), else one SKIPPED line.
 
-use std::io::Write as _;
 use std::sync::Arc;
 
 use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
 use rand::Rng as _;
 use serde_json::json;
-use sqlx::Connection as _;
 use tessera_core::{
     Action, ActionKind, AdminPermission, AuditEntry, Change, GraceDigest, Lifespan, Project,
     RateLimit, Resource, Role, TokenDigest, TokenId, TokenKind, TokenRecord, TokenStatus,
@@ -22,8 +20,7 @@ use tessera_store::{
     AuditQuery, AuditRow, CopyOptions, CopyProgress, SessionRecord, Store, StoreError, UsageDelta,
     UsageRow, copy_database,
 };
-
-const POSTGRES_URL_VARIABLE: &str = "TESSERA_TEST_POSTGRES_URL";
+use tessera_test_support::PgSchema;
 
 fn t0() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 3, 1, 12, 0, 0).unwrap()
@@ -86,7 +83,7 @@ fn user(email: &str, role: &str, active: bool) -> UserRecord {
 struct TestDb {
     url: String,
     _dir: Option<tempfile::TempDir>,
-    _schema: Option<Schema>,
+    _schema: Option<PgSchema>,
 }
 
 impl TestDb {
@@ -100,66 +97,17 @@ impl TestDb {
     }
 
     async fn postgres() -> Option<Self> {
-        let Ok(base) = std::env::var(POSTGRES_URL_VARIABLE) else {
-            static SKIPPED: std::sync::Once = std::sync::Once::new();
-            SKIPPED.call_once(|| {
-                let _ = writeln!(
-                    std::io::stderr(),
-                    "SKIPPED: PostgreSQL legs of the copy tests (set \
-                     {POSTGRES_URL_VARIABLE}=postgres://postgres@127.0.0.1:5432/test to run them)"
-                );
-            });
-            return None;
-        };
-        let name = format!("tessera_copy_{:016x}", rand::thread_rng().r#gen::<u64>());
-        let mut admin = sqlx::PgConnection::connect(&base).await.unwrap();
-        sqlx::query(&format!("CREATE SCHEMA {name}"))
-            .execute(&mut admin)
-            .await
-            .unwrap();
-        admin.close().await.unwrap();
-        let separator = if base.contains('?') { '&' } else { '?' };
+        let schema =
+            PgSchema::for_tests("PostgreSQL legs of the copy tests", "tessera_copy").await?;
         Some(Self {
-            url: format!("{base}{separator}options=-c%20search_path%3D{name}"),
+            url: schema.url(),
             _dir: None,
-            _schema: Some(Schema { base, name }),
+            _schema: Some(schema),
         })
     }
 
     async fn open(&self) -> Arc<dyn Store> {
         tessera_store::open(&self.url).await.unwrap()
-    }
-}
-
-struct Schema {
-    base: String,
-    name: String,
-}
-
-impl Drop for Schema {
-    fn drop(&mut self) {
-        let (base, name) = (self.base.clone(), self.name.clone());
-        let dropped = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            runtime.block_on(async {
-                let mut admin = sqlx::PgConnection::connect(&base).await?;
-                sqlx::query(&format!("DROP SCHEMA IF EXISTS {name} CASCADE"))
-                    .execute(&mut admin)
-                    .await?;
-                admin.close().await
-            })
-        })
-        .join();
-        if !matches!(dropped, Ok(Ok(()))) {
-            let _ = writeln!(
-                std::io::stderr(),
-                "could not drop test schema {}",
-                self.name
-            );
-        }
     }
 }
 

@@ -6,93 +6,22 @@
 //! `postgres://postgres@127.0.0.1:5432/test`) and print one SKIPPED line without it;
 //! each works in a fresh schema, dropped afterwards.
 
-use std::io::Write as _;
 use std::time::{Duration, Instant};
 
 use sqlx::Connection as _;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
+use tessera_test_support::PgSchema;
+
 use super::PostgresStore;
 use crate::StoreError;
 
-const POSTGRES_URL_VARIABLE: &str = "TESSERA_TEST_POSTGRES_URL";
-
 fn base_url() -> Option<String> {
-    let url = std::env::var(POSTGRES_URL_VARIABLE)
-        .ok()
-        .filter(|url| !url.is_empty());
-    if url.is_none() {
-        static SKIPPED: std::sync::Once = std::sync::Once::new();
-        SKIPPED.call_once(|| {
-            let _ = writeln!(
-                std::io::stderr(),
-                "SKIPPED: PostgreSQL connection tests (set \
-                 {POSTGRES_URL_VARIABLE}=postgres://postgres@127.0.0.1:5432/test to run them)"
-            );
-        });
-    }
-    url
+    tessera_test_support::postgres_url("PostgreSQL connection tests")
 }
 
-/// `url` with `parameters` added to its query string.
-fn with(url: &str, parameters: &str) -> String {
-    let separator = if url.contains('?') { '&' } else { '?' };
-    format!("{url}{separator}{parameters}")
-}
-
-/// A fresh schema, dropped on drop.
-struct Schema {
-    base: String,
-    name: String,
-}
-
-impl Schema {
-    async fn create(base: &str) -> Self {
-        let name = format!("tessera_connect_{:016x}", rand::random::<u64>());
-        let mut admin = sqlx::PgConnection::connect(base).await.expect("connect");
-        sqlx::query(&format!("CREATE SCHEMA {name}"))
-            .execute(&mut admin)
-            .await
-            .expect("create schema");
-        let _ = admin.close().await;
-        Self {
-            base: base.to_owned(),
-            name,
-        }
-    }
-
-    /// The base URL, in this schema, with `parameters`.
-    fn url(&self, parameters: &str) -> String {
-        let url = with(
-            &self.base,
-            &format!("options=-c%20search_path%3D{}", self.name),
-        );
-        if parameters.is_empty() {
-            url
-        } else {
-            with(&url, parameters)
-        }
-    }
-}
-
-impl Drop for Schema {
-    fn drop(&mut self) {
-        let (base, name) = (self.base.clone(), self.name.clone());
-        let _ = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("runtime");
-            runtime.block_on(async {
-                if let Ok(mut admin) = sqlx::PgConnection::connect(&base).await {
-                    let _ = sqlx::query(&format!("DROP SCHEMA IF EXISTS {name} CASCADE"))
-                        .execute(&mut admin)
-                        .await;
-                }
-            });
-        })
-        .join();
-    }
+async fn open(url: &str) -> crate::StoreResult<PostgresStore> {
+    Ok(PostgresStore::open_migrated(url).await?.0)
 }
 
 /// A server that answers PostgreSQL's TLS request with "no" (as one without TLS
@@ -122,7 +51,7 @@ async fn server_without_tls() -> std::net::SocketAddr {
 async fn sslmode_require_refuses_a_server_without_tls_and_says_so() {
     let address = server_without_tls().await;
     let url = format!("postgres://tessera@{address}/tessera?sslmode=require");
-    let error = PostgresStore::open(&url)
+    let error = open(&url)
         .await
         .expect_err("sslmode=require must not fall back to plain text");
     assert!(matches!(error, StoreError::Unavailable(_)), "{error:?}");
@@ -138,7 +67,7 @@ async fn sslmode_require_refuses_a_server_without_tls_and_says_so() {
 #[tokio::test]
 async fn sslmode_is_honoured_by_a_real_server() {
     let Some(base) = base_url() else { return };
-    let schema = Schema::create(&base).await;
+    let schema = PgSchema::create(&base, "tessera_connect").await;
     let mut plain = sqlx::PgConnection::connect(&base).await.expect("connect");
     let ssl: String = sqlx::query_scalar("SHOW ssl")
         .fetch_one(&mut plain)
@@ -148,7 +77,7 @@ async fn sslmode_is_honoured_by_a_real_server() {
     let over_tcp = !base.contains("host=/") && !base.contains("@/") && !base.contains("%2F");
     if ssl == "on" && over_tcp {
         // The connection is encrypted, as asked.
-        let store = PostgresStore::open(&schema.url("sslmode=require"))
+        let store = open(&schema.url_with("sslmode=require"))
             .await
             .expect("sslmode=require against a server with TLS");
         let encrypted: bool =
@@ -159,12 +88,12 @@ async fn sslmode_is_honoured_by_a_real_server() {
         assert!(encrypted, "sslmode=require gave a plain-text connection");
         // And verify-full checks the certificate: a local server's own (self-signed,
         // e.g. Debian's snakeoil) is not trusted.
-        if let Err(error) = PostgresStore::open(&schema.url("sslmode=verify-full")).await {
+        if let Err(error) = open(&schema.url_with("sslmode=verify-full")).await {
             let message = error.to_string();
             assert!(message.contains("TLS"), "{message}");
         }
     } else {
-        let error = PostgresStore::open(&schema.url("sslmode=require"))
+        let error = open(&schema.url_with("sslmode=require"))
             .await
             .expect_err("sslmode=require against a server without TLS");
         assert!(error.to_string().contains("TLS"), "{error}");
@@ -174,10 +103,10 @@ async fn sslmode_is_honoured_by_a_real_server() {
 #[tokio::test]
 async fn statements_are_bounded_by_the_statement_timeout() {
     let Some(base) = base_url() else { return };
-    let schema = Schema::create(&base).await;
+    let schema = PgSchema::create(&base, "tessera_connect").await;
 
     // The default, and the server's keepalive, on every pooled connection.
-    let store = PostgresStore::open(&schema.url("")).await.expect("open");
+    let store = open(&schema.url()).await.expect("open");
     let shown: String = sqlx::query_scalar("SHOW statement_timeout")
         .fetch_one(&store.pool)
         .await
@@ -195,7 +124,7 @@ async fn statements_are_bounded_by_the_statement_timeout() {
     );
 
     // A statement longer than a configured timeout fails, as `Unavailable`.
-    let store = PostgresStore::open(&schema.url("statement_timeout=500ms"))
+    let store = open(&schema.url_with("statement_timeout=500ms"))
         .await
         .expect("open");
     let shown: String = sqlx::query_scalar("SHOW statement_timeout")
@@ -207,7 +136,7 @@ async fn statements_are_bounded_by_the_statement_timeout() {
     let error = sqlx::query("SELECT pg_sleep(30)")
         .execute(&store.pool)
         .await
-        .map_err(super::map_error)
+        .map_err(<sqlx::Postgres as crate::sql::Driver>::classify)
         .expect_err("pg_sleep(30) past a 500 ms statement timeout");
     assert!(
         start.elapsed() < Duration::from_secs(20),
@@ -226,12 +155,13 @@ async fn statements_are_bounded_by_the_statement_timeout() {
 
 #[tokio::test]
 async fn a_call_past_its_deadline_is_abandoned_as_unavailable() {
-    let bounded = crate::deadline::WithDeadline::new((), Duration::from_millis(50));
     let start = Instant::now();
-    let error = bounded
-        .bound(std::future::pending::<crate::StoreResult<()>>())
-        .await
-        .expect_err("a call that never answers");
+    let error = crate::deadline::bound(
+        Duration::from_millis(50),
+        std::future::pending::<crate::StoreResult<()>>(),
+    )
+    .await
+    .expect_err("a call that never answers");
     assert!(start.elapsed() < Duration::from_secs(10));
     assert!(matches!(error, StoreError::Unavailable(_)), "{error:?}");
     assert!(error.to_string().contains("did not answer"), "{error}");

@@ -1,0 +1,343 @@
+//! Tokens: writes, reads, the filtered and sorted list, usage.
+
+use chrono::NaiveDate;
+use tessera_core::{AuditEntry, ChangeKind, TokenId, TokenRecord, UserId};
+
+use super::{Backend, Expect, Sql, SqlStore, fetch_one, finish, placeholders};
+use crate::rows::{TOKEN_COLUMNS, TokenRow, count, day_text, json_text, millis, parse_day};
+use crate::{
+    Cursor, SortField, SortKey, StatusFilter, StoreError, StoreResult, TokenPage, TokenQuery,
+    UsageDelta, UsageRow,
+};
+
+/// The columns an edit may change, in [`bind_editable`] order. Identity, creation and
+/// usage columns never change through an edit.
+const EDITABLE_COLUMNS: [&str; 19] = [
+    "name",
+    "name_key",
+    "description",
+    "token_type",
+    "permissions",
+    "project",
+    "status",
+    "lifespan",
+    "expires_at",
+    "api_version",
+    "hint",
+    "digest",
+    "grace_digest",
+    "grace_until",
+    "updated_at",
+    "rate_limit_requests",
+    "rate_limit_seconds",
+    "external_id",
+    "metadata",
+];
+
+/// Binds the [`EDITABLE_COLUMNS`] of `token`.
+fn bind_editable(sql: Sql, token: &TokenRecord) -> StoreResult<Sql> {
+    Ok(sql
+        .bind(&token.name)
+        .bind(tessera_core::validate::name_key(&token.name))
+        .bind(&token.description)
+        .bind(token.token_type.as_str())
+        .bind(json_text(&token.permissions)?)
+        .bind(&token.project)
+        .bind(token.status.as_str())
+        .bind(token.lifespan.as_str())
+        .bind(token.expires_at.map(millis))
+        .bind(&token.api_version)
+        .bind(&token.hint)
+        .bind(token.digest.as_bytes().to_vec())
+        .bind(token.grace.map(|g| g.digest.as_bytes().to_vec()))
+        .bind(token.grace.map(|g| millis(g.until)))
+        .bind(millis(token.updated_at))
+        .bind(token.rate_limit.map(|r| i64::from(r.requests)))
+        .bind(token.rate_limit.map(|r| i64::from(r.per_seconds)))
+        .bind(&token.external_id)
+        .bind(json_text(&token.metadata)?))
+}
+
+fn records(rows: Vec<TokenRow>) -> StoreResult<Vec<TokenRecord>> {
+    rows.into_iter().map(TokenRow::into_record).collect()
+}
+
+/// Inserts every column but `revision` (which starts at its default).
+pub(super) async fn insert<B: Backend>(
+    store: &SqlStore<B>,
+    token: &TokenRecord,
+    audit: &AuditEntry,
+) -> StoreResult<()> {
+    let id = token.id.to_string();
+    let sql = Sql::new(format!(
+        "INSERT INTO tokens (id, kind, owner_id, created_at, created_by, last_used_at, {}) \
+         VALUES ({})",
+        EDITABLE_COLUMNS.join(", "),
+        placeholders(6 + EDITABLE_COLUMNS.len())
+    ))
+    .bind(&id)
+    .bind(token.kind.as_str())
+    .bind(token.owner_id.map(|owner| owner.to_string()))
+    .bind(millis(token.created_at))
+    .bind(&token.created_by)
+    .bind(token.last_used_at.map(millis));
+    let change = [(ChangeKind::Token, id.as_str())];
+    store
+        .write(bind_editable(sql, token)?, Expect::Any, audit, &change)
+        .await
+}
+
+/// Under READ COMMITTED (PostgreSQL) a concurrent edit of the same row makes this wait,
+/// then re-check the revision against the committed row: the later edit finds it
+/// moved on (Stale).
+pub(super) async fn update<B: Backend>(
+    store: &SqlStore<B>,
+    token: &TokenRecord,
+    audit: &AuditEntry,
+) -> StoreResult<()> {
+    let id = token.id.to_string();
+    let set: Vec<String> = EDITABLE_COLUMNS
+        .iter()
+        .enumerate()
+        .map(|(index, column)| format!("{column} = ${}", index + 1))
+        .collect();
+    let sql = Sql::new(format!(
+        "UPDATE tokens SET {}, revision = revision + 1 WHERE id = ${} AND revision = ${}",
+        set.join(", "),
+        EDITABLE_COLUMNS.len() + 1,
+        EDITABLE_COLUMNS.len() + 2
+    ));
+    let sql = bind_editable(sql, token)?.bind(&id).bind(token.revision);
+    let mut transaction = B::begin(&store.pool).await?;
+    if B::execute(&mut transaction, sql).await? == 0 {
+        let exists: Option<(String,)> = B::fetch_optional(
+            &mut transaction,
+            Sql::new("SELECT id FROM tokens WHERE id = $1").bind(&id),
+        )
+        .await?;
+        return Err(if exists.is_some() {
+            StoreError::Stale
+        } else {
+            StoreError::NotFound
+        });
+    }
+    finish(transaction, audit, &[(ChangeKind::Token, &id)]).await
+}
+
+pub(super) async fn delete<B: Backend>(
+    store: &SqlStore<B>,
+    id: TokenId,
+    audit: &AuditEntry,
+) -> StoreResult<()> {
+    let key = id.to_string();
+    let sql = Sql::new("DELETE FROM tokens WHERE id = $1").bind(&key);
+    let change = [(ChangeKind::Token, key.as_str())];
+    store.write(sql, Expect::OneRow, audit, &change).await
+}
+
+pub(super) async fn get<B: Backend>(
+    store: &SqlStore<B>,
+    id: TokenId,
+) -> StoreResult<Option<TokenRecord>> {
+    let sql =
+        Sql::new(format!("SELECT {TOKEN_COLUMNS} FROM tokens WHERE id = $1")).bind(id.to_string());
+    store.optional(sql, TokenRow::into_record).await
+}
+
+pub(super) async fn get_many<B: Backend>(
+    store: &SqlStore<B>,
+    ids: &[TokenId],
+) -> StoreResult<Vec<TokenRecord>> {
+    let mut found = Vec::with_capacity(ids.len());
+    let mut connection = B::acquire(&store.pool).await?;
+    for chunk in ids.chunks(500) {
+        let mut sql = Sql::new(format!("SELECT {TOKEN_COLUMNS} FROM tokens WHERE id IN ("));
+        for (index, id) in chunk.iter().enumerate() {
+            if index > 0 {
+                sql.push(", ");
+            }
+            sql.push_bind(id.to_string());
+        }
+        sql.push(")");
+        found.extend(records(B::fetch_all(&mut connection, sql).await?)?);
+    }
+    Ok(found)
+}
+
+pub(super) async fn after<B: Backend>(
+    store: &SqlStore<B>,
+    after: Option<TokenId>,
+    limit: u32,
+) -> StoreResult<Vec<TokenRecord>> {
+    let mut sql = Sql::new(format!("SELECT {TOKEN_COLUMNS} FROM tokens"));
+    if let Some(after) = after {
+        sql.push(" WHERE id > ").push_bind(after.to_string());
+    }
+    sql.push(" ORDER BY id LIMIT ").push_bind(i64::from(limit));
+    store.all(sql, TokenRow::into_record).await
+}
+
+pub(super) async fn of_owner<B: Backend>(
+    store: &SqlStore<B>,
+    owner: UserId,
+) -> StoreResult<Vec<TokenRecord>> {
+    let sql = Sql::new(format!(
+        "SELECT {TOKEN_COLUMNS} FROM tokens WHERE owner_id = $1"
+    ))
+    .bind(owner.to_string());
+    store.all(sql, TokenRow::into_record).await
+}
+
+pub(super) async fn name_taken<B: Backend>(
+    store: &SqlStore<B>,
+    name_key: &str,
+) -> StoreResult<bool> {
+    let sql = Sql::new("SELECT id FROM tokens WHERE kind = 'api' AND name_key = $1").bind(name_key);
+    let found = store.optional(sql, |(id,): (String,)| Ok(id)).await?;
+    Ok(found.is_some())
+}
+
+/// Appends the WHERE clause shared by the page query and the count.
+fn push_filters(sql: &mut Sql, query: &TokenQuery) {
+    let now = millis(query.now);
+    sql.push(" WHERE kind = ").push_bind(query.kind.as_str());
+    if let Some(owner) = query.owner {
+        sql.push(" AND owner_id = ").push_bind(owner.to_string());
+    }
+    if let Some(text) = &query.name_contains {
+        let escaped = text
+            .replace('\\', "\\\\")
+            .replace('%', "\\%")
+            .replace('_', "\\_");
+        // PostgreSQL's `standard_conforming_strings` (on by default) keeps '\' one
+        // backslash, as SQLite does.
+        sql.push(" AND name_key LIKE ")
+            .push_bind(format!("%{escaped}%"))
+            .push(" ESCAPE '\\'");
+    }
+    if let Some(after) = query.created_after {
+        sql.push(" AND created_at >= ").push_bind(millis(after));
+    }
+    if let Some(before) = query.created_before {
+        sql.push(" AND created_at < ").push_bind(millis(before));
+    }
+    match query.status {
+        Some(StatusFilter::Active) => {
+            sql.push(" AND status = 'active' AND (expires_at IS NULL OR expires_at > ")
+                .push_bind(now)
+                .push(")");
+        }
+        Some(StatusFilter::Disabled) => {
+            sql.push(" AND status = 'disabled'");
+        }
+        Some(StatusFilter::Expired) => {
+            sql.push(" AND expires_at <= ").push_bind(now);
+        }
+        None => {}
+    }
+    if let Some(token_type) = query.token_type {
+        sql.push(" AND token_type = ")
+            .push_bind(token_type.as_str());
+    }
+    if let Some(project) = &query.project {
+        sql.push(" AND project = ").push_bind(project);
+    }
+    if let Some(external_id) = &query.external_id {
+        sql.push(" AND external_id = ").push_bind(external_id);
+    }
+}
+
+/// The sort expression. On PostgreSQL `name_key` and `id` are `COLLATE "C"` columns,
+/// so names and ids order by bytes, as in SQLite, whatever the database's locale.
+fn sort_expression(field: SortField) -> &'static str {
+    match field {
+        SortField::CreatedAt => "created_at",
+        SortField::Name => "name_key",
+        SortField::LastUsedAt => "COALESCE(last_used_at, -1)",
+    }
+}
+
+fn push_sort_key(sql: &mut Sql, key: &SortKey) {
+    match key {
+        SortKey::Number(value) => sql.push_bind(*value),
+        SortKey::Text(value) => sql.push_bind(value),
+    };
+}
+
+pub(super) async fn list<B: Backend>(
+    store: &SqlStore<B>,
+    query: &TokenQuery,
+) -> StoreResult<TokenPage> {
+    let mut connection = B::acquire(&store.pool).await?;
+    let mut count_sql = Sql::new("SELECT COUNT(*) FROM tokens");
+    push_filters(&mut count_sql, query);
+    let (total,): (i64,) = fetch_one::<B, _>(&mut connection, count_sql).await?;
+
+    let key = sort_expression(query.sort.field);
+    let (compare, order) = if query.sort.descending {
+        ("<", "DESC")
+    } else {
+        (">", "ASC")
+    };
+    let mut page = Sql::new(format!("SELECT {TOKEN_COLUMNS} FROM tokens"));
+    push_filters(&mut page, query);
+    if let Some(cursor) = &query.after {
+        page.push(&format!(" AND ({key} {compare} "));
+        push_sort_key(&mut page, &cursor.key);
+        page.push(&format!(" OR ({key} = "));
+        push_sort_key(&mut page, &cursor.key);
+        page.push(&format!(" AND id {compare} "))
+            .push_bind(cursor.id.to_string())
+            .push("))");
+    }
+    page.push(&format!(" ORDER BY {key} {order}, id {order} LIMIT "))
+        .push_bind(i64::from(query.limit) + 1);
+    let mut items = records(B::fetch_all(&mut connection, page).await?)?;
+    let next = if items.len() > query.limit as usize {
+        items.truncate(query.limit as usize);
+        items.last().map(|last| Cursor {
+            key: SortKey::of(last, query.sort.field),
+            id: last.id,
+        })
+    } else {
+        None
+    };
+    Ok(TokenPage {
+        items,
+        next,
+        total: count(total)?,
+    })
+}
+
+pub(super) async fn record_usage<B: Backend>(
+    store: &SqlStore<B>,
+    batch: &[UsageDelta],
+) -> StoreResult<()> {
+    if batch.is_empty() {
+        return Ok(());
+    }
+    let mut transaction = B::begin(&store.pool).await?;
+    B::record_usage(&mut transaction, batch).await?;
+    B::commit(transaction).await
+}
+
+pub(super) async fn usage<B: Backend>(
+    store: &SqlStore<B>,
+    id: TokenId,
+    since: NaiveDate,
+) -> StoreResult<Vec<UsageRow>> {
+    let sql = Sql::new(
+        "SELECT day, allowed, denied FROM usage_daily \
+         WHERE token_id = $1 AND day >= $2 ORDER BY day",
+    )
+    .bind(id.to_string())
+    .bind(day_text(since));
+    let usage = |(day, allowed, denied): (String, i64, i64)| {
+        Ok(UsageRow {
+            day: parse_day(&day)?,
+            allowed: count(allowed)?,
+            denied: count(denied)?,
+        })
+    };
+    store.all(sql, usage).await
+}

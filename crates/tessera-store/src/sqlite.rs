@@ -1,0 +1,136 @@
+//! The SQLite backend: WAL journal, foreign keys, a busy timeout, `synchronous=FULL` so
+//! an acknowledged write survives a crash. Migrations live in `migrations/sqlite/`.
+//!
+//! What differs from PostgreSQL (the rest is [`crate::sql`]): errors, and a write
+//! transaction starts with `BEGIN IMMEDIATE`, which takes the database's write lock up
+//! front. One writer at a time orders the change feed and serializes registrations and
+//! pruning by itself, so the advisory locks and row locks are no-ops here.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::error::DatabaseError;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+use sqlx::{Pool, Sqlite, SqliteConnection, Transaction};
+
+use crate::rows::{day_text, millis};
+use crate::sql::{Backend, Driver, Lock, Sql, SqlStore};
+use crate::{StoreError, StoreResult, UsageDelta};
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+
+/// Tessera's store on an embedded SQLite database.
+pub(crate) type SqliteStore = SqlStore<Sqlite>;
+
+/// The settings every connection to a Tessera SQLite file gets (the store's and
+/// `db copy`'s).
+pub(crate) fn connect_options(url: &str) -> StoreResult<SqliteConnectOptions> {
+    Ok(SqliteConnectOptions::from_str(url)
+        .map_err(<Sqlite as Driver>::classify)?
+        .synchronous(SqliteSynchronous::Full)
+        .foreign_keys(true)
+        .busy_timeout(Duration::from_secs(5)))
+}
+
+impl SqlStore<Sqlite> {
+    /// Opens (creating if missing) and migrates the database at `url`.
+    pub(crate) async fn open_migrated(url: &str) -> StoreResult<(Self, crate::Migrated)> {
+        let options = connect_options(url)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal);
+        let pool: SqlitePool = SqlitePoolOptions::new()
+            .max_connections(8)
+            .connect_with(options)
+            .await
+            .map_err(Sqlite::classify)?;
+        let mut connection = pool.acquire().await.map_err(Sqlite::classify)?;
+        let migrated = crate::run_migrations(&MIGRATOR, &mut *connection)
+            .await
+            .map_err(|error| StoreError::Backend(Box::new(error)))?;
+        drop(connection);
+        Ok((Self { pool, extra: () }, migrated))
+    }
+}
+
+impl Driver for Sqlite {
+    /// `ON DELETE RESTRICT` fails as SQLITE_CONSTRAINT_TRIGGER (1811), which sqlx does
+    /// not classify as a foreign-key violation.
+    fn is_restrict(error: &dyn DatabaseError) -> bool {
+        error.message().contains("FOREIGN KEY constraint failed")
+    }
+
+    /// Locked past the busy timeout.
+    fn is_transient(error: &dyn DatabaseError) -> bool {
+        error.message().contains("database is locked")
+    }
+
+    fn is_unreachable(error: &sqlx::Error) -> bool {
+        matches!(
+            error,
+            sqlx::Error::Io(_)
+                | sqlx::Error::PoolTimedOut
+                | sqlx::Error::PoolClosed
+                | sqlx::Error::WorkerCrashed
+        )
+    }
+}
+
+impl Backend for Sqlite {
+    type Extra = ();
+    const FOR_UPDATE: &'static str = "";
+    const FOR_SHARE: &'static str = "";
+
+    /// `BEGIN IMMEDIATE` takes the write lock up front, so concurrent writers wait on
+    /// the busy timeout instead of failing on a lock upgrade.
+    async fn begin(pool: &Pool<Self>) -> StoreResult<Transaction<'static, Self>> {
+        pool.begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(Self::classify)
+    }
+
+    async fn lock(_connection: &mut SqliteConnection, _lock: Lock) -> StoreResult<()> {
+        Ok(())
+    }
+
+    async fn try_lock(_connection: &mut SqliteConnection, _lock: Lock) -> StoreResult<bool> {
+        Ok(true)
+    }
+
+    /// Nobody listens: other processes poll.
+    async fn announce(_connection: &mut SqliteConnection) -> StoreResult<()> {
+        Ok(())
+    }
+
+    /// One writer at a time: each delta is an upsert, skipped when the token is gone.
+    async fn record_usage(
+        connection: &mut SqliteConnection,
+        batch: &[UsageDelta],
+    ) -> StoreResult<()> {
+        for delta in batch {
+            let id = delta.token_id.to_string();
+            let counts = Sql::new(
+                "INSERT INTO usage_daily (token_id, day, allowed, denied) \
+                 SELECT $1, $2, $3, $4 WHERE EXISTS (SELECT 1 FROM tokens WHERE id = $1) \
+                 ON CONFLICT (token_id, day) DO UPDATE SET \
+                 allowed = allowed + excluded.allowed, denied = denied + excluded.denied",
+            )
+            .bind(&id)
+            .bind(day_text(delta.day))
+            .bind(i64::try_from(delta.allowed).unwrap_or(i64::MAX))
+            .bind(i64::try_from(delta.denied).unwrap_or(i64::MAX));
+            Self::execute(connection, counts).await?;
+            if let Some(at) = delta.last_used_at {
+                let used = Sql::new(
+                    "UPDATE tokens SET last_used_at = $1 \
+                     WHERE id = $2 AND (last_used_at IS NULL OR last_used_at < $1)",
+                )
+                .bind(millis(at))
+                .bind(&id);
+                Self::execute(connection, used).await?;
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,126 @@
+//! Fixtures for Tessera's tests: a fresh PostgreSQL schema per test, in the database
+//! `TESSERA_TEST_POSTGRES_URL` names (e.g. `postgres://postgres@127.0.0.1:5432/test`),
+//! dropped with everything in it when the test ends (also on failure). Without the
+//! variable, [`postgres_url`] prints one SKIPPED line and the test passes.
+//!
+//! A fixture that cannot be set up fails the test that asked for it: hence the
+//! `expect`s, which the workspace lints allow here only.
+#![allow(clippy::expect_used)]
+
+use std::io::Write as _;
+
+use sqlx::Connection as _;
+
+/// The variable naming the PostgreSQL database tests may use.
+pub const POSTGRES_URL_VARIABLE: &str = "TESSERA_TEST_POSTGRES_URL";
+
+/// The database tests may use, or `None` after saying once (per `what`'s process)
+/// that the tests about `what` are skipped.
+pub fn postgres_url(what: &str) -> Option<String> {
+    let url = std::env::var(POSTGRES_URL_VARIABLE)
+        .ok()
+        .filter(|url| !url.is_empty());
+    if url.is_none() {
+        static SKIPPED: std::sync::Once = std::sync::Once::new();
+        SKIPPED.call_once(|| {
+            // Straight to the stream: the test harness captures `eprintln!`.
+            let _ = writeln!(
+                std::io::stderr(),
+                "SKIPPED: {what} (set \
+                 {POSTGRES_URL_VARIABLE}=postgres://postgres@127.0.0.1:5432/test to run them)"
+            );
+        });
+    }
+    url
+}
+
+/// `url` with `parameters` (`a=b&c=d`) added to its query string.
+pub fn with_parameters(url: &str, parameters: &str) -> String {
+    if parameters.is_empty() {
+        return url.to_owned();
+    }
+    let separator = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{separator}{parameters}")
+}
+
+/// A fresh schema, dropped with everything in it when this is dropped.
+#[derive(Debug)]
+pub struct PgSchema {
+    base: String,
+    name: String,
+}
+
+impl PgSchema {
+    /// Creates `<prefix>_<random>` in the database at `base`.
+    pub async fn create(base: &str, prefix: &str) -> Self {
+        let name = format!("{prefix}_{:016x}", rand::random::<u64>());
+        let mut admin = sqlx::PgConnection::connect(base)
+            .await
+            .expect("connect to the test database");
+        sqlx::query(&format!("CREATE SCHEMA {name}"))
+            .execute(&mut admin)
+            .await
+            .expect("create the test schema");
+        let _ = admin.close().await;
+        Self {
+            base: base.to_owned(),
+            name,
+        }
+    }
+
+    /// [`postgres_url`], then a fresh schema in it.
+    pub async fn for_tests(what: &str, prefix: &str) -> Option<Self> {
+        Some(Self::create(&postgres_url(what)?, prefix).await)
+    }
+
+    /// The base URL with `search_path` set to this schema.
+    pub fn url(&self) -> String {
+        with_parameters(
+            &self.base,
+            &format!("options=-c%20search_path%3D{}", self.name),
+        )
+    }
+
+    /// [`PgSchema::url`] with more `parameters`.
+    pub fn url_with(&self, parameters: &str) -> String {
+        with_parameters(&self.url(), parameters)
+    }
+
+    /// The URL of the database itself (any schema).
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+impl Drop for PgSchema {
+    fn drop(&mut self) {
+        // Drop cannot await, and this may run inside the test's runtime: a thread with
+        // a runtime of its own.
+        let (base, name) = (self.base.clone(), self.name.clone());
+        let dropped = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            runtime.block_on(async {
+                let mut admin = sqlx::PgConnection::connect(&base).await?;
+                sqlx::query(&format!("DROP SCHEMA IF EXISTS {name} CASCADE"))
+                    .execute(&mut admin)
+                    .await?;
+                admin.close().await?;
+                Ok::<_, Box<dyn std::error::Error + Send + Sync>>(())
+            })
+        })
+        .join();
+        if !matches!(dropped, Ok(Ok(()))) {
+            let _ = writeln!(
+                std::io::stderr(),
+                "could not drop test schema {}",
+                self.name
+            );
+        }
+    }
+}
