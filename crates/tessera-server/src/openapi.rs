@@ -16,6 +16,10 @@ use crate::extract::{CSRF_HEADER, SESSION_COOKIE};
 /// Errors any management call can answer.
 #[derive(Debug, IntoResponses)]
 pub enum ManagementErrors {
+    /// The request is not well-formed: a body that is not JSON (or not declared
+    /// `application/json`), a header or path that cannot be read.
+    #[response(status = 400)]
+    BadRequest(ErrorBody),
     /// No valid session or personal token (`WWW-Authenticate: Bearer`); or a session
     /// request that changes something without its `X-CSRF-Token`.
     #[response(status = 401)]
@@ -23,6 +27,9 @@ pub enum ManagementErrors {
     /// Signed in, but the role lacks the permission this call needs.
     #[response(status = 403)]
     Forbidden(ErrorBody),
+    /// The body is larger than `body_limit_bytes`.
+    #[response(status = 413)]
+    PayloadTooLarge(ErrorBody),
     /// A parameter or a field is wrong: `details` names each.
     #[response(status = 422)]
     ValidationFailed(ErrorBody),

@@ -71,6 +71,8 @@ impl AsRef<[u8]> for Rendered {
     request_body = tessera_api_types::VerifyRequest,
     responses(
         (status = 200, description = "The verdict", body = tessera_api_types::VerifyResponse),
+        (status = 400, description = "The body is not JSON", body = tessera_api_types::ErrorBody),
+        (status = 413, description = "The body is larger than `body_limit_bytes`", body = tessera_api_types::ErrorBody),
         (status = 422, description = "The body is not a verify request", body = tessera_api_types::ErrorBody),
         (status = 429, description = "Too many malformed or unknown tokens from this client", body = tessera_api_types::ErrorBody),
     ))]

@@ -12,7 +12,7 @@ use tessera_app::auth::Password;
 use crate::AppState;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Caller, ClientAddress, Json, SESSION_COOKIE};
-use crate::openapi::ManagementErrors;
+use crate::openapi::{Conflict, ManagementErrors};
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -63,7 +63,7 @@ pub(crate) async fn login(
 
 /// Creates the first administrator while none exists, given the one-time setup code,
 /// and signs them in.
-#[utoipa::path(post, path = "/v1/auth/register-first", tag = "auth", summary = "Create the first administrator", description = "Only while none exists, with the one-time setup code `tessera serve` prints; signs them in.", request_body = RegisterFirstRequest, responses((status = 201, description = "The first administrator, signed in", body = tessera_api_types::LoginResponse), ManagementErrors))]
+#[utoipa::path(post, path = "/v1/auth/register-first", tag = "auth", summary = "Create the first administrator", description = "Only while none exists, with the one-time setup code `tessera serve` prints; signs them in.", request_body = RegisterFirstRequest, responses((status = 201, description = "The first administrator, signed in", body = tessera_api_types::LoginResponse), ManagementErrors, Conflict))]
 pub(crate) async fn register_first(
     State(state): State<AppState>,
     ClientAddress(client): ClientAddress,

@@ -12,7 +12,7 @@ use crate::AppState;
 use crate::error::ApiResult;
 use crate::extract::Path;
 use crate::extract::{Caller, Json};
-use crate::openapi::{ManagementErrors, NotFound};
+use crate::openapi::{Conflict, ManagementErrors, NotFound};
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -29,7 +29,7 @@ pub(crate) async fn list(
     Ok(AxumJson(state.app.list_my_tokens(&caller.principal).await?))
 }
 
-#[utoipa::path(post, path = "/v1/me/tokens", tag = "personal tokens", security(("session" = [])), summary = "Create a personal token", description = "From a signed-in session only; the secret is in this response only.", request_body = CreatePersonalTokenRequest, responses((status = 201, description = "The token and its secret, shown once", body = CreatedPersonalToken), ManagementErrors))]
+#[utoipa::path(post, path = "/v1/me/tokens", tag = "personal tokens", security(("session" = [])), summary = "Create a personal token", description = "From a signed-in session only; the secret is in this response only.", request_body = CreatePersonalTokenRequest, responses((status = 201, description = "The token and its secret, shown once", body = CreatedPersonalToken), ManagementErrors, Conflict))]
 pub(crate) async fn create(
     State(state): State<AppState>,
     caller: Caller,
