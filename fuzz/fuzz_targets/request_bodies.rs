@@ -33,7 +33,6 @@ use tessera_api_types::{
     UpgradeVersionRequest, VerifyRequest,
 };
 use tessera_app::AppError;
-use tessera_app::auth::{Password, validate_email, validate_password};
 use tessera_core::admin::validate_role_name;
 use tessera_core::lifecycle::resolve_expiry;
 use tessera_core::validate::{self, FieldErrors};
@@ -343,7 +342,7 @@ fn user_fields(
 ) -> FieldErrors {
     let mut errors = FieldErrors::default();
     if let Some(email) = email {
-        errors.collect(validate_email(email));
+        errors.collect(validate::email(email));
     }
     if let Some(name) = name.or(email) {
         errors.collect(validate::display_name("name", name));
@@ -354,7 +353,7 @@ fn user_fields(
         errors.add("role", "names no role; see the role list");
     }
     if let Some(password) = password {
-        errors.collect(validate_password(&Password(password.to_owned())));
+        errors.collect(validate::password(password));
     }
     errors
 }
@@ -371,9 +370,7 @@ fuzz_target!(|data: &[u8]| {
         1 => update_token(input, body),
         2 => request(input, body, |r: &RegenerateRequest| {
             let mut errors = FieldErrors::default();
-            if r.grace_period_seconds.unwrap_or(0) > tessera_app::tokens::MAX_GRACE_SECONDS {
-                errors.add("grace_period_seconds", "must be at most 86400");
-            }
+            errors.collect(tessera_core::GracePeriod::from_request(r.grace_period_seconds));
             errors
         }),
         3 => request(input, body, |r: &DuplicateRequest| {
