@@ -555,11 +555,74 @@ Examples:
     },
 }
 
+/// The CLI reference (`docs/cli.md`): every command's `--help`, as the binary prints
+/// it, one section a command, in the order `tessera --help` lists them.
+#[cfg(test)]
+fn reference() -> String {
+    fn walk(command: &mut clap::Command, path: &str, out: &mut String) {
+        let path = if path.is_empty() {
+            command.get_name().to_owned()
+        } else {
+            format!("{path} {}", command.get_name())
+        };
+        let depth = path.split(' ').count().min(4);
+        let help = command.render_long_help().to_string();
+        out.push_str(&format!(
+            "\n{} `{path}`\n\n```text\n{}\n```\n",
+            "#".repeat(depth + 1),
+            help.trim_end()
+        ));
+        for sub in command.get_subcommands_mut() {
+            if sub.get_name() != "help" {
+                walk(sub, &path, out);
+            }
+        }
+    }
+    let mut command = <Cli as clap::CommandFactory>::command()
+        .term_width(100)
+        .bin_name("tessera");
+    command.build();
+    let mut out = String::from(
+        "# tessera command-line reference\n\n\
+         Every command's `--help`, generated from the command-line definition; a test keeps \
+         this file equal to it, so do not edit it by hand. `tessera completions \
+         bash|zsh|fish` prints shell completions and `tessera man` a manual page, from the \
+         same definition.\n",
+    );
+    walk(&mut command, "", &mut out);
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use clap::CommandFactory;
 
     use super::*;
+
+    const COMMITTED: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/cli.md");
+
+    /// `docs/cli.md` is what the binary's `--help` says. After a change to a command:
+    /// `TESSERA_WRITE_DOCS=1 cargo test -p tessera --bin tessera reference`.
+    #[test]
+    fn the_committed_cli_reference_is_the_generated_one() {
+        let generated = reference();
+        if std::env::var_os("TESSERA_WRITE_DOCS").is_some() {
+            std::fs::write(COMMITTED, &generated).unwrap();
+        }
+        let committed = std::fs::read_to_string(COMMITTED).unwrap_or_default();
+        assert!(
+            committed == generated,
+            "docs/cli.md differs from the command line: regenerate it with \
+             `TESSERA_WRITE_DOCS=1 cargo test -p tessera --bin tessera reference` and commit it"
+        );
+        for heading in [
+            "## `tessera serve`",
+            "### `tessera token create`",
+            "--lifespan",
+        ] {
+            assert!(generated.contains(heading), "{heading} missing");
+        }
+    }
 
     /// Every command, argument and flag says in one line what it is for.
     #[test]

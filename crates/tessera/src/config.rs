@@ -740,6 +740,28 @@ mod tests {
         assert_eq!(config.data_dir_origin, Origin::Flag);
     }
 
+    /// docs/configuration.md names every variable Tessera reads (and with it every
+    /// key: each key has its variable).
+    #[test]
+    fn the_configuration_reference_names_every_variable() {
+        let reference = include_str!("../../../docs/configuration.md");
+        for variable in KNOWN_ENV {
+            assert!(
+                reference.contains(&format!("`{variable}`")),
+                "docs/configuration.md does not name {variable}"
+            );
+            if let Some(key) = variable.strip_prefix("TESSERA_")
+                && !matches!(*variable, "TESSERA_CONFIG" | "TESSERA_LOG")
+            {
+                let key = format!("`{}`", key.to_lowercase());
+                assert!(
+                    reference.contains(&key),
+                    "docs/configuration.md lacks {key}"
+                );
+            }
+        }
+    }
+
     #[test]
     fn bad_values_name_their_source() {
         let error = Config::load(
