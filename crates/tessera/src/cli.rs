@@ -143,7 +143,7 @@ Examples:
         /// Only this target, e.g. `token:<id>`.
         #[arg(long)]
         target: Option<String>,
-        /// Show at most this many entries (1–200).
+        /// Show at most this many entries (1–500).
         #[arg(long, default_value = "100")]
         limit: u32,
     },

@@ -13,16 +13,18 @@ use tessera_core::{TokenFilter, TokenPageSize};
 use crate::exit::{NotFoundError, UsageError};
 
 /// The candidates whose `name` is `wanted`: the exact matches, or else those equal to it
-/// ignoring case.
+/// as the server compares names (ignoring case and width).
 fn named<'a, T>(items: &'a [T], wanted: &str, name: impl Fn(&T) -> &str) -> Vec<&'a T> {
     let exact: Vec<&T> = items.iter().filter(|item| name(item) == wanted).collect();
     if !exact.is_empty() {
         return exact;
     }
-    let wanted = wanted.to_lowercase();
+    // Otherwise as the server compares names (case- and width-insensitive, NFKC), so a
+    // name typed in another width or case still finds its record.
+    let wanted = tessera_core::validate::name_key(wanted);
     items
         .iter()
-        .filter(|item| name(item).to_lowercase() == wanted)
+        .filter(|item| tessera_core::validate::name_key(name(item)) == wanted)
         .collect()
 }
 
@@ -179,6 +181,8 @@ mod tests {
         assert_eq!(named(&names, "deploy", |n| n), vec![&"deploy"]);
         assert_eq!(named(&names, "DEPLOY", |n| n).len(), 2);
         assert!(named(&names, "dep", |n| n).is_empty());
+        // Full-width letters name the same token, as the server's uniqueness rule says.
+        assert_eq!(named(&names, "ＯＴＨＥＲ", |n| n), vec![&"other"]);
     }
 
     #[test]
