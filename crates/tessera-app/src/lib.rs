@@ -14,6 +14,7 @@ pub mod clock;
 pub mod error;
 pub mod first_run;
 pub mod forward;
+pub mod import;
 pub mod metrics;
 pub mod password;
 pub mod pepper;

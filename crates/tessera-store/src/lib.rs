@@ -148,6 +148,10 @@ pub trait Store: Send + Sync + std::fmt::Debug {
 
     /// Inserts a token. `Conflict` when an API token already has the name.
     async fn insert_token(&self, token: &TokenRecord, audit: &AuditEntry) -> StoreResult<()>;
+    /// Inserts a batch of tokens, each with its audit row and change-feed row, in one
+    /// transaction: all or none. `Conflict` when a name is taken (by an API token or
+    /// by another of the batch).
+    async fn insert_tokens(&self, tokens: &[(TokenRecord, AuditEntry)]) -> StoreResult<()>;
     /// Replaces the editable fields of the token with `token.id`, provided it is still
     /// at `token.revision` (`Stale` otherwise), and moves it to the next revision.
     async fn update_token(&self, token: &TokenRecord, audit: &AuditEntry) -> StoreResult<()>;

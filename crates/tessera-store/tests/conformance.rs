@@ -26,7 +26,8 @@ use tessera_core::{
     TokenKind, TokenRecord, TokenStatus, TokenType, UserId, UserRecord,
 };
 use tessera_store::{
-    Pruned, SortField, StatusFilter, Store, StoreError, TokenQuery, TokenSort, UsageDelta,
+    AuditQuery, Pruned, SortField, StatusFilter, Store, StoreError, TokenQuery, TokenSort,
+    UsageDelta,
 };
 use tessera_test_support::PgSchema;
 
@@ -108,6 +109,7 @@ macro_rules! conformance {
 conformance! {
     token_round_trip => check_token_round_trip_and_every_write_feeds_the_change_log(store);
     api_token_names => check_api_token_names_are_unique_case_insensitively(store);
+    batch_insert => check_a_batch_of_tokens_is_inserted_whole_or_not_at_all(store);
     listing => check_listing_filters_sorts_and_pages(store);
     name_order => check_names_sort_in_byte_order(store);
     usage => check_usage_adds_up_and_last_used_only_moves_forward(store);
@@ -1238,6 +1240,73 @@ async fn change_at(store: &dyn Store, name: &str, at: DateTime<Utc>) -> i64 {
         .await
         .unwrap();
     store.latest_change().await.unwrap()
+}
+
+async fn check_a_batch_of_tokens_is_inserted_whole_or_not_at_all(store: Arc<dyn Store>) {
+    let batch: Vec<(TokenRecord, AuditEntry)> = (0..3)
+        .map(|n| {
+            (
+                token(&format!("import {n}"), t0(), n),
+                audit("token.create"),
+            )
+        })
+        .collect();
+    store.insert_tokens(&batch).await.unwrap();
+    for (token, _) in &batch {
+        assert_eq!(
+            store.get_token(token.id).await.unwrap().as_ref(),
+            Some(token)
+        );
+    }
+    // One change-feed row per token, in the batch's order, and one audit row each.
+    let changes = store.changes_after(0, 10).await.unwrap();
+    let keys: Vec<String> = changes.iter().map(|change| change.key.clone()).collect();
+    let ids: Vec<String> = batch
+        .iter()
+        .map(|(token, _)| token.id.to_string())
+        .collect();
+    assert_eq!(keys, ids);
+    let audited = store
+        .list_audit(&AuditQuery {
+            actor: None,
+            action: Some("token.create".into()),
+            target: None,
+            since: None,
+            until: None,
+            before: None,
+            limit: 10,
+        })
+        .await
+        .unwrap();
+    assert_eq!(audited.len(), 3);
+
+    // A name already taken (here in another case) fails the whole batch: the new tokens
+    // before and after it are not inserted, and nothing reaches the change feed.
+    let clashing = vec![
+        (token("fresh a", t0(), 10), audit("token.create")),
+        (token("IMPORT 1", t0(), 11), audit("token.create")),
+        (token("fresh b", t0(), 12), audit("token.create")),
+    ];
+    let refused = store.insert_tokens(&clashing).await;
+    assert!(
+        matches!(refused, Err(StoreError::Conflict { .. })),
+        "{refused:?}"
+    );
+    for (token, _) in &clashing {
+        assert_eq!(store.get_token(token.id).await.unwrap(), None);
+    }
+    assert_eq!(store.changes_after(0, 10).await.unwrap().len(), 3);
+    // Two of the same name within one batch clash with each other.
+    let twins = vec![
+        (token("twin", t0(), 20), audit("token.create")),
+        (token("Twin", t0(), 21), audit("token.create")),
+    ];
+    assert!(matches!(
+        store.insert_tokens(&twins).await,
+        Err(StoreError::Conflict { .. })
+    ));
+    assert!(!store.api_token_name_taken("twin").await.unwrap());
+    store.insert_tokens(&[]).await.unwrap();
 }
 
 async fn sequences(store: &dyn Store) -> Vec<i64> {

@@ -422,6 +422,32 @@ Columns: ID, NAME, TYPE, STATUS, PROJECT, PERMISSIONS, EXPIRES, LAST USED.")]
         #[arg(long, default_value = "200")]
         limit: u32,
     },
+    /// Create many tokens from a file of JSON lines, one `POST /v1/tokens` body a line.
+    ///
+    /// Each batch (--batch-size lines) is checked whole and written in one transaction:
+    /// all of it or none. The secrets go out as JSON lines in input order (line, id,
+    /// name, external_id, token) as soon as their batch is written. A bad line stops
+    /// the import, naming it; the batches before it stay imported, and --skip resumes.
+    #[command(after_help = "\
+Examples:
+  tessera token import customers.jsonl --out secrets.jsonl
+  printf '%s\\n' '{\"name\":\"acme\",\"type\":\"read-only\",\"lifespan\":\"90d\",\"external_id\":\"cus_42\"}' \\
+    | tessera token import - > secrets.jsonl
+  tessera token import customers.jsonl --out rest.jsonl --skip 20000   # resume")]
+    Import {
+        /// The JSON-lines file (`-`: stdin). Blank lines are skipped.
+        #[arg(value_name = "FILE")]
+        file: std::path::PathBuf,
+        /// Write the secrets to this new file (mode 0600) instead of stdout.
+        #[arg(long, value_name = "FILE")]
+        out: Option<std::path::PathBuf>,
+        /// Lines per transaction.
+        #[arg(long, default_value = "1000", value_parser = clap::value_parser!(u32).range(1..=10_000))]
+        batch_size: u32,
+        /// Skip this many lines first (to resume an import that stopped).
+        #[arg(long, value_name = "LINES", default_value = "0")]
+        skip: u64,
+    },
     /// Show one token, with its permissions.
     #[command(after_help = "\
 Examples:

@@ -596,6 +596,20 @@ async fn token(config: &Config, command: TokenCommand, json: bool) -> Result<u8>
                 eprintln!("updated token {}", token.name);
             }
         }
+        TokenCommand::Import {
+            file,
+            out,
+            batch_size,
+            skip,
+        } => {
+            let options = crate::import::Options {
+                file,
+                out,
+                batch_size: batch_size as usize,
+                skip,
+            };
+            crate::import::run(&app, &principal, options).await?;
+        }
         TokenCommand::List {
             search,
             status,

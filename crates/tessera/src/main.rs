@@ -9,6 +9,7 @@ mod commands;
 mod config;
 mod copy;
 mod exit;
+mod import;
 mod install;
 mod listen;
 mod lookup;

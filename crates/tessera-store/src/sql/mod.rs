@@ -569,6 +569,16 @@ pub(crate) async fn finish<B: Backend>(
     changes: &[(ChangeKind, &str)],
 ) -> StoreResult<()> {
     B::execute(&mut transaction, insert_audit(audit)).await?;
+    finish_changes(transaction, audit, changes).await
+}
+
+/// [`finish`] once the audit rows are written: the change-feed rows (dated `audit.at`)
+/// and the commit.
+pub(crate) async fn finish_changes<B: Backend>(
+    mut transaction: Transaction<'static, B>,
+    audit: &AuditEntry,
+    changes: &[(ChangeKind, &str)],
+) -> StoreResult<()> {
     if !changes.is_empty() {
         // Delivered at commit, and only if the transaction commits.
         B::announce(&mut transaction).await?;

@@ -42,6 +42,10 @@ impl<B: Backend> Store for SqlStore<B> {
         self.bound(tokens::insert(self, token, audit)).await
     }
 
+    async fn insert_tokens(&self, tokens: &[(TokenRecord, AuditEntry)]) -> StoreResult<()> {
+        self.bound(tokens::insert_many(self, tokens)).await
+    }
+
     async fn update_token(&self, token: &TokenRecord, audit: &AuditEntry) -> StoreResult<()> {
         self.bound(tokens::update(self, token, audit)).await
     }

@@ -63,28 +63,59 @@ fn records(rows: Vec<TokenRow>) -> StoreResult<Vec<TokenRecord>> {
 }
 
 /// Inserts every column but `revision` (which starts at its default).
-pub(super) async fn insert<B: Backend>(
-    store: &SqlStore<B>,
-    token: &TokenRecord,
-    audit: &AuditEntry,
-) -> StoreResult<()> {
-    let id = token.id.to_string();
+/// The statement that inserts `token`.
+fn insert_statement(token: &TokenRecord, id: &str) -> StoreResult<Sql> {
     let sql = Sql::new(format!(
         "INSERT INTO tokens (id, kind, owner_id, created_at, created_by, last_used_at, {}) \
          VALUES ({})",
         EDITABLE_COLUMNS.join(", "),
         placeholders(6 + EDITABLE_COLUMNS.len())
     ))
-    .bind(&id)
+    .bind(id)
     .bind(token.kind.as_str())
     .bind(token.owner_id.map(|owner| owner.to_string()))
     .bind(millis(token.created_at))
     .bind(&token.created_by)
     .bind(token.last_used_at.map(millis));
+    bind_editable(sql, token)
+}
+
+pub(super) async fn insert<B: Backend>(
+    store: &SqlStore<B>,
+    token: &TokenRecord,
+    audit: &AuditEntry,
+) -> StoreResult<()> {
+    let id = token.id.to_string();
     let change = [(ChangeKind::Token, id.as_str())];
     store
-        .write(bind_editable(sql, token)?, Expect::Any, audit, &change)
+        .write(insert_statement(token, &id)?, Expect::Any, audit, &change)
         .await
+}
+
+/// [`insert`] for many tokens in one transaction. The change-feed rows go in last, in
+/// the order of the batch, under the same lock as every other write's (see
+/// [`super::finish`]).
+pub(super) async fn insert_many<B: Backend>(
+    store: &SqlStore<B>,
+    tokens: &[(TokenRecord, AuditEntry)],
+) -> StoreResult<()> {
+    let Some((_, last_audit)) = tokens.last() else {
+        return Ok(());
+    };
+    let ids: Vec<String> = tokens
+        .iter()
+        .map(|(token, _)| token.id.to_string())
+        .collect();
+    let mut transaction = B::begin(&store.pool).await?;
+    for ((token, audit), id) in tokens.iter().zip(&ids) {
+        B::execute(&mut transaction, insert_statement(token, id)?).await?;
+        B::execute(&mut transaction, super::insert_audit(audit)).await?;
+    }
+    let changes: Vec<(ChangeKind, &str)> = ids
+        .iter()
+        .map(|id| (ChangeKind::Token, id.as_str()))
+        .collect();
+    super::finish_changes(transaction, last_audit, &changes).await
 }
 
 /// Under READ COMMITTED (PostgreSQL) a concurrent edit of the same row makes this wait,
