@@ -48,6 +48,12 @@ pub struct NewAdmin {
     pub password: Password,
 }
 
+/// What a user holding `role` may do: what it grants, and nothing when no role has
+/// the user's role name (a role deleted under them grants nothing, never everything).
+pub(crate) fn grants_of(role: Option<&tessera_core::Role>) -> BTreeSet<AdminPermission> {
+    role.map(tessera_core::Role::granted).unwrap_or_default()
+}
+
 /// A user as the API shows it, given what their role grants.
 pub(crate) fn user_view_with(user: &UserRecord, granted: BTreeSet<AdminPermission>) -> UserView {
     UserView {
@@ -230,13 +236,9 @@ impl Tessera {
         self.login(&user.email, &password, client).await
     }
 
-    /// What `role` grants; an unknown role grants nothing.
+    /// What `role` grants (see [`grants_of`]).
     pub(crate) async fn role_grants(&self, role: &str) -> AppResult<BTreeSet<AdminPermission>> {
-        Ok(self
-            .find_role(role)
-            .await?
-            .map(|r| r.granted())
-            .unwrap_or_default())
+        Ok(grants_of(self.find_role(role).await?.as_ref()))
     }
 
     /// A user as the API shows it, with what their role grants now.

@@ -7,7 +7,7 @@ use tessera_api_types::{CreateUserRequest, UpdateUserRequest, UserView};
 use tessera_core::validate::{self, FieldErrors};
 use tessera_core::{AdminPermission, UserId, UserRecord};
 
-use crate::auth::{Password, user_view_with};
+use crate::auth::{Password, grants_of, user_view_with};
 use crate::error::{AppError, AppResult, not_found};
 use crate::principal::Principal;
 use crate::{Tessera, audit};
@@ -50,15 +50,12 @@ impl Tessera {
             .list_roles()
             .await?
             .into_iter()
-            .map(|role| (role.name.clone(), role.granted()))
+            .map(|role| (role.name.clone(), role))
             .collect();
         let users = self.store.list_users().await?;
         Ok(users
             .iter()
-            .map(|user| {
-                let granted = roles.get(&user.role).cloned().unwrap_or_default();
-                user_view_with(user, granted)
-            })
+            .map(|user| user_view_with(user, grants_of(roles.get(&user.role))))
             .collect())
     }
 

@@ -64,6 +64,7 @@ fn header_text<'a>(headers: &'a HeaderMap, names: [&str; 2]) -> Option<&'a str> 
         (status = 401, description = "No token, or a malformed, unknown, expired or disabled one (`WWW-Authenticate: Bearer`)", body = tessera_api_types::ErrorBody),
         (status = 403, description = "A valid token without the permission or project the route needs", body = tessera_api_types::ErrorBody),
         (status = 429, description = "Rate-limited: retry after `Retry-After` seconds", body = tessera_api_types::ErrorBody),
+        (status = 500, description = "`internal`: this node's token index is further behind the database than `max_staleness_seconds` allows, so it does not answer from it", body = tessera_api_types::ErrorBody),
     ),
     summary = "Forward-auth for nginx, Caddy and Traefik",
     description = "Decides the original request (from the forwarded headers) with the route rules in `tessera.toml`.",
@@ -108,6 +109,7 @@ pub(crate) async fn forward_auth(
         (status = 401, description = "No token, or a malformed, unknown, expired or disabled one (`WWW-Authenticate: Bearer`)", body = tessera_api_types::ErrorBody),
         (status = 403, description = "A valid token without the permission or project the route needs", body = tessera_api_types::ErrorBody),
         (status = 429, description = "Rate-limited: retry after `Retry-After` seconds", body = tessera_api_types::ErrorBody),
+        (status = 500, description = "`internal`: this node's token index is further behind the database than `max_staleness_seconds` allows, so it does not answer from it", body = tessera_api_types::ErrorBody),
     ),
     summary = "Forward-auth for Envoy's HTTP ext_authz",
     description = "Envoy keeps the original method and appends the original path to this prefix.",
@@ -152,6 +154,7 @@ pub(crate) async fn envoy(
         (status = 401, description = "No token, or a malformed, unknown, expired or disabled one (`WWW-Authenticate: Bearer`)", body = tessera_api_types::ErrorBody),
         (status = 403, description = "A valid token without the permission or project the route needs", body = tessera_api_types::ErrorBody),
         (status = 429, description = "Rate-limited: retry after `Retry-After` seconds", body = tessera_api_types::ErrorBody),
+        (status = 500, description = "`internal`: this node's token index is further behind the database than `max_staleness_seconds` allows, so it does not answer from it", body = tessera_api_types::ErrorBody),
     ),
     summary = "Forward-auth for Envoy, at the protected API's root",
     params(

@@ -41,18 +41,43 @@ pub enum ManagementErrors {
     Unavailable(ErrorBody),
 }
 
-/// The thing named in the path does not exist.
+/// Answers of the path's record.
 #[derive(Debug, IntoResponses)]
 pub enum NotFound {
+    /// The thing named in the path does not exist (or is not yours to see).
     #[response(status = 404)]
     NotFound(ErrorBody),
 }
 
-/// The change conflicts with the current state (a name taken, a stale edit).
+/// Answers of a change that clashes.
 #[derive(Debug, IntoResponses)]
 pub enum Conflict {
+    /// The change conflicts with the current state: a name taken, a record still in
+    /// use, an edit that others keep moving on, the last super-admin.
     #[response(status = 409)]
     Conflict(ErrorBody),
+}
+
+/// Errors of the calls that sign in (no credential yet).
+#[derive(Debug, IntoResponses)]
+pub enum SignInErrors {
+    /// The body is not JSON, or not declared `application/json`.
+    #[response(status = 400)]
+    BadRequest(ErrorBody),
+    /// The email or password is incorrect (login).
+    #[response(status = 401)]
+    Unauthenticated(ErrorBody),
+    /// A field is missing or wrong, or the setup code is (register-first): `details`
+    /// names each.
+    #[response(status = 422)]
+    ValidationFailed(ErrorBody),
+    /// Too many failed attempts from this address or for this account: retry after
+    /// `Retry-After` seconds.
+    #[response(status = 429)]
+    RateLimited(ErrorBody),
+    /// The database cannot be reached: retry after `Retry-After` seconds.
+    #[response(status = 503)]
+    Unavailable(ErrorBody),
 }
 
 /// The two ways to call the management API.
@@ -78,9 +103,9 @@ impl Modify for SecuritySchemes {
                 HttpBuilder::new()
                     .scheme(HttpAuthScheme::Bearer)
                     .description(Some(
-                        "A personal token (`tsrp_…`) of an admin, with that admin's \
-                         permissions (read-only tokens only read). API tokens never \
-                         authenticate management calls.",
+                        "A personal token of an admin (`tsrp_…` with the default \
+                         `token_prefix`), with that admin's permissions (read-only tokens \
+                         only read). API tokens never authenticate management calls.",
                     ))
                     .build(),
             ),

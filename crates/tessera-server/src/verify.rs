@@ -75,6 +75,7 @@ impl AsRef<[u8]> for Rendered {
         (status = 413, description = "The body is larger than `body_limit_bytes`", body = tessera_api_types::ErrorBody),
         (status = 422, description = "The body is not a verify request", body = tessera_api_types::ErrorBody),
         (status = 429, description = "Too many malformed or unknown tokens from this client", body = tessera_api_types::ErrorBody),
+        (status = 500, description = "`internal`: this node's token index is further behind the database than `max_staleness_seconds` allows, so it does not answer from it", body = tessera_api_types::ErrorBody),
     ))]
 pub(crate) async fn verify(
     State(state): State<AppState>,

@@ -321,8 +321,9 @@ fn token_details(token: &TokenView) -> String {
     if !token.description.is_empty() {
         fields.push(("description", token.description.replace('\n', " ")));
     }
-    let metadata = serde_json::to_string(&token.metadata).unwrap_or_default();
-    if metadata != "{}" {
+    if !token.metadata.is_empty() {
+        // A JSON value prints itself; nothing here can fail or come out empty.
+        let metadata = serde_json::Value::Object(token.metadata.clone()).to_string();
         fields.push(("metadata", metadata));
     }
     fields

@@ -49,9 +49,16 @@ pub async fn run(app: &Tessera, principal: &Principal, options: Options) -> Resu
             || format!("cannot read {}", options.file.display()),
         )?))
     };
+    // Buffered (serde writes a line in many small pieces), flushed after each batch.
     let (mut out, shown_out): (Box<dyn Write>, String) = match &options.out {
-        Some(path) => (Box::new(private_file(path)?), path.display().to_string()),
-        None => (Box::new(std::io::stdout()), "stdout".to_owned()),
+        Some(path) => (
+            Box::new(std::io::BufWriter::new(private_file(path)?)),
+            path.display().to_string(),
+        ),
+        None => (
+            Box::new(std::io::BufWriter::new(std::io::stdout())),
+            "stdout".to_owned(),
+        ),
     };
     let progress = progress_bar(&options, from_stdin)?;
     let mut lines = input.lines();

@@ -28,6 +28,20 @@ fn named<'a, T>(items: &'a [T], wanted: &str, name: impl Fn(&T) -> &str) -> Vec<
         .collect()
 }
 
+/// Refuses a token secret given where an id or name belongs (`token delete $T`, say)
+/// without repeating it: errors reach terminals and CI logs.
+fn not_a_secret(key: &str) -> Result<()> {
+    if tessera_core::token::looks_like_secret(key) {
+        return Err(UsageError(format!(
+            "`{}` is a token secret, not an id or a name; name the token by its id or name \
+             (to check a secret, use `tessera verify -`)",
+            tessera_core::token::redact_secrets(key)
+        ))
+        .into());
+    }
+    Ok(())
+}
+
 /// The refusal of a name that several records have, listing them.
 fn ambiguous(what: &str, key: &str, candidates: Vec<String>, list: &str) -> anyhow::Error {
     UsageError(format!(
@@ -51,6 +65,7 @@ fn name_search(name: &str, cursor: Option<String>) -> TokenFilter {
 
 /// The id of the API token `key` names: its id (a UUID) or its name.
 pub async fn token(app: &Tessera, principal: &Principal, key: &str) -> Result<String> {
+    not_a_secret(key)?;
     if uuid_like(key) {
         match app.get_token(principal, key).await {
             Ok(token) => return Ok(token.id.to_string()),
@@ -94,6 +109,7 @@ pub async fn token(app: &Tessera, principal: &Principal, key: &str) -> Result<St
 
 /// The id of the administrator `key` names: their id, email or name.
 pub async fn user(app: &Tessera, principal: &Principal, key: &str) -> Result<String> {
+    not_a_secret(key)?;
     let users = app.list_users(principal).await?;
     if let Some(user) = users.iter().find(|user| user.id.to_string() == key) {
         return Ok(user.id.to_string());
@@ -136,6 +152,7 @@ pub async fn user(app: &Tessera, principal: &Principal, key: &str) -> Result<Str
 
 /// The role `key` names (a role's id is its name), as the application spells it.
 pub async fn role(app: &Tessera, principal: &Principal, key: &str) -> Result<String> {
+    not_a_secret(key)?;
     let roles = app.list_roles(principal).await?;
     let matches = named(&roles, key, |role| role.name.as_str());
     match matches.as_slice() {

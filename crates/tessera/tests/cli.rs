@@ -1947,3 +1947,32 @@ fn a_listen_value_that_is_no_address_shows_the_forms_it_takes() {
     }
     assert!(!sandbox.data_dir().exists(), "nothing is created");
 }
+
+/// `T=$(tessera token create …)` then `tessera token delete $T`: the secret given where a
+/// name belongs is refused without being repeated (stderr reaches terminals and CI logs).
+#[test]
+fn a_secret_given_for_a_name_is_refused_without_repeating_it() {
+    let sandbox = Sandbox::initialized();
+    let (_, secret) = sandbox.create_token("ci", &["--type", "read-only"]);
+    for command in [
+        vec!["token", "show", secret.as_str()],
+        vec!["token", "delete", secret.as_str()],
+        vec!["user", "update", secret.as_str(), "--name", "x"],
+        vec!["role", "delete", secret.as_str()],
+    ] {
+        let out = sandbox.run(&command);
+        out.expect_code(2);
+        assert!(
+            out.stderr.contains("is a token secret"),
+            "{command:?}: {}",
+            out.stderr
+        );
+        assert!(
+            !out.stderr.contains(&secret[secret.len() - 20..]),
+            "{command:?} repeated the secret: {}",
+            out.stderr
+        );
+    }
+    // Still there: nothing was deleted.
+    sandbox.run(&["token", "show", "ci"]).ok();
+}

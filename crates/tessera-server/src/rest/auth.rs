@@ -12,7 +12,7 @@ use tessera_app::auth::Password;
 use crate::AppState;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Caller, ClientAddress, Json, SESSION_COOKIE};
-use crate::openapi::{Conflict, ManagementErrors};
+use crate::openapi::{Conflict, ManagementErrors, SignInErrors};
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -34,7 +34,7 @@ pub(crate) fn session_cookie(
     .ok()
 }
 
-#[utoipa::path(post, path = "/v1/auth/login", tag = "auth", summary = "Sign in", description = "Sets the session cookie; the body carries the CSRF token that requests changing something send as `X-CSRF-Token`. Failed attempts are throttled per account and per address.", request_body = LoginRequest, responses((status = 200, description = "Signed in", body = tessera_api_types::LoginResponse), ManagementErrors))]
+#[utoipa::path(post, path = "/v1/auth/login", tag = "auth", summary = "Sign in", description = "Sets the session cookie; the body carries the CSRF token that requests changing something send as `X-CSRF-Token`. Failed attempts are throttled per account and per address.", request_body = LoginRequest, responses((status = 200, description = "Signed in", body = tessera_api_types::LoginResponse), SignInErrors))]
 pub(crate) async fn login(
     State(state): State<AppState>,
     ClientAddress(client): ClientAddress,
@@ -63,7 +63,7 @@ pub(crate) async fn login(
 
 /// Creates the first administrator while none exists, given the one-time setup code,
 /// and signs them in.
-#[utoipa::path(post, path = "/v1/auth/register-first", tag = "auth", summary = "Create the first administrator", description = "Only while none exists, with the one-time setup code `tessera serve` prints; signs them in.", request_body = RegisterFirstRequest, responses((status = 201, description = "The first administrator, signed in", body = tessera_api_types::LoginResponse), ManagementErrors, Conflict))]
+#[utoipa::path(post, path = "/v1/auth/register-first", tag = "auth", summary = "Create the first administrator", description = "Only while none exists, with the one-time setup code `tessera serve` prints; signs them in.", request_body = RegisterFirstRequest, responses((status = 201, description = "The first administrator, signed in", body = tessera_api_types::LoginResponse), SignInErrors, Conflict))]
 pub(crate) async fn register_first(
     State(state): State<AppState>,
     ClientAddress(client): ClientAddress,
