@@ -22,6 +22,7 @@ pub mod personal;
 pub mod principal;
 pub mod roles;
 pub mod throttle;
+pub mod token_listing;
 pub mod tokens;
 pub mod usage;
 pub mod users;

@@ -76,7 +76,8 @@ pub async fn token(app: &Tessera, principal: &Principal, key: &str) -> Result<St
     let mut found: Vec<TokenView> = Vec::new();
     let mut cursor = None;
     loop {
-        let page = crate::commands::list_tokens(app, principal, name_search(key, cursor)).await?;
+        let page =
+            crate::token_commands::list_tokens(app, principal, name_search(key, cursor)).await?;
         found.extend(page.items);
         match page.next_cursor {
             Some(next) => cursor = Some(next),

@@ -16,6 +16,7 @@ mod lookup;
 mod people;
 mod serve;
 mod table;
+mod token_commands;
 
 use std::process::ExitCode;
 
