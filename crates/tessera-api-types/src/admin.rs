@@ -8,9 +8,14 @@ use tessera_core::{AdminPermission, AuditFilter, FieldErrors, Lifespan, Personal
 use crate::token::TokenView;
 
 /// `POST /v1/users`. Without a password the user cannot sign in until an admin sets
-/// one. `Debug` hides the password.
+/// one. (`Debug` hides the password.)
 #[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(
+    feature = "graphql",
+    derive(async_graphql::InputObject),
+    graphql(name = "CreateUserInput")
+)]
 pub struct CreateUserRequest {
     pub email: String,
     #[serde(default)]
@@ -24,6 +29,11 @@ pub struct CreateUserRequest {
 /// the user's sessions. `Debug` hides the password.
 #[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(
+    feature = "graphql",
+    derive(async_graphql::InputObject),
+    graphql(name = "UpdateUserInput")
+)]
 pub struct UpdateUserRequest {
     #[serde(default)]
     pub email: Option<String>,
@@ -83,6 +93,11 @@ impl std::fmt::Debug for RegisterFirstRequest {
 
 /// A role as shown.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[cfg_attr(
+    feature = "graphql",
+    derive(async_graphql::SimpleObject),
+    graphql(name = "Role")
+)]
 pub struct RoleView {
     pub id: String,
     pub name: String,
@@ -96,6 +111,11 @@ pub struct RoleView {
 /// `POST /v1/roles`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(
+    feature = "graphql",
+    derive(async_graphql::InputObject),
+    graphql(name = "CreateRoleInput")
+)]
 pub struct RoleRequest {
     pub name: String,
     #[serde(default)]
@@ -106,6 +126,11 @@ pub struct RoleRequest {
 /// `PATCH /v1/roles/{id}`. A role's name is its id and does not change.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(
+    feature = "graphql",
+    derive(async_graphql::InputObject),
+    graphql(name = "UpdateRoleInput")
+)]
 pub struct RoleUpdate {
     #[serde(default)]
     pub description: Option<String>,
@@ -116,6 +141,11 @@ pub struct RoleUpdate {
 /// `POST /v1/me/tokens`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(
+    feature = "graphql",
+    derive(async_graphql::InputObject),
+    graphql(name = "CreatePersonalTokenInput")
+)]
 pub struct CreatePersonalTokenRequest {
     pub name: String,
     #[serde(default)]
@@ -129,16 +159,24 @@ pub struct CreatePersonalTokenRequest {
 
 /// A personal token as shown: the record plus its access.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[cfg_attr(
+    feature = "graphql",
+    derive(async_graphql::SimpleObject),
+    graphql(name = "PersonalToken")
+)]
 pub struct PersonalTokenView {
     #[serde(flatten)]
+    #[cfg_attr(feature = "graphql", graphql(flatten))]
     pub record: TokenView,
     pub access: PersonalAccess,
 }
 
 /// The one response that reveals a personal token's secret.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[cfg_attr(feature = "graphql", derive(async_graphql::SimpleObject))]
 pub struct CreatedPersonalToken {
     #[serde(flatten)]
+    #[cfg_attr(feature = "graphql", graphql(flatten))]
     pub record: PersonalTokenView,
     pub token: String,
 }
@@ -185,6 +223,11 @@ impl AuditParams {
 
 /// One audit log entry.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[cfg_attr(
+    feature = "graphql",
+    derive(async_graphql::SimpleObject),
+    graphql(name = "AuditEntry")
+)]
 pub struct AuditView {
     pub id: i64,
     #[serde(serialize_with = "crate::token::rfc3339")]
@@ -199,6 +242,7 @@ pub struct AuditView {
 
 /// `GET /v1/audit`: newest first.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[cfg_attr(feature = "graphql", derive(async_graphql::SimpleObject))]
 pub struct AuditPage {
     pub items: Vec<AuditView>,
     pub next_cursor: Option<String>,

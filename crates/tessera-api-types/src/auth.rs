@@ -24,6 +24,11 @@ impl std::fmt::Debug for LoginRequest {
 
 /// An admin user as the API shows it (never the password hash).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[cfg_attr(
+    feature = "graphql",
+    derive(async_graphql::SimpleObject),
+    graphql(name = "User")
+)]
 pub struct UserView {
     pub id: Uuid,
     pub email: String,

@@ -6,6 +6,11 @@ use tessera_core::{Action, ActionKind, Resource};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(
+    feature = "graphql",
+    derive(async_graphql::SimpleObject, async_graphql::InputObject),
+    graphql(name = "Action", input_name = "ActionInput")
+)]
 pub struct ActionView {
     pub name: String,
     pub kind: ActionKind,
@@ -13,6 +18,11 @@ pub struct ActionView {
 
 /// A resource as shown: its actions and the permissions they define.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[cfg_attr(
+    feature = "graphql",
+    derive(async_graphql::SimpleObject),
+    graphql(name = "Resource")
+)]
 pub struct ResourceView {
     pub name: String,
     pub description: String,
@@ -39,6 +49,11 @@ impl From<&Resource> for ResourceView {
 /// `POST /v1/resources`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(
+    feature = "graphql",
+    derive(async_graphql::InputObject),
+    graphql(name = "CreateResourceInput")
+)]
 pub struct ResourceRequest {
     pub name: String,
     #[serde(default)]
@@ -66,6 +81,11 @@ impl ResourceRequest {
 /// `PATCH /v1/resources/{name}`: replaces the description and/or the action list.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(
+    feature = "graphql",
+    derive(async_graphql::InputObject),
+    graphql(name = "UpdateResourceInput")
+)]
 pub struct ResourceUpdate {
     #[serde(default)]
     pub description: Option<String>,
@@ -76,12 +96,22 @@ pub struct ResourceUpdate {
 /// `POST /v1/projects`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(
+    feature = "graphql",
+    derive(async_graphql::InputObject),
+    graphql(name = "CreateProjectInput")
+)]
 pub struct ProjectRequest {
     pub slug: String,
     pub name: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[cfg_attr(
+    feature = "graphql",
+    derive(async_graphql::SimpleObject),
+    graphql(name = "Project")
+)]
 pub struct ProjectView {
     pub slug: String,
     pub name: String,
@@ -91,6 +121,11 @@ pub struct ProjectView {
 
 /// `GET /v1/api-versions`: the configured versions, oldest first, and the newest.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[cfg_attr(
+    feature = "graphql",
+    derive(async_graphql::SimpleObject),
+    graphql(name = "ApiVersions")
+)]
 pub struct ApiVersionsView {
     pub versions: Vec<String>,
     pub newest: String,

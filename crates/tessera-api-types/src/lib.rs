@@ -8,6 +8,8 @@ pub mod admin;
 pub mod auth;
 pub mod catalog;
 pub mod error;
+#[cfg(feature = "graphql")]
+pub mod graphql;
 pub mod token;
 pub mod verify;
 

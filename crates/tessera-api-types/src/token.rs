@@ -27,12 +27,18 @@ pub fn rfc3339_opt<S: Serializer>(
 
 /// A token as the API shows it. It never carries the secret or its digest.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[cfg_attr(
+    feature = "graphql",
+    derive(async_graphql::SimpleObject),
+    graphql(name = "Token", complex)
+)]
 pub struct TokenView {
     pub id: Uuid,
     pub kind: TokenKind,
     pub name: String,
     pub description: String,
     #[serde(rename = "type")]
+    #[cfg_attr(feature = "graphql", graphql(name = "type"))]
     pub token_type: TokenType,
     pub permissions: Vec<String>,
     pub project: Option<String>,
@@ -54,6 +60,7 @@ pub struct TokenView {
     pub rate_limit: Option<RateLimit>,
     pub external_id: Option<String>,
     #[schema(value_type = Object)]
+    #[cfg_attr(feature = "graphql", graphql(skip))]
     pub metadata: TokenMetadata,
 }
 
@@ -88,8 +95,10 @@ impl TokenView {
 
 /// The one response that reveals a secret: the record plus `token`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[cfg_attr(feature = "graphql", derive(async_graphql::SimpleObject))]
 pub struct CreatedToken {
     #[serde(flatten)]
+    #[cfg_attr(feature = "graphql", graphql(flatten))]
     pub record: TokenView,
     pub token: String,
 }
@@ -97,11 +106,17 @@ pub struct CreatedToken {
 /// `POST /v1/tokens`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(
+    feature = "graphql",
+    derive(async_graphql::InputObject),
+    graphql(name = "CreateTokenInput")
+)]
 pub struct CreateTokenRequest {
     pub name: String,
     #[serde(default)]
     pub description: Option<String>,
     #[serde(rename = "type")]
+    #[cfg_attr(feature = "graphql", graphql(name = "type"))]
     pub token_type: Option<TokenType>,
     #[serde(default)]
     pub permissions: Option<Vec<String>>,
@@ -171,6 +186,11 @@ pub struct UpdateTokenRequest {
 /// `POST /v1/tokens/{id}/regenerate`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(
+    feature = "graphql",
+    derive(async_graphql::InputObject),
+    graphql(name = "RegenerateInput")
+)]
 pub struct RegenerateRequest {
     #[serde(default)]
     pub grace_period_seconds: Option<u32>,
@@ -194,6 +214,7 @@ pub struct UpgradeVersionRequest {
 
 /// `GET /v1/tokens`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[cfg_attr(feature = "graphql", derive(async_graphql::SimpleObject))]
 pub struct TokenPage {
     pub items: Vec<TokenView>,
     pub next_cursor: Option<String>,
@@ -202,11 +223,13 @@ pub struct TokenPage {
 
 /// `GET /v1/tokens/{id}/usage`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[cfg_attr(feature = "graphql", derive(async_graphql::SimpleObject))]
 pub struct UsageView {
     pub days: Vec<UsageDay>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[cfg_attr(feature = "graphql", derive(async_graphql::SimpleObject))]
 pub struct UsageDay {
     /// `YYYY-MM-DD` (UTC).
     pub date: String,

@@ -29,6 +29,7 @@ impl std::fmt::Debug for VerifyRequest {
 /// Why a token was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "graphql", derive(async_graphql::Enum))]
 pub enum VerifyCode {
     Malformed,
     NotFound,
@@ -55,11 +56,17 @@ impl VerifyCode {
 
 /// What a caller learns about a valid token.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[cfg_attr(
+    feature = "graphql",
+    derive(async_graphql::SimpleObject),
+    graphql(complex)
+)]
 pub struct VerifiedToken {
     pub id: Uuid,
     pub name: String,
     pub kind: TokenKind,
     #[serde(rename = "type")]
+    #[cfg_attr(feature = "graphql", graphql(name = "type"))]
     pub token_type: TokenType,
     pub project: Option<String>,
     pub api_version: String,
@@ -67,6 +74,7 @@ pub struct VerifiedToken {
     pub expires_at: Option<DateTime<Utc>>,
     pub external_id: Option<String>,
     #[schema(value_type = Object)]
+    #[cfg_attr(feature = "graphql", graphql(skip))]
     pub metadata: tessera_core::TokenMetadata,
 }
 

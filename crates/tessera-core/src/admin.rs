@@ -9,6 +9,7 @@ use crate::validate::FieldErrors;
 /// A permission over Tessera's own management API.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "graphql", derive(async_graphql::Enum))]
 pub enum AdminPermission {
     #[serde(rename = "tokens.read")]
     TokensRead,
@@ -163,6 +164,7 @@ pub fn validate_role_name(name: &str) -> Result<(), FieldErrors> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "graphql", derive(async_graphql::Enum))]
 pub enum PersonalAccess {
     Full,
     ReadOnly,

@@ -8,12 +8,16 @@ use crate::validate::FieldErrors;
 /// How long a token lives, as chosen at creation or edit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "graphql", derive(async_graphql::Enum))]
 pub enum Lifespan {
     #[serde(rename = "7d")]
+    #[cfg_attr(feature = "graphql", graphql(name = "DAYS_7"))]
     Days7,
     #[serde(rename = "30d")]
+    #[cfg_attr(feature = "graphql", graphql(name = "DAYS_30"))]
     Days30,
     #[serde(rename = "90d")]
+    #[cfg_attr(feature = "graphql", graphql(name = "DAYS_90"))]
     Days90,
     #[serde(rename = "unlimited")]
     Unlimited,
@@ -126,6 +130,7 @@ impl GracePeriod {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "graphql", derive(async_graphql::Enum))]
 pub enum TokenStatus {
     Active,
     Disabled,
@@ -152,6 +157,11 @@ impl TokenStatus {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(
+    feature = "graphql",
+    derive(async_graphql::SimpleObject, async_graphql::InputObject),
+    graphql(input_name = "RateLimitInput")
+)]
 pub struct RateLimit {
     pub requests: u32,
     pub per_seconds: u32,

@@ -9,6 +9,7 @@ pub mod conn;
 pub mod error;
 pub mod extract;
 mod forward_auth;
+pub mod graphql;
 pub mod openapi;
 mod ops;
 pub mod reference;
@@ -53,6 +54,8 @@ pub struct AppState {
     pub secure_cookies: bool,
     /// Peers whose `X-Forwarded-For` / `Forwarded` name the real client.
     pub trusted_proxies: Arc<[ipnet::IpNet]>,
+    /// `POST /graphql`'s schema, built once.
+    pub graphql: graphql::SharedSchema,
 }
 
 /// HTTP options of the server.
@@ -160,6 +163,7 @@ pub fn router(app: Arc<Tessera>, options: HttpOptions) -> Router {
         app,
         secure_cookies: options.secure_cookies,
         trusted_proxies: options.trusted_proxies.into(),
+        graphql: graphql::SharedSchema(graphql::schema()),
     };
     let request_id = HeaderName::from_static("x-request-id");
     // Spans carry the route template (`/v1/tokens/{id}`), never the raw path, query
@@ -179,6 +183,7 @@ pub fn router(app: Arc<Tessera>, options: HttpOptions) -> Router {
     Router::new()
         .merge(rest::routes())
         .merge(verify::routes())
+        .merge(graphql::routes())
         .merge(forward_auth::routes())
         .merge(ops::routes())
         .merge(openapi::routes())
@@ -192,7 +197,9 @@ pub fn router(app: Arc<Tessera>, options: HttpOptions) -> Router {
             header::CACHE_CONTROL,
             HeaderValue::from_static("no-store"),
         ))
-        .layer(SetResponseHeaderLayer::overriding(
+        // Every page gets the console's policy unless it sets a stricter-for-its-needs
+        // one of its own (GraphiQL only).
+        .layer(SetResponseHeaderLayer::if_not_present(
             header::CONTENT_SECURITY_POLICY,
             HeaderValue::from_static(CONTENT_SECURITY_POLICY),
         ))

@@ -14,6 +14,8 @@ mod console_people;
 mod customer;
 mod forward_auth;
 mod gateways;
+mod graphql;
+mod graphql_permissions;
 mod harness;
 mod list;
 mod metrics;

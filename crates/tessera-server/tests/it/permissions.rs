@@ -411,7 +411,7 @@ fn routes() -> Vec<Route> {
 }
 
 /// The built-in roles and what they hold.
-fn roles() -> Vec<(&'static str, BTreeSet<&'static str>)> {
+pub(crate) fn roles() -> Vec<(&'static str, BTreeSet<&'static str>)> {
     let all = [
         "tokens.read",
         "tokens.create",
@@ -457,7 +457,7 @@ struct Prepared {
 }
 
 /// `user` acting on their own personal tokens, as the application sees it.
-fn as_user(user_id: &str) -> Principal {
+pub(crate) fn as_user(user_id: &str) -> Principal {
     Principal {
         actor: format!("user:fixture-owner-{user_id}"),
         user_id: Some(UserId::parse(user_id).expect("user id")),

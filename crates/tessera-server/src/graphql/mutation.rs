@@ -1,0 +1,321 @@
+//! The mutations: each a `POST`, `PATCH` or `DELETE` of a REST route, through the same
+//! application call. A secret is in the answer of `createToken`, `regenerateToken`,
+//! `duplicateToken`, `createPersonalToken` and `regeneratePersonalToken` only.
+
+use async_graphql::{Context, ID, Object, Result};
+use tessera_api_types::graphql::UpdateTokenInput;
+use tessera_api_types::{
+    CreatePersonalTokenRequest, CreateTokenRequest, CreateUserRequest, CreatedPersonalToken,
+    CreatedToken, DuplicateRequest, ProjectRequest, ProjectView, RegenerateRequest,
+    ResourceRequest, ResourceUpdate, ResourceView, RoleRequest, RoleUpdate, RoleView, TokenView,
+    UpdateUserRequest, UpgradeVersionRequest, UserView,
+};
+use tessera_core::TokenStatus;
+
+use super::{OrGraphqlError, context};
+
+/// Changes. A deletion answers `true`.
+#[derive(Debug, Default)]
+pub struct MutationRoot;
+
+#[Object]
+impl MutationRoot {
+    /// Creates an API token; the secret is in this answer only (`tokens.create`).
+    async fn create_token(
+        &self,
+        ctx: &Context<'_>,
+        input: CreateTokenRequest,
+    ) -> Result<CreatedToken> {
+        let request = context(ctx)?;
+        request
+            .app
+            .create_token(request.principal()?, input)
+            .await
+            .or_graphql_error()
+    }
+
+    /// Edits a token: absent fields stay, `null` clears a nullable one (`tokens.update`).
+    async fn update_token(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        input: UpdateTokenInput,
+    ) -> Result<TokenView> {
+        let request = context(ctx)?;
+        request
+            .app
+            .update_token(request.principal()?, &id, input.into())
+            .await
+            .or_graphql_error()
+    }
+
+    /// Deletes a token; it stops verifying within a second (`tokens.delete`).
+    async fn delete_token(&self, ctx: &Context<'_>, id: ID) -> Result<bool> {
+        let request = context(ctx)?;
+        request
+            .app
+            .delete_token(request.principal()?, &id)
+            .await
+            .or_graphql_error()?;
+        Ok(true)
+    }
+
+    /// A new secret for a token, in this answer only; the old one may keep working
+    /// for a grace period of up to a day (`tokens.regenerate`).
+    async fn regenerate_token(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        input: Option<RegenerateRequest>,
+    ) -> Result<CreatedToken> {
+        let request = context(ctx)?;
+        request
+            .app
+            .regenerate_token(request.principal()?, &id, input.unwrap_or_default())
+            .await
+            .or_graphql_error()
+    }
+
+    /// A new token with a copy of this one's settings (`tokens.create` and `tokens.read`).
+    async fn duplicate_token(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        name: Option<String>,
+    ) -> Result<CreatedToken> {
+        let request = context(ctx)?;
+        request
+            .app
+            .duplicate_token(request.principal()?, &id, DuplicateRequest { name })
+            .await
+            .or_graphql_error()
+    }
+
+    /// Stops a token verifying until it is enabled again (`tokens.update`).
+    async fn disable_token(&self, ctx: &Context<'_>, id: ID) -> Result<TokenView> {
+        let request = context(ctx)?;
+        request
+            .app
+            .set_token_status(request.principal()?, &id, TokenStatus::Disabled)
+            .await
+            .or_graphql_error()
+    }
+
+    /// Lets a disabled token verify again (`tokens.update`).
+    async fn enable_token(&self, ctx: &Context<'_>, id: ID) -> Result<TokenView> {
+        let request = context(ctx)?;
+        request
+            .app
+            .set_token_status(request.principal()?, &id, TokenStatus::Active)
+            .await
+            .or_graphql_error()
+    }
+
+    /// Moves a token to an API version, the newest when none is named (`tokens.update`).
+    async fn upgrade_token_version(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        api_version: Option<String>,
+    ) -> Result<TokenView> {
+        let request = context(ctx)?;
+        request
+            .app
+            .upgrade_token_version(
+                request.principal()?,
+                &id,
+                UpgradeVersionRequest { api_version },
+            )
+            .await
+            .or_graphql_error()
+    }
+
+    /// Adds a resource to the catalog (`resources.manage`).
+    async fn create_resource(
+        &self,
+        ctx: &Context<'_>,
+        input: ResourceRequest,
+    ) -> Result<ResourceView> {
+        let request = context(ctx)?;
+        request
+            .app
+            .create_resource(request.principal()?, input)
+            .await
+            .or_graphql_error()
+    }
+
+    /// Replaces a resource's description and/or actions (`resources.manage`).
+    async fn update_resource(
+        &self,
+        ctx: &Context<'_>,
+        name: String,
+        input: ResourceUpdate,
+    ) -> Result<ResourceView> {
+        let request = context(ctx)?;
+        request
+            .app
+            .update_resource(request.principal()?, &name, input)
+            .await
+            .or_graphql_error()
+    }
+
+    /// Removes a resource (`resources.manage`).
+    async fn delete_resource(&self, ctx: &Context<'_>, name: String) -> Result<bool> {
+        let request = context(ctx)?;
+        request
+            .app
+            .delete_resource(request.principal()?, &name)
+            .await
+            .or_graphql_error()?;
+        Ok(true)
+    }
+
+    /// Adds a project (`projects.manage`).
+    async fn create_project(
+        &self,
+        ctx: &Context<'_>,
+        input: ProjectRequest,
+    ) -> Result<ProjectView> {
+        let request = context(ctx)?;
+        request
+            .app
+            .create_project(request.principal()?, input)
+            .await
+            .or_graphql_error()
+    }
+
+    /// Removes a project no token belongs to (`projects.manage`).
+    async fn delete_project(&self, ctx: &Context<'_>, slug: String) -> Result<bool> {
+        let request = context(ctx)?;
+        request
+            .app
+            .delete_project(request.principal()?, &slug)
+            .await
+            .or_graphql_error()?;
+        Ok(true)
+    }
+
+    /// Adds an admin user (`users.manage`).
+    async fn create_user(&self, ctx: &Context<'_>, input: CreateUserRequest) -> Result<UserView> {
+        let request = context(ctx)?;
+        request
+            .app
+            .create_user(request.principal()?, input)
+            .await
+            .or_graphql_error()
+    }
+
+    /// Edits an admin user (`users.manage`).
+    async fn update_user(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        input: UpdateUserRequest,
+    ) -> Result<UserView> {
+        let request = context(ctx)?;
+        request
+            .app
+            .update_user(request.principal()?, &id, input)
+            .await
+            .or_graphql_error()
+    }
+
+    /// Removes an admin user and their personal tokens (`users.manage`).
+    async fn delete_user(&self, ctx: &Context<'_>, id: ID) -> Result<bool> {
+        let request = context(ctx)?;
+        request
+            .app
+            .delete_user(request.principal()?, &id)
+            .await
+            .or_graphql_error()?;
+        Ok(true)
+    }
+
+    /// Revokes one of a user's personal tokens (`users.manage`).
+    async fn revoke_user_token(
+        &self,
+        ctx: &Context<'_>,
+        user_id: ID,
+        token_id: ID,
+    ) -> Result<bool> {
+        let request = context(ctx)?;
+        request
+            .app
+            .revoke_user_token(request.principal()?, &user_id, &token_id)
+            .await
+            .or_graphql_error()?;
+        Ok(true)
+    }
+
+    /// Adds a role (`roles.manage`).
+    async fn create_role(&self, ctx: &Context<'_>, input: RoleRequest) -> Result<RoleView> {
+        let request = context(ctx)?;
+        request
+            .app
+            .create_role(request.principal()?, input)
+            .await
+            .or_graphql_error()
+    }
+
+    /// Edits a role's description and/or permissions (`roles.manage`).
+    async fn update_role(&self, ctx: &Context<'_>, id: ID, input: RoleUpdate) -> Result<RoleView> {
+        let request = context(ctx)?;
+        request
+            .app
+            .update_role(request.principal()?, &id, input)
+            .await
+            .or_graphql_error()
+    }
+
+    /// Removes a role no user has (`roles.manage`).
+    async fn delete_role(&self, ctx: &Context<'_>, id: ID) -> Result<bool> {
+        let request = context(ctx)?;
+        request
+            .app
+            .delete_role(request.principal()?, &id)
+            .await
+            .or_graphql_error()?;
+        Ok(true)
+    }
+
+    /// Creates a personal token for the signed-in user; the secret is in this answer only.
+    /// From a console session only, as `POST /v1/me/tokens`.
+    async fn create_personal_token(
+        &self,
+        ctx: &Context<'_>,
+        input: CreatePersonalTokenRequest,
+    ) -> Result<CreatedPersonalToken> {
+        let request = context(ctx)?;
+        request
+            .app
+            .create_my_token(request.principal()?, input)
+            .await
+            .or_graphql_error()
+    }
+
+    /// Deletes one of the signed-in user's personal tokens.
+    async fn delete_personal_token(&self, ctx: &Context<'_>, id: ID) -> Result<bool> {
+        let request = context(ctx)?;
+        request
+            .app
+            .delete_my_token(request.principal()?, &id)
+            .await
+            .or_graphql_error()?;
+        Ok(true)
+    }
+
+    /// A new secret for one of the signed-in user's personal tokens, in this answer only.
+    async fn regenerate_personal_token(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        input: Option<RegenerateRequest>,
+    ) -> Result<CreatedPersonalToken> {
+        let request = context(ctx)?;
+        request
+            .app
+            .regenerate_my_token(request.principal()?, &id, input.unwrap_or_default())
+            .await
+            .or_graphql_error()
+    }
+}
