@@ -23,9 +23,9 @@
       isHeadersEditorEnabled: true,
       shouldPersistHeaders: false,
       defaultQuery:
-        "# Tessera's GraphQL API: the REST management API's queries and mutations.\n" +
-        "# Signed in to the console? Run this. Otherwise put a personal token in the\n" +
-        "# Headers tab: {\"Authorization\": \"Bearer tsrp_…\"}\n\n" +
+        "# Tessera: the REST API's queries and mutations, over GraphQL.\n" +
+        "# Signed in to the console? Run this. Otherwise, in Headers:\n" +
+        "# {\"Authorization\": \"Bearer tsrp_…\"} (a personal token)\n\n" +
         "query {\n  me { email role }\n  tokens(limit: 10) {\n    total\n    items { name type status expiresAt lastUsedAt }\n  }\n}\n",
     })
   );

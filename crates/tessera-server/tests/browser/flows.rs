@@ -7,7 +7,7 @@ use crate::driver::{Browser, Options, chromedriver};
 use crate::harness::{PASSWORD, TestServer};
 
 /// Signs in through the login page and lands on `next`.
-async fn sign_in(browser: &Browser, email: &str) {
+pub(crate) async fn sign_in(browser: &Browser, email: &str) {
     browser.goto("/admin").await;
     assert!(
         browser.path().await.starts_with("/admin/login"),

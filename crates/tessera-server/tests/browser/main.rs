@@ -6,6 +6,7 @@
 
 mod driver;
 mod flows;
+mod graphiql;
 #[allow(dead_code)]
 #[path = "../it/harness.rs"]
 mod harness;
