@@ -81,8 +81,13 @@ pub enum LogFormat {
     Json,
 }
 
+/// The defaults are the application's and the server's own (`Settings::default`,
+/// `Intervals::default`, the server's constants), converted to the file's units, so
+/// each default is written once.
 impl Default for Config {
     fn default() -> Self {
+        let settings = tessera_app::Settings::default();
+        let intervals = tessera_app::background::Intervals::default();
         Self {
             listen: ListenAddress::Socket(SocketAddr::from(([127, 0, 0, 1], 8080))),
             data_dir: PathBuf::from("./tessera-data"),
@@ -90,16 +95,18 @@ impl Default for Config {
             database_url: None,
             pepper_file: None,
             token_prefix: TokenPrefix::default(),
-            api_versions: vec!["v1".to_owned()],
+            api_versions: settings.api_versions.all().to_vec(),
             secure_cookies: false,
             body_limit_bytes: tessera_server::DEFAULT_BODY_LIMIT,
-            session_lifetime_seconds: 12 * 3600,
-            usage_flush_seconds: 5,
-            change_poll_milliseconds: 250,
-            verify_failures_per_minute: 600,
-            max_staleness_seconds: 300,
-            change_feed_retention_hours: tessera_app::DEFAULT_CHANGE_FEED_RETENTION.as_secs()
-                / 3600,
+            session_lifetime_seconds: settings.session_lifetime.as_secs(),
+            usage_flush_seconds: intervals.flush.as_secs(),
+            change_poll_milliseconds: u64::try_from(intervals.follow.as_millis())
+                .unwrap_or(u64::MAX),
+            verify_failures_per_minute: settings.verify_failures_per_address,
+            max_staleness_seconds: settings.max_staleness.map_or(0, |max| max.as_secs()),
+            change_feed_retention_hours: settings
+                .change_feed_retention
+                .map_or(0, |retention| retention.as_secs() / 3600),
             log_format: LogFormat::Text,
             forward_auth: ForwardAuthConfig::default(),
             trusted_proxies: Vec::new(),
@@ -493,6 +500,38 @@ mod tests {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect()
+    }
+
+    /// With nothing configured, the application runs on its own defaults: the file's
+    /// defaults are those, converted, not a second copy that could drift.
+    #[test]
+    fn the_defaults_are_the_applications() {
+        let (config, _) = Config::from_sources(None, &Overrides::default(), &[]).unwrap();
+        let settings = config.settings().unwrap();
+        let app = tessera_app::Settings::default();
+        assert_eq!(settings.session_lifetime, app.session_lifetime);
+        assert_eq!(
+            settings.verify_failures_per_address,
+            app.verify_failures_per_address
+        );
+        assert_eq!(settings.max_staleness, app.max_staleness);
+        assert_eq!(settings.change_feed_retention, app.change_feed_retention);
+        assert_eq!(settings.api_versions.all(), app.api_versions.all());
+        assert_eq!(
+            settings
+                .token_format
+                .prefix_for(tessera_core::TokenKind::Api),
+            app.token_format.prefix_for(tessera_core::TokenKind::Api)
+        );
+        let intervals = tessera_app::background::Intervals::default();
+        assert_eq!(
+            Duration::from_secs(config.usage_flush_seconds),
+            intervals.flush
+        );
+        assert_eq!(
+            Duration::from_millis(config.change_poll_milliseconds),
+            intervals.follow
+        );
     }
 
     #[test]
