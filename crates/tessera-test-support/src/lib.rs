@@ -73,6 +73,26 @@ impl PgSchema {
         Some(Self::create(&postgres_url(what)?, prefix).await)
     }
 
+    /// [`PgSchema::create`] for a test without a runtime of its own (it runs one on a
+    /// thread, as `Drop` does).
+    pub fn create_blocking(base: &str, prefix: &str) -> Self {
+        let (base, prefix) = (base.to_owned(), prefix.to_owned());
+        std::thread::spawn(move || {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("a runtime for the fixture")
+                .block_on(Self::create(&base, &prefix))
+        })
+        .join()
+        .expect("create the test schema")
+    }
+
+    /// [`PgSchema::for_tests`] for a test without a runtime of its own.
+    pub fn for_tests_blocking(what: &str, prefix: &str) -> Option<Self> {
+        Some(Self::create_blocking(&postgres_url(what)?, prefix))
+    }
+
     /// The base URL with `search_path` set to this schema.
     pub fn url(&self) -> String {
         with_parameters(

@@ -27,12 +27,11 @@ use std::time::{Duration, Instant};
 use common::{Sandbox, Server, str_field};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-use sqlx::Connection as _;
+use tessera_test_support::PgSchema;
 use tokio::io::AsyncReadExt as _;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::AbortHandle;
 
-const POSTGRES_URL_VARIABLE: &str = "TESSERA_TEST_POSTGRES_URL";
 const EMAIL: &str = "admin@example.com";
 const PASSWORD: &str = "correct horse battery";
 
@@ -50,37 +49,16 @@ const DEADLINE: Duration = Duration::from_secs(20);
 /// A fresh schema in the database `TESSERA_TEST_POSTGRES_URL` names, dropped (with
 /// everything in it) on drop; `None`, after one SKIPPED line, when the variable is unset.
 struct TestDb {
-    base: String,
-    schema: String,
+    schema: PgSchema,
     /// The URL the nodes use: the base URL with `search_path` set to the schema.
     url: String,
 }
 
 impl TestDb {
     async fn create() -> Option<Self> {
-        let Ok(base) = std::env::var(POSTGRES_URL_VARIABLE) else {
-            static SKIPPED: std::sync::Once = std::sync::Once::new();
-            SKIPPED.call_once(|| {
-                // Straight to the stream: the test harness captures `eprintln!`.
-                let _ = writeln!(
-                    std::io::stderr(),
-                    "SKIPPED: multi-node PostgreSQL tests (set \
-                     {POSTGRES_URL_VARIABLE}=postgres://postgres@127.0.0.1:5432/test to run them)"
-                );
-            });
-            return None;
-        };
-        let schema = format!("tessera_cluster_{:016x}", random_u64());
-        let mut admin = sqlx::PgConnection::connect(&base)
-            .await
-            .unwrap_or_else(|error| panic!("cannot connect to {POSTGRES_URL_VARIABLE}: {error}"));
-        sqlx::query(&format!("CREATE SCHEMA {schema}"))
-            .execute(&mut admin)
-            .await
-            .expect("create the test schema");
-        admin.close().await.expect("close");
-        let url = with_schema(&base, &schema);
-        Some(Self { base, schema, url })
+        let schema = PgSchema::for_tests("multi-node PostgreSQL tests", "tessera_cluster").await?;
+        let url = schema.url();
+        Some(Self { schema, url })
     }
 
     /// The nodes' URL with the host and port replaced by `address` (a proxy).
@@ -91,7 +69,7 @@ impl TestDb {
 
     /// Where PostgreSQL listens (`host:port`).
     fn upstream(&self) -> String {
-        let (_, host, _) = split_authority(&self.base);
+        let (_, host, _) = split_authority(self.schema.base());
         let has_port = host.rsplit_once(':').is_some_and(|(_, port)| {
             !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()) && !host.ends_with(']')
         });
@@ -101,40 +79,6 @@ impl TestDb {
             format!("{host}:5432")
         }
     }
-}
-
-impl Drop for TestDb {
-    fn drop(&mut self) {
-        // Drop cannot await and may run inside the test's runtime: use a thread with a
-        // runtime of its own.
-        let (base, schema) = (self.base.clone(), self.schema.clone());
-        let dropped = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("runtime");
-            runtime.block_on(async {
-                let mut admin = sqlx::PgConnection::connect(&base).await?;
-                sqlx::query(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
-                    .execute(&mut admin)
-                    .await?;
-                admin.close().await
-            })
-        })
-        .join();
-        if !matches!(dropped, Ok(Ok(()))) {
-            let _ = writeln!(
-                std::io::stderr(),
-                "warning: could not drop test schema {}",
-                self.schema
-            );
-        }
-    }
-}
-
-fn with_schema(base: &str, schema: &str) -> String {
-    let separator = if base.contains('?') { '&' } else { '?' };
-    format!("{base}{separator}options=-c%20search_path%3D{schema}")
 }
 
 /// `postgres://user@host:port/db?…` → (`postgres://user@`, `host:port`, `/db?…`).
@@ -151,18 +95,6 @@ fn split_authority(url: &str) -> (&str, &str, &str) {
         &url[host_start..authority_end],
         &url[authority_end..],
     )
-}
-
-/// A random number from the standard library's per-process random hash keys.
-fn random_u64() -> u64 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
-    hasher.write_u128(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos()),
-    );
-    hasher.finish()
 }
 
 // ---------------------------------------------------------------------------

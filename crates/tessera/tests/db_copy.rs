@@ -16,15 +16,11 @@
 #[allow(dead_code)]
 mod common;
 
-use std::hash::{BuildHasher, Hasher};
-use std::io::Write as _;
-use std::process::Command;
-
 use common::Sandbox;
 use serde_json::Value;
+use tessera_test_support::PgSchema;
 
 const PASSWORD: &str = "correct horse battery";
-const POSTGRES_URL_VARIABLE: &str = "TESSERA_TEST_POSTGRES_URL";
 
 /// The secrets and ids the fixture made.
 struct Fixture {
@@ -301,15 +297,12 @@ fn sqlite_to_sqlite() {
 
 #[test]
 fn sqlite_to_postgres() {
-    let Some(schema) = PgSchema::create() else {
-        let _ = writeln!(
-            std::io::stderr(),
-            "SKIPPED: `tessera db copy` into PostgreSQL (set \
-             {POSTGRES_URL_VARIABLE}=postgres://postgres@127.0.0.1:5432/test to run it)"
-        );
+    let Some(schema) =
+        PgSchema::for_tests_blocking("`tessera db copy` into PostgreSQL", "tessera_copy")
+    else {
         return;
     };
-    check_copy_into(&schema.url);
+    check_copy_into(&schema.url());
 }
 
 #[test]
@@ -344,55 +337,4 @@ fn refuses_bad_sources() {
 
 fn populate_minimal(sandbox: &Sandbox) {
     sandbox.create_token("only", &["--type", "read-only"]);
-}
-
-/// A fresh schema in the database `TESSERA_TEST_POSTGRES_URL` names, made and dropped
-/// with `psql`; `url` selects it through `search_path`.
-struct PgSchema {
-    base: String,
-    name: String,
-    url: String,
-}
-
-impl PgSchema {
-    fn create() -> Option<Self> {
-        let base = std::env::var(POSTGRES_URL_VARIABLE).ok()?;
-        let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
-        hasher.write_u32(std::process::id());
-        let name = format!("tessera_copy_{:016x}", hasher.finish());
-        psql(&base, &format!("CREATE SCHEMA {name}"));
-        let separator = if base.contains('?') { '&' } else { '?' };
-        let url = format!("{base}{separator}options=-c%20search_path%3D{name}");
-        Some(Self { base, name, url })
-    }
-}
-
-impl Drop for PgSchema {
-    fn drop(&mut self) {
-        let dropped = Command::new("psql")
-            .arg(&self.base)
-            .args(["-v", "ON_ERROR_STOP=1", "-qc"])
-            .arg(format!("DROP SCHEMA IF EXISTS {} CASCADE", self.name))
-            .output();
-        if !dropped.is_ok_and(|out| out.status.success()) {
-            let _ = writeln!(
-                std::io::stderr(),
-                "could not drop test schema {}",
-                self.name
-            );
-        }
-    }
-}
-
-fn psql(base: &str, sql: &str) {
-    let out = Command::new("psql")
-        .arg(base)
-        .args(["-v", "ON_ERROR_STOP=1", "-qc", sql])
-        .output()
-        .expect("run psql (install postgresql-client)");
-    assert!(
-        out.status.success(),
-        "psql failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
 }

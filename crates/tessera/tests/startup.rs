@@ -12,28 +12,17 @@
 #[allow(dead_code)]
 mod common;
 
-use std::io::Write as _;
-
 use common::{Sandbox, Server};
-use sqlx::Connection as _;
 
-const POSTGRES_URL_VARIABLE: &str = "TESSERA_TEST_POSTGRES_URL";
+const SKIPPED: &str = "start-up tests against PostgreSQL";
 
 fn postgres_base() -> Option<String> {
-    let url = std::env::var(POSTGRES_URL_VARIABLE)
-        .ok()
-        .filter(|url| !url.is_empty());
-    if url.is_none() {
-        static SKIPPED: std::sync::Once = std::sync::Once::new();
-        SKIPPED.call_once(|| {
-            let _ = writeln!(
-                std::io::stderr(),
-                "SKIPPED: start-up tests against PostgreSQL (set \
-                 {POSTGRES_URL_VARIABLE}=postgres://postgres@127.0.0.1:5432/test to run them)"
-            );
-        });
-    }
-    url
+    tessera_test_support::postgres_url(SKIPPED)
+}
+
+/// A fresh schema of the test database, dropped with everything in it when dropped.
+fn postgres_schema() -> Option<tessera_test_support::PgSchema> {
+    tessera_test_support::PgSchema::for_tests_blocking(SKIPPED, "tessera_startup")
 }
 
 fn healthz(server: &Server) -> u16 {
@@ -180,30 +169,15 @@ fn migrate_says_what_it_applied() {
     assert!(!out.stderr.contains("applied"), "{}", out.stderr);
 
     // PostgreSQL: a new, empty schema.
-    let Some(base) = postgres_base() else { return };
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    let schema = format!("tessera_startup_{:016x}", rand_u64());
-    let sql = |statement: String| {
-        runtime.block_on(async {
-            let mut admin = sqlx::PgConnection::connect(&base).await.expect("connect");
-            sqlx::query(&statement)
-                .execute(&mut admin)
-                .await
-                .expect("statement");
-            let _ = admin.close().await;
-        });
+    let Some(schema) = postgres_schema() else {
+        return;
     };
-    sql(format!("CREATE SCHEMA {schema}"));
-    let separator = if base.contains('?') { '&' } else { '?' };
-    let url = format!("{base}{separator}options=-c%20search_path%3D{schema}");
+    let url = schema.url();
     // The same data dir both times: it holds the pepper the database now records.
     let sandbox = Sandbox::new();
     let first = sandbox.run(&["--database-url", &url, "migrate"]);
     let second = sandbox.run(&["--database-url", &url, "migrate"]);
-    sql(format!("DROP SCHEMA {schema} CASCADE"));
+    drop(schema);
     first.ok();
     assert!(
         first.stderr.contains("applied") && first.stderr.contains("0001"),
