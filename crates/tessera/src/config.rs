@@ -3,6 +3,11 @@
 //! The file is the one `--config` (or `TESSERA_CONFIG`) names, else `./tessera.toml`
 //! when it exists. Unknown keys in the file are errors; unknown `TESSERA_*` variables
 //! are warned about, since a typo there would otherwise be silently ignored.
+//!
+//! Each key is declared once, as a field of [`Config`]: figment layers the file and the
+//! variables over the defaults and serde reads them into the fields, so the variables
+//! Tessera knows are read off the same fields. The environment is passed in (not read
+//! here) so that tests and the fuzz target can give their own.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -13,18 +18,27 @@ use anyhow::{Context, Result, bail};
 use serde::Deserialize;
 use tessera_core::{ApiVersions, ForwardAuthConfig, RouteRules, TokenFormat, TokenPrefix};
 
-/// Every setting, after layering.
-#[derive(Debug, Clone)]
+/// Every setting, after layering. **Each key is declared once, here**: the field is the
+/// key of `tessera.toml`, `TESSERA_<KEY>` (upper case) its environment variable, and
+/// [`Default`] below its default; the file, the environment and the list of known
+/// variables are all read off these fields (figment layers them; serde names them).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct Config {
     pub listen: ListenAddress,
     pub data_dir: PathBuf,
     /// Which layer set `data_dir`, for messages about it.
+    #[serde(skip)]
     pub data_dir_origin: Origin,
-    /// `None`: SQLite under `data_dir`.
+    /// `None`: SQLite under `data_dir` (an empty value means the same).
+    #[serde(deserialize_with = "empty_is_none")]
     pub database_url: Option<String>,
-    /// The pepper's file; `None`: `pepper` in the data dir.
+    /// The pepper's file; `None`: `pepper` in the data dir (an empty value: the same).
+    #[serde(deserialize_with = "empty_is_none")]
     pub pepper_file: Option<PathBuf>,
     pub token_prefix: TokenPrefix,
+    /// A list in the file, comma-separated in the environment.
+    #[serde(deserialize_with = "list")]
     pub api_versions: Vec<String>,
     pub secure_cookies: bool,
     pub body_limit_bytes: usize,
@@ -38,9 +52,11 @@ pub struct Config {
     /// How long the change feed keeps a change before a node prunes it; 0: forever.
     pub change_feed_retention_hours: u64,
     pub log_format: LogFormat,
-    /// `[forward_auth]`: what each route of the protected API requires.
+    /// `[forward_auth]`: what each route of the protected API requires (file only).
     pub forward_auth: ForwardAuthConfig,
-    /// Proxies (CIDRs) whose `X-Forwarded-For` / `Forwarded` name the real client.
+    /// Proxies (CIDRs or addresses) whose `X-Forwarded-For` / `Forwarded` name the real
+    /// client. A list in the file, comma-separated in the environment.
+    #[serde(deserialize_with = "cidrs")]
     pub trusted_proxies: Vec<ipnet::IpNet>,
     /// How long a request's head may take to arrive (from its first byte; on a new
     /// connection, from the connection opening).
@@ -50,12 +66,14 @@ pub struct Config {
     /// At most this many open client connections.
     pub max_connections: usize,
     /// The config file that was read, if any.
+    #[serde(skip)]
     pub source: Option<PathBuf>,
 }
 
 /// Which layer of the configuration set a value.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub enum Origin {
+    #[default]
     Default,
     File(PathBuf),
     Environment,
@@ -118,30 +136,48 @@ impl Default for Config {
     }
 }
 
-/// `tessera.toml`: every key optional.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FileConfig {
-    listen: Option<ListenAddress>,
-    data_dir: Option<PathBuf>,
-    database_url: Option<String>,
-    pepper_file: Option<PathBuf>,
-    token_prefix: Option<String>,
-    api_versions: Option<Vec<String>>,
-    secure_cookies: Option<bool>,
-    body_limit_bytes: Option<usize>,
-    session_lifetime_seconds: Option<u64>,
-    usage_flush_seconds: Option<u64>,
-    change_poll_milliseconds: Option<u64>,
-    verify_failures_per_minute: Option<u32>,
-    max_staleness_seconds: Option<u64>,
-    change_feed_retention_hours: Option<u64>,
-    log_format: Option<LogFormat>,
-    forward_auth: Option<ForwardAuthConfig>,
-    trusted_proxies: Option<Vec<String>>,
-    header_timeout_seconds: Option<u64>,
-    keep_alive_seconds: Option<u64>,
-    max_connections: Option<usize>,
+/// `""` (how a variable or key is set back to "not set") reads as `None`.
+fn empty_is_none<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: From<String>,
+{
+    let text = String::deserialize(deserializer)?;
+    Ok((!text.is_empty()).then(|| T::from(text)))
+}
+
+/// A list: a TOML array, or one string of comma-separated items (the environment's).
+fn list<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        Many(Vec<String>),
+        Commas(String),
+    }
+    Ok(match OneOrMany::deserialize(deserializer)? {
+        OneOrMany::Many(items) => items,
+        OneOrMany::Commas(text) => text
+            .split(',')
+            .map(str::trim)
+            .filter(|item| !item.is_empty())
+            .map(str::to_owned)
+            .collect(),
+    })
+}
+
+/// CIDRs (`10.0.0.0/8`) or single addresses (`127.0.0.1`, a /32 or /128), as a [`list`].
+fn cidrs<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Vec<ipnet::IpNet>, D::Error> {
+    list(deserializer)?
+        .iter()
+        .map(|entry| {
+            entry
+                .parse::<ipnet::IpNet>()
+                .or_else(|_| entry.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                .map_err(|_| {
+                    serde::de::Error::custom(format!("`{entry}` is not an address or CIDR"))
+                })
+        })
+        .collect()
 }
 
 /// The flags every command shares.
@@ -155,57 +191,147 @@ pub struct Overrides {
     pub log_format: Option<LogFormat>,
 }
 
-/// Environment variables Tessera reads (besides `TESSERA_LOG`, the log filter).
-const KNOWN_ENV: &[&str] = &[
-    "TESSERA_CONFIG",
-    "TESSERA_LISTEN",
-    "TESSERA_DATA_DIR",
-    "TESSERA_DATABASE_URL",
-    "TESSERA_PEPPER_FILE",
-    "TESSERA_TOKEN_PREFIX",
-    "TESSERA_API_VERSIONS",
-    "TESSERA_SECURE_COOKIES",
-    "TESSERA_BODY_LIMIT_BYTES",
-    "TESSERA_SESSION_LIFETIME_SECONDS",
-    "TESSERA_USAGE_FLUSH_SECONDS",
-    "TESSERA_CHANGE_POLL_MILLISECONDS",
-    "TESSERA_VERIFY_FAILURES_PER_MINUTE",
-    "TESSERA_MAX_STALENESS_SECONDS",
-    "TESSERA_CHANGE_FEED_RETENTION_HOURS",
-    "TESSERA_TRUSTED_PROXIES",
-    "TESSERA_HEADER_TIMEOUT_SECONDS",
-    "TESSERA_KEEP_ALIVE_SECONDS",
-    "TESSERA_MAX_CONNECTIONS",
-    "TESSERA_LOG_FORMAT",
-    "TESSERA_LOG",
-];
+/// The variables Tessera reads that are not keys: the config file's path and the log
+/// filter.
+const OTHER_ENV: [&str; 2] = ["TESSERA_CONFIG", "TESSERA_LOG"];
+
+/// Keys of the file that no variable sets: tables.
+const FILE_ONLY: [&str; 1] = ["forward_auth"];
+
+/// The keys, read off [`Config`]'s fields (serde lists them for its deserializer).
+fn keys() -> &'static [&'static str] {
+    /// A deserializer that only records the field names it is asked for.
+    struct FieldNames(Option<&'static [&'static str]>);
+    impl<'de> serde::Deserializer<'de> for &mut FieldNames {
+        type Error = serde::de::value::Error;
+        fn deserialize_any<V: serde::de::Visitor<'de>>(
+            self,
+            _: V,
+        ) -> Result<V::Value, Self::Error> {
+            Err(serde::de::Error::custom("field names only"))
+        }
+        fn deserialize_struct<V: serde::de::Visitor<'de>>(
+            self,
+            _: &'static str,
+            fields: &'static [&'static str],
+            _: V,
+        ) -> Result<V::Value, Self::Error> {
+            self.0 = Some(fields);
+            Err(serde::de::Error::custom("field names only"))
+        }
+        serde::forward_to_deserialize_any! {
+            bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes
+            byte_buf option unit unit_struct newtype_struct seq tuple tuple_struct map enum
+            identifier ignored_any
+        }
+    }
+    static KEYS: std::sync::OnceLock<&'static [&'static str]> = std::sync::OnceLock::new();
+    KEYS.get_or_init(|| {
+        let mut names = FieldNames(None);
+        let _ = Config::deserialize(&mut names);
+        names.0.unwrap_or_default()
+    })
+}
+
+/// `TESSERA_<KEY>`.
+fn variable_of(key: &str) -> String {
+    format!("TESSERA_{}", key.to_ascii_uppercase())
+}
+
+/// Every environment variable Tessera reads.
+pub fn known_env() -> Vec<String> {
+    keys()
+        .iter()
+        .filter(|key| !FILE_ONLY.contains(key))
+        .map(|key| variable_of(key))
+        .chain(OTHER_ENV.map(str::to_owned))
+        .collect()
+}
+
+/// The `TESSERA_<KEY>` variables of `env` as a figment layer. Values stay text; the
+/// extraction (`extract_lossy`) reads `"true"` or `"4096"` as the key's type.
+struct Environment<'a> {
+    env: &'a [(String, String)],
+}
+
+impl figment::Provider for Environment<'_> {
+    fn metadata(&self) -> figment::Metadata {
+        figment::Metadata::named("environment variable").interpolater(|_, key| {
+            key.last()
+                .map_or_else(|| "TESSERA_".to_owned(), |key| variable_of(key))
+        })
+    }
+
+    fn data(
+        &self,
+    ) -> Result<figment::value::Map<figment::Profile, figment::value::Dict>, figment::Error> {
+        let mut dict = figment::value::Dict::new();
+        for key in keys().iter().filter(|key| !FILE_ONLY.contains(key)) {
+            let variable = variable_of(key);
+            if let Some((_, value)) = self.env.iter().find(|(name, _)| *name == variable) {
+                dict.insert(
+                    (*key).to_owned(),
+                    figment::value::Value::from(value.clone()),
+                );
+            }
+        }
+        Ok(figment::Profile::Default.collect(dict))
+    }
+}
+
+/// The config file's text as a figment layer, named by its path in messages.
+struct File<'a> {
+    path: &'a Path,
+    text: &'a str,
+}
+
+impl figment::Provider for File<'_> {
+    fn metadata(&self) -> figment::Metadata {
+        figment::Metadata::from(
+            format!("config file {}", self.path.display()),
+            figment::Source::File(self.path.to_path_buf()),
+        )
+    }
+
+    fn data(
+        &self,
+    ) -> Result<figment::value::Map<figment::Profile, figment::value::Dict>, figment::Error> {
+        use figment::providers::Format as _;
+        figment::providers::Toml::string(self.text).data()
+    }
+}
+
+/// A figment error as one line per problem, naming where the bad value came from:
+/// "environment variable TESSERA_X: …" or "config file F is not valid: `key`: …".
+fn describe(error: figment::Error) -> anyhow::Error {
+    let lines: Vec<String> = error
+        .into_iter()
+        .map(|error| {
+            let key = error.path.join(".");
+            let source = error.metadata.as_ref().map(|metadata| &metadata.source);
+            match source {
+                Some(Some(figment::Source::File(path))) => format!(
+                    "config file {} is not valid: `{key}`: {}",
+                    path.display(),
+                    error.kind
+                ),
+                Some(_) if !error.path.is_empty() => format!(
+                    "environment variable {}: {}",
+                    variable_of(&error.path[0]),
+                    error.kind
+                ),
+                _ => format!("configuration `{key}`: {}", error.kind),
+            }
+        })
+        .collect();
+    anyhow::anyhow!(lines.join("; "))
+}
 
 /// The pepper's file name in the data dir (unless `pepper_file` names another file).
 pub const DEFAULT_PEPPER_FILE: &str = "pepper";
 
 /// The longest change-feed retention accepted: ten years, in hours.
 const MAX_CHANGE_FEED_RETENTION_HOURS: u64 = 10 * 366 * 24;
-
-/// CIDRs (`10.0.0.0/8`) or single addresses (`127.0.0.1`, a /32 or /128).
-fn parse_cidrs(list: &[String], source: &str) -> Result<Vec<ipnet::IpNet>> {
-    list.iter()
-        .map(|entry| {
-            entry
-                .parse::<ipnet::IpNet>()
-                .or_else(|_| entry.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
-                .map_err(|_| anyhow::anyhow!("{source}: `{entry}` is not an address or CIDR"))
-        })
-        .collect()
-}
-
-fn parse_env<T: std::str::FromStr>(name: &str, value: &str) -> Result<T>
-where
-    T::Err: std::fmt::Display,
-{
-    value
-        .parse()
-        .map_err(|error| anyhow::anyhow!("{name}={value:?} is not valid: {error}"))
-}
 
 impl Config {
     /// Layers file, environment (`env`: name/value pairs) and flags over the defaults.
@@ -238,95 +364,30 @@ impl Config {
         overrides: &Overrides,
         env: &[(String, String)],
     ) -> Result<(Self, Vec<String>)> {
-        let mut warnings = Vec::new();
-        let lookup = |name: &str| {
-            env.iter()
-                .find(|(key, _)| key == name)
-                .map(|(_, value)| value.clone())
-        };
-        for (key, _) in env {
-            if key.starts_with("TESSERA_")
-                && !KNOWN_ENV.contains(&key.as_str())
-                && !key.starts_with("TESSERA_TEST_")
-            {
-                warnings.push(format!("ignoring unknown environment variable {key}"));
-            }
-        }
-        let mut config = Self::default();
+        let known = known_env();
+        let warnings = env
+            .iter()
+            .filter(|(key, _)| {
+                key.starts_with("TESSERA_")
+                    && !key.starts_with("TESSERA_TEST_")
+                    && !known.contains(key)
+            })
+            .map(|(key, _)| format!("ignoring unknown environment variable {key}"))
+            .collect();
+        let mut figment = figment::Figment::new();
         if let Some((path, text)) = file {
-            config.apply_file(path, text)?;
-            config.source = Some(path.to_owned());
+            figment = figment.merge(File { path, text });
         }
-        if let Some(v) = lookup("TESSERA_LISTEN") {
-            config.listen = parse_env("TESSERA_LISTEN", &v)?;
-        }
-        if let Some(v) = lookup("TESSERA_DATA_DIR") {
-            config.data_dir = PathBuf::from(v);
-            config.data_dir_origin = Origin::Environment;
-        }
-        if let Some(v) = lookup("TESSERA_DATABASE_URL") {
-            config.database_url = Some(v).filter(|v| !v.is_empty());
-        }
-        if let Some(v) = lookup("TESSERA_PEPPER_FILE") {
-            config.pepper_file = Some(v).filter(|v| !v.is_empty()).map(PathBuf::from);
-        }
-        if let Some(v) = lookup("TESSERA_TOKEN_PREFIX") {
-            config.token_prefix = TokenPrefix::new(&v).map_err(anyhow::Error::msg)?;
-        }
-        if let Some(v) = lookup("TESSERA_API_VERSIONS") {
-            config.api_versions = v.split(',').map(|s| s.trim().to_owned()).collect();
-        }
-        if let Some(v) = lookup("TESSERA_SECURE_COOKIES") {
-            config.secure_cookies = parse_env("TESSERA_SECURE_COOKIES", &v)?;
-        }
-        if let Some(v) = lookup("TESSERA_BODY_LIMIT_BYTES") {
-            config.body_limit_bytes = parse_env("TESSERA_BODY_LIMIT_BYTES", &v)?;
-        }
-        if let Some(v) = lookup("TESSERA_SESSION_LIFETIME_SECONDS") {
-            config.session_lifetime_seconds = parse_env("TESSERA_SESSION_LIFETIME_SECONDS", &v)?;
-        }
-        if let Some(v) = lookup("TESSERA_USAGE_FLUSH_SECONDS") {
-            config.usage_flush_seconds = parse_env("TESSERA_USAGE_FLUSH_SECONDS", &v)?;
-        }
-        if let Some(v) = lookup("TESSERA_CHANGE_POLL_MILLISECONDS") {
-            config.change_poll_milliseconds = parse_env("TESSERA_CHANGE_POLL_MILLISECONDS", &v)?;
-        }
-        if let Some(v) = lookup("TESSERA_VERIFY_FAILURES_PER_MINUTE") {
-            config.verify_failures_per_minute =
-                parse_env("TESSERA_VERIFY_FAILURES_PER_MINUTE", &v)?;
-        }
-        if let Some(v) = lookup("TESSERA_TRUSTED_PROXIES") {
-            let list: Vec<String> = v
-                .split(',')
-                .map(str::trim)
-                .filter(|cidr| !cidr.is_empty())
-                .map(str::to_owned)
-                .collect();
-            config.trusted_proxies = parse_cidrs(&list, "TESSERA_TRUSTED_PROXIES")?;
-        }
-        if let Some(v) = lookup("TESSERA_MAX_STALENESS_SECONDS") {
-            config.max_staleness_seconds = parse_env("TESSERA_MAX_STALENESS_SECONDS", &v)?;
-        }
-        if let Some(v) = lookup("TESSERA_HEADER_TIMEOUT_SECONDS") {
-            config.header_timeout_seconds = parse_env("TESSERA_HEADER_TIMEOUT_SECONDS", &v)?;
-        }
-        if let Some(v) = lookup("TESSERA_KEEP_ALIVE_SECONDS") {
-            config.keep_alive_seconds = parse_env("TESSERA_KEEP_ALIVE_SECONDS", &v)?;
-        }
-        if let Some(v) = lookup("TESSERA_MAX_CONNECTIONS") {
-            config.max_connections = parse_env("TESSERA_MAX_CONNECTIONS", &v)?;
-        }
-        if let Some(v) = lookup("TESSERA_CHANGE_FEED_RETENTION_HOURS") {
-            config.change_feed_retention_hours =
-                parse_env("TESSERA_CHANGE_FEED_RETENTION_HOURS", &v)?;
-        }
-        if let Some(v) = lookup("TESSERA_LOG_FORMAT") {
-            config.log_format = match v.as_str() {
-                "text" => LogFormat::Text,
-                "json" => LogFormat::Json,
-                other => bail!("TESSERA_LOG_FORMAT={other:?} is not valid: use text or json"),
-            };
-        }
+        let figment = figment.merge(Environment { env });
+        let mut config: Self = figment.extract_lossy().map_err(describe)?;
+        config.source = file.map(|(path, _)| path.to_owned());
+        config.data_dir_origin = match figment.find_metadata("data_dir") {
+            Some(metadata) => match &metadata.source {
+                Some(figment::Source::File(path)) => Origin::File(path.clone()),
+                _ => Origin::Environment,
+            },
+            None => Origin::Default,
+        };
         if let Some(dir) = &overrides.data_dir {
             config.data_dir = dir.clone();
             config.data_dir_origin = Origin::Flag;
@@ -345,51 +406,6 @@ impl Config {
         }
         config.check()?;
         Ok((config, warnings))
-    }
-
-    /// Applies the text of the config file at `path`.
-    fn apply_file(&mut self, path: &Path, text: &str) -> Result<()> {
-        let file: FileConfig = toml::from_str(text)
-            .with_context(|| format!("config file {} is not valid", path.display()))?;
-        macro_rules! take {
-            ($($field:ident),*) => { $( if let Some(value) = file.$field { self.$field = value; } )* };
-        }
-        if file.data_dir.is_some() {
-            self.data_dir_origin = Origin::File(path.to_path_buf());
-        }
-        if let Some(pepper_file) = file.pepper_file {
-            self.pepper_file = Some(pepper_file).filter(|file| !file.as_os_str().is_empty());
-        }
-        take!(
-            listen,
-            data_dir,
-            api_versions,
-            secure_cookies,
-            body_limit_bytes,
-            session_lifetime_seconds,
-            usage_flush_seconds,
-            change_poll_milliseconds,
-            verify_failures_per_minute,
-            max_staleness_seconds,
-            change_feed_retention_hours,
-            log_format,
-            forward_auth,
-            header_timeout_seconds,
-            keep_alive_seconds,
-            max_connections
-        );
-        if let Some(url) = file.database_url {
-            self.database_url = Some(url).filter(|url| !url.is_empty());
-        }
-        if let Some(list) = file.trusted_proxies {
-            self.trusted_proxies =
-                parse_cidrs(&list, &format!("{}: trusted_proxies", path.display()))?;
-        }
-        if let Some(prefix) = file.token_prefix {
-            self.token_prefix = TokenPrefix::new(&prefix)
-                .map_err(|message| anyhow::anyhow!("{}: {message}", path.display()))?;
-        }
-        Ok(())
     }
 
     fn check(&self) -> Result<()> {
@@ -531,6 +547,52 @@ mod tests {
         assert_eq!(
             Duration::from_millis(config.change_poll_milliseconds),
             intervals.follow
+        );
+    }
+
+    /// Variables are text: each is read as its key's type, lists split at commas.
+    #[test]
+    fn variables_are_read_as_their_keys_types() {
+        let (config, warnings) = Config::from_sources(
+            None,
+            &Overrides::default(),
+            &env(&[
+                ("TESSERA_LISTEN", "9090"),
+                ("TESSERA_API_VERSIONS", "v1, v2,v3"),
+                ("TESSERA_SECURE_COOKIES", "true"),
+                ("TESSERA_MAX_CONNECTIONS", "64"),
+                ("TESSERA_DATABASE_URL", ""),
+                ("TESSERA_TEST_ANYTHING", "ignored quietly"),
+            ]),
+        )
+        .unwrap();
+        assert!(warnings.is_empty(), "{warnings:?}");
+        assert_eq!(config.listen.port(), 9090);
+        assert_eq!(config.api_versions, vec!["v1", "v2", "v3"]);
+        assert!(config.secure_cookies);
+        assert_eq!(config.max_connections, 64);
+        assert_eq!(config.database_url, None, "empty is unset");
+        let error = Config::from_sources(
+            None,
+            &Overrides::default(),
+            &env(&[("TESSERA_MAX_CONNECTIONS", "many")]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            error.starts_with("environment variable TESSERA_MAX_CONNECTIONS:"),
+            "{error}"
+        );
+        // A table is set in the file only: its would-be variable is unknown.
+        let (_, warnings) = Config::from_sources(
+            None,
+            &Overrides::default(),
+            &env(&[("TESSERA_FORWARD_AUTH", "x")]),
+        )
+        .unwrap();
+        assert_eq!(
+            warnings,
+            vec!["ignoring unknown environment variable TESSERA_FORWARD_AUTH"]
         );
     }
 
@@ -784,13 +846,13 @@ mod tests {
     #[test]
     fn the_configuration_reference_names_every_variable() {
         let reference = include_str!("../../../docs/configuration.md");
-        for variable in KNOWN_ENV {
+        for variable in known_env() {
             assert!(
                 reference.contains(&format!("`{variable}`")),
                 "docs/configuration.md does not name {variable}"
             );
             if let Some(key) = variable.strip_prefix("TESSERA_")
-                && !matches!(*variable, "TESSERA_CONFIG" | "TESSERA_LOG")
+                && !matches!(variable.as_str(), "TESSERA_CONFIG" | "TESSERA_LOG")
             {
                 let key = format!("`{}`", key.to_lowercase());
                 assert!(
