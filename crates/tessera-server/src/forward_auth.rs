@@ -51,21 +51,7 @@ fn header_text<'a>(headers: &'a HeaderMap, names: [&str; 2]) -> Option<&'a str> 
 /// `X-Forwarded-Uri` (Traefik, Caddy) or `X-Original-Method` / `X-Original-URI`
 /// (nginx, by the usual configuration).
 #[utoipa::path(method(get, head, post, put, patch, delete, options), path = "/v1/forward-auth", tag = "forward-auth",
-    responses(
-        (status = 200, description = "Allowed: the upstream may be called, with these headers",
-         headers(
-            ("X-Tessera-Token-Id" = String, description = "The token's id"),
-            ("X-Tessera-Token-Name" = String, description = "The token's name"),
-            ("X-Tessera-Api-Version" = String, description = "The token's API version"),
-            ("X-Tessera-Project" = String, description = "The token's project, empty when none"),
-            ("X-Tessera-External-Id" = String, description = "The token's external id, empty when none"),
-         )),
-        (status = 400, description = "The gateway did not say which request to decide (the forwarded method and URI headers)", body = tessera_api_types::ErrorBody),
-        (status = 401, description = "No token, or a malformed, unknown, expired or disabled one (`WWW-Authenticate: Bearer`)", body = tessera_api_types::ErrorBody),
-        (status = 403, description = "A valid token without the permission or project the route needs", body = tessera_api_types::ErrorBody),
-        (status = 429, description = "Rate-limited: retry after `Retry-After` seconds", body = tessera_api_types::ErrorBody),
-        (status = 500, description = "`internal`: this node's token index is further behind the database than `max_staleness_seconds` allows, so it does not answer from it", body = tessera_api_types::ErrorBody),
-    ),
+    responses(crate::openapi::ForwardAuthAnswers),
     summary = "Forward-auth for nginx, Caddy and Traefik",
     description = "Decides the original request (from the forwarded headers) with the route rules in `tessera.toml`.",
     params(
@@ -96,21 +82,7 @@ pub(crate) async fn forward_auth(
 
 /// Envoy: the original method is this request's, the original path follows the prefix.
 #[utoipa::path(method(get, head, post, put, patch, delete, options), path = "/v1/forward-auth/envoy/{path}", tag = "forward-auth",
-    responses(
-        (status = 200, description = "Allowed: the upstream may be called, with these headers",
-         headers(
-            ("X-Tessera-Token-Id" = String, description = "The token's id"),
-            ("X-Tessera-Token-Name" = String, description = "The token's name"),
-            ("X-Tessera-Api-Version" = String, description = "The token's API version"),
-            ("X-Tessera-Project" = String, description = "The token's project, empty when none"),
-            ("X-Tessera-External-Id" = String, description = "The token's external id, empty when none"),
-         )),
-        (status = 400, description = "The gateway did not say which request to decide (the forwarded method and URI headers)", body = tessera_api_types::ErrorBody),
-        (status = 401, description = "No token, or a malformed, unknown, expired or disabled one (`WWW-Authenticate: Bearer`)", body = tessera_api_types::ErrorBody),
-        (status = 403, description = "A valid token without the permission or project the route needs", body = tessera_api_types::ErrorBody),
-        (status = 429, description = "Rate-limited: retry after `Retry-After` seconds", body = tessera_api_types::ErrorBody),
-        (status = 500, description = "`internal`: this node's token index is further behind the database than `max_staleness_seconds` allows, so it does not answer from it", body = tessera_api_types::ErrorBody),
-    ),
+    responses(crate::openapi::ForwardAuthAnswers),
     summary = "Forward-auth for Envoy's HTTP ext_authz",
     description = "Envoy keeps the original method and appends the original path to this prefix.",
     params(
@@ -141,21 +113,7 @@ pub(crate) async fn envoy(
 
 /// Envoy, for the root of the protected API (`…/envoy` or `…/envoy/`).
 #[utoipa::path(method(get, head, post, put, patch, delete, options), path = "/v1/forward-auth/envoy", tag = "forward-auth",
-    responses(
-        (status = 200, description = "Allowed: the upstream may be called, with these headers",
-         headers(
-            ("X-Tessera-Token-Id" = String, description = "The token's id"),
-            ("X-Tessera-Token-Name" = String, description = "The token's name"),
-            ("X-Tessera-Api-Version" = String, description = "The token's API version"),
-            ("X-Tessera-Project" = String, description = "The token's project, empty when none"),
-            ("X-Tessera-External-Id" = String, description = "The token's external id, empty when none"),
-         )),
-        (status = 400, description = "The gateway did not say which request to decide (the forwarded method and URI headers)", body = tessera_api_types::ErrorBody),
-        (status = 401, description = "No token, or a malformed, unknown, expired or disabled one (`WWW-Authenticate: Bearer`)", body = tessera_api_types::ErrorBody),
-        (status = 403, description = "A valid token without the permission or project the route needs", body = tessera_api_types::ErrorBody),
-        (status = 429, description = "Rate-limited: retry after `Retry-After` seconds", body = tessera_api_types::ErrorBody),
-        (status = 500, description = "`internal`: this node's token index is further behind the database than `max_staleness_seconds` allows, so it does not answer from it", body = tessera_api_types::ErrorBody),
-    ),
+    responses(crate::openapi::ForwardAuthAnswers),
     summary = "Forward-auth for Envoy, at the protected API's root",
     params(
         ("Authorization" = Option<String>, Header, description = "`Bearer <token>`"),

@@ -13,6 +13,38 @@ use tessera_api_types::ErrorBody;
 use crate::AppState;
 use crate::extract::{CSRF_HEADER, SESSION_COOKIE};
 
+/// What every forward-auth route answers (one set, for the three routes' documents).
+#[derive(Debug, utoipa::IntoResponses)]
+pub enum ForwardAuthAnswers {
+    /// Allowed: the upstream may be called, with these headers
+    #[response(
+        status = 200,
+        headers(
+            ("X-Tessera-Token-Id" = String, description = "The token's id"),
+            ("X-Tessera-Token-Name" = String, description = "The token's name"),
+            ("X-Tessera-Api-Version" = String, description = "The token's API version"),
+            ("X-Tessera-Project" = String, description = "The token's project, empty when none"),
+            ("X-Tessera-External-Id" = String, description = "The token's external id, empty when none"),
+        )
+    )]
+    Allowed,
+    /// The gateway did not say which request to decide (the forwarded method and URI headers)
+    #[response(status = 400)]
+    BadRequest(ErrorBody),
+    /// No token, or a malformed, unknown, expired or disabled one (`WWW-Authenticate: Bearer`)
+    #[response(status = 401)]
+    Unauthenticated(ErrorBody),
+    /// A valid token without the permission or project the route needs
+    #[response(status = 403)]
+    Forbidden(ErrorBody),
+    /// Rate-limited: retry after `Retry-After` seconds
+    #[response(status = 429)]
+    RateLimited(ErrorBody),
+    /// `internal`: this node's token index is further behind the database than `max_staleness_seconds` allows, so it does not answer from it
+    #[response(status = 500)]
+    StaleIndex(ErrorBody),
+}
+
 /// Errors any management call can answer.
 #[derive(Debug, IntoResponses)]
 pub enum ManagementErrors {

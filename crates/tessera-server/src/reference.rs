@@ -355,11 +355,17 @@ impl Reference {
     }
 }
 
+/// Whether a word of a type names a schema (schemas start with a capital; `array`,
+/// `of`, `string`… do not). The Markdown and the page link the same words.
+fn names_schema(word: &str) -> bool {
+    word.chars().next().is_some_and(char::is_uppercase)
+}
+
 /// A type as Markdown, each schema name linked to its entry.
 fn linked(kind: &str) -> String {
     kind.split(' ')
         .map(|word| {
-            if word.chars().next().is_some_and(char::is_uppercase) {
+            if names_schema(word) {
                 format!("[`{word}`](#{})", anchor(word))
             } else {
                 word.to_owned()
@@ -382,7 +388,7 @@ struct DocsPage {
 impl DocsPage {
     /// Whether `kind` names a schema (starts with a capital).
     fn is_schema(word: &str) -> bool {
-        word.chars().next().is_some_and(char::is_uppercase)
+        names_schema(word)
     }
 
     fn words(kind: &str) -> Vec<String> {
