@@ -15,15 +15,31 @@ use serde::Deserialize;
 use crate::catalog::Permission;
 use crate::validate;
 
-/// What an unmatched route requires.
+/// What an unmatched route requires. Read from its name only (`deny`,
+/// `any-valid-token`): a number must never select a variant by position, as some
+/// deserializers would let it, since the second one opens every unmatched route.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "kebab-case")]
+#[serde(try_from = "String")]
 pub enum DefaultRoute {
     /// Refused (403) whatever the token.
     #[default]
     Deny,
     /// Any valid API token passes.
     AnyValidToken,
+}
+
+impl TryFrom<String> for DefaultRoute {
+    type Error = String;
+
+    fn try_from(name: String) -> Result<Self, Self::Error> {
+        match name.as_str() {
+            "deny" => Ok(Self::Deny),
+            "any-valid-token" => Ok(Self::AnyValidToken),
+            other => Err(format!(
+                "unknown default `{other}`: use `deny` or `any-valid-token`"
+            )),
+        }
+    }
 }
 
 /// The `[forward_auth]` table as written.

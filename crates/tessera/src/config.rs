@@ -92,11 +92,24 @@ impl Origin {
     }
 }
 
+/// Read from its name only (`text`, `json`), never from a number.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "lowercase")]
+#[serde(try_from = "String")]
 pub enum LogFormat {
     Text,
     Json,
+}
+
+impl TryFrom<String> for LogFormat {
+    type Error = String;
+
+    fn try_from(name: String) -> std::result::Result<Self, Self::Error> {
+        match name.as_str() {
+            "text" => Ok(Self::Text),
+            "json" => Ok(Self::Json),
+            other => Err(format!("unknown log format `{other}`: use text or json")),
+        }
+    }
 }
 
 /// The defaults are the application's and the server's own (`Settings::default`,
@@ -310,6 +323,13 @@ fn describe(error: figment::Error) -> anyhow::Error {
             let key = error.path.join(".");
             let source = error.metadata.as_ref().map(|metadata| &metadata.source);
             match source {
+                Some(Some(figment::Source::File(path))) if key.is_empty() => {
+                    format!(
+                        "config file {} is not valid: {}",
+                        path.display(),
+                        error.kind
+                    )
+                }
                 Some(Some(figment::Source::File(path))) => format!(
                     "config file {} is not valid: `{key}`: {}",
                     path.display(),

@@ -368,3 +368,34 @@ fn bad_values_name_their_source() {
     .unwrap_err();
     assert!(error.to_string().contains("prefix"));
 }
+
+/// A number where a name belongs is refused, never read as the n-th choice: `default = 1`
+/// would otherwise open every unmatched route to any valid token.
+#[test]
+fn names_are_not_numbers() {
+    let path = Path::new("tessera.toml");
+    for text in [
+        "[forward_auth]\ndefault = 1\n",
+        "log_format = 1\n",
+        "[forward_auth]\ndefault = \"allow\"\n",
+    ] {
+        let error = Config::from_sources(Some((path, text)), &Overrides::default(), &[])
+            .expect_err(text)
+            .to_string();
+        assert!(error.contains("is not valid"), "{text}: {error}");
+    }
+    let (config, _) = Config::from_sources(
+        Some((
+            path,
+            "log_format = \"json\"\n[forward_auth]\ndefault = \"any-valid-token\"\n",
+        )),
+        &Overrides::default(),
+        &[],
+    )
+    .unwrap();
+    assert_eq!(config.log_format, LogFormat::Json);
+    assert_eq!(
+        config.forward_auth.default,
+        tessera_core::DefaultRoute::AnyValidToken
+    );
+}
