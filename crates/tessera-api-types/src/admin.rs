@@ -8,7 +8,8 @@ use tessera_core::{AdminPermission, AuditFilter, FieldErrors, Lifespan, Personal
 use crate::token::TokenView;
 
 /// `POST /v1/users`. Without a password the user cannot sign in until an admin sets
-/// one. (`Debug` hides the password.)
+/// one.
+// `Debug` hides the password.
 #[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 #[cfg_attr(
@@ -26,7 +27,8 @@ pub struct CreateUserRequest {
 }
 
 /// `PATCH /v1/users/{id}`: absent fields stay. Setting a password or deactivating ends
-/// the user's sessions. `Debug` hides the password.
+/// the user's sessions.
+// `Debug` hides the password.
 #[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 #[cfg_attr(
@@ -48,8 +50,8 @@ pub struct UpdateUserRequest {
 }
 
 /// `POST /v1/auth/register-first`: the first administrator, while none exists, with
-/// the one-time setup code `tessera serve` printed. `Debug` hides the code and the
-/// password.
+/// the one-time setup code `tessera serve` printed.
+// `Debug` hides the code and the password.
 #[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RegisterFirstRequest {

@@ -5,7 +5,8 @@ use serde::{Deserialize, Serialize};
 use tessera_core::AdminPermission;
 use uuid::Uuid;
 
-/// `POST /v1/auth/login`. `Debug` hides the password.
+/// `POST /v1/auth/login`.
+// `Debug` hides the password.
 #[derive(Clone, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LoginRequest {

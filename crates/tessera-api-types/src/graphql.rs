@@ -34,12 +34,20 @@ pub struct VerifyResult {
     pub valid: bool,
     pub token: Option<VerifiedToken>,
     pub code: Option<VerifyCode>,
+    /// For `RATE_LIMITED`: whole seconds until the token (or this client) may try
+    /// again, as REST's `Retry-After`.
+    pub retry_after_seconds: Option<u64>,
 }
 
 impl From<VerifyResponse> for VerifyResult {
     fn from(response: VerifyResponse) -> Self {
         let VerifyResponse { valid, token, code } = response;
-        Self { valid, token, code }
+        Self {
+            valid,
+            token,
+            code,
+            retry_after_seconds: None,
+        }
     }
 }
 

@@ -5,7 +5,8 @@ use serde::{Deserialize, Serialize};
 use tessera_core::{TokenKind, TokenType};
 use uuid::Uuid;
 
-/// `{token, permission?, project?}`. `Debug` hides the token.
+/// `{token, permission?, project?}`.
+// `Debug` hides the token.
 #[derive(Clone, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct VerifyRequest {

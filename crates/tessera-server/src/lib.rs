@@ -197,8 +197,9 @@ pub fn router(app: Arc<Tessera>, options: HttpOptions) -> Router {
             header::CACHE_CONTROL,
             HeaderValue::from_static("no-store"),
         ))
-        // Every page gets the console's policy unless it sets a stricter-for-its-needs
-        // one of its own (GraphiQL only).
+        // Every response gets the console's policy unless its handler sets its own:
+        // only GraphiQL's page does (the same, plus the inline styles and data: fonts
+        // its editor needs; scripts stay this server's own).
         .layer(SetResponseHeaderLayer::if_not_present(
             header::CONTENT_SECURITY_POLICY,
             HeaderValue::from_static(CONTENT_SECURITY_POLICY),

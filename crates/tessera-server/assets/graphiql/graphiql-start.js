@@ -16,10 +16,14 @@
     headers["X-CSRF-Token"] = meta.content;
   }
   var fetcher = GraphiQL.createFetcher({ url: "/graphql", headers: headers });
+  // Tabs and history (queries and their variables, which may hold a token given to
+  // verifyToken) live only as long as the browser tab, never in localStorage.
+  var storage = window.sessionStorage;
   var root = ReactDOM.createRoot(document.getElementById("graphiql"));
   root.render(
     React.createElement(GraphiQL, {
       fetcher: fetcher,
+      storage: storage,
       isHeadersEditorEnabled: true,
       shouldPersistHeaders: false,
       defaultQuery:

@@ -35,10 +35,20 @@ pub type TesseraSchema = Schema<QueryRoot, MutationRoot, EmptySubscription>;
 /// Deepest selection a query may make. The deepest real query (GraphiQL's introspection
 /// query) nests 13 levels; the bound stops a hostile query from nesting without end.
 pub const MAX_DEPTH: usize = 16;
-/// Largest complexity (one per field selected, lists counted once) a query may have:
-/// ample for any screen's worth of data and for introspection, small enough that one
-/// request cannot ask for the same page thousands of times through aliases.
+/// Largest complexity a request may have. A plain field costs 1; a field that reads the
+/// database costs [`READ_COST`] or [`LIST_COST`] and a mutation [`MUTATION_COST`], so one
+/// request holds a screen's worth of lists (about 18) or 9 mutations, not hundreds of
+/// aliased queries all running at once against the connection pool, or hundreds of
+/// argon2 hashes in a row. Introspection (no database) fits easily.
 pub const MAX_COMPLEXITY: usize = 1_000;
+/// What a field that reads one object from the database costs.
+pub const READ_COST: usize = 10;
+/// What a field that reads a list or page from the database costs.
+pub const LIST_COST: usize = 50;
+/// What a mutation costs.
+pub const MUTATION_COST: usize = 100;
+/// Most directives a request may carry.
+pub const MAX_DIRECTIVES: usize = 32;
 
 /// The schema as the router's state holds it (cheap to clone: one `Arc` inside).
 #[derive(Clone)]
@@ -55,6 +65,7 @@ pub fn schema() -> TesseraSchema {
     Schema::build(QueryRoot, MutationRoot, EmptySubscription)
         .limit_depth(MAX_DEPTH)
         .limit_complexity(MAX_COMPLEXITY)
+        .limit_directives(MAX_DIRECTIVES)
         .finish()
 }
 
@@ -133,17 +144,50 @@ async fn execute(
         client,
     };
     let mut response = state.graphql.0.execute(request.data(context)).await;
-    // A value the client put where a name or an enum belongs may come back inside a
-    // parser's message ("… does not contain the value …"); a secret never does.
+    // A parser's message quotes the line it stopped at, and a value put where a name or
+    // an enum belongs comes back in "… does not contain the value …": neither may carry a
+    // password or a token back.
     for error in &mut response.errors {
-        error.message = tessera_core::token::redact_secrets(&error.message);
+        error.message = tessera_core::token::redact_secrets(&without_source_line(&error.message));
     }
     axum::Json(response).into_response()
+}
+
+/// pest's syntax errors (` --> 1:5 | <the line> | ^--- = expected …`) as
+/// "syntax error at line 1, column 5: expected …", without the quoted line.
+fn without_source_line(message: &str) -> String {
+    let Some(position) = message
+        .trim_start()
+        .strip_prefix("--> ")
+        .and_then(|rest| rest.lines().next())
+    else {
+        return message.to_owned();
+    };
+    let (line, column) = position.split_once(':').unwrap_or((position, "?"));
+    let expected = message
+        .lines()
+        .rev()
+        .find_map(|line| line.trim_start().strip_prefix("= "))
+        .unwrap_or("the query does not parse");
+    format!("syntax error at line {line}, column {column}: {expected}")
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn syntax_errors_keep_the_place_and_drop_the_line() {
+        let pest = " --> 1:12\n  |\n1 | { me { pw: \"secret\" }\n  |            ^---\n  |\n  = expected selection";
+        assert_eq!(
+            without_source_line(pest),
+            "syntax error at line 1, column 12: expected selection"
+        );
+        assert_eq!(
+            without_source_line("Unknown field \"x\""),
+            "Unknown field \"x\""
+        );
+    }
 
     const COMMITTED: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/schema.graphql");
 

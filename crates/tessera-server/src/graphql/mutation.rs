@@ -12,7 +12,7 @@ use tessera_api_types::{
 };
 use tessera_core::TokenStatus;
 
-use super::{OrGraphqlError, context};
+use super::{MUTATION_COST, OrGraphqlError, context};
 
 /// Changes. A deletion answers `true`.
 #[derive(Debug, Default)]
@@ -21,6 +21,7 @@ pub struct MutationRoot;
 #[Object]
 impl MutationRoot {
     /// Creates an API token; the secret is in this answer only (`tokens.create`).
+    #[graphql(complexity = "MUTATION_COST + child_complexity")]
     async fn create_token(
         &self,
         ctx: &Context<'_>,
@@ -35,6 +36,7 @@ impl MutationRoot {
     }
 
     /// Edits a token: absent fields stay, `null` clears a nullable one (`tokens.update`).
+    #[graphql(complexity = "MUTATION_COST + child_complexity")]
     async fn update_token(
         &self,
         ctx: &Context<'_>,
@@ -50,6 +52,7 @@ impl MutationRoot {
     }
 
     /// Deletes a token; it stops verifying within a second (`tokens.delete`).
+    #[graphql(complexity = "MUTATION_COST + child_complexity")]
     async fn delete_token(&self, ctx: &Context<'_>, id: ID) -> Result<bool> {
         let request = context(ctx)?;
         request
@@ -62,6 +65,7 @@ impl MutationRoot {
 
     /// A new secret for a token, in this answer only; the old one may keep working
     /// for a grace period of up to a day (`tokens.regenerate`).
+    #[graphql(complexity = "MUTATION_COST + child_complexity")]
     async fn regenerate_token(
         &self,
         ctx: &Context<'_>,
@@ -77,6 +81,7 @@ impl MutationRoot {
     }
 
     /// A new token with a copy of this one's settings (`tokens.create` and `tokens.read`).
+    #[graphql(complexity = "MUTATION_COST + child_complexity")]
     async fn duplicate_token(
         &self,
         ctx: &Context<'_>,
@@ -92,6 +97,7 @@ impl MutationRoot {
     }
 
     /// Stops a token verifying until it is enabled again (`tokens.update`).
+    #[graphql(complexity = "MUTATION_COST + child_complexity")]
     async fn disable_token(&self, ctx: &Context<'_>, id: ID) -> Result<TokenView> {
         let request = context(ctx)?;
         request
@@ -102,6 +108,7 @@ impl MutationRoot {
     }
 
     /// Lets a disabled token verify again (`tokens.update`).
+    #[graphql(complexity = "MUTATION_COST + child_complexity")]
     async fn enable_token(&self, ctx: &Context<'_>, id: ID) -> Result<TokenView> {
         let request = context(ctx)?;
         request
@@ -112,6 +119,7 @@ impl MutationRoot {
     }
 
     /// Moves a token to an API version, the newest when none is named (`tokens.update`).
+    #[graphql(complexity = "MUTATION_COST + child_complexity")]
     async fn upgrade_token_version(
         &self,
         ctx: &Context<'_>,
@@ -131,6 +139,7 @@ impl MutationRoot {
     }
 
     /// Adds a resource to the catalog (`resources.manage`).
+    #[graphql(complexity = "MUTATION_COST + child_complexity")]
     async fn create_resource(
         &self,
         ctx: &Context<'_>,
@@ -145,6 +154,7 @@ impl MutationRoot {
     }
 
     /// Replaces a resource's description and/or actions (`resources.manage`).
+    #[graphql(complexity = "MUTATION_COST + child_complexity")]
     async fn update_resource(
         &self,
         ctx: &Context<'_>,
@@ -160,6 +170,7 @@ impl MutationRoot {
     }
 
     /// Removes a resource (`resources.manage`).
+    #[graphql(complexity = "MUTATION_COST + child_complexity")]
     async fn delete_resource(&self, ctx: &Context<'_>, name: String) -> Result<bool> {
         let request = context(ctx)?;
         request
@@ -171,6 +182,7 @@ impl MutationRoot {
     }
 
     /// Adds a project (`projects.manage`).
+    #[graphql(complexity = "MUTATION_COST + child_complexity")]
     async fn create_project(
         &self,
         ctx: &Context<'_>,
@@ -185,6 +197,7 @@ impl MutationRoot {
     }
 
     /// Removes a project no token belongs to (`projects.manage`).
+    #[graphql(complexity = "MUTATION_COST + child_complexity")]
     async fn delete_project(&self, ctx: &Context<'_>, slug: String) -> Result<bool> {
         let request = context(ctx)?;
         request
@@ -196,6 +209,7 @@ impl MutationRoot {
     }
 
     /// Adds an admin user (`users.manage`).
+    #[graphql(complexity = "MUTATION_COST + child_complexity")]
     async fn create_user(&self, ctx: &Context<'_>, input: CreateUserRequest) -> Result<UserView> {
         let request = context(ctx)?;
         request
@@ -206,6 +220,7 @@ impl MutationRoot {
     }
 
     /// Edits an admin user (`users.manage`).
+    #[graphql(complexity = "MUTATION_COST + child_complexity")]
     async fn update_user(
         &self,
         ctx: &Context<'_>,
@@ -221,6 +236,7 @@ impl MutationRoot {
     }
 
     /// Removes an admin user and their personal tokens (`users.manage`).
+    #[graphql(complexity = "MUTATION_COST + child_complexity")]
     async fn delete_user(&self, ctx: &Context<'_>, id: ID) -> Result<bool> {
         let request = context(ctx)?;
         request
@@ -232,6 +248,7 @@ impl MutationRoot {
     }
 
     /// Revokes one of a user's personal tokens (`users.manage`).
+    #[graphql(complexity = "MUTATION_COST + child_complexity")]
     async fn revoke_user_token(
         &self,
         ctx: &Context<'_>,
@@ -248,6 +265,7 @@ impl MutationRoot {
     }
 
     /// Adds a role (`roles.manage`).
+    #[graphql(complexity = "MUTATION_COST + child_complexity")]
     async fn create_role(&self, ctx: &Context<'_>, input: RoleRequest) -> Result<RoleView> {
         let request = context(ctx)?;
         request
@@ -258,6 +276,7 @@ impl MutationRoot {
     }
 
     /// Edits a role's description and/or permissions (`roles.manage`).
+    #[graphql(complexity = "MUTATION_COST + child_complexity")]
     async fn update_role(&self, ctx: &Context<'_>, id: ID, input: RoleUpdate) -> Result<RoleView> {
         let request = context(ctx)?;
         request
@@ -268,6 +287,7 @@ impl MutationRoot {
     }
 
     /// Removes a role no user has (`roles.manage`).
+    #[graphql(complexity = "MUTATION_COST + child_complexity")]
     async fn delete_role(&self, ctx: &Context<'_>, id: ID) -> Result<bool> {
         let request = context(ctx)?;
         request
@@ -280,6 +300,7 @@ impl MutationRoot {
 
     /// Creates a personal token for the signed-in user; the secret is in this answer only.
     /// From a console session only, as `POST /v1/me/tokens`.
+    #[graphql(complexity = "MUTATION_COST + child_complexity")]
     async fn create_personal_token(
         &self,
         ctx: &Context<'_>,
@@ -294,6 +315,7 @@ impl MutationRoot {
     }
 
     /// Deletes one of the signed-in user's personal tokens.
+    #[graphql(complexity = "MUTATION_COST + child_complexity")]
     async fn delete_personal_token(&self, ctx: &Context<'_>, id: ID) -> Result<bool> {
         let request = context(ctx)?;
         request
@@ -305,6 +327,7 @@ impl MutationRoot {
     }
 
     /// A new secret for one of the signed-in user's personal tokens, in this answer only.
+    #[graphql(complexity = "MUTATION_COST + child_complexity")]
     async fn regenerate_personal_token(
         &self,
         ctx: &Context<'_>,

@@ -8,7 +8,7 @@ use tessera_api_types::{
 };
 use tessera_app::VerifyQuery;
 
-use super::{OrGraphqlError, context};
+use super::{LIST_COST, OrGraphqlError, READ_COST, context};
 
 /// Reads.
 #[derive(Debug, Default)]
@@ -19,6 +19,7 @@ impl QueryRoot {
     /// API tokens, filtered, sorted and paged as `GET /v1/tokens` (`tokens.read`). The
     /// arguments take the same values as its query parameters.
     #[allow(clippy::too_many_arguments)]
+    #[graphql(complexity = "LIST_COST + child_complexity")]
     async fn tokens(
         &self,
         ctx: &Context<'_>,
@@ -41,6 +42,9 @@ impl QueryRoot {
         #[graphql(desc = "The previous page's `nextCursor`.")] cursor: Option<String>,
     ) -> Result<TokenPage> {
         let request = context(ctx)?;
+        // Who asks comes first, as in REST: an anonymous caller learns nothing of the
+        // arguments' syntax.
+        let principal = request.principal()?;
         let filter = TokenListParams {
             q,
             created,
@@ -58,12 +62,13 @@ impl QueryRoot {
         .or_graphql_error()?;
         request
             .app
-            .list_tokens(request.principal()?, filter)
+            .list_tokens(principal, filter)
             .await
             .or_graphql_error()
     }
 
     /// One API token, never its secret (`tokens.read`).
+    #[graphql(complexity = "READ_COST + child_complexity")]
     async fn token(&self, ctx: &Context<'_>, id: ID) -> Result<TokenView> {
         let request = context(ctx)?;
         request
@@ -74,6 +79,7 @@ impl QueryRoot {
     }
 
     /// A token's allowed and denied verifications per day (`tokens.read`).
+    #[graphql(complexity = "LIST_COST + child_complexity")]
     async fn token_usage(
         &self,
         ctx: &Context<'_>,
@@ -81,6 +87,7 @@ impl QueryRoot {
         #[graphql(desc = "1 to 366 days, ending today (default 30).")] days: Option<i32>,
     ) -> Result<UsageView> {
         let request = context(ctx)?;
+        let principal = request.principal()?;
         let days = UsageParams {
             days: days.map(|days| days.to_string()),
         }
@@ -88,13 +95,14 @@ impl QueryRoot {
         .or_graphql_error()?;
         request
             .app
-            .token_usage(request.principal()?, &id, days)
+            .token_usage(principal, &id, days)
             .await
             .or_graphql_error()
     }
 
     /// The resource catalog custom tokens are scoped against (`tokens.read` or
     /// `resources.manage`).
+    #[graphql(complexity = "LIST_COST + child_complexity")]
     async fn resources(&self, ctx: &Context<'_>) -> Result<Vec<ResourceView>> {
         let request = context(ctx)?;
         request
@@ -105,6 +113,7 @@ impl QueryRoot {
     }
 
     /// The projects tokens may belong to (`tokens.read` or `projects.manage`).
+    #[graphql(complexity = "LIST_COST + child_complexity")]
     async fn projects(&self, ctx: &Context<'_>) -> Result<Vec<ProjectView>> {
         let request = context(ctx)?;
         request
@@ -115,6 +124,7 @@ impl QueryRoot {
     }
 
     /// The configured API versions, oldest first, and the newest (`tokens.read`).
+    #[graphql(complexity = "READ_COST + child_complexity")]
     async fn api_versions(&self, ctx: &Context<'_>) -> Result<ApiVersionsView> {
         let request = context(ctx)?;
         request
@@ -124,6 +134,7 @@ impl QueryRoot {
     }
 
     /// Admin users (`users.manage`).
+    #[graphql(complexity = "LIST_COST + child_complexity")]
     async fn users(&self, ctx: &Context<'_>) -> Result<Vec<UserView>> {
         let request = context(ctx)?;
         request
@@ -134,6 +145,7 @@ impl QueryRoot {
     }
 
     /// A user's personal tokens (`users.manage`).
+    #[graphql(complexity = "LIST_COST + child_complexity")]
     async fn user_tokens(&self, ctx: &Context<'_>, user_id: ID) -> Result<Vec<PersonalTokenView>> {
         let request = context(ctx)?;
         request
@@ -144,6 +156,7 @@ impl QueryRoot {
     }
 
     /// Admin roles and their permissions (`roles.manage` or `users.manage`).
+    #[graphql(complexity = "LIST_COST + child_complexity")]
     async fn roles(&self, ctx: &Context<'_>) -> Result<Vec<RoleView>> {
         let request = context(ctx)?;
         request
@@ -155,6 +168,7 @@ impl QueryRoot {
 
     /// The audit log, newest first, as `GET /v1/audit` (`audit.read`).
     #[allow(clippy::too_many_arguments)]
+    #[graphql(complexity = "LIST_COST + child_complexity")]
     async fn audit(
         &self,
         ctx: &Context<'_>,
@@ -167,6 +181,7 @@ impl QueryRoot {
         #[graphql(desc = "The previous page's `nextCursor`.")] cursor: Option<String>,
     ) -> Result<AuditPage> {
         let request = context(ctx)?;
+        let principal = request.principal()?;
         let filter = AuditParams {
             actor,
             action,
@@ -180,12 +195,13 @@ impl QueryRoot {
         .or_graphql_error()?;
         request
             .app
-            .list_audit(request.principal()?, filter)
+            .list_audit(principal, filter)
             .await
             .or_graphql_error()
     }
 
     /// The signed-in user.
+    #[graphql(complexity = "READ_COST + child_complexity")]
     async fn me(&self, ctx: &Context<'_>) -> Result<UserView> {
         let request = context(ctx)?;
         request
@@ -196,6 +212,7 @@ impl QueryRoot {
     }
 
     /// The signed-in user's personal tokens.
+    #[graphql(complexity = "LIST_COST + child_complexity")]
     async fn my_tokens(&self, ctx: &Context<'_>) -> Result<Vec<PersonalTokenView>> {
         let request = context(ctx)?;
         request
@@ -224,6 +241,16 @@ impl QueryRoot {
             .app
             .verify(query, request.client)
             .or_graphql_error()?;
-        Ok(verdict.into_response().into())
+        let retry_after = match &verdict {
+            tessera_app::Verdict::Invalid {
+                retry_after: Some(wait),
+                ..
+            } => Some(crate::error::retry_seconds(*wait)),
+            _ => None,
+        };
+        Ok(VerifyResult {
+            retry_after_seconds: retry_after,
+            ..verdict.into_response().into()
+        })
     }
 }

@@ -120,6 +120,7 @@ pub async fn serve(Path((hash, name)): Path<(String, String)>, headers: HeaderMa
     if asset.gzipped && !accepts_gzip(&headers) {
         return (
             StatusCode::NOT_ACCEPTABLE,
+            [(header::VARY, HeaderValue::from_static("accept-encoding"))],
             "this file is served gzip-encoded only: send Accept-Encoding: gzip",
         )
             .into_response();
@@ -146,24 +147,31 @@ pub async fn serve(Path((hash, name)): Path<(String, String)>, headers: HeaderMa
     response
 }
 
-/// Whether `Accept-Encoding` lists gzip (or `*`) without `q=0`.
+/// Whether `Accept-Encoding` accepts gzip: `gzip` (or `x-gzip`) listed without `q=0`,
+/// or `*` without `q=0` when gzip is not itself refused (an explicit refusal wins).
 fn accepts_gzip(headers: &HeaderMap) -> bool {
-    headers
+    let mut gzip = None;
+    let mut any = None;
+    for coding in headers
         .get_all(header::ACCEPT_ENCODING)
         .iter()
         .filter_map(|value| value.to_str().ok())
         .flat_map(|value| value.split(','))
-        .any(|coding| {
-            let mut parts = coding.split(';').map(str::trim);
-            let name = parts.next().unwrap_or_default();
-            let refused = parts.any(|parameter| {
-                parameter
-                    .strip_prefix("q=")
-                    .and_then(|q| q.parse::<f32>().ok())
-                    .is_some_and(|q| q == 0.0)
-            });
-            (name.eq_ignore_ascii_case("gzip") || name == "*") && !refused
-        })
+    {
+        let mut parts = coding.split(';').map(str::trim);
+        let name = parts.next().unwrap_or_default();
+        let refused = parts.any(|parameter| {
+            let (key, value) = parameter.split_once('=').unwrap_or((parameter, ""));
+            key.trim().eq_ignore_ascii_case("q")
+                && value.trim().parse::<f32>().is_ok_and(|q| q == 0.0)
+        });
+        if name.eq_ignore_ascii_case("gzip") || name.eq_ignore_ascii_case("x-gzip") {
+            gzip = Some(!refused);
+        } else if name == "*" {
+            any = Some(!refused);
+        }
+    }
+    gzip.or(any).unwrap_or(false)
 }
 
 #[cfg(test)]
@@ -267,6 +275,10 @@ mod tests {
         assert!(with("*"));
         assert!(!with("br, deflate"));
         assert!(!with("gzip;q=0"));
+        assert!(!with("gzip;Q=0"));
+        assert!(!with("gzip;q=0, *"), "an explicit refusal wins over *");
+        assert!(with("x-gzip"));
+        assert!(!with("*;q=0"));
         assert!(!super::accepts_gzip(&HeaderMap::new()));
     }
 }

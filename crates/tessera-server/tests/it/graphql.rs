@@ -153,15 +153,29 @@ fn same(rest: &Value, graphql: &Value, at: &str) {
             }
         }
         (Value::String(r), Value::String(g)) if r != g => {
+            // Only the enum-valued fields are written differently (`read-only` ↔
+            // `READ_ONLY`, `7d` ↔ `DAYS_7`, `tokens.read` ↔ `TOKENS_READ`); only times
+            // may differ in format.
+            let field = at
+                .rsplit('.')
+                .next()
+                .unwrap_or(at)
+                .split('[')
+                .next()
+                .unwrap_or(at);
             let enum_form = |text: &str| match text.strip_suffix('d') {
                 Some(days) if days.chars().all(|c| c.is_ascii_digit()) => format!("DAYS_{days}"),
                 _ => text.to_uppercase().replace(['-', '.'], "_"),
             };
+            let is_enum = matches!(
+                field,
+                "type" | "status" | "kind" | "lifespan" | "access" | "code"
+            ) || (field == "permissions" && !at.contains("items"));
             let instant = |text: &str| chrono::DateTime::parse_from_rfc3339(text).ok();
             let same_instant = matches!((instant(r), instant(g)), (Some(a), Some(b))
                 if a.timestamp_millis() == b.timestamp_millis());
             assert!(
-                same_instant || enum_form(r) == *g,
+                same_instant || (is_enum && enum_form(r) == *g),
                 "{at}: REST says {r:?}, GraphQL {g:?}"
             );
         }
@@ -538,4 +552,201 @@ async fn graphiql_is_served_from_embedded_files() {
         console.header("content-security-policy"),
         Some(tessera_server::CONTENT_SECURITY_POLICY)
     );
+}
+
+/// Nesting 30,000 lists deep (anonymous, in a 64 KB body) is refused by the parser's
+/// stack limit, the answer does not echo the query back, and the server stays up.
+#[tokio::test]
+async fn deeply_nested_values_are_refused_without_an_echo() {
+    let server = TestServer::start().await;
+    let nested = format!("{}{}", "[".repeat(30_000), "]".repeat(30_000));
+    let query = format!("{{ verifyToken(token: \"x\", permission: {nested}) {{ valid }} }}");
+    let response = server
+        .anon(Method::POST, "/graphql", Some(json!({ "query": query })))
+        .await;
+    response.expect(200);
+    let message = response.body["errors"][0]["message"]
+        .as_str()
+        .expect("an error");
+    assert!(message.starts_with("syntax error at line 1"), "{message}");
+    assert!(
+        !message.contains("[[[["),
+        "the query is not repeated: {message}"
+    );
+    server.anon(Method::GET, "/healthz", None).await.expect(200);
+}
+
+/// A syntax error names the place and what was expected, never the line: a password
+/// typed into a mutation with a typo must not come back in the error.
+#[tokio::test]
+async fn syntax_errors_do_not_repeat_the_query() {
+    let server = TestServer::start().await;
+    let root = server.admin("super-admin").await;
+    let response = as_admin(
+        &root,
+        "mutation { createUser(input: {email: \"a@example.com\", role: \"viewer\", password: \"hunter2 correct horse\"} { id } }",
+        json!({}),
+    )
+    .await;
+    let message = response.body["errors"][0]["message"]
+        .as_str()
+        .expect("an error");
+    assert!(
+        message.starts_with("syntax error at line 1, column"),
+        "{message}"
+    );
+    assert!(!response.text.contains("hunter2"), "{}", response.text);
+}
+
+/// Many database-backed fields in one request are refused by their cost, before any
+/// runs: one request cannot start hundreds of list queries at once.
+#[tokio::test]
+async fn many_database_fields_in_one_request_are_refused() {
+    let server = TestServer::start().await;
+    let root = server.admin("super-admin").await;
+    let aliases: String = (0..50)
+        .map(|i| format!("a{i}: tokens(limit: 200) {{ items {{ id }} }} "))
+        .collect();
+    let costly = as_admin(&root, &format!("query {{ {aliases} }}"), json!({})).await;
+    assert!(
+        costly.body["errors"][0]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("too complex")),
+        "{}",
+        costly.text
+    );
+    let mutations: String = (0..20)
+        .map(|i| format!("m{i}: createProject(input: {{slug: \"p{i}\", name: \"p\"}}) {{ slug }} "))
+        .collect();
+    let refused = as_admin(&root, &format!("mutation {{ {mutations} }}"), json!({})).await;
+    assert!(
+        refused.body["errors"][0]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("too complex")),
+        "{}",
+        refused.text
+    );
+    assert_eq!(root.get("/v1/projects").await.body, json!([]), "none ran");
+    // A screen's worth of lists still fits.
+    let screen = as_admin(
+        &root,
+        "query { tokens { total } audit { items { id } } users { id } roles { id } resources { name } projects { slug } me { email } apiVersions { newest } }",
+        json!({}),
+    )
+    .await;
+    assert!(codes(&screen).is_empty(), "{}", screen.text);
+}
+
+/// Who asks is checked before the arguments' syntax, as in REST.
+#[tokio::test]
+async fn an_anonymous_caller_is_unauthenticated_before_any_validation() {
+    let server = TestServer::start().await;
+    let anonymous = server
+        .anon(
+            Method::POST,
+            "/graphql",
+            Some(json!({"query": "{ tokens(sort: \"size\") { total } audit(since: \"x\") { nextCursor } }"})),
+        )
+        .await;
+    assert_eq!(
+        codes(&anonymous),
+        ["unauthenticated", "unauthenticated"],
+        "{}",
+        anonymous.text
+    );
+}
+
+/// A rate-limited token says when to come back, as REST's `Retry-After` does.
+#[tokio::test]
+async fn verify_token_says_when_a_rate_limited_token_may_retry() {
+    let server = TestServer::start().await;
+    let root = server.admin("super-admin").await;
+    let created = root
+        .create_token(json!({"name": "limited", "type": "read-only", "lifespan": "7d", "rate_limit": {"requests": 1, "per_seconds": 60}}))
+        .await;
+    let secret = created.secret();
+    let query = "query($t: String!) { verifyToken(token: $t) { valid code retryAfterSeconds } }";
+    let first = as_admin(&root, query, json!({ "t": secret })).await;
+    assert_eq!(
+        first.body["data"]["verifyToken"],
+        json!({"valid": true, "code": null, "retryAfterSeconds": null})
+    );
+    let second = as_admin(&root, query, json!({ "t": secret })).await;
+    let answer = &second.body["data"]["verifyToken"];
+    assert_eq!(answer["code"], "RATE_LIMITED", "{}", second.text);
+    let wait = answer["retryAfterSeconds"].as_u64().expect("a wait");
+    assert!((1..=60).contains(&wait), "{wait}");
+}
+
+/// Cookie sessions need the right CSRF token for every POST, queries included, and a
+/// body a cross-site form could send is refused outright.
+#[tokio::test]
+async fn a_cookie_session_needs_its_csrf_token_for_every_request() {
+    let server = TestServer::start().await;
+    let root = server.admin("super-admin").await;
+    let query = br#"{"query": "{ me { email } }"}"#.to_vec();
+    let without = root
+        .raw(Method::POST, "/graphql", &[], Some(query.clone()))
+        .await;
+    assert_eq!(codes(&without), ["forbidden"], "{}", without.text);
+    let wrong = root
+        .raw(
+            Method::POST,
+            "/graphql",
+            &[("X-CSRF-Token", "not-the-token")],
+            Some(query.clone()),
+        )
+        .await;
+    assert_eq!(codes(&wrong), ["forbidden"], "{}", wrong.text);
+    let right = root
+        .raw(
+            Method::POST,
+            "/graphql",
+            &[("X-CSRF-Token", root.csrf.as_str())],
+            Some(query),
+        )
+        .await;
+    assert!(codes(&right).is_empty(), "{}", right.text);
+    assert_eq!(right.body["data"]["me"]["email"], root.email.as_str());
+    // text/plain (what a cross-site form may post without a preflight): 400.
+    let response = reqwest::Client::new()
+        .post(server.url("/graphql"))
+        .header("Content-Type", "text/plain")
+        .header("Cookie", format!("tessera_session={}", root.session))
+        .body(r#"{"query": "mutation { createProject(input: {slug: \"x\", name: \"x\"}) { slug } }"}"#)
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.status(), 400);
+    assert_eq!(root.get("/v1/projects").await.body, json!([]));
+}
+
+/// `duplicateToken` needs `tokens.read` as well as `tokens.create` (it reads the
+/// original): a role with only `tokens.create` is refused.
+#[tokio::test]
+async fn duplicating_needs_read_as_well_as_create() {
+    let server = TestServer::start().await;
+    let root = server.admin("super-admin").await;
+    root.post(
+        "/v1/roles",
+        json!({"name": "creator", "permissions": ["tokens.create"]}),
+    )
+    .await
+    .expect(201);
+    let creator = server.admin("creator").await;
+    let (id, _) = root.token("original").await;
+    let refused = as_admin(
+        &creator,
+        "mutation($id: ID!) { duplicateToken(id: $id) { token } }",
+        json!({ "id": id }),
+    )
+    .await;
+    assert_eq!(codes(&refused), ["forbidden"], "{}", refused.text);
+    let created = as_admin(
+        &creator,
+        "mutation { createToken(input: {name: \"mine\", type: READ_ONLY, lifespan: DAYS_7}) { id } }",
+        json!({}),
+    )
+    .await;
+    assert!(codes(&created).is_empty(), "{}", created.text);
 }
