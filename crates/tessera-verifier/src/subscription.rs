@@ -270,3 +270,43 @@ fn apply(shared: &Shared, page: &ChangesPage) {
     }
     shared.count_changes(page.changes.len());
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_answer_is_kept_unless_a_drop_since_it_was_asked_concerned_its_token() {
+        let following = Following::new(None);
+        let asked = following.generation();
+        let (a, b) = (Uuid::from_u128(1), Uuid::from_u128(2));
+        assert!(!following.dropped_since(asked, Some(a)));
+        following.bump(Dropped::Tokens(HashSet::from([b])));
+        assert!(!following.dropped_since(asked, Some(a)));
+        assert!(following.dropped_since(asked, Some(b)));
+        // A refusal names no token: any drop may have concerned it.
+        assert!(following.dropped_since(asked, None));
+        let later = following.generation();
+        following.bump(Dropped::Everything);
+        assert!(following.dropped_since(later, Some(a)));
+        // Drops older than the window are assumed to concern everything.
+        let old = following.generation();
+        for _ in 0..=RECENT_DROPS {
+            following.bump(Dropped::Tokens(HashSet::from([b])));
+        }
+        assert!(following.dropped_since(old, Some(a)));
+        let recent = following.generation();
+        following.bump(Dropped::Tokens(HashSet::from([b])));
+        assert!(!following.dropped_since(recent, Some(a)));
+    }
+
+    #[test]
+    fn the_subscription_is_current_only_after_a_success_within_the_bound() {
+        let following = Following::new(None);
+        assert!(!following.is_current());
+        following.succeeded(Instant::now());
+        assert!(following.is_current());
+        following.failed();
+        assert!(!following.is_current());
+    }
+}

@@ -13,7 +13,7 @@ use tessera_verifier::{
 };
 use tower::ServiceExt;
 
-use crate::harness::{TestTessera, applied, within};
+use crate::harness::{TestTessera, applied, connected, within};
 
 async fn disconnected(verifier: &Verifier) {
     within(
@@ -93,6 +93,7 @@ async fn serve_stale_answers_from_the_cache_up_to_the_maximum_staleness() {
         })
         .build()
         .unwrap();
+    connected(&verifier).await;
     let before = verifier.stats().changes;
     let (_, token) = admin.token(json!({"type": "read-only"})).await;
     let (_, never_seen) = admin.token(json!({"type": "read-only"})).await;
