@@ -7,6 +7,7 @@
 pub mod admin;
 pub mod auth;
 pub mod catalog;
+pub mod changes;
 pub mod error;
 #[cfg(feature = "graphql")]
 pub mod graphql;
@@ -23,6 +24,7 @@ pub use catalog::{
     ActionView, ApiVersionsView, ProjectRequest, ProjectView, ResourceRequest, ResourceUpdate,
     ResourceView,
 };
+pub use changes::{ChangeView, ChangesPage, ChangesParams};
 pub use error::{ErrorBody, ErrorCode, ErrorDetail};
 pub use token::{
     CreateTokenRequest, CreatedToken, DuplicateRequest, RegenerateRequest, TokenListParams,

@@ -10,6 +10,7 @@ pub mod audit;
 pub mod auth;
 pub mod background;
 pub mod catalog;
+pub mod changes;
 pub mod clock;
 pub mod error;
 pub mod first_run;

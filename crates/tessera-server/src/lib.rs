@@ -5,6 +5,7 @@
 //! **Invariant:** only this crate knows HTTP. A handler extracts, makes one
 //! `tessera-app` call, converts to a DTO, and stops.
 
+mod changes;
 pub mod conn;
 pub mod error;
 pub mod extract;
@@ -184,6 +185,7 @@ pub fn router(app: Arc<Tessera>, options: HttpOptions) -> Router {
         .merge(rest::routes())
         .merge(verify::routes())
         .merge(graphql::routes())
+        .merge(changes::routes())
         .merge(forward_auth::routes())
         .merge(ops::routes())
         .merge(openapi::routes())

@@ -193,6 +193,7 @@ impl Modify for SecuritySchemes {
         crate::rest::auth::logout,
         crate::rest::auth::me,
         crate::verify::verify,
+        crate::changes::changes,
         crate::forward_auth::forward_auth,
         crate::forward_auth::envoy,
         crate::forward_auth::envoy_root,
@@ -267,6 +268,7 @@ mod tests {
             include_str!("rest/me.rs"),
             include_str!("rest/audit.rs"),
             include_str!("verify.rs"),
+            include_str!("changes.rs"),
             include_str!("forward_auth.rs"),
             include_str!("ops.rs"),
         ];

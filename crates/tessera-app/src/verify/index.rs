@@ -6,7 +6,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasherDefault, Hasher};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
@@ -174,6 +174,9 @@ pub struct VerifyIndex {
     pub(crate) state: RwLock<IndexState>,
     /// The last change applied. The async mutex also serializes catch-ups.
     sequence: tokio::sync::Mutex<i64>,
+    /// A copy of `sequence` readable without the lock: the change subscription
+    /// (`GET /v1/changes`) hands out changes only up to what this index has applied.
+    applied: AtomicI64,
     /// Whether [`VerifyIndex::load`] ran. An index that was never loaded (a CLI
     /// command that only writes) has nothing to keep current.
     loaded: std::sync::atomic::AtomicBool,
@@ -238,6 +241,7 @@ impl VerifyIndex {
             limiters: RateLimiters::new(clock),
             state: RwLock::new(IndexState::default()),
             sequence: tokio::sync::Mutex::new(0),
+            applied: AtomicI64::new(0),
             loaded: AtomicBool::new(false),
             freshness: Freshness::new(),
             reloads: AtomicU64::new(0),
@@ -286,6 +290,11 @@ impl VerifyIndex {
             usage: self.usage.counters(record.id),
             limiter: self.limiters.for_token(record.id, record.rate_limit),
         }
+    }
+
+    /// The last change of the feed this index has applied (0 before the first load).
+    pub fn applied_sequence(&self) -> i64 {
+        self.applied.load(Ordering::Acquire)
     }
 
     /// Whether a token with `id` is in the index.
@@ -351,6 +360,7 @@ impl VerifyIndex {
         self.limiters.retain(|id| fresh.by_id.contains_key(&id));
         *self.write() = fresh;
         *sequence = start;
+        self.applied.store(start, Ordering::Release);
         Ok(())
     }
 
@@ -474,6 +484,7 @@ impl VerifyIndex {
                 self.limiters.retain(|id| !gone.contains(&id));
             }
             *sequence = last;
+            self.applied.store(last, Ordering::Release);
         }
     }
 }

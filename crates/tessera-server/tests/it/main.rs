@@ -9,6 +9,7 @@ mod audit;
 mod auth;
 mod bad_input;
 mod catalog;
+mod changes;
 mod console;
 mod console_people;
 mod customer;

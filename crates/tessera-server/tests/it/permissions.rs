@@ -347,6 +347,15 @@ fn routes() -> Vec<Route> {
             none,
             200,
         ),
+        // The change subscription of embedded verifiers.
+        route(
+            Method::GET,
+            "/v1/changes",
+            Permission("tokens.read"),
+            Nothing,
+            none,
+            200,
+        ),
         // One's own personal tokens.
         route(Method::GET, "/v1/me/tokens", SignedIn, Nothing, none, 200),
         Route {
