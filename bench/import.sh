@@ -14,8 +14,13 @@ cd "$(dirname "$0")/.."
 
 count=${1:-1000000}
 batch=${2:-1000}
-cargo build --release --quiet -p tessera
-bin=target/release/tessera
+# BENCH_BIN names a tessera binary already built (to compare builds); else a release
+# build of this checkout.
+bin=${BENCH_BIN:-}
+if [ -z "$bin" ]; then
+  cargo build --release --quiet -p tessera
+  bin=${CARGO_TARGET_DIR:-target}/release/tessera
+fi
 work=$(mktemp -d)
 schema=
 cleanup() {

@@ -54,7 +54,10 @@ impl Tessera {
             .await
             .map_err(ImportFailure::of_batch)?;
         let mut names = HashSet::new();
-        let mut issued = Vec::with_capacity(requests.len());
+        // The rows to write and the secrets to answer, kept apart: each record is held
+        // once, and handed to the store by reference.
+        let mut rows = Vec::with_capacity(requests.len());
+        let mut secrets = Vec::with_capacity(requests.len());
         for (index, request) in requests.into_iter().enumerate() {
             let refuse = |error: AppError| ImportFailure { index, error };
             if !names.insert(validate::name_key(&request.name)) {
@@ -68,21 +71,19 @@ impl Tessera {
                 .map_err(|errors| refuse(errors.into()))?;
             let (record, secret) = self.issue(settings, principal, now);
             let audit = creation_audit(principal, "token.create", &record).map_err(refuse)?;
-            issued.push((record, audit, secret));
+            rows.push((record, audit));
+            secrets.push(secret);
         }
-        let rows: Vec<_> = issued
-            .iter()
-            .map(|(record, audit, _)| (record.clone(), audit.clone()))
-            .collect();
         match self.store.insert_tokens(&rows).await {
             Ok(()) => {}
             Err(StoreError::Conflict { .. }) => return Err(self.taken_name(&rows).await),
             Err(other) => return Err(ImportFailure::of_batch(other)),
         }
         self.apply_own_write().await;
-        Ok(issued
+        Ok(rows
             .into_iter()
-            .map(|(record, _, secret)| CreatedToken {
+            .zip(secrets)
+            .map(|((record, _), secret)| CreatedToken {
                 record: TokenView::new(&record, now),
                 token: secret.expose().to_owned(),
             })

@@ -111,6 +111,7 @@ conformance! {
     api_token_names => check_api_token_names_are_unique_case_insensitively(store);
     batch_insert => check_a_batch_of_tokens_is_inserted_whole_or_not_at_all(store);
     listing => check_listing_filters_sorts_and_pages(store);
+    name_search => check_name_search_follows_renames_and_deletes(store);
     name_order => check_names_sort_in_byte_order(store);
     usage => check_usage_adds_up_and_last_used_only_moves_forward(store);
     catalog => check_catalog_projects_and_referential_rules(store);
@@ -674,6 +675,39 @@ async fn check_names_sort_in_byte_order(store: Arc<dyn Store>) {
     let mut q = query(t0());
     q.name_contains = Some("a b".into());
     assert_eq!(store.list_tokens(&q).await.unwrap().total, 1);
+}
+
+/// The name filter is a substring match whatever its length (one or two characters
+/// have no trigram for the search index; three or more go through it), and the index
+/// follows renames and deletions.
+async fn check_name_search_follows_renames_and_deletes(store: Arc<dyn Store>) {
+    let store = store.as_ref();
+    let mut names = Vec::new();
+    for name in ["alpha beta", "alphabet", "say \"quoted\""] {
+        let token = random_token(name);
+        store.insert_token(&token, &audit("a")).await.unwrap();
+        names.push(token);
+    }
+    let total = |text: &str| {
+        let mut q = query(t0());
+        q.name_contains = Some(text.into());
+        async move { store.list_tokens(&q).await.unwrap().total }
+    };
+    assert_eq!(total("p").await, 2);
+    assert_eq!(total("ph").await, 2);
+    assert_eq!(total("pha").await, 2);
+    assert_eq!(total("alpha b").await, 1);
+    assert_eq!(total("\"quo").await, 1);
+    assert_eq!(total("zzz").await, 0);
+
+    let mut renamed = names[1].clone();
+    renamed.name = "omega".into();
+    store.update_token(&renamed, &audit("a")).await.unwrap();
+    assert_eq!(total("pha").await, 1);
+    assert_eq!(total("meg").await, 1);
+    store.delete_token(names[0].id, &audit("a")).await.unwrap();
+    assert_eq!(total("pha").await, 0);
+    assert_eq!(total("ph").await, 0);
 }
 
 /// Several nodes insert at once while another follows the feed the way the verify index
@@ -1307,6 +1341,28 @@ async fn check_a_batch_of_tokens_is_inserted_whole_or_not_at_all(store: Arc<dyn 
     ));
     assert!(!store.api_token_name_taken("twin").await.unwrap());
     store.insert_tokens(&[]).await.unwrap();
+
+    // A batch larger than one statement's worth of rows (the store splits it under the
+    // databases' bound-parameter limits): every token, audit row and change lands, the
+    // changes still in the batch's order.
+    let large: Vec<(TokenRecord, AuditEntry)> = (0..2_500)
+        .map(|n| (random_token(&format!("bulk {n}")), audit("token.create")))
+        .collect();
+    let before = store.latest_change().await.unwrap();
+    store.insert_tokens(&large).await.unwrap();
+    let changes = store.changes_after(before, 5_000).await.unwrap();
+    let keys: Vec<String> = changes.iter().map(|change| change.key.clone()).collect();
+    let ids: Vec<String> = large
+        .iter()
+        .map(|(token, _)| token.id.to_string())
+        .collect();
+    assert_eq!(keys, ids);
+    let ids: Vec<TokenId> = large.iter().map(|(token, _)| token.id).collect();
+    let mut stored = store.get_tokens(&ids).await.unwrap();
+    stored.sort_by_key(|token| token.id);
+    let mut expected: Vec<TokenRecord> = large.into_iter().map(|(token, _)| token).collect();
+    expected.sort_by_key(|token| token.id);
+    assert_eq!(stored, expected);
 }
 
 async fn sequences(store: &dyn Store) -> Vec<i64> {

@@ -13,7 +13,8 @@ use sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions};
 use sqlx::{ConnectOptions as _, Pool, Postgres, Sqlite};
 
 use super::tables::{
-    MIGRATIONS_TABLE, SERIAL_COLUMNS, TABLES, Table, insert_query, page_query, replaced_in_target,
+    MIGRATIONS_TABLE, SERIAL_COLUMNS, TABLES, Table, insert_query, is_derived, page_query,
+    replaced_in_target,
 };
 use crate::sql::{Backend, Kind, RowOf as _, Run as _, Sql, Value};
 use crate::{StoreError, StoreResult, redact_url};
@@ -179,7 +180,7 @@ impl Db {
         counted.map_err(failed(context))
     }
 
-    /// The tables of the database (less the migrator's own).
+    /// The tables of the database (less the migrator's own and derived ones).
     pub(super) async fn table_names(&self) -> StoreResult<BTreeSet<String>> {
         let context = "cannot list the tables";
         let names: Vec<String> = match self {
@@ -200,7 +201,7 @@ impl Db {
         };
         Ok(names
             .into_iter()
-            .filter(|name| name != MIGRATIONS_TABLE)
+            .filter(|name| name != MIGRATIONS_TABLE && !is_derived(name))
             .collect())
     }
 

@@ -84,6 +84,13 @@ pub(super) fn replaced_in_target(table: &str) -> Option<&'static str> {
 /// PostgreSQL tables whose ids come from a `BIGSERIAL`: (table, column).
 pub(super) const SERIAL_COLUMNS: &[(&str, &str)] = &[("audit", "id"), ("changes", "sequence")];
 
+/// The SQLite search index over token names (migration 0005) and its FTS5 shadow
+/// tables: derived from `tokens` by triggers, so never copied; a SQLite target's
+/// triggers index the tokens as they arrive.
+pub(super) fn is_derived(table: &str) -> bool {
+    table == "token_names" || table.starts_with("token_names_")
+}
+
 /// The migrator's own bookkeeping, which each end keeps for itself.
 pub(super) const MIGRATIONS_TABLE: &str = "_sqlx_migrations";
 

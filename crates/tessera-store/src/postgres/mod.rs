@@ -219,6 +219,8 @@ impl Backend for Postgres {
     type Extra = PgExtra;
     const FOR_UPDATE: &'static str = " FOR UPDATE";
     const FOR_SHARE: &'static str = " FOR SHARE";
+    /// Under PostgreSQL's limit of 65,535 parameters: 400 token rows a statement.
+    const MAX_BINDS: usize = 10_000;
 
     /// READ COMMITTED, the server default.
     async fn begin(pool: &Pool<Self>) -> StoreResult<Transaction<'static, Self>> {

@@ -239,6 +239,8 @@ pub(crate) trait Backend: Driver + Database<Connection: Run<Self>> {
     const FOR_UPDATE: &'static str;
     /// As [`Backend::FOR_UPDATE`], for a lock that only keeps the rows from changing.
     const FOR_SHARE: &'static str;
+    /// The most values a multi-row insert binds in one statement ([`insert_rows`]).
+    const MAX_BINDS: usize;
 
     /// Starts a write transaction. Dropping it uncommitted rolls it back.
     fn begin(
@@ -320,6 +322,12 @@ pub(crate) trait Backend: Driver + Database<Connection: Run<Self>> {
     fn change_signal(_extra: &Self::Extra) -> Option<Arc<tokio::sync::Notify>> {
         None
     }
+
+    /// Narrows the token list, already filtered by `name_key LIKE '%key%'`, to the rows
+    /// a substring index says may contain `key`, where the database does not use its
+    /// index for that `LIKE` by itself (SQLite; PostgreSQL's trigram index serves the
+    /// `LIKE` directly, so there it adds nothing). See migration 0005.
+    fn push_name_candidates(_sql: &mut Sql, _key: &str) {}
 }
 
 /// One column value to bind, typed so that a NULL binds with its column's type.
@@ -449,14 +457,6 @@ impl Sql {
     }
 }
 
-/// `$first, $first+1, …, $last`.
-pub(crate) fn placeholders(count: usize) -> String {
-    (1..=count)
-        .map(|n| format!("${n}"))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
 /// Whether each placeholder number first appears right after the highest seen so far.
 fn placeholders_ascend(text: &str) -> bool {
     let bytes = text.as_bytes();
@@ -531,17 +531,71 @@ pub(crate) fn one_row(changed: u64) -> StoreResult<()> {
     }
 }
 
+/// The audit table's columns, in [`audit_values`] order.
+const AUDIT_INTO: &str = "audit (at, actor, action, target, client_address, changes)";
+
+/// The values of `audit`'s row.
+fn audit_values(audit: &AuditEntry) -> Vec<Value> {
+    vec![
+        millis(audit.at).into(),
+        (&audit.actor).into(),
+        (&audit.action).into(),
+        (&audit.target).into(),
+        (&audit.client_address).into(),
+        audit.changes.to_string().into(),
+    ]
+}
+
 pub(crate) fn insert_audit(audit: &AuditEntry) -> Sql {
-    Sql::new(
-        "INSERT INTO audit (at, actor, action, target, client_address, changes) \
-         VALUES ($1, $2, $3, $4, $5, $6)",
-    )
-    .bind(millis(audit.at))
-    .bind(&audit.actor)
-    .bind(&audit.action)
-    .bind(&audit.target)
-    .bind(&audit.client_address)
-    .bind(audit.changes.to_string())
+    let mut sql = Sql::new(format!("INSERT INTO {AUDIT_INTO} VALUES ("));
+    push_row(&mut sql, audit_values(audit));
+    sql.push(")");
+    sql
+}
+
+/// Appends `values` as placeholders separated by commas.
+pub(crate) fn push_row(sql: &mut Sql, values: Vec<Value>) {
+    for (index, value) in values.into_iter().enumerate() {
+        if index > 0 {
+            sql.push(", ");
+        }
+        sql.push_bind(value);
+    }
+}
+
+/// Inserts `rows` (each the values of `into`'s `columns` columns) with multi-row
+/// `INSERT … VALUES (…), (…)` statements of up to [`Backend::MAX_BINDS`] values: one
+/// round trip to the database for many rows instead of one each.
+pub(crate) async fn insert_rows<B: Backend>(
+    connection: &mut B::Connection,
+    into: &str,
+    columns: usize,
+    rows: Vec<Vec<Value>>,
+) -> StoreResult<()> {
+    let per_statement = (B::MAX_BINDS / columns.max(1)).max(1);
+    let mut rows = rows.into_iter().peekable();
+    while rows.peek().is_some() {
+        let mut sql = Sql::new(format!("INSERT INTO {into} VALUES "));
+        for (index, row) in rows.by_ref().take(per_statement).enumerate() {
+            if row.len() != columns {
+                return Err(crate::rows::corrupt("a row to insert has the wrong width"));
+            }
+            sql.push(if index > 0 { ", (" } else { "(" });
+            push_row(&mut sql, row);
+            sql.push(")");
+        }
+        B::execute(connection, sql).await?;
+    }
+    Ok(())
+}
+
+/// Inserts the audit rows of a batch ([`insert_rows`]).
+pub(crate) async fn insert_audits<B: Backend>(
+    connection: &mut B::Connection,
+    audits: &[&AuditEntry],
+) -> StoreResult<()> {
+    let rows = audits.iter().map(|audit| audit_values(audit)).collect();
+    insert_rows::<B>(connection, AUDIT_INTO, 6, rows).await
 }
 
 /// Appends the audit row and one change-feed row per change to `transaction`, and
@@ -583,13 +637,12 @@ pub(crate) async fn finish_changes<B: Backend>(
         // Delivered at commit, and only if the transaction commits.
         B::announce(&mut transaction).await?;
         B::lock(&mut transaction, Lock::ChangeFeed).await?;
-        for (kind, key) in changes {
-            let row = Sql::new("INSERT INTO changes (kind, key, at) VALUES ($1, $2, $3)")
-                .bind(kind.as_str())
-                .bind(*key)
-                .bind(millis(audit.at));
-            B::execute(&mut transaction, row).await?;
-        }
+        let at = millis(audit.at);
+        let rows = changes
+            .iter()
+            .map(|(kind, key)| vec![kind.as_str().into(), (*key).into(), at.into()])
+            .collect();
+        insert_rows::<B>(&mut transaction, "changes (kind, key, at)", 3, rows).await?;
     }
     B::commit(transaction).await
 }
@@ -659,7 +712,6 @@ mod tests {
         let mut sql = Sql::new("SELECT a FROM t WHERE b = ");
         sql.push_bind(1_i64).push(" AND c = ").push_bind("x");
         assert_eq!(sql.text(), "SELECT a FROM t WHERE b = $1 AND c = $2");
-        assert_eq!(placeholders(3), "$1, $2, $3");
     }
 
     /// sqlx's SQLite driver binds `$N` to the N-th value, whatever order the

@@ -3,7 +3,9 @@
 use chrono::NaiveDate;
 use tessera_core::{AuditEntry, ChangeKind, TokenId, TokenRecord, UserId};
 
-use super::{Backend, Expect, Sql, SqlStore, fetch_one, finish, placeholders};
+use super::{
+    Backend, Expect, Sql, SqlStore, Value, fetch_one, finish, insert_audits, insert_rows, push_row,
+};
 use crate::rows::{TOKEN_COLUMNS, TokenRow, count, day_text, json_text, millis, parse_day};
 use crate::{
     Cursor, SortField, SortKey, StatusFilter, StoreError, StoreResult, TokenPage, TokenQuery,
@@ -34,50 +36,68 @@ const EDITABLE_COLUMNS: [&str; 19] = [
     "metadata",
 ];
 
-/// Binds the [`EDITABLE_COLUMNS`] of `token`.
-fn bind_editable(sql: Sql, token: &TokenRecord) -> StoreResult<Sql> {
-    Ok(sql
-        .bind(&token.name)
-        .bind(tessera_core::validate::name_key(&token.name))
-        .bind(&token.description)
-        .bind(token.token_type.as_str())
-        .bind(json_text(&token.permissions)?)
-        .bind(&token.project)
-        .bind(token.status.as_str())
-        .bind(token.lifespan.as_str())
-        .bind(token.expires_at.map(millis))
-        .bind(&token.api_version)
-        .bind(&token.hint)
-        .bind(token.digest.as_bytes().to_vec())
-        .bind(token.grace.map(|g| g.digest.as_bytes().to_vec()))
-        .bind(token.grace.map(|g| millis(g.until)))
-        .bind(millis(token.updated_at))
-        .bind(token.rate_limit.map(|r| i64::from(r.requests)))
-        .bind(token.rate_limit.map(|r| i64::from(r.per_seconds)))
-        .bind(&token.external_id)
-        .bind(json_text(&token.metadata)?))
+/// The values of `token`'s [`EDITABLE_COLUMNS`], in order.
+fn editable_values(token: &TokenRecord) -> StoreResult<Vec<Value>> {
+    Ok(vec![
+        (&token.name).into(),
+        tessera_core::validate::name_key(&token.name).into(),
+        (&token.description).into(),
+        token.token_type.as_str().into(),
+        json_text(&token.permissions)?.into(),
+        (&token.project).into(),
+        token.status.as_str().into(),
+        token.lifespan.as_str().into(),
+        token.expires_at.map(millis).into(),
+        (&token.api_version).into(),
+        (&token.hint).into(),
+        token.digest.as_bytes().to_vec().into(),
+        token.grace.map(|g| g.digest.as_bytes().to_vec()).into(),
+        token.grace.map(|g| millis(g.until)).into(),
+        millis(token.updated_at).into(),
+        token.rate_limit.map(|r| i64::from(r.requests)).into(),
+        token.rate_limit.map(|r| i64::from(r.per_seconds)).into(),
+        (&token.external_id).into(),
+        json_text(&token.metadata)?.into(),
+    ])
 }
 
 fn records(rows: Vec<TokenRow>) -> StoreResult<Vec<TokenRecord>> {
     rows.into_iter().map(TokenRow::into_record).collect()
 }
 
-/// Inserts every column but `revision` (which starts at its default).
-/// The statement that inserts `token`.
-fn insert_statement(token: &TokenRecord, id: &str) -> StoreResult<Sql> {
-    let sql = Sql::new(format!(
-        "INSERT INTO tokens (id, kind, owner_id, created_at, created_by, last_used_at, {}) \
-         VALUES ({})",
-        EDITABLE_COLUMNS.join(", "),
-        placeholders(6 + EDITABLE_COLUMNS.len())
-    ))
-    .bind(id)
-    .bind(token.kind.as_str())
-    .bind(token.owner_id.map(|owner| owner.to_string()))
-    .bind(millis(token.created_at))
-    .bind(&token.created_by)
-    .bind(token.last_used_at.map(millis));
-    bind_editable(sql, token)
+/// The columns an insert writes: every one but `revision` (which starts at its
+/// default), in [`insert_values`] order.
+const INSERT_LEADING_COLUMNS: [&str; 6] = [
+    "id",
+    "kind",
+    "owner_id",
+    "created_at",
+    "created_by",
+    "last_used_at",
+];
+
+/// `tokens (…)`: the table and the columns an insert writes.
+fn insert_into() -> String {
+    let columns: Vec<&str> = INSERT_LEADING_COLUMNS
+        .iter()
+        .chain(EDITABLE_COLUMNS.iter())
+        .copied()
+        .collect();
+    format!("tokens ({})", columns.join(", "))
+}
+
+/// The values an insert of `token` writes.
+fn insert_values(token: &TokenRecord) -> StoreResult<Vec<Value>> {
+    let mut values: Vec<Value> = vec![
+        token.id.to_string().into(),
+        token.kind.as_str().into(),
+        token.owner_id.map(|owner| owner.to_string()).into(),
+        millis(token.created_at).into(),
+        (&token.created_by).into(),
+        token.last_used_at.map(millis).into(),
+    ];
+    values.extend(editable_values(token)?);
+    Ok(values)
 }
 
 pub(super) async fn insert<B: Backend>(
@@ -86,15 +106,16 @@ pub(super) async fn insert<B: Backend>(
     audit: &AuditEntry,
 ) -> StoreResult<()> {
     let id = token.id.to_string();
+    let mut sql = Sql::new(format!("INSERT INTO {} VALUES (", insert_into()));
+    push_row(&mut sql, insert_values(token)?);
+    sql.push(")");
     let change = [(ChangeKind::Token, id.as_str())];
-    store
-        .write(insert_statement(token, &id)?, Expect::Any, audit, &change)
-        .await
+    store.write(sql, Expect::Any, audit, &change).await
 }
 
-/// [`insert`] for many tokens in one transaction. The change-feed rows go in last, in
-/// the order of the batch, under the same lock as every other write's (see
-/// [`super::finish`]).
+/// [`insert`] for many tokens in one transaction, in multi-row statements (tokens,
+/// then audit rows). The change-feed rows go in last, in the order of the batch, under
+/// the same lock as every other write's (see [`super::finish`]).
 pub(super) async fn insert_many<B: Backend>(
     store: &SqlStore<B>,
     tokens: &[(TokenRecord, AuditEntry)],
@@ -102,15 +123,19 @@ pub(super) async fn insert_many<B: Backend>(
     let Some((_, last_audit)) = tokens.last() else {
         return Ok(());
     };
+    let columns = INSERT_LEADING_COLUMNS.len() + EDITABLE_COLUMNS.len();
+    let rows = tokens
+        .iter()
+        .map(|(token, _)| insert_values(token))
+        .collect::<StoreResult<Vec<_>>>()?;
+    let mut transaction = B::begin(&store.pool).await?;
+    insert_rows::<B>(&mut transaction, &insert_into(), columns, rows).await?;
+    let audits: Vec<&AuditEntry> = tokens.iter().map(|(_, audit)| audit).collect();
+    insert_audits::<B>(&mut transaction, &audits).await?;
     let ids: Vec<String> = tokens
         .iter()
         .map(|(token, _)| token.id.to_string())
         .collect();
-    let mut transaction = B::begin(&store.pool).await?;
-    for ((token, audit), id) in tokens.iter().zip(&ids) {
-        B::execute(&mut transaction, insert_statement(token, id)?).await?;
-        B::execute(&mut transaction, super::insert_audit(audit)).await?;
-    }
     let changes: Vec<(ChangeKind, &str)> = ids
         .iter()
         .map(|id| (ChangeKind::Token, id.as_str()))
@@ -138,7 +163,11 @@ pub(super) async fn update<B: Backend>(
         EDITABLE_COLUMNS.len() + 1,
         EDITABLE_COLUMNS.len() + 2
     ));
-    let sql = bind_editable(sql, token)?.bind(&id).bind(token.revision);
+    let sql = editable_values(token)?
+        .into_iter()
+        .fold(sql, Sql::bind)
+        .bind(&id)
+        .bind(token.revision);
     let mut transaction = B::begin(&store.pool).await?;
     if B::execute(&mut transaction, sql).await? == 0 {
         let exists: Option<(String,)> = B::fetch_optional(
@@ -229,7 +258,7 @@ pub(super) async fn name_taken<B: Backend>(
 }
 
 /// Appends the WHERE clause shared by the page query and the count.
-fn push_filters(sql: &mut Sql, query: &TokenQuery) {
+fn push_filters<B: Backend>(sql: &mut Sql, query: &TokenQuery) {
     let now = millis(query.now);
     sql.push(" WHERE kind = ").push_bind(query.kind.as_str());
     if let Some(owner) = query.owner {
@@ -245,6 +274,7 @@ fn push_filters(sql: &mut Sql, query: &TokenQuery) {
         sql.push(" AND name_key LIKE ")
             .push_bind(format!("%{escaped}%"))
             .push(" ESCAPE '\\'");
+        B::push_name_candidates(sql, text);
     }
     if let Some(after) = query.created_after {
         sql.push(" AND created_at >= ").push_bind(millis(after));
@@ -301,7 +331,7 @@ pub(super) async fn list<B: Backend>(
 ) -> StoreResult<TokenPage> {
     let mut connection = B::acquire(&store.pool).await?;
     let mut count_sql = Sql::new("SELECT COUNT(*) FROM tokens");
-    push_filters(&mut count_sql, query);
+    push_filters::<B>(&mut count_sql, query);
     let (total,): (i64,) = fetch_one::<B, _>(&mut connection, count_sql).await?;
 
     let key = sort_expression(query.sort.field);
@@ -311,7 +341,7 @@ pub(super) async fn list<B: Backend>(
         (">", "ASC")
     };
     let mut page = Sql::new(format!("SELECT {TOKEN_COLUMNS} FROM tokens"));
-    push_filters(&mut page, query);
+    push_filters::<B>(&mut page, query);
     if let Some(cursor) = &query.after {
         page.push(&format!(" AND ({key} {compare} "));
         push_sort_key(&mut page, &cursor.key);
