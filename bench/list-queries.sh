@@ -2,8 +2,8 @@
 # The token list's queries (count and first page, as `GET /v1/tokens` runs them) for
 # each filter, timed by sqlite3 against a Tessera SQLite database, e.g. one that
 # `tessera token import` filled with a million tokens (see bench/import.sh for the
-# input it generates). A stopgap for issue 13's bench/scale.sh, which is not written
-# yet: this times the SQL alone, not the HTTP round trip.
+# input it generates). This times the SQL alone, not the HTTP round trip (a bench of
+# the API at scale, on both backends, is still to be written).
 #
 #   bench/list-queries.sh DATA_DIR
 #

@@ -9,7 +9,7 @@
 #
 # PostgreSQL: TESSERA_BENCH_POSTGRES_URL (default postgres://postgres@127.0.0.1:5432/test);
 # the run gets a fresh schema, dropped at the end. Needs psql and python3.
-# Goal (issue 5): every change within 1 s; p99 <= 250 ms.
+# Goal: every change within 1 s (the SPEC bound); p99 <= 250 ms.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
