@@ -243,6 +243,11 @@ impl Default for ApiVersions {
     }
 }
 
+/// Whole seconds to wait, rounded up, at least one (`Retry-After`, `retry_after_seconds`).
+pub fn retry_seconds(wait: std::time::Duration) -> u64 {
+    (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

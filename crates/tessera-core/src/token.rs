@@ -212,6 +212,20 @@ pub fn looks_like_secret(word: &str) -> bool {
         && body.bytes().all(|b| b.is_ascii_alphanumeric())
 }
 
+/// The token a request presents, from its header values: `Authorization: Bearer …`
+/// (the scheme in any case), else `X-Api-Key`, trimmed. Forward-auth and the embedded
+/// verifier's layer both read requests this way.
+pub fn presented_token<'a>(
+    authorization: Option<&'a str>,
+    api_key: Option<&'a str>,
+) -> Option<&'a str> {
+    authorization
+        .and_then(|value| value.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim())
+        .or_else(|| api_key.map(str::trim))
+}
+
 /// `text` with the random part of everything shaped like a secret cut to its display
 /// hint: wherever `_` is followed by at least [`RANDOM_LEN`] base62 characters, only
 /// the first four stay, followed by `…` (`tsr_ABCD…`). What surrounds the run is kept,

@@ -65,10 +65,7 @@ impl ApiError {
     }
 }
 
-/// Whole seconds to wait, rounded up, at least one.
-pub fn retry_seconds(wait: Duration) -> u64 {
-    (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1)
-}
+pub use tessera_core::lifecycle::retry_seconds;
 
 /// Parameters that did not parse: the same answer as the application's validation.
 impl From<tessera_core::FieldErrors> for ApiError {

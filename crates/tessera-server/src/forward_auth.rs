@@ -27,18 +27,8 @@ pub fn routes() -> Router<AppState> {
 
 /// The presented token: `Authorization: Bearer …`, else `X-Api-Key`.
 fn presented_token(headers: &HeaderMap) -> Option<&str> {
-    let bearer = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.split_once(' '))
-        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-        .map(|(_, token)| token.trim());
-    bearer.or_else(|| {
-        headers
-            .get("x-api-key")
-            .and_then(|value| value.to_str().ok())
-            .map(str::trim)
-    })
+    let text = |name| headers.get(name).and_then(|value| value.to_str().ok());
+    tessera_core::token::presented_token(text(header::AUTHORIZATION.as_str()), text("x-api-key"))
 }
 
 fn header_text<'a>(headers: &'a HeaderMap, names: [&str; 2]) -> Option<&'a str> {

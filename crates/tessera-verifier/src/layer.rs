@@ -13,6 +13,7 @@ use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, Uri, header};
 use http_body_util::{Either, Full};
 use tessera_api_types::{ErrorBody, ErrorCode, ErrorDetail, VerifyCode};
+use tessera_core::lifecycle::retry_seconds;
 use tessera_core::route_rules::{RouteDecision, RouteRules};
 
 use crate::verifier::{Verifier, VerifyError};
@@ -168,22 +169,15 @@ where
 }
 
 /// The token of a request: `Authorization: Bearer …` (scheme in any case), else
-/// `X-Api-Key`.
+/// `X-Api-Key` (the core's reading, as forward-auth's); an empty one is none.
 pub fn presented_token(headers: &HeaderMap) -> Option<&str> {
-    let bearer = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| {
-            let (scheme, token) = value.trim().split_once(' ')?;
-            scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
-        });
-    bearer
-        .or_else(|| {
-            headers
-                .get("x-api-key")
-                .and_then(|value| value.to_str().ok())
-                .map(str::trim)
-        })
+    let text = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|value| value.to_str().ok())
+            .map(str::trim)
+    };
+    tessera_core::token::presented_token(text(header::AUTHORIZATION.as_str()), text("x-api-key"))
         .filter(|token| !token.is_empty())
 }
 
@@ -275,11 +269,6 @@ fn refusal<B>(refusal: Refusal) -> Response<TesseraBody<B>> {
         Refusal::Forbidden(_) => {}
     }
     response
-}
-
-/// Whole seconds to wait, at least 1.
-fn retry_seconds(wait: Duration) -> u64 {
-    wait.as_secs_f64().ceil().max(1.0) as u64
 }
 
 #[cfg(test)]

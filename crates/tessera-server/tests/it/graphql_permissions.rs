@@ -8,6 +8,7 @@ use serde_json::{Value, json};
 
 use crate::graphql::{as_admin, as_bearer, codes};
 use crate::harness::{Admin, Resp, TestServer};
+use crate::permissions::personal_token_of;
 
 /// What an operation acts on, made fresh by the super-admin for each call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -241,28 +242,6 @@ impl Caller {
             (None, None) => unreachable!("a caller is a session or a personal token"),
         }
     }
-}
-
-/// A 30-day personal token of the user `owner`, made through the application as them.
-async fn personal_token_of(server: &TestServer, owner: &str, name: &str) -> String {
-    server
-        .app
-        .create_my_token(
-            &crate::permissions::as_user(owner),
-            tessera_api_types::CreatePersonalTokenRequest {
-                name: name.to_owned(),
-                description: None,
-                access: tessera_core::PersonalAccess::Full,
-                lifespan: Some(tessera_core::Lifespan::Days30),
-                expires_at: None,
-            },
-        )
-        .await
-        .expect("personal token fixture")
-        .record
-        .record
-        .id
-        .to_string()
 }
 
 /// Makes the operation's target as the super-admin and answers its variables.

@@ -465,6 +465,29 @@ struct Prepared {
     snapshot: Option<Snapshot>,
 }
 
+/// A full, 30-day personal token of the user `owner`, made through the application as
+/// them; answers its id.
+pub(crate) async fn personal_token_of(server: &TestServer, owner: &str, name: &str) -> String {
+    server
+        .app
+        .create_my_token(
+            &as_user(owner),
+            CreatePersonalTokenRequest {
+                name: name.to_owned(),
+                description: None,
+                access: PersonalAccess::Full,
+                lifespan: Some(Lifespan::Days30),
+                expires_at: None,
+            },
+        )
+        .await
+        .expect("personal token fixture")
+        .record
+        .record
+        .id
+        .to_string()
+}
+
 /// `user` acting on their own personal tokens, as the application sees it.
 pub(crate) fn as_user(user_id: &str) -> Principal {
     Principal {
@@ -500,24 +523,7 @@ impl Fixtures<'_> {
     }
 
     async fn personal_token(&self, owner: &str, n: usize) -> String {
-        self.server
-            .app
-            .create_my_token(
-                &as_user(owner),
-                CreatePersonalTokenRequest {
-                    name: format!("fixture {n}"),
-                    description: None,
-                    access: PersonalAccess::Full,
-                    lifespan: Some(Lifespan::Days30),
-                    expires_at: None,
-                },
-            )
-            .await
-            .expect("personal token fixture")
-            .record
-            .record
-            .id
-            .to_string()
+        personal_token_of(self.server, owner, &format!("fixture {n}")).await
     }
 
     /// Creates the route's target and answers the concrete path. `me` is the id of the
