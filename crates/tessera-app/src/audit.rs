@@ -12,7 +12,7 @@ use tessera_core::validate::{self, FieldErrors};
 use tessera_core::{AdminPermission, AuditFilter};
 use tessera_store::AuditQuery;
 
-use crate::Tessera;
+use crate::context::Context;
 use crate::error::{AppError, AppResult};
 use crate::principal::Principal;
 
@@ -99,19 +99,25 @@ pub fn audit_query(filter: AuditFilter) -> AppResult<AuditQuery> {
     })
 }
 
-impl Tessera {
+/// Reading the audit log (each service writes its own rows with its changes).
+#[derive(Debug, Clone)]
+pub struct Audit {
+    cx: Context,
+}
+
+impl Audit {
+    pub(crate) fn new(cx: Context) -> Self {
+        Self { cx }
+    }
+
     /// The audit log, newest first (`audit.read`). `actor`, `action` and `target`
     /// match exactly; `since` is inclusive, `until` exclusive.
-    pub async fn list_audit(
-        &self,
-        principal: &Principal,
-        filter: AuditFilter,
-    ) -> AppResult<AuditPage> {
+    pub async fn list(&self, principal: &Principal, filter: AuditFilter) -> AppResult<AuditPage> {
         principal.require(AdminPermission::AuditRead)?;
         let query = audit_query(filter)?;
         // The query asks for one row more than a page, to tell whether another follows.
         let limit = query.limit.saturating_sub(1);
-        let mut rows = self.store.list_audit(&query).await?;
+        let mut rows = self.cx.store.list_audit(&query).await?;
         let next_cursor = if rows.len() > limit as usize {
             rows.truncate(limit as usize);
             rows.last().map(|row| row.id.to_string())

@@ -11,13 +11,25 @@ use rand::rngs::OsRng;
 use std::collections::BTreeSet;
 use tessera_api_types::{LoginResponse, UserView};
 use tessera_core::digest::constant_time_eq;
-use tessera_core::validate::{self, FieldErrors};
-use tessera_core::{AdminPermission, AuditEntry, BuiltinRole, UserId, UserRecord};
+use tessera_core::validate;
+use tessera_core::{AdminPermission, AuditEntry, BuiltinRole, TokenKind, UserRecord};
 use tessera_store::SessionRecord;
 
 use crate::error::{AppError, AppResult};
 use crate::principal::Principal;
-use crate::{Tessera, audit};
+use std::sync::{Arc, Mutex};
+
+use tessera_core::{Pepper, TokenFormat};
+
+use crate::audit;
+use crate::context::Context;
+use crate::metrics::Metrics;
+use crate::password::Passwords;
+use crate::roles::Roles;
+use crate::throttle::FailureThrottle;
+use crate::users::Users;
+use crate::verify::{Freshness, Verifier};
+use crate::{Settings, VerifyQuery};
 
 /// A password as typed. `Debug` never prints it.
 #[derive(Clone)]
@@ -67,7 +79,88 @@ pub(crate) fn user_view_with(user: &UserRecord, granted: BTreeSet<AdminPermissio
     }
 }
 
-impl Tessera {
+/// What a login's throttles track (see [`Auth::login`]).
+#[derive(Debug)]
+pub(crate) struct LoginThrottles {
+    /// Keyed by a keyed digest of the normalized email (see `login_account_key`), so
+    /// an entry has a fixed size whatever was typed.
+    pub accounts: FailureThrottle<[u8; 32]>,
+    pub addresses: FailureThrottle<IpAddr>,
+    /// Tries a locked account still allows from addresses that have not failed
+    /// themselves (so its owner is not locked out), bounded per account.
+    pub bypasses: FailureThrottle<[u8; 32]>,
+}
+
+impl LoginThrottles {
+    pub fn new(settings: &Settings) -> Self {
+        Self {
+            accounts: FailureThrottle::new(
+                "login failures per account",
+                settings.login_failures_per_account,
+                settings.login_failure_window,
+            ),
+            addresses: FailureThrottle::new(
+                "login failures per address",
+                settings.login_failures_per_address,
+                settings.login_failure_window,
+            ),
+            bypasses: FailureThrottle::new(
+                "login tries past an account's lock",
+                settings.login_failures_per_address,
+                settings.login_failure_window,
+            ),
+        }
+    }
+}
+
+/// Signing in and out, sessions and personal tokens as credentials for the management
+/// API, CSRF tokens, and the first run's registration.
+#[derive(Debug, Clone)]
+pub struct Auth {
+    pub(crate) cx: Context,
+    pepper: Pepper,
+    token_format: TokenFormat,
+    session_lifetime: std::time::Duration,
+    users: Users,
+    roles: Roles,
+    passwords: Arc<Passwords>,
+    pub(crate) throttles: Arc<LoginThrottles>,
+    verifier: Arc<Verifier>,
+    freshness: Freshness,
+    /// The first-run setup code, while one is armed (see [`crate::first_run`]).
+    pub(crate) setup_code: Arc<Mutex<Option<crate::first_run::ArmedCode>>>,
+    metrics: Arc<Metrics>,
+}
+
+impl Auth {
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn new(
+        cx: Context,
+        settings: &Settings,
+        pepper: Pepper,
+        users: Users,
+        roles: Roles,
+        passwords: Arc<Passwords>,
+        verifier: Arc<Verifier>,
+        freshness: Freshness,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        Self {
+            cx,
+            pepper,
+            token_format: settings.token_format.clone(),
+            session_lifetime: settings.session_lifetime,
+            users,
+            roles,
+            passwords,
+            throttles: Arc::new(LoginThrottles::new(settings)),
+            verifier,
+            freshness,
+            setup_code: Arc::new(Mutex::new(None)),
+            metrics,
+        }
+    }
+
     fn session_digest(&self, secret: &str) -> [u8; 32] {
         self.pepper.mac(format!("session:{secret}").as_bytes())
     }
@@ -89,96 +182,6 @@ impl Tessera {
         constant_time_eq(self.csrf_token(session).as_bytes(), presented.as_bytes())
     }
 
-    /// Creates an administrator. The CLI's operator may always; over the API this needs
-    /// `users.manage`.
-    pub async fn create_admin(
-        &self,
-        principal: &Principal,
-        admin: NewAdmin,
-    ) -> AppResult<UserView> {
-        self.insert_admin(
-            principal,
-            admin.email,
-            admin.name,
-            admin.role,
-            Some(admin.password),
-        )
-        .await
-    }
-
-    /// Validates and stores a new administrator. Without a password the account
-    /// cannot sign in until an admin sets one.
-    pub(crate) async fn insert_admin(
-        &self,
-        principal: &Principal,
-        email: String,
-        name: Option<String>,
-        role: String,
-        password: Option<Password>,
-    ) -> AppResult<UserView> {
-        principal.require(AdminPermission::UsersManage)?;
-        if password.is_some() {
-            principal.require_session_for_password()?;
-        }
-        if self.find_role(&role).await?.is_some() {
-            self.ensure_within_reach(principal, &role).await?;
-        }
-        let user = self.new_user(email, name, role, password).await?;
-        let view = self.user_view(&user).await?;
-        let changes = audit::diff(None, Some(&audit::snapshot(&view)?));
-        let entry = audit::entry(
-            principal,
-            user.created_at,
-            "user.create",
-            format!("user:{}", user.id),
-            changes,
-        );
-        self.store.insert_user(&user, &entry).await?;
-        self.apply_own_write().await;
-        Ok(view)
-    }
-
-    /// A validated user record (not yet stored).
-    pub(crate) async fn new_user(
-        &self,
-        email: String,
-        name: Option<String>,
-        role: String,
-        password: Option<Password>,
-    ) -> AppResult<UserRecord> {
-        let mut errors = FieldErrors::default();
-        errors.collect(validate::email(&email));
-        let name = name.unwrap_or_else(|| email.clone());
-        errors.collect(validate::display_name("name", &name));
-        if self.find_role(&role).await?.is_none() {
-            errors.add("role", "names no role; see the role list");
-        }
-        if let Some(password) = &password {
-            errors.collect(validate::password(&password.0));
-        }
-        errors.into_result()?;
-        let now = self.clock.now();
-        let password_hash = match &password {
-            Some(password) => self.hash(password.clone()).await?,
-            None => String::new(),
-        };
-        Ok(UserRecord {
-            id: UserId::new_at(now, &mut OsRng),
-            email,
-            name,
-            role,
-            password_hash,
-            active: true,
-            created_at: now,
-            updated_at: now,
-        })
-    }
-
-    /// Hashes a password off the async workers (see [`crate::password`]).
-    pub(crate) async fn hash(&self, password: Password) -> AppResult<String> {
-        self.passwords.hash(password).await
-    }
-
     /// What the password engine has done since start: hashes, checks, the argon2
     /// work they took and the working memory they share.
     pub fn password_work(&self) -> crate::password::PasswordWork {
@@ -187,7 +190,7 @@ impl Tessera {
 
     /// Registers the first administrator (a super-admin) and signs them in. Refused
     /// (`Conflict`) once any administrator exists; otherwise `setup_code` must be the
-    /// code [`Tessera::prepare_first_run`] armed in this process (checked first, before
+    /// code [`Auth::prepare_first_run`] armed in this process (checked first, before
     /// any password work; a wrong one counts against the client address's login
     /// budget). Success retires the code.
     pub async fn register_first(
@@ -199,19 +202,20 @@ impl Tessera {
         client: Option<IpAddr>,
     ) -> AppResult<(SessionSecret, LoginResponse)> {
         const EXISTS: &str = "an administrator already exists; sign in instead";
-        if self.store.count_users().await? > 0 {
+        if self.cx.store.count_users().await? > 0 {
             return Err(AppError::Conflict(EXISTS.into()));
         }
         self.check_setup_code(setup_code, client)?;
         let user = self
-            .new_user(
+            .users
+            .new_record(
                 email,
                 name,
                 BuiltinRole::SuperAdmin.as_str().to_owned(),
                 Some(password.clone()),
             )
             .await?;
-        let view = self.user_view(&user).await?;
+        let view = self.roles.user_view(&user).await?;
         let entry = AuditEntry {
             at: user.created_at,
             actor: format!("user:{}", user.email),
@@ -220,7 +224,7 @@ impl Tessera {
             client_address: client.map(|address| address.to_string()),
             changes: audit::diff(None, Some(&audit::snapshot(&view)?)),
         };
-        let inserted = self.store.insert_first_user(&user, &entry).await;
+        let inserted = self.cx.store.insert_first_user(&user, &entry).await;
         if matches!(
             inserted,
             Ok(()) | Err(tessera_store::StoreError::Conflict { .. })
@@ -232,18 +236,8 @@ impl Tessera {
             tessera_store::StoreError::Conflict { .. } => AppError::Conflict(EXISTS.into()),
             other => other.into(),
         })?;
-        self.apply_own_write().await;
+        self.cx.apply_own_write().await;
         self.login(&user.email, &password, client).await
-    }
-
-    /// What `role` grants (see [`grants_of`]).
-    pub(crate) async fn role_grants(&self, role: &str) -> AppResult<BTreeSet<AdminPermission>> {
-        Ok(grants_of(self.find_role(role).await?.as_ref()))
-    }
-
-    /// A user as the API shows it, with what their role grants now.
-    pub(crate) async fn user_view(&self, user: &UserRecord) -> AppResult<UserView> {
-        Ok(user_view_with(user, self.role_grants(&user.role).await?))
     }
 
     /// Signs an admin in. Every attempt is reserved against the client address's and
@@ -261,7 +255,7 @@ impl Tessera {
         // No account's email holds a control character, and the database must not be
         // asked about one (PostgreSQL refuses NUL): say so before anything else.
         validate::single_line("email", email)?;
-        let now = self.clock.now();
+        let now = self.cx.now();
         let account = email.trim().to_lowercase();
         let account_key = self.login_account_key(&account);
         let address = client.map(crate::throttle::address_key);
@@ -269,7 +263,8 @@ impl Tessera {
         // about the account it names, so it cannot fill the account table.
         let address_failures = match address {
             Some(address) => Some(
-                self.login_addresses
+                self.throttles
+                    .addresses
                     .attempt(&address, now)
                     .map_err(|retry_after| AppError::RateLimited { retry_after })?,
             ),
@@ -281,43 +276,43 @@ impl Tessera {
         // Those fresh-address tries are themselves bounded per account (many addresses,
         // an IPv6 block say, must not buy many guesses): past that budget the account is
         // locked for everyone until its window ends.
-        let account_reserved = match self.login_accounts.attempt(&account_key, now) {
+        let account_reserved = match self.throttles.accounts.attempt(&account_key, now) {
             Ok(_) => true,
             Err(_)
                 if address_failures == Some(0)
-                    && self.login_bypasses.attempt(&account_key, now).is_ok() =>
+                    && self.throttles.bypasses.attempt(&account_key, now).is_ok() =>
             {
                 false
             }
             Err(retry_after) => {
                 if let Some(address) = address {
-                    self.login_addresses.forgive(&address);
+                    self.throttles.addresses.forgive(&address);
                 }
                 return Err(AppError::RateLimited { retry_after });
             }
         };
-        let user = self.store.get_user_by_email(&account).await?;
+        let user = self.cx.store.get_user_by_email(&account).await?;
         let hash = user.as_ref().map(|u| u.password_hash.clone());
-        let matches = self.check_password(password.clone(), hash).await?;
+        let matches = self.passwords.check(password.clone(), hash).await?;
         let client_address = client.map(|address| address.to_string());
         match user {
             Some(user) if matches && user.active => {
                 // Past the account's budget the failures stay counted: they were not
                 // this client's.
                 if account_reserved {
-                    self.login_accounts.clear(&account_key);
+                    self.throttles.accounts.clear(&account_key);
                 } else {
                     // The owner's own try past the lock spends none of its budget.
-                    self.login_bypasses.forgive(&account_key);
+                    self.throttles.bypasses.forgive(&account_key);
                 }
                 if let Some(address) = address {
-                    self.login_addresses.forgive(&address);
+                    self.throttles.addresses.forgive(&address);
                 }
                 let mut random = [0u8; 32];
                 OsRng.fill_bytes(&mut random);
                 let secret = SessionSecret(URL_SAFE_NO_PAD.encode(random));
-                let lifetime = Duration::from_std(self.settings.session_lifetime)
-                    .unwrap_or(Duration::hours(12));
+                let lifetime =
+                    Duration::from_std(self.session_lifetime).unwrap_or(Duration::hours(12));
                 let session = SessionRecord {
                     digest: self.session_digest(&secret.0),
                     user_id: user.id,
@@ -332,12 +327,12 @@ impl Tessera {
                     client_address,
                     changes: serde_json::json!({}),
                 };
-                self.store.insert_session(&session, &entry).await?;
+                self.cx.store.insert_session(&session, &entry).await?;
                 let csrf_token = self.csrf_token(&secret);
                 Ok((
                     secret,
                     LoginResponse {
-                        user: self.user_view(&user).await?,
+                        user: self.roles.user_view(&user).await?,
                         csrf_token,
                     },
                 ))
@@ -356,20 +351,12 @@ impl Tessera {
                     changes: serde_json::json!({}),
                 };
                 self.metrics.login_failed();
-                if let Err(error) = self.store.record_audit(&entry).await {
+                if let Err(error) = self.cx.store.record_audit(&entry).await {
                     tracing::warn!(%error, "could not record a failed login");
                 }
                 Err(AppError::Unauthenticated)
             }
         }
-    }
-
-    /// Checks a password off the async workers (argon2 takes tens of milliseconds of
-    /// CPU), a few at a time, so logins never stall verification. Every check costs the
-    /// same argon2 work: an unknown account, or one without a usable hash (no password
-    /// yet), is checked against a dummy hash with the same parameters and never matches.
-    async fn check_password(&self, password: Password, hash: Option<String>) -> AppResult<bool> {
-        self.passwords.check(password, hash).await
     }
 
     /// The principal a session cookie stands for, or `Unauthenticated`.
@@ -378,15 +365,16 @@ impl Tessera {
         secret: &SessionSecret,
         client: Option<IpAddr>,
     ) -> AppResult<Principal> {
-        let now = self.clock.now();
+        let now = self.cx.now();
         let found = self
+            .cx
             .store
             .get_session(&self.session_digest(&secret.0), now)
             .await?;
         match found {
             Some((_, user)) if user.active => Ok(Principal::session(
                 &user,
-                self.role_grants(&user.role).await?,
+                self.roles.grants(&user.role).await?,
                 client.map(|address| address.to_string()),
             )),
             _ => Err(AppError::Unauthenticated),
@@ -395,7 +383,7 @@ impl Tessera {
 
     /// Ends a session.
     pub async fn logout(&self, principal: &Principal, secret: &SessionSecret) -> AppResult<()> {
-        let now = self.clock.now();
+        let now = self.cx.now();
         let entry = audit::entry(
             principal,
             now,
@@ -403,28 +391,78 @@ impl Tessera {
             principal.actor.clone(),
             serde_json::json!({}),
         );
-        self.store
+        self.cx
+            .store
             .delete_session(&self.session_digest(&secret.0), &entry)
             .await?;
         Ok(())
+    }
+
+    /// The principal a `Bearer` token stands for on management routes. Only personal
+    /// tokens qualify; the owner must be active, and the token acts with the owner's
+    /// role as it is now (restricted to reading for read-only tokens).
+    pub async fn authenticate_bearer(
+        &self,
+        token: &str,
+        client: Option<IpAddr>,
+    ) -> AppResult<Principal> {
+        // Only a personal token's prefix gets as far as the index: an API token sent
+        // here is refused without counting as a use of it.
+        match self.token_format.parse(token) {
+            Ok(parsed) if parsed.kind == TokenKind::Personal => {}
+            _ => return Err(AppError::Unauthenticated),
+        }
+        self.freshness.check()?;
+        let query = VerifyQuery {
+            token,
+            permission: None,
+            project: None,
+        };
+        let accepted = self
+            .verifier
+            .accept_personal(query, client, self.cx.now())
+            .map_err(|(code, retry_after)| match (code, retry_after) {
+                (tessera_api_types::VerifyCode::RateLimited, Some(retry_after)) => {
+                    AppError::RateLimited { retry_after }
+                }
+                _ => AppError::Unauthenticated,
+            })?;
+        let (TokenKind::Personal, Some(owner)) = (accepted.kind, accepted.owner_id) else {
+            return Err(AppError::Unauthenticated);
+        };
+        let user = self
+            .cx
+            .store
+            .get_user(owner)
+            .await?
+            .filter(|user| user.active)
+            .ok_or(AppError::Unauthenticated)?;
+        let granted = self.roles.grants(&user.role).await?;
+        Ok(Principal::personal_token(
+            &user,
+            tessera_core::PersonalAccess::of_token_type(accepted.token_type),
+            granted,
+            client.map(|address| address.to_string()),
+        ))
     }
 
     /// The signed-in admin.
     pub async fn me(&self, principal: &Principal) -> AppResult<UserView> {
         let id = principal.user_id.ok_or(AppError::Unauthenticated)?;
         let user = self
+            .cx
             .store
             .get_user(id)
             .await?
             .ok_or(AppError::Unauthenticated)?;
-        self.user_view(&user).await
+        self.roles.user_view(&user).await
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{Settings, SystemClock};
+    use crate::{Settings, SystemClock, Tessera};
     use std::sync::Arc;
 
     async fn app(dir: &tempfile::TempDir) -> Tessera {
@@ -449,19 +487,19 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let app = app(&dir).await;
         let address = Some("192.0.2.7".parse().unwrap());
-        for i in 0..app.settings.login_failures_per_address {
+        for i in 0..app.settings().login_failures_per_address {
             let email = format!("user{i}@example.com");
-            let outcome = app.login(&email, &wrong(), address).await;
+            let outcome = app.auth().login(&email, &wrong(), address).await;
             assert!(matches!(outcome, Err(AppError::Unauthenticated)));
         }
-        let tracked = app.login_accounts.len();
+        let tracked = app.auth().throttles.accounts.len();
         for i in 0..50 {
             let email = format!("other{i}@example.com");
-            let outcome = app.login(&email, &wrong(), address).await;
+            let outcome = app.auth().login(&email, &wrong(), address).await;
             assert!(matches!(outcome, Err(AppError::RateLimited { .. })));
         }
         assert_eq!(
-            app.login_accounts.len(),
+            app.auth().throttles.accounts.len(),
             tracked,
             "refused before any account key was recorded"
         );

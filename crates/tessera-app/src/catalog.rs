@@ -6,9 +6,10 @@ use tessera_api_types::{
 use tessera_core::validate::{self, FieldErrors};
 use tessera_core::{Action, AdminPermission, Project, Resource};
 
+use crate::audit;
+use crate::context::Context;
 use crate::error::{AppError, AppResult, not_found};
 use crate::principal::Principal;
-use crate::{Tessera, audit};
 
 fn resource_json(resource: &Resource) -> AppResult<serde_json::Value> {
     audit::snapshot(&ResourceView::from(resource))
@@ -32,11 +33,24 @@ pub const RESOURCE_READERS: [AdminPermission; 2] = [
 pub const PROJECT_READERS: [AdminPermission; 2] =
     [AdminPermission::TokensRead, AdminPermission::ProjectsManage];
 
-impl Tessera {
+/// The resource catalog, projects and API versions (named so beside core's
+/// [`tessera_core::Catalog`], the checked catalog it manages).
+#[derive(Debug, Clone)]
+pub struct CatalogService {
+    cx: Context,
+    api_versions: tessera_core::ApiVersions,
+}
+
+impl CatalogService {
+    pub(crate) fn new(cx: Context, api_versions: tessera_core::ApiVersions) -> Self {
+        Self { cx, api_versions }
+    }
+
     /// Readable by [`RESOURCE_READERS`].
     pub async fn list_resources(&self, principal: &Principal) -> AppResult<Vec<ResourceView>> {
         principal.require_any(&RESOURCE_READERS)?;
         Ok(self
+            .cx
             .store
             .list_resources()
             .await?
@@ -53,7 +67,7 @@ impl Tessera {
         principal.require(AdminPermission::ResourcesManage)?;
         let resource = request.into_resource();
         resource.validate()?;
-        let now = self.clock.now();
+        let now = self.cx.now();
         let changes = audit::diff(None, Some(&resource_json(&resource)?));
         let entry = audit::entry(
             principal,
@@ -62,7 +76,8 @@ impl Tessera {
             format!("resource:{}", resource.name),
             changes,
         );
-        self.store
+        self.cx
+            .store
             .insert_resource(&resource, now, &entry)
             .await
             .map_err(|error| match error {
@@ -72,14 +87,15 @@ impl Tessera {
                 )),
                 other => other.into(),
             })?;
-        self.apply_own_write().await;
+        self.cx.apply_own_write().await;
         Ok(ResourceView::from(&resource))
     }
 
     /// A resource by name. A missing one is answered without echoing the name: a
     /// secret pasted where a name belongs must not come back in an error.
     async fn resource(&self, name: &str) -> AppResult<Resource> {
-        self.store
+        self.cx
+            .store
             .list_resources()
             .await?
             .into_iter()
@@ -111,7 +127,7 @@ impl Tessera {
                 .collect();
         }
         after.validate()?;
-        let now = self.clock.now();
+        let now = self.cx.now();
         let changes = audit::diff(
             Some(&resource_json(&before)?),
             Some(&resource_json(&after)?),
@@ -123,18 +139,19 @@ impl Tessera {
             format!("resource:{name}"),
             changes,
         );
-        self.store
+        self.cx
+            .store
             .update_resource(&after, now, &entry)
             .await
             .map_err(not_found("resource"))?;
-        self.apply_own_write().await;
+        self.cx.apply_own_write().await;
         Ok(ResourceView::from(&after))
     }
 
     pub async fn delete_resource(&self, principal: &Principal, name: &str) -> AppResult<()> {
         principal.require(AdminPermission::ResourcesManage)?;
         let before = self.resource(name).await?;
-        let now = self.clock.now();
+        let now = self.cx.now();
         let changes = audit::diff(Some(&resource_json(&before)?), None);
         let entry = audit::entry(
             principal,
@@ -143,11 +160,12 @@ impl Tessera {
             format!("resource:{name}"),
             changes,
         );
-        self.store
+        self.cx
+            .store
             .delete_resource(name, &entry)
             .await
             .map_err(not_found("resource"))?;
-        self.apply_own_write().await;
+        self.cx.apply_own_write().await;
         Ok(())
     }
 
@@ -155,6 +173,7 @@ impl Tessera {
     pub async fn list_projects(&self, principal: &Principal) -> AppResult<Vec<ProjectView>> {
         principal.require_any(&PROJECT_READERS)?;
         Ok(self
+            .cx
             .store
             .list_projects()
             .await?
@@ -173,7 +192,7 @@ impl Tessera {
         errors.collect(validate::project_slug(&request.slug));
         errors.collect(validate::display_name("name", &request.name));
         errors.into_result()?;
-        let now = self.clock.now();
+        let now = self.cx.now();
         let project = Project {
             slug: request.slug,
             name: request.name,
@@ -188,7 +207,8 @@ impl Tessera {
             format!("project:{}", project.slug),
             changes,
         );
-        self.store
+        self.cx
+            .store
             .insert_project(&project, &entry)
             .await
             .map_err(|error| match error {
@@ -204,13 +224,14 @@ impl Tessera {
     pub async fn delete_project(&self, principal: &Principal, slug: &str) -> AppResult<()> {
         principal.require(AdminPermission::ProjectsManage)?;
         let before = self
+            .cx
             .store
             .list_projects()
             .await?
             .into_iter()
             .find(|p| p.slug == slug)
             .ok_or_else(|| AppError::NotFound("project".into()))?;
-        let now = self.clock.now();
+        let now = self.cx.now();
         let before_json = audit::snapshot(&project_view(&before))?;
         let entry = audit::entry(
             principal,
@@ -219,7 +240,8 @@ impl Tessera {
             format!("project:{slug}"),
             audit::diff(Some(&before_json), None),
         );
-        self.store
+        self.cx
+            .store
             .delete_project(slug, &entry)
             .await
             .map_err(not_found("project"))?;
@@ -230,8 +252,8 @@ impl Tessera {
     pub fn api_versions(&self, principal: &Principal) -> AppResult<ApiVersionsView> {
         principal.require(AdminPermission::TokensRead)?;
         Ok(ApiVersionsView {
-            versions: self.settings.api_versions.all().to_vec(),
-            newest: self.settings.api_versions.newest().to_owned(),
+            versions: self.api_versions.all().to_vec(),
+            newest: self.api_versions.newest().to_owned(),
         })
     }
 }

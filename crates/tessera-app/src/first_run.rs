@@ -17,9 +17,10 @@ use rand::RngCore;
 use rand::rngs::OsRng;
 use tessera_core::digest::constant_time_eq;
 
+use crate::auth::Auth;
 use crate::error::{AppError, AppResult};
 use crate::pepper::{Placement, write_private};
-use crate::{Tessera, throttle};
+use crate::throttle;
 
 /// The setup code's file name in the data dir.
 pub const SETUP_CODE_FILE: &str = "setup-code";
@@ -175,14 +176,14 @@ fn remove_code_file(path: &Path) {
     }
 }
 
-impl Tessera {
+impl Auth {
     /// Arms the first-run setup code while no administrator exists: reuses the
     /// well-formed code in `code_file` (so a restart does not invalidate a code someone
     /// copied) or writes a new one there (mode 0600), keeps it in memory and answers
     /// it, for the caller to show the operator. Once an administrator exists it removes
     /// a leftover `code_file`, arms nothing and answers `None`.
     pub async fn prepare_first_run(&self, code_file: &Path) -> AppResult<Option<String>> {
-        if self.store.count_users().await? > 0 {
+        if self.cx.store.count_users().await? > 0 {
             self.disarm();
             remove_code_file(code_file);
             return Ok(None);
@@ -207,7 +208,7 @@ impl Tessera {
 
     /// Whether no administrator exists yet (the admin UI then offers registration).
     pub async fn needs_first_admin(&self) -> AppResult<bool> {
-        Ok(self.store.count_users().await? == 0)
+        Ok(self.cx.store.count_users().await? == 0)
     }
 
     fn lock_setup(&self) -> std::sync::MutexGuard<'_, Option<ArmedCode>> {
@@ -231,8 +232,9 @@ impl Tessera {
     ) -> AppResult<()> {
         let address = client.map(throttle::address_key);
         if let Some(address) = address {
-            self.login_addresses
-                .attempt(&address, self.clock.now())
+            self.throttles
+                .addresses
+                .attempt(&address, self.cx.now())
                 .map_err(|retry_after| AppError::RateLimited { retry_after })?;
         }
         let matches = match self.lock_setup().as_ref() {
@@ -254,7 +256,7 @@ impl Tessera {
             return Err(AppError::field("setup_code", message));
         }
         if let Some(address) = address {
-            self.login_addresses.forgive(&address);
+            self.throttles.addresses.forgive(&address);
         }
         Ok(())
     }

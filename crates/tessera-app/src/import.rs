@@ -1,5 +1,5 @@
 //! Creating many API tokens at once (`tessera token import`): every request is checked
-//! by the same rule as one `create_token`, and a batch is written in one transaction,
+//! by the same rule as one [`Tokens::create`], and a batch is written in one transaction,
 //! each token with its audit row and change-feed row.
 
 use std::collections::HashSet;
@@ -9,10 +9,9 @@ use tessera_core::AdminPermission;
 use tessera_core::validate;
 use tessera_store::StoreError;
 
-use crate::Tessera;
 use crate::error::AppError;
 use crate::principal::Principal;
-use crate::tokens::creation_audit;
+use crate::tokens::{Tokens, creation_audit};
 
 /// Why a batch was not imported: the request at `index` (in the batch) was refused, or,
 /// when the failure is not one request's (a permission, the database), `index` is 0.
@@ -31,11 +30,11 @@ impl ImportFailure {
     }
 }
 
-impl Tessera {
+impl Tokens {
     /// Creates the tokens `requests` asks for, all or none (`tokens.create`), and
     /// answers their secrets in the same order. Names must be new, also within the
     /// batch. Nothing is written unless every request passes.
-    pub async fn import_tokens(
+    pub async fn import(
         &self,
         principal: &Principal,
         requests: Vec<CreateTokenRequest>,
@@ -43,12 +42,14 @@ impl Tessera {
         principal
             .require(AdminPermission::TokensCreate)
             .map_err(ImportFailure::of_batch)?;
-        let now = self.clock.now();
+        let now = self.cx.now();
         let catalog = self
+            .cx
             .current_catalog()
             .await
             .map_err(ImportFailure::of_batch)?;
         let projects = self
+            .cx
             .store
             .list_projects()
             .await
@@ -74,12 +75,12 @@ impl Tessera {
             rows.push((record, audit));
             secrets.push(secret);
         }
-        match self.store.insert_tokens(&rows).await {
+        match self.cx.store.insert_tokens(&rows).await {
             Ok(()) => {}
             Err(StoreError::Conflict { .. }) => return Err(self.taken_name(&rows).await),
             Err(other) => return Err(ImportFailure::of_batch(other)),
         }
-        self.apply_own_write().await;
+        self.cx.apply_own_write().await;
         Ok(rows
             .into_iter()
             .zip(secrets)
@@ -97,6 +98,7 @@ impl Tessera {
     ) -> ImportFailure {
         for (index, (record, _)) in rows.iter().enumerate() {
             match self
+                .cx
                 .store
                 .api_token_name_taken(&validate::name_key(&record.name))
                 .await

@@ -12,6 +12,7 @@ pub mod background;
 pub mod catalog;
 pub mod changes;
 pub mod clock;
+mod context;
 pub mod error;
 pub mod first_run;
 pub mod forward;
@@ -41,9 +42,18 @@ pub use error::{AppError, AppResult};
 pub use principal::{Principal, Via};
 pub use verify::{RenderedVerdict, Verdict, VerifyQuery};
 
+pub use audit::Audit;
+pub use auth::Auth;
+pub use catalog::CatalogService;
+pub use personal::PersonalTokens;
+pub use roles::Roles;
+pub use tokens::Tokens;
+pub use users::Users;
+
+use crate::context::Context;
 use crate::throttle::FailureThrottle;
 use crate::usage::UsageRecorder;
-use crate::verify::{Verifier, VerifyIndex};
+use crate::verify::{Freshness, Verifier, VerifyIndex};
 
 /// How long [`Tessera::ready`] waits for the database before it answers not ready.
 pub const READY_TIMEOUT: Duration = Duration::from_secs(2);
@@ -108,28 +118,27 @@ pub struct FeedPruning {
     pub busy: bool,
 }
 
-/// The application: shared state plus the services that act on it.
+/// The application: this node (its verify index, the hot path, feed following and
+/// upkeep) and the per-area management services every surface calls. Each service
+/// holds only what its area needs; they share the store, the clock and the index
+/// through a [`context::Context`].
 #[derive(Debug)]
 pub struct Tessera {
     pub(crate) store: Arc<dyn Store>,
     pub(crate) settings: Settings,
-    pub(crate) pepper: Pepper,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) index: Arc<VerifyIndex>,
     pub(crate) usage: Arc<UsageRecorder>,
-    pub(crate) verifier: Verifier,
-    /// Keyed by a keyed digest of the normalized email (see `auth::account_key`), so
-    /// an entry has a fixed size whatever was typed.
-    pub(crate) login_accounts: FailureThrottle<[u8; 32]>,
-    pub(crate) login_addresses: FailureThrottle<IpAddr>,
-    /// Tries a locked account still allows from addresses that have not failed
-    /// themselves (so its owner is not locked out), bounded per account.
-    pub(crate) login_bypasses: FailureThrottle<[u8; 32]>,
-    /// Runs argon2 (CPU- and memory-heavy): a few at a time, in reused memory.
-    pub(crate) passwords: password::Passwords,
-    /// The first-run setup code, while one is armed (see [`first_run`]).
-    pub(crate) setup_code: std::sync::Mutex<Option<first_run::ArmedCode>>,
+    pub(crate) verifier: Arc<Verifier>,
+    freshness: Freshness,
     pub(crate) metrics: Arc<metrics::Metrics>,
+    tokens: Tokens,
+    personal_tokens: PersonalTokens,
+    users: Users,
+    roles: Roles,
+    catalog: CatalogService,
+    audit: Audit,
+    auth: Auth,
 }
 
 impl Tessera {
@@ -145,7 +154,7 @@ impl Tessera {
         );
         let usage = Arc::new(UsageRecorder::default());
         let index = Arc::new(VerifyIndex::new(Arc::clone(&usage), Arc::clone(&clock)));
-        let verifier = Verifier::new(
+        let verifier = Arc::new(Verifier::new(
             settings.token_format.clone(),
             pepper.clone(),
             Arc::clone(&index),
@@ -155,34 +164,77 @@ impl Tessera {
                 settings.verify_failure_window,
             ),
             Arc::clone(&metrics),
+        ));
+        let freshness = Freshness::new(Arc::clone(&index), settings.max_staleness);
+        let cx = Context::new(Arc::clone(&store), Arc::clone(&clock), Arc::clone(&index));
+        let passwords = Arc::new(password::Passwords::default());
+        let roles = Roles::new(cx.clone());
+        let users = Users::new(cx.clone(), roles.clone(), Arc::clone(&passwords));
+        let tokens = Tokens::new(cx.clone(), &settings, pepper.clone());
+        let auth = Auth::new(
+            cx.clone(),
+            &settings,
+            pepper,
+            users.clone(),
+            roles.clone(),
+            passwords,
+            Arc::clone(&verifier),
+            freshness.clone(),
+            Arc::clone(&metrics),
         );
         Ok(Self {
+            personal_tokens: PersonalTokens::new(tokens.clone(), users.clone()),
+            catalog: CatalogService::new(cx.clone(), settings.api_versions.clone()),
+            audit: Audit::new(cx),
+            tokens,
+            users,
+            roles,
+            auth,
             metrics,
-            login_accounts: FailureThrottle::new(
-                "login failures per account",
-                settings.login_failures_per_account,
-                settings.login_failure_window,
-            ),
-            login_addresses: FailureThrottle::new(
-                "login failures per address",
-                settings.login_failures_per_address,
-                settings.login_failure_window,
-            ),
-            login_bypasses: FailureThrottle::new(
-                "login tries past an account's lock",
-                settings.login_failures_per_address,
-                settings.login_failure_window,
-            ),
-            passwords: password::Passwords::default(),
-            setup_code: std::sync::Mutex::new(None),
             store,
             settings,
-            pepper,
             clock,
             index,
             usage,
             verifier,
+            freshness,
         })
+    }
+
+    /// API tokens: create, list, edit, regenerate, duplicate, disable, upgrade,
+    /// delete, usage, import.
+    pub fn tokens(&self) -> &Tokens {
+        &self.tokens
+    }
+
+    /// Personal tokens: a user's own, and an admin's view of another user's.
+    pub fn personal_tokens(&self) -> &PersonalTokens {
+        &self.personal_tokens
+    }
+
+    /// Administrators.
+    pub fn users(&self) -> &Users {
+        &self.users
+    }
+
+    /// Admin roles.
+    pub fn roles(&self) -> &Roles {
+        &self.roles
+    }
+
+    /// The resource catalog, projects and API versions.
+    pub fn catalog(&self) -> &CatalogService {
+        &self.catalog
+    }
+
+    /// The audit log.
+    pub fn audit(&self) -> &Audit {
+        &self.audit
+    }
+
+    /// Sign-in, sessions, management credentials, CSRF, first run.
+    pub fn auth(&self) -> &Auth {
+        &self.auth
     }
 
     /// This node's metrics, with the state gauges read now.
@@ -342,13 +394,7 @@ impl Tessera {
 
     /// `StaleIndex` once the index is further behind the feed than allowed.
     pub(crate) fn check_freshness(&self) -> AppResult<()> {
-        if let Some(max) = self.settings.max_staleness {
-            let behind = self.index.staleness();
-            if behind > max {
-                return Err(AppError::StaleIndex { behind });
-            }
-        }
-        Ok(())
+        self.freshness.check()
     }
 
     pub fn settings(&self) -> &Settings {
@@ -357,14 +403,5 @@ impl Tessera {
 
     pub fn now(&self) -> chrono::DateTime<chrono::Utc> {
         self.clock.now()
-    }
-
-    /// Brings this node's index up to date after its own write, so the change holds
-    /// here before the write is acknowledged. A failure only delays it to the next
-    /// follower tick, so it is logged rather than returned.
-    pub(crate) async fn apply_own_write(&self) {
-        if let Err(error) = self.index.catch_up(self.store.as_ref()).await {
-            tracing::warn!(%error, "could not apply a change to the verify index at once");
-        }
     }
 }

@@ -4,41 +4,46 @@
 //! admins with `users.manage`. They stop at once when the owner is deactivated or
 //! removed (the verify index follows user changes).
 
-use std::net::IpAddr;
-
 use tessera_api_types::{
     CreatePersonalTokenRequest, CreatedPersonalToken, PersonalTokenView, RegenerateRequest,
     TokenView,
 };
 use tessera_core::validate::{self, FieldErrors};
 use tessera_core::{
-    AdminPermission, PersonalAccess, TokenKind, TokenRecord, TokenSettings, TokenType, UserId,
+    AdminPermission, PersonalAccess, TokenKind, TokenRecord, TokenSettings, UserId,
 };
 
+use crate::audit;
 use crate::error::{AppError, AppResult};
 use crate::principal::Principal;
-use crate::tokens::TokenScope;
-use crate::{Tessera, VerifyQuery, audit};
-
-/// The access a personal token's type stands for.
-fn access_of_type(token_type: TokenType) -> PersonalAccess {
-    match token_type {
-        TokenType::ReadOnly => PersonalAccess::ReadOnly,
-        TokenType::FullAccess | TokenType::Custom => PersonalAccess::Full,
-    }
-}
+use crate::tokens::{TokenScope, Tokens};
+use crate::users::Users;
 
 fn personal_view(record: &TokenRecord, now: chrono::DateTime<chrono::Utc>) -> PersonalTokenView {
     PersonalTokenView {
         record: TokenView::new(record, now),
-        access: access_of_type(record.token_type),
+        access: PersonalAccess::of_token_type(record.token_type),
     }
 }
 
-impl Tessera {
+/// Personal tokens: the token operations of [`Tokens`], scoped to one owner, and the
+/// user lookups that decide whose tokens an admin may see or revoke.
+#[derive(Debug, Clone)]
+pub struct PersonalTokens {
+    tokens: Tokens,
+    users: Users,
+}
+
+impl PersonalTokens {
+    pub(crate) fn new(tokens: Tokens, users: Users) -> Self {
+        Self { tokens, users }
+    }
+
     async fn personal_tokens_of(&self, owner: UserId) -> AppResult<Vec<PersonalTokenView>> {
-        let now = self.clock.now();
+        let now = self.tokens.cx.now();
         let mut tokens: Vec<TokenRecord> = self
+            .tokens
+            .cx
             .store
             .tokens_of_owner(owner)
             .await?
@@ -49,18 +54,18 @@ impl Tessera {
         Ok(tokens.iter().map(|t| personal_view(t, now)).collect())
     }
 
-    pub async fn list_my_tokens(&self, principal: &Principal) -> AppResult<Vec<PersonalTokenView>> {
+    pub async fn list_mine(&self, principal: &Principal) -> AppResult<Vec<PersonalTokenView>> {
         self.personal_tokens_of(principal.own_user()?).await
     }
 
-    pub async fn create_my_token(
+    pub async fn create_mine(
         &self,
         principal: &Principal,
         request: CreatePersonalTokenRequest,
     ) -> AppResult<CreatedPersonalToken> {
         principal.require_session()?;
         let owner = principal.own_user()?;
-        let now = self.clock.now();
+        let now = self.tokens.cx.now();
         let mut errors = FieldErrors::default();
         errors.collect(validate::display_name("name", &request.name));
         let description = request.description.unwrap_or_default();
@@ -76,25 +81,15 @@ impl Tessera {
                 "validation passed without an expiry".into(),
             ));
         };
-        let settings = TokenSettings {
-            kind: TokenKind::Personal,
-            name: request.name,
+        let settings = TokenSettings::personal(
+            owner,
+            request.name,
             description,
-            token_type: match request.access {
-                PersonalAccess::Full => TokenType::FullAccess,
-                PersonalAccess::ReadOnly => TokenType::ReadOnly,
-            },
-            permissions: Vec::new(),
-            project: None,
-            owner_id: Some(owner),
-            lifespan,
-            expires_at,
-            api_version: self.settings.api_versions.newest().to_owned(),
-            rate_limit: None,
-            external_id: None,
-            metadata: tessera_core::TokenMetadata::new(),
-        };
-        let (record, secret) = self.issue(settings, principal, now);
+            request.access,
+            (lifespan, expires_at),
+            self.tokens.newest_api_version(),
+        );
+        let (record, secret) = self.tokens.issue(settings, principal, now);
         let view = personal_view(&record, now);
         let changes = audit::diff(None, Some(&audit::snapshot(&view)?));
         let entry = audit::entry(
@@ -104,21 +99,21 @@ impl Tessera {
             format!("token:{}", record.id),
             changes,
         );
-        self.store.insert_token(&record, &entry).await?;
-        self.apply_own_write().await;
+        self.tokens.insert_issued(&record, &entry).await?;
         Ok(CreatedPersonalToken {
             record: view,
             token: secret.expose().to_owned(),
         })
     }
 
-    pub async fn delete_my_token(&self, principal: &Principal, id: &str) -> AppResult<()> {
+    pub async fn delete_mine(&self, principal: &Principal, id: &str) -> AppResult<()> {
         principal.require_session()?;
-        self.delete_token_in(principal, id, TokenScope::PersonalOf(principal.own_user()?))
+        self.tokens
+            .delete_token_in(principal, id, TokenScope::PersonalOf(principal.own_user()?))
             .await
     }
 
-    pub async fn regenerate_my_token(
+    pub async fn regenerate_mine(
         &self,
         principal: &Principal,
         id: &str,
@@ -127,6 +122,7 @@ impl Tessera {
         principal.require_session()?;
         let scope = TokenScope::PersonalOf(principal.own_user()?);
         let (after, secret) = self
+            .tokens
             .regenerate_in(principal, id, scope, "personal_token.regenerate", request)
             .await?;
         Ok(CreatedPersonalToken {
@@ -136,75 +132,31 @@ impl Tessera {
     }
 
     /// Another user's personal tokens (`users.manage`).
-    pub async fn list_user_tokens(
+    pub async fn list_of_user(
         &self,
         principal: &Principal,
         user_id: &str,
     ) -> AppResult<Vec<PersonalTokenView>> {
         principal.require(AdminPermission::UsersManage)?;
-        let user = self.user(user_id).await?;
+        let user = self.users.get(user_id).await?;
         self.personal_tokens_of(user.id).await
     }
 
     /// Revokes another user's personal token (`users.manage`).
-    pub async fn revoke_user_token(
+    pub async fn revoke_of_user(
         &self,
         principal: &Principal,
         user_id: &str,
         token_id: &str,
     ) -> AppResult<()> {
         principal.require(AdminPermission::UsersManage)?;
-        let owner = self.user(user_id).await?;
+        let owner = self.users.get(user_id).await?;
         // As for every other action on a user: not on one whose role holds more.
-        self.ensure_within_reach(principal, &owner.role).await?;
-        self.delete_token_in(principal, token_id, TokenScope::PersonalOf(owner.id))
+        self.users
+            .ensure_within_reach(principal, &owner.role)
+            .await?;
+        self.tokens
+            .delete_token_in(principal, token_id, TokenScope::PersonalOf(owner.id))
             .await
-    }
-
-    /// The principal a `Bearer` token stands for on management routes. Only personal
-    /// tokens qualify; the owner must be active, and the token acts with the owner's
-    /// role as it is now (restricted to reading for read-only tokens).
-    pub async fn authenticate_bearer(
-        &self,
-        token: &str,
-        client: Option<IpAddr>,
-    ) -> AppResult<Principal> {
-        // Only a personal token's prefix gets as far as the index: an API token sent
-        // here is refused without counting as a use of it.
-        match self.settings.token_format.parse(token) {
-            Ok(parsed) if parsed.kind == TokenKind::Personal => {}
-            _ => return Err(AppError::Unauthenticated),
-        }
-        self.check_freshness()?;
-        let query = VerifyQuery {
-            token,
-            permission: None,
-            project: None,
-        };
-        let accepted = self
-            .verifier
-            .accept_personal(query, client, self.clock.now())
-            .map_err(|(code, retry_after)| match (code, retry_after) {
-                (tessera_api_types::VerifyCode::RateLimited, Some(retry_after)) => {
-                    AppError::RateLimited { retry_after }
-                }
-                _ => AppError::Unauthenticated,
-            })?;
-        let (TokenKind::Personal, Some(owner)) = (accepted.kind, accepted.owner_id) else {
-            return Err(AppError::Unauthenticated);
-        };
-        let user = self
-            .store
-            .get_user(owner)
-            .await?
-            .filter(|user| user.active)
-            .ok_or(AppError::Unauthenticated)?;
-        let granted = self.role_grants(&user.role).await?;
-        Ok(Principal::personal_token(
-            &user,
-            access_of_type(accepted.token_type),
-            granted,
-            client.map(|address| address.to_string()),
-        ))
     }
 }

@@ -6,14 +6,16 @@
 
 use std::collections::BTreeSet;
 
-use tessera_api_types::{RoleRequest, RoleUpdate, RoleView};
+use tessera_api_types::{RoleRequest, RoleUpdate, RoleView, UserView};
 use tessera_core::admin::validate_role_name;
 use tessera_core::validate::{self, FieldErrors};
-use tessera_core::{AdminPermission, Role};
+use tessera_core::{AdminPermission, Role, UserRecord};
 
+use crate::audit;
+use crate::auth::{grants_of, user_view_with};
+use crate::context::Context;
 use crate::error::{AppError, AppResult, not_found};
 use crate::principal::Principal;
-use crate::{Tessera, audit};
 
 pub fn role_view(role: &Role) -> RoleView {
     RoleView {
@@ -52,11 +54,23 @@ fn role_json(role: &Role) -> AppResult<serde_json::Value> {
     audit::snapshot(&role_view(role))
 }
 
-impl Tessera {
+/// Admin roles, and what a role grants (read on every request: a role's change applies
+/// at once).
+#[derive(Debug, Clone)]
+pub struct Roles {
+    cx: Context,
+}
+
+impl Roles {
+    pub(crate) fn new(cx: Context) -> Self {
+        Self { cx }
+    }
+
     /// Readable by whoever manages roles or users (assigning a role needs the list).
-    pub async fn list_roles(&self, principal: &Principal) -> AppResult<Vec<RoleView>> {
+    pub async fn list(&self, principal: &Principal) -> AppResult<Vec<RoleView>> {
         principal.require_any(&[AdminPermission::RolesManage, AdminPermission::UsersManage])?;
         Ok(self
+            .cx
             .store
             .list_roles()
             .await?
@@ -68,25 +82,21 @@ impl Tessera {
     /// A role by its id (name). A missing one is answered without echoing the id: a
     /// secret pasted where a name belongs must not come back in an error.
     async fn role(&self, id: &str) -> AppResult<Role> {
-        self.find_role(id)
+        self.find(id)
             .await?
             .ok_or_else(|| AppError::NotFound("role".into()))
     }
 
     /// The role named `name`, if any. A name that breaks the naming rule names no
     /// role and never reaches the database (where a NUL, say, would be an error).
-    pub(crate) async fn find_role(&self, name: &str) -> AppResult<Option<Role>> {
+    pub(crate) async fn find(&self, name: &str) -> AppResult<Option<Role>> {
         if tessera_core::admin::validate_role_name(name).is_err() {
             return Ok(None);
         }
-        Ok(self.store.get_role(name).await?)
+        Ok(self.cx.store.get_role(name).await?)
     }
 
-    pub async fn create_role(
-        &self,
-        principal: &Principal,
-        request: RoleRequest,
-    ) -> AppResult<RoleView> {
+    pub async fn create(&self, principal: &Principal, request: RoleRequest) -> AppResult<RoleView> {
         principal.require(AdminPermission::RolesManage)?;
         let mut errors = FieldErrors::default();
         errors.collect(validate_role_name(&request.name));
@@ -100,7 +110,7 @@ impl Tessera {
             builtin: false,
         };
         ensure_grantable(principal, &role.permissions, &BTreeSet::new())?;
-        let now = self.clock.now();
+        let now = self.cx.now();
         let entry = audit::entry(
             principal,
             now,
@@ -108,11 +118,11 @@ impl Tessera {
             format!("role:{}", role.name),
             audit::diff(None, Some(&role_json(&role)?)),
         );
-        self.store.insert_role(&role, now, &entry).await?;
+        self.cx.store.insert_role(&role, now, &entry).await?;
         Ok(role_view(&role))
     }
 
-    pub async fn update_role(
+    pub async fn update(
         &self,
         principal: &Principal,
         id: &str,
@@ -134,17 +144,18 @@ impl Tessera {
             after.permissions = permissions.into_iter().collect();
         }
         ensure_grantable(principal, &after.permissions, &before.permissions)?;
-        let now = self.clock.now();
+        let now = self.cx.now();
         let changes = audit::diff(Some(&role_json(&before)?), Some(&role_json(&after)?));
         let entry = audit::entry(principal, now, "role.update", format!("role:{id}"), changes);
-        self.store
+        self.cx
+            .store
             .update_role(&after, now, &entry)
             .await
             .map_err(not_found("role"))?;
         Ok(role_view(&after))
     }
 
-    pub async fn delete_role(&self, principal: &Principal, id: &str) -> AppResult<()> {
+    pub async fn delete(&self, principal: &Principal, id: &str) -> AppResult<()> {
         principal.require(AdminPermission::RolesManage)?;
         let before = self.role(id).await?;
         if before.builtin {
@@ -154,15 +165,26 @@ impl Tessera {
         }
         let entry = audit::entry(
             principal,
-            self.clock.now(),
+            self.cx.now(),
             "role.delete",
             format!("role:{id}"),
             audit::diff(Some(&role_json(&before)?), None),
         );
-        self.store
+        self.cx
+            .store
             .delete_role(id, &entry)
             .await
             .map_err(not_found("role"))?;
         Ok(())
+    }
+
+    /// What `role` grants (see [`grants_of`]).
+    pub(crate) async fn grants(&self, role: &str) -> AppResult<BTreeSet<AdminPermission>> {
+        Ok(grants_of(self.find(role).await?.as_ref()))
+    }
+
+    /// A user as the API shows it, with what their role grants now.
+    pub(crate) async fn user_view(&self, user: &UserRecord) -> AppResult<UserView> {
+        Ok(user_view_with(user, self.grants(&user.role).await?))
     }
 }

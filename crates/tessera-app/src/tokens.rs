@@ -9,17 +9,18 @@ use tessera_api_types::{
 };
 use tessera_core::validate::{self, FieldErrors};
 use tessera_core::{
-    AdminPermission, Catalog, GraceDigest, GracePeriod, Lifespan, Project, RateLimit, TokenFilter,
-    TokenId, TokenKind, TokenRecord, TokenSecret, TokenSettings, TokenStatus, TokenType, UsageDays,
-    UserId,
+    AdminPermission, ApiVersions, Catalog, GraceDigest, GracePeriod, Lifespan, Pepper, Project,
+    RateLimit, TokenFilter, TokenFormat, TokenId, TokenKind, TokenRecord, TokenSecret,
+    TokenSettings, TokenStatus, TokenType, UsageDays, UserId,
 };
 use tessera_store::StoreError;
 
+use crate::context::Context;
 use crate::error::{AppError, AppResult, not_found};
 use crate::principal::Principal;
 use crate::token_listing::encode_cursor;
 pub use crate::token_listing::token_query;
-use crate::{Tessera, audit};
+use crate::{Settings, audit};
 
 /// How often an edit is re-applied when concurrent writers keep moving the token on.
 const MAX_EDIT_ATTEMPTS: usize = 5;
@@ -79,10 +80,29 @@ fn view_json(record: &TokenRecord, now: DateTime<Utc>) -> AppResult<serde_json::
     audit::snapshot(&TokenView::new(record, now))
 }
 
-impl Tessera {
-    /// The catalog as stored now: what a saved permission list is checked against.
-    pub(crate) async fn current_catalog(&self) -> AppResult<Catalog> {
-        Ok(Catalog::new(&self.store.list_resources().await?))
+/// API tokens (and, through [`crate::personal::PersonalTokens`], the scoped operations
+/// personal tokens share with them): what they need and nothing else.
+#[derive(Debug, Clone)]
+pub struct Tokens {
+    pub(crate) cx: Context,
+    format: TokenFormat,
+    pepper: Pepper,
+    api_versions: ApiVersions,
+}
+
+impl Tokens {
+    pub(crate) fn new(cx: Context, settings: &Settings, pepper: Pepper) -> Self {
+        Self {
+            cx,
+            format: settings.token_format.clone(),
+            pepper,
+            api_versions: settings.api_versions.clone(),
+        }
+    }
+
+    /// The API version a new token gets: the newest.
+    pub(crate) fn newest_api_version(&self) -> String {
+        self.api_versions.newest().to_owned()
     }
 
     async fn check_project(
@@ -92,7 +112,7 @@ impl Tessera {
     ) -> AppResult<()> {
         let Some(slug) = project else { return Ok(()) };
         let projects = match validate::project_slug(slug) {
-            Ok(()) => self.store.list_projects().await?,
+            Ok(()) => self.cx.store.list_projects().await?,
             Err(_) => Vec::new(),
         };
         check_project_in(slug, &projects, errors);
@@ -104,9 +124,7 @@ impl Tessera {
     /// secure, without a system call per random byte (an import of a million tokens
     /// made tens of millions of `getrandom` calls with `OsRng`).
     fn new_secret(&self, kind: TokenKind) -> TokenSecret {
-        self.settings
-            .token_format
-            .generate(kind, &mut rand::thread_rng())
+        self.format.generate(kind, &mut rand::thread_rng())
     }
 
     /// A new token with `settings`, issued by `principal` at `now`: a fresh id and a
@@ -139,7 +157,7 @@ impl Tessera {
     /// so one user cannot learn another's token ids).
     pub(crate) async fn token_in(&self, id: &str, scope: TokenScope) -> AppResult<TokenRecord> {
         let token_id = parse_id(id)?;
-        match self.store.get_token(token_id).await? {
+        match self.cx.store.get_token(token_id).await? {
             Some(record) if scope.contains(&record) => Ok(record),
             _ => Err(AppError::NotFound(format!("token `{id}`"))),
         }
@@ -159,7 +177,7 @@ impl Tessera {
     ) -> AppResult<(TokenRecord, T)> {
         for _ in 0..MAX_EDIT_ATTEMPTS {
             let before = self.token_in(id, scope).await?;
-            let now = self.clock.now();
+            let now = self.cx.now();
             let (mut after, extra) = change(&before, now)?;
             if after == before {
                 return Ok((after, extra));
@@ -176,9 +194,9 @@ impl Tessera {
                 format!("token:{}", after.id),
                 changes,
             );
-            match self.store.update_token(&after, &entry).await {
+            match self.cx.store.update_token(&after, &entry).await {
                 Ok(()) => {
-                    self.apply_own_write().await;
+                    self.cx.apply_own_write().await;
                     return Ok((after, extra));
                 }
                 Err(StoreError::Stale) => continue,
@@ -199,15 +217,16 @@ impl Tessera {
         )))
     }
 
-    async fn insert_token(
+    /// Stores a newly issued token with its audit row: the one way a single token,
+    /// API or personal, is created.
+    pub(crate) async fn insert_issued(
         &self,
-        principal: &Principal,
-        action: &str,
         record: &TokenRecord,
+        entry: &tessera_core::AuditEntry,
     ) -> AppResult<()> {
-        let entry = creation_audit(principal, action, record)?;
-        self.store
-            .insert_token(record, &entry)
+        self.cx
+            .store
+            .insert_token(record, entry)
             .await
             .map_err(|error| match error {
                 tessera_store::StoreError::Conflict { .. } => AppError::Conflict(format!(
@@ -216,28 +235,31 @@ impl Tessera {
                 )),
                 other => other.into(),
             })?;
-        self.apply_own_write().await;
+        self.cx.apply_own_write().await;
         Ok(())
     }
 
-    pub async fn create_token(
+    pub async fn create(
         &self,
         principal: &Principal,
         request: CreateTokenRequest,
     ) -> AppResult<CreatedToken> {
         principal.require(AdminPermission::TokensCreate)?;
-        let now = self.clock.now();
-        let catalog = self.current_catalog().await?;
+        let now = self.cx.now();
+        let catalog = self.cx.current_catalog().await?;
         let projects = match &request.project {
             Some(slug) if validate::project_slug(slug).is_ok() => {
-                self.store.list_projects().await?
+                self.cx.store.list_projects().await?
             }
             _ => Vec::new(),
         };
         let settings = self.new_token_settings(request, &catalog, &projects, now)?;
         let (record, secret) = self.issue(settings, principal, now);
-        self.insert_token(principal, "token.create", &record)
-            .await?;
+        self.insert_issued(
+            &record,
+            &creation_audit(principal, "token.create", &record)?,
+        )
+        .await?;
         Ok(CreatedToken {
             record: TokenView::new(&record, now),
             token: secret.expose().to_owned(),
@@ -298,7 +320,7 @@ impl Tessera {
                     owner_id: None,
                     lifespan,
                     expires_at,
-                    api_version: self.settings.api_versions.newest().to_owned(),
+                    api_version: self.newest_api_version(),
                     rate_limit,
                     external_id: request.external_id,
                     metadata,
@@ -314,21 +336,17 @@ impl Tessera {
         }
     }
 
-    pub async fn get_token(&self, principal: &Principal, id: &str) -> AppResult<TokenView> {
+    pub async fn get(&self, principal: &Principal, id: &str) -> AppResult<TokenView> {
         principal.require(AdminPermission::TokensRead)?;
         let record = self.api_token(id).await?;
-        Ok(TokenView::new(&record, self.clock.now()))
+        Ok(TokenView::new(&record, self.cx.now()))
     }
 
-    pub async fn list_tokens(
-        &self,
-        principal: &Principal,
-        filter: TokenFilter,
-    ) -> AppResult<TokenPage> {
+    pub async fn list(&self, principal: &Principal, filter: TokenFilter) -> AppResult<TokenPage> {
         principal.require(AdminPermission::TokensRead)?;
-        let now = self.clock.now();
+        let now = self.cx.now();
         let query = token_query(filter, now)?;
-        let page = self.store.list_tokens(&query).await?;
+        let page = self.cx.store.list_tokens(&query).await?;
         Ok(TokenPage {
             items: page
                 .items
@@ -343,7 +361,7 @@ impl Tessera {
         })
     }
 
-    pub async fn update_token(
+    pub async fn update(
         &self,
         principal: &Principal,
         id: &str,
@@ -352,7 +370,7 @@ impl Tessera {
         principal.require(AdminPermission::TokensUpdate)?;
         // What needs the database is looked up once, before the edit loop.
         let catalog = if request.token_type.is_some() || request.permissions.is_some() {
-            Some(self.current_catalog().await?)
+            Some(self.cx.current_catalog().await?)
         } else {
             None
         };
@@ -434,10 +452,10 @@ impl Tessera {
                 },
             )
             .await?;
-        Ok(TokenView::new(&after, self.clock.now()))
+        Ok(TokenView::new(&after, self.cx.now()))
     }
 
-    pub async fn delete_token(&self, principal: &Principal, id: &str) -> AppResult<()> {
+    pub async fn delete(&self, principal: &Principal, id: &str) -> AppResult<()> {
         principal.require(AdminPermission::TokensDelete)?;
         self.delete_token_in(principal, id, TokenScope::Api).await
     }
@@ -449,7 +467,7 @@ impl Tessera {
         scope: TokenScope,
     ) -> AppResult<()> {
         let before = self.token_in(id, scope).await?;
-        let now = self.clock.now();
+        let now = self.cx.now();
         let changes = audit::diff(Some(&view_json(&before, now)?), None);
         let entry = audit::entry(
             principal,
@@ -458,15 +476,16 @@ impl Tessera {
             format!("token:{}", before.id),
             changes,
         );
-        self.store
+        self.cx
+            .store
             .delete_token(before.id, &entry)
             .await
             .map_err(not_found(format!("token `{id}`")))?;
-        self.apply_own_write().await;
+        self.cx.apply_own_write().await;
         Ok(())
     }
 
-    pub async fn regenerate_token(
+    pub async fn regenerate(
         &self,
         principal: &Principal,
         id: &str,
@@ -507,7 +526,7 @@ impl Tessera {
         .await
     }
 
-    pub async fn duplicate_token(
+    pub async fn duplicate(
         &self,
         principal: &Principal,
         id: &str,
@@ -528,10 +547,8 @@ impl Tessera {
                 None => self.free_copy_name(&original.name).await?,
             };
             let (record, secret) = self.duplicated(&original, name, principal)?;
-            match self
-                .insert_token(principal, "token.duplicate", &record)
-                .await
-            {
+            let entry = creation_audit(principal, "token.duplicate", &record)?;
+            match self.insert_issued(&record, &entry).await {
                 Ok(()) => {
                     return Ok(CreatedToken {
                         record: TokenView::new(&record, record.created_at),
@@ -556,7 +573,7 @@ impl Tessera {
         name: String,
         principal: &Principal,
     ) -> AppResult<(TokenRecord, TokenSecret)> {
-        let now = self.clock.now();
+        let now = self.cx.now();
         let (lifespan, expires_at) = match original.lifespan {
             Lifespan::Custom => (Lifespan::Custom, original.expires_at),
             lifespan => tessera_core::lifecycle::resolve_expiry(Some(lifespan), None, now)?,
@@ -574,6 +591,7 @@ impl Tessera {
         for n in 1..=1_000 {
             let candidate = validate::copy_name_candidate(original, n);
             if !self
+                .cx
                 .store
                 .api_token_name_taken(&validate::name_key(&candidate))
                 .await?
@@ -586,7 +604,7 @@ impl Tessera {
         )))
     }
 
-    pub async fn set_token_status(
+    pub async fn set_status(
         &self,
         principal: &Principal,
         id: &str,
@@ -608,10 +626,10 @@ impl Tessera {
                 ))
             })
             .await?;
-        Ok(TokenView::new(&after, self.clock.now()))
+        Ok(TokenView::new(&after, self.cx.now()))
     }
 
-    pub async fn upgrade_token_version(
+    pub async fn upgrade_version(
         &self,
         principal: &Principal,
         id: &str,
@@ -626,7 +644,6 @@ impl Tessera {
                 "token.upgrade_version",
                 |before, _| {
                     let api_version = self
-                        .settings
                         .api_versions
                         .upgrade(&before.api_version, request.api_version.as_deref())?;
                     Ok((
@@ -639,10 +656,10 @@ impl Tessera {
                 },
             )
             .await?;
-        Ok(TokenView::new(&after, self.clock.now()))
+        Ok(TokenView::new(&after, self.cx.now()))
     }
 
-    pub async fn token_usage(
+    pub async fn usage(
         &self,
         principal: &Principal,
         id: &str,
@@ -651,9 +668,9 @@ impl Tessera {
         principal.require(AdminPermission::TokensRead)?;
         let days = days.get();
         let record = self.api_token(id).await?;
-        let today = self.clock.now().date_naive();
+        let today = self.cx.now().date_naive();
         let first = today - Duration::days(i64::from(days) - 1);
-        let rows = self.store.usage(record.id, first).await?;
+        let rows = self.cx.store.usage(record.id, first).await?;
         let days = first
             .iter_days()
             .take_while(|day| *day <= today)

@@ -36,6 +36,7 @@ fn operator() -> Principal {
 
 async fn admin(app: &Tessera, email: &str, role: &str) -> String {
     let view = app
+        .users()
         .create_admin(
             &operator(),
             NewAdmin {
@@ -52,10 +53,14 @@ async fn admin(app: &Tessera, email: &str, role: &str) -> String {
 
 async fn session(app: &Tessera, email: &str) -> Principal {
     let (secret, _) = app
+        .auth()
         .login(email, &Password(PASSWORD.into()), None)
         .await
         .unwrap();
-    app.authenticate_session(&secret, None).await.unwrap()
+    app.auth()
+        .authenticate_session(&secret, None)
+        .await
+        .unwrap()
 }
 
 fn personal(name: &str, access: PersonalAccess) -> CreatePersonalTokenRequest {
@@ -71,7 +76,7 @@ fn personal(name: &str, access: PersonalAccess) -> CreatePersonalTokenRequest {
 /// Whether a personal token signs its owner in to the management API (personal
 /// tokens are unknown to the protected API's verify, by design).
 async fn signs_in(app: &Tessera, token: &str) -> bool {
-    app.authenticate_bearer(token, None).await.is_ok()
+    app.auth().authenticate_bearer(token, None).await.is_ok()
 }
 
 fn update(f: impl FnOnce(&mut UpdateUserRequest)) -> UpdateUserRequest {
@@ -89,24 +94,25 @@ async fn the_last_super_admin_cannot_be_removed_demoted_or_deactivated() {
         update(|r| r.role = Some("viewer".into())),
         update(|r| r.active = Some(false)),
     ] {
-        let refused = app.update_user(&operator(), &root, request).await;
+        let refused = app.users().update(&operator(), &root, request).await;
         assert!(matches!(refused, Err(AppError::Conflict(_))), "{refused:?}");
     }
     assert!(matches!(
-        app.delete_user(&operator(), &root).await,
+        app.users().delete(&operator(), &root).await,
         Err(AppError::Conflict(_))
     ));
     // With a second super-admin, one may go.
     let second = admin(&app, "second@example.com", "super-admin").await;
-    app.update_user(
-        &operator(),
-        &root,
-        update(|r| r.role = Some("viewer".into())),
-    )
-    .await
-    .unwrap();
+    app.users()
+        .update(
+            &operator(),
+            &root,
+            update(|r| r.role = Some("viewer".into())),
+        )
+        .await
+        .unwrap();
     assert!(matches!(
-        app.delete_user(&operator(), &second).await,
+        app.users().delete(&operator(), &second).await,
         Err(AppError::Conflict(_))
     ));
 }
@@ -120,18 +126,21 @@ async fn roles_in_use_built_in_roles_and_super_admin_are_protected() {
         description: None,
         permissions: vec![AdminPermission::AuditRead],
     };
-    app.create_role(&operator(), request.clone()).await.unwrap();
+    app.roles()
+        .create(&operator(), request.clone())
+        .await
+        .unwrap();
     assert!(matches!(
-        app.create_role(&operator(), request).await,
+        app.roles().create(&operator(), request).await,
         Err(AppError::Conflict(_))
     ));
     admin(&app, "ada@example.com", "auditor").await;
-    let Err(AppError::Conflict(message)) = app.delete_role(&operator(), "auditor").await else {
+    let Err(AppError::Conflict(message)) = app.roles().delete(&operator(), "auditor").await else {
         panic!("a role in use was deleted");
     };
     assert!(message.contains("ada@example.com"), "{message}");
     assert!(matches!(
-        app.delete_role(&operator(), "viewer").await,
+        app.roles().delete(&operator(), "viewer").await,
         Err(AppError::Conflict(_))
     ));
     let edit = RoleUpdate {
@@ -139,13 +148,18 @@ async fn roles_in_use_built_in_roles_and_super_admin_are_protected() {
         permissions: Some(vec![]),
     };
     assert!(matches!(
-        app.update_role(&operator(), "super-admin", edit.clone())
+        app.roles()
+            .update(&operator(), "super-admin", edit.clone())
             .await,
         Err(AppError::Conflict(_))
     ));
-    app.update_role(&operator(), "viewer", edit).await.unwrap();
+    app.roles()
+        .update(&operator(), "viewer", edit)
+        .await
+        .unwrap();
     let unknown = app
-        .create_user(
+        .users()
+        .create(
             &operator(),
             CreateUserRequest {
                 email: "x@example.com".into(),
@@ -166,52 +180,73 @@ async fn permission_changes_apply_on_the_next_request() {
     let dir = tempfile::tempdir().unwrap();
     let app = node(&dir).await;
     admin(&app, "root@example.com", "super-admin").await;
-    app.create_role(
-        &operator(),
-        RoleRequest {
-            name: "ops".into(),
-            description: None,
-            permissions: vec![AdminPermission::TokensRead, AdminPermission::TokensCreate],
-        },
-    )
-    .await
-    .unwrap();
+    app.roles()
+        .create(
+            &operator(),
+            RoleRequest {
+                name: "ops".into(),
+                description: None,
+                permissions: vec![AdminPermission::TokensRead, AdminPermission::TokensCreate],
+            },
+        )
+        .await
+        .unwrap();
     admin(&app, "ops@example.com", "ops").await;
     let (secret, _) = app
+        .auth()
         .login("ops@example.com", &Password(PASSWORD.into()), None)
         .await
         .unwrap();
-    let before = app.authenticate_session(&secret, None).await.unwrap();
-    assert!(before.has(AdminPermission::TokensCreate));
-    let created = app
-        .create_my_token(&before, personal("laptop", PersonalAccess::Full))
+    let before = app
+        .auth()
+        .authenticate_session(&secret, None)
         .await
         .unwrap();
-    let via_token = app.authenticate_bearer(&created.token, None).await.unwrap();
+    assert!(before.has(AdminPermission::TokensCreate));
+    let created = app
+        .personal_tokens()
+        .create_mine(&before, personal("laptop", PersonalAccess::Full))
+        .await
+        .unwrap();
+    let via_token = app
+        .auth()
+        .authenticate_bearer(&created.token, None)
+        .await
+        .unwrap();
     assert!(via_token.has(AdminPermission::TokensCreate));
 
-    app.update_role(
-        &operator(),
-        "ops",
-        RoleUpdate {
-            description: None,
-            permissions: Some(vec![AdminPermission::TokensRead]),
-        },
-    )
-    .await
-    .unwrap();
-    let after = app.authenticate_session(&secret, None).await.unwrap();
+    app.roles()
+        .update(
+            &operator(),
+            "ops",
+            RoleUpdate {
+                description: None,
+                permissions: Some(vec![AdminPermission::TokensRead]),
+            },
+        )
+        .await
+        .unwrap();
+    let after = app
+        .auth()
+        .authenticate_session(&secret, None)
+        .await
+        .unwrap();
     assert!(
         !after.has(AdminPermission::TokensCreate),
         "the session sees the downgrade"
     );
-    let via_token = app.authenticate_bearer(&created.token, None).await.unwrap();
+    let via_token = app
+        .auth()
+        .authenticate_bearer(&created.token, None)
+        .await
+        .unwrap();
     assert!(
         !via_token.has(AdminPermission::TokensCreate),
         "the personal token sees it too"
     );
     let denied = app
-        .create_token(
+        .tokens()
+        .create(
             &via_token,
             CreateTokenRequest {
                 name: "x".into(),
@@ -231,7 +266,8 @@ async fn read_only_personal_tokens_keep_only_reading_permissions_and_cannot_mint
     admin(&app, "root@example.com", "super-admin").await;
     let owner = session(&app, "root@example.com").await;
     let created = app
-        .create_my_token(&owner, personal("ci", PersonalAccess::ReadOnly))
+        .personal_tokens()
+        .create_mine(&owner, personal("ci", PersonalAccess::ReadOnly))
         .await
         .unwrap();
     assert!(created.token.starts_with("tsrp_"));
@@ -239,20 +275,30 @@ async fn read_only_personal_tokens_keep_only_reading_permissions_and_cannot_mint
         created.record.record.kind,
         tessera_core::TokenKind::Personal
     );
-    let principal = app.authenticate_bearer(&created.token, None).await.unwrap();
+    let principal = app
+        .auth()
+        .authenticate_bearer(&created.token, None)
+        .await
+        .unwrap();
     let held: Vec<_> = principal.permissions.iter().copied().collect();
     assert_eq!(
         held,
         vec![AdminPermission::TokensRead, AdminPermission::AuditRead]
     );
     let full = app
-        .create_my_token(&owner, personal("full", PersonalAccess::Full))
+        .personal_tokens()
+        .create_mine(&owner, personal("full", PersonalAccess::Full))
         .await
         .unwrap();
-    let full_principal = app.authenticate_bearer(&full.token, None).await.unwrap();
+    let full_principal = app
+        .auth()
+        .authenticate_bearer(&full.token, None)
+        .await
+        .unwrap();
     assert_eq!(full_principal.permissions.len(), AdminPermission::ALL.len());
     let minted = app
-        .create_my_token(&full_principal, personal("more", PersonalAccess::Full))
+        .personal_tokens()
+        .create_mine(&full_principal, personal("more", PersonalAccess::Full))
         .await;
     assert!(
         matches!(minted, Err(AppError::Forbidden(_))),
@@ -260,7 +306,8 @@ async fn read_only_personal_tokens_keep_only_reading_permissions_and_cannot_mint
     );
     // API tokens never authenticate management calls.
     let api = app
-        .create_token(
+        .tokens()
+        .create(
             &owner,
             CreateTokenRequest {
                 name: "api".into(),
@@ -272,26 +319,31 @@ async fn read_only_personal_tokens_keep_only_reading_permissions_and_cannot_mint
         .await
         .unwrap();
     assert!(matches!(
-        app.authenticate_bearer(&api.token, None).await,
+        app.auth().authenticate_bearer(&api.token, None).await,
         Err(AppError::Unauthenticated)
     ));
     // Personal tokens sign their owner in; regenerating stops the old secret.
     assert!(signs_in(&app, &created.token).await);
     let id = created.record.record.id.to_string();
     let renewed = app
-        .regenerate_my_token(&owner, &id, RegenerateRequest::default())
+        .personal_tokens()
+        .regenerate_mine(&owner, &id, RegenerateRequest::default())
         .await
         .unwrap();
     assert!(!signs_in(&app, &created.token).await);
     assert!(signs_in(&app, &renewed.token).await);
-    assert_eq!(app.list_my_tokens(&owner).await.unwrap().len(), 2);
+    assert_eq!(
+        app.personal_tokens().list_mine(&owner).await.unwrap().len(),
+        2
+    );
     // Personal tokens are not reachable as API tokens.
     assert!(matches!(
-        app.get_token(&owner, &id).await,
+        app.tokens().get(&owner, &id).await,
         Err(AppError::NotFound(_))
     ));
     assert!(matches!(
-        app.update_token(&owner, &id, UpdateTokenRequest::default())
+        app.tokens()
+            .update(&owner, &id, UpdateTokenRequest::default())
             .await,
         Err(AppError::NotFound(_))
     ));
@@ -306,19 +358,21 @@ async fn removing_or_deactivating_the_owner_stops_personal_tokens_everywhere() {
     let ada = admin(&app, "ada@example.com", "token-manager").await;
     let owner = session(&app, "ada@example.com").await;
     let token = app
-        .create_my_token(&owner, personal("laptop", PersonalAccess::Full))
+        .personal_tokens()
+        .create_mine(&owner, personal("laptop", PersonalAccess::Full))
         .await
         .unwrap()
         .token;
     other_node.follow_changes().await.unwrap();
     assert!(signs_in(&other_node, &token).await);
 
-    app.update_user(&operator(), &ada, update(|r| r.active = Some(false)))
+    app.users()
+        .update(&operator(), &ada, update(|r| r.active = Some(false)))
         .await
         .unwrap();
     assert!(!signs_in(&app, &token).await, "at once on this node");
     assert!(matches!(
-        app.authenticate_bearer(&token, None).await,
+        app.auth().authenticate_bearer(&token, None).await,
         Err(AppError::Unauthenticated)
     ));
     other_node.follow_changes().await.unwrap();
@@ -327,18 +381,20 @@ async fn removing_or_deactivating_the_owner_stops_personal_tokens_everywhere() {
         "on the other node too"
     );
 
-    app.update_user(&operator(), &ada, update(|r| r.active = Some(true)))
+    app.users()
+        .update(&operator(), &ada, update(|r| r.active = Some(true)))
         .await
         .unwrap();
     assert!(signs_in(&app, &token).await);
     let (secret, _) = app
+        .auth()
         .login("ada@example.com", &Password(PASSWORD.into()), None)
         .await
         .unwrap();
-    app.delete_user(&operator(), &ada).await.unwrap();
+    app.users().delete(&operator(), &ada).await.unwrap();
     assert!(!signs_in(&app, &token).await, "removal deletes them");
     assert!(matches!(
-        app.authenticate_session(&secret, None).await,
+        app.auth().authenticate_session(&secret, None).await,
         Err(AppError::Unauthenticated)
     ));
     other_node.follow_changes().await.unwrap();
@@ -352,26 +408,30 @@ async fn deactivation_and_password_reset_end_sessions() {
     admin(&app, "root@example.com", "super-admin").await;
     let ada = admin(&app, "ada@example.com", "viewer").await;
     let (first, _) = app
+        .auth()
         .login("ada@example.com", &Password(PASSWORD.into()), None)
         .await
         .unwrap();
-    app.update_user(
-        &operator(),
-        &ada,
-        update(|r| r.password = Some("another long password".into())),
-    )
-    .await
-    .unwrap();
+    app.users()
+        .update(
+            &operator(),
+            &ada,
+            update(|r| r.password = Some("another long password".into())),
+        )
+        .await
+        .unwrap();
     assert!(matches!(
-        app.authenticate_session(&first, None).await,
+        app.auth().authenticate_session(&first, None).await,
         Err(AppError::Unauthenticated)
     ));
     assert!(
-        app.login("ada@example.com", &Password(PASSWORD.into()), None)
+        app.auth()
+            .login("ada@example.com", &Password(PASSWORD.into()), None)
             .await
             .is_err()
     );
     let (second, _) = app
+        .auth()
         .login(
             "ada@example.com",
             &Password("another long password".into()),
@@ -379,15 +439,17 @@ async fn deactivation_and_password_reset_end_sessions() {
         )
         .await
         .unwrap();
-    app.update_user(&operator(), &ada, update(|r| r.active = Some(false)))
+    app.users()
+        .update(&operator(), &ada, update(|r| r.active = Some(false)))
         .await
         .unwrap();
-    app.update_user(&operator(), &ada, update(|r| r.active = Some(true)))
+    app.users()
+        .update(&operator(), &ada, update(|r| r.active = Some(true)))
         .await
         .unwrap();
     assert!(
         matches!(
-            app.authenticate_session(&second, None).await,
+            app.auth().authenticate_session(&second, None).await,
             Err(AppError::Unauthenticated)
         ),
         "reactivation does not revive old sessions"
@@ -401,21 +463,24 @@ async fn every_change_is_audited_with_a_diff_and_no_secret() {
     let root_id = admin(&app, "root@example.com", "super-admin").await;
     let root = session(&app, "root@example.com").await;
     assert!(
-        app.login(
-            "root@example.com",
-            &Password("wrong password!".into()),
-            Some("192.0.2.1".parse().unwrap())
-        )
-        .await
-        .is_err()
+        app.auth()
+            .login(
+                "root@example.com",
+                &Password("wrong password!".into()),
+                Some("192.0.2.1".parse().unwrap())
+            )
+            .await
+            .is_err()
     );
     assert!(
-        app.login("my secret pasted here", &Password(PASSWORD.into()), None)
+        app.auth()
+            .login("my secret pasted here", &Password(PASSWORD.into()), None)
             .await
             .is_err()
     );
     let created = app
-        .create_token(
+        .tokens()
+        .create(
             &root,
             CreateTokenRequest {
                 name: "ci".into(),
@@ -427,59 +492,67 @@ async fn every_change_is_audited_with_a_diff_and_no_secret() {
         .await
         .unwrap();
     let id = created.record.id.to_string();
-    app.update_token(
-        &root,
-        &id,
-        UpdateTokenRequest {
-            description: Some("deploys".into()),
-            ..Default::default()
-        },
-    )
-    .await
-    .unwrap();
+    app.tokens()
+        .update(
+            &root,
+            &id,
+            UpdateTokenRequest {
+                description: Some("deploys".into()),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
     let regenerated = app
-        .regenerate_token(&root, &id, RegenerateRequest::default())
+        .tokens()
+        .regenerate(&root, &id, RegenerateRequest::default())
         .await
         .unwrap();
     let personal_secret = app
-        .create_my_token(&root, personal("me", PersonalAccess::Full))
+        .personal_tokens()
+        .create_mine(&root, personal("me", PersonalAccess::Full))
         .await
         .unwrap()
         .token;
-    app.delete_token(&root, &id).await.unwrap();
-    app.create_role(
-        &root,
-        RoleRequest {
-            name: "ops".into(),
-            description: None,
-            permissions: vec![AdminPermission::TokensRead],
-        },
-    )
-    .await
-    .unwrap();
-    app.create_project(
-        &root,
-        tessera_api_types::ProjectRequest {
-            slug: "shop".into(),
-            name: "Shop".into(),
-        },
-    )
-    .await
-    .unwrap();
-    app.delete_project(&root, "shop").await.unwrap();
-    app.update_user(&root, &root_id, update(|r| r.name = Some("Root".into())))
+    app.tokens().delete(&root, &id).await.unwrap();
+    app.roles()
+        .create(
+            &root,
+            RoleRequest {
+                name: "ops".into(),
+                description: None,
+                permissions: vec![AdminPermission::TokensRead],
+            },
+        )
         .await
         .unwrap();
-    app.update_user(
-        &root,
-        &root_id,
-        update(|r| r.password = Some("a brand new password".into())),
-    )
-    .await
-    .unwrap();
+    app.catalog()
+        .create_project(
+            &root,
+            tessera_api_types::ProjectRequest {
+                slug: "shop".into(),
+                name: "Shop".into(),
+            },
+        )
+        .await
+        .unwrap();
+    app.catalog().delete_project(&root, "shop").await.unwrap();
+    app.users()
+        .update(&root, &root_id, update(|r| r.name = Some("Root".into())))
+        .await
+        .unwrap();
+    app.users()
+        .update(
+            &root,
+            &root_id,
+            update(|r| r.password = Some("a brand new password".into())),
+        )
+        .await
+        .unwrap();
 
     let page = app
-        .list_audit(
+        .audit()
+        .list(
             &operator(),
             AuditFilter {
                 limit: AuditPageSize::new(500).unwrap(),
@@ -564,7 +637,8 @@ async fn every_change_is_audited_with_a_diff_and_no_secret() {
     }
     // Filters and paging.
     let only = app
-        .list_audit(
+        .audit()
+        .list(
             &operator(),
             AuditFilter {
                 action: Some("token.update".into()),
@@ -575,7 +649,8 @@ async fn every_change_is_audited_with_a_diff_and_no_secret() {
         .unwrap();
     assert_eq!(only.items.len(), 1);
     let first = app
-        .list_audit(
+        .audit()
+        .list(
             &operator(),
             AuditFilter {
                 limit: AuditPageSize::new(3).unwrap(),
@@ -585,7 +660,8 @@ async fn every_change_is_audited_with_a_diff_and_no_secret() {
         .await
         .unwrap();
     let second = app
-        .list_audit(
+        .audit()
+        .list(
             &operator(),
             AuditFilter {
                 limit: AuditPageSize::new(3).unwrap(),
@@ -597,7 +673,8 @@ async fn every_change_is_audited_with_a_diff_and_no_secret() {
         .unwrap();
     assert!(first.items.last().unwrap().id > second.items.first().unwrap().id);
     let viewer_denied = app
-        .list_audit(
+        .audit()
+        .list(
             &Principal {
                 permissions: Default::default(),
                 ..root
@@ -613,20 +690,21 @@ async fn managing_users_and_roles_never_reaches_beyond_ones_own_permissions() {
     let dir = tempfile::tempdir().unwrap();
     let app = node(&dir).await;
     let root = admin(&app, "root@example.com", "super-admin").await;
-    app.create_role(
-        &operator(),
-        RoleRequest {
-            name: "people".into(),
-            description: None,
-            permissions: vec![
-                AdminPermission::UsersManage,
-                AdminPermission::RolesManage,
-                AdminPermission::TokensRead,
-            ],
-        },
-    )
-    .await
-    .unwrap();
+    app.roles()
+        .create(
+            &operator(),
+            RoleRequest {
+                name: "people".into(),
+                description: None,
+                permissions: vec![
+                    AdminPermission::UsersManage,
+                    AdminPermission::RolesManage,
+                    AdminPermission::TokensRead,
+                ],
+            },
+        )
+        .await
+        .unwrap();
     let manager_id = admin(&app, "manager@example.com", "people").await;
     let manager = session(&app, "manager@example.com").await;
     let forbidden = |result: Result<_, AppError>| matches!(result, Err(AppError::Forbidden(_)));
@@ -639,37 +717,43 @@ async fn managing_users_and_roles_never_reaches_beyond_ones_own_permissions() {
         password: None,
     };
     assert!(forbidden(
-        app.create_user(&manager, create("super-admin"))
+        app.users()
+            .create(&manager, create("super-admin"))
             .await
             .map(|_| ())
     ));
     assert!(forbidden(
-        app.create_user(&manager, create("token-manager"))
+        app.users()
+            .create(&manager, create("token-manager"))
             .await
             .map(|_| ())
     ));
     let viewer = app
-        .create_user(&manager, create("viewer"))
+        .users()
+        .create(&manager, create("viewer"))
         .await
         .unwrap()
         .id
         .to_string();
     assert!(forbidden(
-        app.update_user(
-            &manager,
-            &manager_id,
-            update(|r| r.role = Some("super-admin".into()))
-        )
-        .await
-        .map(|_| ())
-    ));
-    assert!(forbidden(
-        app.update_user(&manager, &root, update(|r| r.active = Some(false)))
+        app.users()
+            .update(
+                &manager,
+                &manager_id,
+                update(|r| r.role = Some("super-admin".into()))
+            )
             .await
             .map(|_| ())
     ));
-    assert!(forbidden(app.delete_user(&manager, &root).await));
-    app.update_user(&manager, &viewer, update(|r| r.name = Some("V".into())))
+    assert!(forbidden(
+        app.users()
+            .update(&manager, &root, update(|r| r.active = Some(false)))
+            .await
+            .map(|_| ())
+    ));
+    assert!(forbidden(app.users().delete(&manager, &root).await));
+    app.users()
+        .update(&manager, &viewer, update(|r| r.name = Some("V".into())))
         .await
         .unwrap();
 
@@ -682,7 +766,10 @@ async fn managing_users_and_roles_never_reaches_beyond_ones_own_permissions() {
         ]),
     };
     assert!(forbidden(
-        app.update_role(&manager, "people", widen).await.map(|_| ())
+        app.roles()
+            .update(&manager, "people", widen)
+            .await
+            .map(|_| ())
     ));
     let grant = RoleRequest {
         name: "creator".into(),
@@ -690,37 +777,45 @@ async fn managing_users_and_roles_never_reaches_beyond_ones_own_permissions() {
         permissions: vec![AdminPermission::TokensCreate],
     };
     assert!(forbidden(
-        app.create_role(&manager, grant).await.map(|_| ())
+        app.roles().create(&manager, grant).await.map(|_| ())
     ));
     let narrow = RoleUpdate {
         description: None,
         permissions: Some(vec![AdminPermission::TokensRead]),
     };
-    app.update_role(&manager, "viewer", narrow).await.unwrap();
+    app.roles()
+        .update(&manager, "viewer", narrow)
+        .await
+        .unwrap();
 
     // A personal token of a user manager cannot set passwords (a new sign-in).
     let owner = session(&app, "root@example.com").await;
     let token = app
-        .create_my_token(&owner, personal("ops", PersonalAccess::Full))
+        .personal_tokens()
+        .create_mine(&owner, personal("ops", PersonalAccess::Full))
         .await
         .unwrap()
         .token;
-    let via_token = app.authenticate_bearer(&token, None).await.unwrap();
+    let via_token = app.auth().authenticate_bearer(&token, None).await.unwrap();
     assert!(forbidden(
-        app.update_user(
-            &via_token,
-            &viewer,
-            update(|r| r.password = Some("a long new password".into()))
-        )
-        .await
-        .map(|_| ())
+        app.users()
+            .update(
+                &via_token,
+                &viewer,
+                update(|r| r.password = Some("a long new password".into()))
+            )
+            .await
+            .map(|_| ())
     ));
     let with_password = CreateUserRequest {
         password: Some("a long new password".into()),
         ..create("viewer")
     };
     assert!(forbidden(
-        app.create_user(&via_token, with_password).await.map(|_| ())
+        app.users()
+            .create(&via_token, with_password)
+            .await
+            .map(|_| ())
     ));
 }
 
@@ -731,21 +826,23 @@ async fn personal_tokens_never_pass_for_protected_api_permissions_and_api_tokens
     let app = node(&dir).await;
     admin(&app, "root@example.com", "super-admin").await;
     let owner = session(&app, "root@example.com").await;
-    app.create_resource(
-        &owner,
-        tessera_api_types::ResourceRequest {
-            name: "article".into(),
-            description: None,
-            actions: vec![tessera_api_types::ActionView {
-                name: "find".into(),
-                kind: tessera_core::ActionKind::Read,
-            }],
-        },
-    )
-    .await
-    .unwrap();
+    app.catalog()
+        .create_resource(
+            &owner,
+            tessera_api_types::ResourceRequest {
+                name: "article".into(),
+                description: None,
+                actions: vec![tessera_api_types::ActionView {
+                    name: "find".into(),
+                    kind: tessera_core::ActionKind::Read,
+                }],
+            },
+        )
+        .await
+        .unwrap();
     let personal_token = app
-        .create_my_token(&owner, personal("me", PersonalAccess::Full))
+        .personal_tokens()
+        .create_mine(&owner, personal("me", PersonalAccess::Full))
         .await
         .unwrap()
         .token;
@@ -771,7 +868,8 @@ async fn personal_tokens_never_pass_for_protected_api_permissions_and_api_tokens
     );
 
     let api = app
-        .create_token(
+        .tokens()
+        .create(
             &owner,
             CreateTokenRequest {
                 name: "api".into(),
@@ -783,12 +881,13 @@ async fn personal_tokens_never_pass_for_protected_api_permissions_and_api_tokens
         .await
         .unwrap();
     assert!(matches!(
-        app.authenticate_bearer(&api.token, None).await,
+        app.auth().authenticate_bearer(&api.token, None).await,
         Err(AppError::Unauthenticated)
     ));
     app.flush_usage().await.unwrap();
     let view = app
-        .get_token(&owner, &api.record.id.to_string())
+        .tokens()
+        .get(&owner, &api.record.id.to_string())
         .await
         .unwrap();
     assert_eq!(

@@ -60,17 +60,18 @@ async fn node(db: &TestDb, clock: &Arc<ManualClock>) -> Arc<Tessera> {
 }
 
 async fn create(app: &Tessera, name: &str) -> CreatedToken {
-    app.create_token(
-        &operator(),
-        CreateTokenRequest {
-            name: name.into(),
-            token_type: Some(TokenType::ReadOnly),
-            lifespan: Some(Lifespan::Unlimited),
-            ..CreateTokenRequest::default()
-        },
-    )
-    .await
-    .unwrap()
+    app.tokens()
+        .create(
+            &operator(),
+            CreateTokenRequest {
+                name: name.into(),
+                token_type: Some(TokenType::ReadOnly),
+                lifespan: Some(Lifespan::Unlimited),
+                ..CreateTokenRequest::default()
+            },
+        )
+        .await
+        .unwrap()
 }
 
 fn check(app: &Tessera, token: &str) -> Result<(), VerifyCode> {
@@ -101,7 +102,8 @@ async fn a_node_behind_the_retained_feed_reloads(db: TestDb) {
     assert_eq!(check(&b, &revoked.token), Ok(()));
 
     // B is cut off from here on.
-    a.delete_token(&operator(), &revoked.record.id.to_string())
+    a.tokens()
+        .delete(&operator(), &revoked.record.id.to_string())
         .await
         .unwrap();
     let old_new = create(&a, "created while B was away").await;
@@ -129,13 +131,14 @@ async fn a_node_behind_the_retained_feed_reloads(db: TestDb) {
     b.ready().await.unwrap();
 
     // From there B follows the feed change by change again.
-    a.set_token_status(
-        &operator(),
-        &recent.record.id.to_string(),
-        TokenStatus::Disabled,
-    )
-    .await
-    .unwrap();
+    a.tokens()
+        .set_status(
+            &operator(),
+            &recent.record.id.to_string(),
+            TokenStatus::Disabled,
+        )
+        .await
+        .unwrap();
     b.follow_changes().await.unwrap();
     assert_eq!(check(&b, &recent.token), Err(VerifyCode::Disabled));
     assert_eq!(b.index_reloads(), 1, "no further reload");

@@ -43,7 +43,8 @@ async fn register(
     email: &str,
     from: Option<IpAddr>,
 ) -> Result<(), AppError> {
-    app.register_first(code, email.into(), None, Password(PASSWORD.into()), from)
+    app.auth()
+        .register_first(code, email.into(), None, Password(PASSWORD.into()), from)
         .await
         .map(|(_, response)| assert_eq!(response.user.role, "super-admin"))
 }
@@ -79,8 +80,9 @@ fn mode(path: &Path) -> u32 {
 async fn the_code_is_armed_written_privately_and_works_exactly_once() {
     let dir = tempfile::tempdir().unwrap();
     let app = node(&dir).await;
-    assert!(app.needs_first_admin().await.unwrap());
+    assert!(app.auth().needs_first_admin().await.unwrap());
     let code = app
+        .auth()
         .prepare_first_run(&code_file(&dir))
         .await
         .unwrap()
@@ -107,14 +109,14 @@ async fn the_code_is_armed_written_privately_and_works_exactly_once() {
     assert!(message.contains("does not match"), "{message}");
     refused_code(register(&app, "", "a@example.com", None).await);
     assert!(
-        app.needs_first_admin().await.unwrap(),
+        app.auth().needs_first_admin().await.unwrap(),
         "a refused code creates nobody"
     );
 
     register(&app, &code, "first@example.com", None)
         .await
         .unwrap();
-    assert!(!app.needs_first_admin().await.unwrap());
+    assert!(!app.auth().needs_first_admin().await.unwrap());
     assert!(!code_file(&dir).exists(), "the file goes with the code");
     // Only once: the conflict stands whatever code comes with it.
     for presented in [code.as_str(), "", "nonsense"] {
@@ -124,7 +126,8 @@ async fn the_code_is_armed_written_privately_and_works_exactly_once() {
         ));
     }
     // The signed-up admin signs in.
-    app.login("first@example.com", &Password(PASSWORD.into()), None)
+    app.auth()
+        .login("first@example.com", &Password(PASSWORD.into()), None)
         .await
         .unwrap();
 }
@@ -141,7 +144,7 @@ async fn without_an_armed_code_registration_is_refused() {
         message.contains("no setup code is active") && message.contains("tessera admin create"),
         "{message}"
     );
-    assert!(app.needs_first_admin().await.unwrap());
+    assert!(app.auth().needs_first_admin().await.unwrap());
 }
 
 #[tokio::test]
@@ -149,6 +152,7 @@ async fn the_typed_code_is_normalized() {
     let dir = tempfile::tempdir().unwrap();
     let app = node(&dir).await;
     let code = app
+        .auth()
         .prepare_first_run(&code_file(&dir))
         .await
         .unwrap()
@@ -165,6 +169,7 @@ async fn a_restart_reuses_the_code_in_the_file_and_replaces_a_bad_one() {
     let dir = tempfile::tempdir().unwrap();
     let first = node(&dir)
         .await
+        .auth()
         .prepare_first_run(&code_file(&dir))
         .await
         .unwrap()
@@ -172,6 +177,7 @@ async fn a_restart_reuses_the_code_in_the_file_and_replaces_a_bad_one() {
     // A restart: a new process over the same data dir keeps the copied code valid.
     let app = node(&dir).await;
     let again = app
+        .auth()
         .prepare_first_run(&code_file(&dir))
         .await
         .unwrap()
@@ -181,6 +187,7 @@ async fn a_restart_reuses_the_code_in_the_file_and_replaces_a_bad_one() {
     // A malformed file is replaced by a fresh, private code.
     std::fs::write(code_file(&dir), "not a code\n").unwrap();
     let replaced = app
+        .auth()
         .prepare_first_run(&code_file(&dir))
         .await
         .unwrap()
@@ -201,6 +208,7 @@ async fn a_restart_reuses_the_code_in_the_file_and_replaces_a_bad_one() {
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(code_file(&dir), std::fs::Permissions::from_mode(0o644)).unwrap();
         let fresh = app
+            .auth()
             .prepare_first_run(&code_file(&dir))
             .await
             .unwrap()
@@ -209,6 +217,7 @@ async fn a_restart_reuses_the_code_in_the_file_and_replaces_a_bad_one() {
         assert_eq!(mode(&code_file(&dir)), 0o600);
     }
     let armed = app
+        .auth()
         .prepare_first_run(&code_file(&dir))
         .await
         .unwrap()
@@ -223,23 +232,25 @@ async fn once_an_admin_exists_nothing_is_armed_and_a_leftover_file_goes() {
     let dir = tempfile::tempdir().unwrap();
     let app = node(&dir).await;
     let code = app
+        .auth()
         .prepare_first_run(&code_file(&dir))
         .await
         .unwrap()
         .unwrap();
     // `tessera admin create` needs no code.
-    app.create_admin(
-        &Principal::operator("test"),
-        NewAdmin {
-            email: "root@example.com".into(),
-            name: None,
-            role: "super-admin".into(),
-            password: Password(PASSWORD.into()),
-        },
-    )
-    .await
-    .unwrap();
-    assert!(!app.needs_first_admin().await.unwrap());
+    app.users()
+        .create_admin(
+            &Principal::operator("test"),
+            NewAdmin {
+                email: "root@example.com".into(),
+                name: None,
+                role: "super-admin".into(),
+                password: Password(PASSWORD.into()),
+            },
+        )
+        .await
+        .unwrap();
+    assert!(!app.auth().needs_first_admin().await.unwrap());
     assert!(matches!(
         register(&app, &code, "intruder@example.com", None).await,
         Err(AppError::Conflict(_))
@@ -248,7 +259,11 @@ async fn once_an_admin_exists_nothing_is_armed_and_a_leftover_file_goes() {
 
     let restarted = node(&dir).await;
     assert_eq!(
-        restarted.prepare_first_run(&code_file(&dir)).await.unwrap(),
+        restarted
+            .auth()
+            .prepare_first_run(&code_file(&dir))
+            .await
+            .unwrap(),
         None
     );
     assert!(!code_file(&dir).exists(), "the leftover file is removed");
@@ -263,6 +278,7 @@ async fn wrong_codes_are_throttled_per_address_like_logins() {
     let dir = tempfile::tempdir().unwrap();
     let app = node(&dir).await;
     let code = app
+        .auth()
         .prepare_first_run(&code_file(&dir))
         .await
         .unwrap()
@@ -280,7 +296,8 @@ async fn wrong_codes_are_throttled_per_address_like_logins() {
     }
     // The guesses also count against logins from that address.
     assert!(matches!(
-        app.login("a@example.com", &Password(PASSWORD.into()), guesser)
+        app.auth()
+            .login("a@example.com", &Password(PASSWORD.into()), guesser)
             .await,
         Err(AppError::RateLimited { .. })
     ));
@@ -288,6 +305,7 @@ async fn wrong_codes_are_throttled_per_address_like_logins() {
     // password with the right code leaves the code armed.
     let owner = client("198.51.100.2");
     let refused = app
+        .auth()
         .register_first(
             &code,
             "first@example.com".into(),

@@ -34,6 +34,7 @@ fn operator() -> Principal {
 
 async fn admin(app: &Tessera, email: &str) -> String {
     let view = app
+        .users()
         .create_admin(
             &operator(),
             NewAdmin {
@@ -58,28 +59,30 @@ async fn every_failed_login_costs_one_argon2_check_with_the_default_parameters()
     let app = node(&dir).await;
     admin(&app, "root@example.com").await;
     let gone = admin(&app, "gone@example.com").await;
-    app.update_user(
-        &operator(),
-        &gone,
-        UpdateUserRequest {
-            active: Some(false),
-            ..UpdateUserRequest::default()
-        },
-    )
-    .await
-    .unwrap();
+    app.users()
+        .update(
+            &operator(),
+            &gone,
+            UpdateUserRequest {
+                active: Some(false),
+                ..UpdateUserRequest::default()
+            },
+        )
+        .await
+        .unwrap();
     // Invited without a password: cannot sign in until an admin sets one.
-    app.create_user(
-        &operator(),
-        CreateUserRequest {
-            email: "invited@example.com".into(),
-            name: None,
-            role: "viewer".into(),
-            password: None,
-        },
-    )
-    .await
-    .unwrap();
+    app.users()
+        .create(
+            &operator(),
+            CreateUserRequest {
+                email: "invited@example.com".into(),
+                name: None,
+                role: "viewer".into(),
+                password: None,
+            },
+        )
+        .await
+        .unwrap();
 
     let per_check = Params::DEFAULT.block_count() as u64 * u64::from(Params::DEFAULT.t_cost());
     let attempts = [
@@ -94,15 +97,16 @@ async fn every_failed_login_costs_one_argon2_check_with_the_default_parameters()
         ("gone@example.com", PASSWORD, "a deactivated account"),
     ];
     for (email, password, case) in attempts {
-        let before = app.password_work();
+        let before = app.auth().password_work();
         let outcome = app
+            .auth()
             .login(email, &Password(password.into()), address("192.0.2.1"))
             .await;
         assert!(
             matches!(outcome, Err(AppError::Unauthenticated)),
             "{case}: {outcome:?}"
         );
-        let after = app.password_work();
+        let after = app.auth().password_work();
         assert_eq!(after.checks - before.checks, 1, "{case}: one argon2 check");
         assert_eq!(
             after.blocks_filled - before.blocks_filled,
@@ -119,19 +123,20 @@ async fn a_burst_of_failed_logins_shares_a_bounded_set_of_argon2_memory() {
     let logins = (0..32).map(|i| {
         let app = Arc::clone(&app);
         tokio::spawn(async move {
-            app.login(
-                &format!("user{i}@example.com"),
-                &Password("not the password".into()),
-                address(&format!("198.51.100.{i}")),
-            )
-            .await
+            app.auth()
+                .login(
+                    &format!("user{i}@example.com"),
+                    &Password("not the password".into()),
+                    address(&format!("198.51.100.{i}")),
+                )
+                .await
         })
     });
     for login in logins {
         let outcome = login.await.unwrap();
         assert!(matches!(outcome, Err(AppError::Unauthenticated)));
     }
-    let work = app.password_work();
+    let work = app.auth().password_work();
     assert_eq!(work.checks, 32, "every login ran argon2");
     assert!(
         (1..=4).contains(&work.permits),
@@ -152,7 +157,8 @@ async fn a_locked_account_still_admits_its_owner_from_an_address_that_has_not_fa
     let login = |password: &'static str, from: Option<IpAddr>| {
         let app = Arc::clone(&app);
         async move {
-            app.login("root@example.com", &Password(password.into()), from)
+            app.auth()
+                .login("root@example.com", &Password(password.into()), from)
                 .await
         }
     };
@@ -189,7 +195,7 @@ async fn a_locked_account_still_admits_its_owner_from_an_address_that_has_not_fa
 
     // A clean address gets one try at a locked account, however many it sends at once.
     let guesser = address("198.51.100.77");
-    let before = app.password_work();
+    let before = app.auth().password_work();
     let burst: Vec<_> = (0..8)
         .map(|_| tokio::spawn(login("another wrong one", guesser)))
         .collect();
@@ -202,7 +208,7 @@ async fn a_locked_account_still_admits_its_owner_from_an_address_that_has_not_fa
         }
     }
     assert_eq!(answers, (1, 7));
-    assert_eq!(app.password_work().checks - before.checks, 1);
+    assert_eq!(app.auth().password_work().checks - before.checks, 1);
     let refused = login(PASSWORD, guesser).await;
     assert!(
         matches!(refused, Err(AppError::RateLimited { .. })),
@@ -220,12 +226,12 @@ async fn fresh_addresses_past_an_accounts_lock_are_bounded_too() {
     let from = |n: u32| address(&format!("2001:db8:{n:x}::1"));
     // Lock the account from one address.
     for _ in 0..settings.login_failures_per_account {
-        let _ = app.login("root@example.com", &wrong, from(0)).await;
+        let _ = app.auth().login("root@example.com", &wrong, from(0)).await;
     }
     // Every other address gets one guess, but only so many in all.
     let mut guessed = 0;
     for n in 1..=settings.login_failures_per_address * 2 {
-        match app.login("root@example.com", &wrong, from(n)).await {
+        match app.auth().login("root@example.com", &wrong, from(n)).await {
             Err(AppError::Unauthenticated) => guessed += 1,
             Err(AppError::RateLimited { .. }) => {}
             other => panic!("{other:?}"),
@@ -233,6 +239,7 @@ async fn fresh_addresses_past_an_accounts_lock_are_bounded_too() {
     }
     assert_eq!(guessed, settings.login_failures_per_address);
     let refused = app
+        .auth()
         .login("root@example.com", &Password(PASSWORD.into()), from(999))
         .await;
     assert!(

@@ -64,17 +64,18 @@ async fn a_database_with_tokens_and_no_fingerprint_takes_the_pepper_in_use() {
         Arc::new(SystemClock),
     )
     .expect("app");
-    app.create_token(
-        &Principal::operator("test"),
-        CreateTokenRequest {
-            name: "old".into(),
-            token_type: Some(TokenType::ReadOnly),
-            lifespan: Some(Lifespan::Unlimited),
-            ..CreateTokenRequest::default()
-        },
-    )
-    .await
-    .unwrap();
+    app.tokens()
+        .create(
+            &Principal::operator("test"),
+            CreateTokenRequest {
+                name: "old".into(),
+                token_type: Some(TokenType::ReadOnly),
+                lifespan: Some(Lifespan::Unlimited),
+                ..CreateTokenRequest::default()
+            },
+        )
+        .await
+        .unwrap();
     let before = DatabasePepper::read(store.as_ref()).await.unwrap();
     assert_eq!(
         before,

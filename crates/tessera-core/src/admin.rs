@@ -178,6 +178,25 @@ impl PersonalAccess {
         }
     }
 
+    /// The token type a personal token of this access is stored with: read-only
+    /// tokens keep the reading permissions, full ones all of them.
+    pub fn token_type(self) -> crate::TokenType {
+        match self {
+            Self::Full => crate::TokenType::FullAccess,
+            Self::ReadOnly => crate::TokenType::ReadOnly,
+        }
+    }
+
+    /// The access a personal token stored with `token_type` has (the inverse of
+    /// [`PersonalAccess::token_type`]; a custom type, which personal tokens never get,
+    /// counts as full).
+    pub fn of_token_type(token_type: crate::TokenType) -> Self {
+        match token_type {
+            crate::TokenType::ReadOnly => Self::ReadOnly,
+            crate::TokenType::FullAccess | crate::TokenType::Custom => Self::Full,
+        }
+    }
+
     /// The owner's permissions as seen through a token with this access.
     pub fn restrict(self, permissions: BTreeSet<AdminPermission>) -> BTreeSet<AdminPermission> {
         match self {

@@ -136,6 +136,36 @@ pub struct TokenSettings {
     pub metadata: TokenMetadata,
 }
 
+impl TokenSettings {
+    /// The settings of a new personal token of `owner`: no permissions, project, rate
+    /// limit or customer of its own (it acts with its owner's role, restricted by
+    /// `access`).
+    pub fn personal(
+        owner: UserId,
+        name: String,
+        description: String,
+        access: crate::PersonalAccess,
+        (lifespan, expires_at): (Lifespan, Option<DateTime<Utc>>),
+        api_version: String,
+    ) -> Self {
+        Self {
+            kind: TokenKind::Personal,
+            name,
+            description,
+            token_type: access.token_type(),
+            permissions: Vec::new(),
+            project: None,
+            owner_id: Some(owner),
+            lifespan,
+            expires_at,
+            api_version,
+            rate_limit: None,
+            external_id: None,
+            metadata: TokenMetadata::new(),
+        }
+    }
+}
+
 impl TokenRecord {
     /// A new token with `settings`: active, never used, at revision 0, identified by
     /// `id` and checked by the digest of `secret` under `pepper`.

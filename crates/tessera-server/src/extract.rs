@@ -437,12 +437,15 @@ impl FromRequestParts<AppState> for Caller {
                 }
                 _ => BearerProblem::NotAccepted,
             };
-            let principal = state.app.authenticate_bearer(token, client).await.map_err(
-                |error| match error {
+            let principal = state
+                .app
+                .auth()
+                .authenticate_bearer(token, client)
+                .await
+                .map_err(|error| match error {
                     AppError::Unauthenticated => bearer_refused(problem, personal),
                     other => other.into(),
-                },
-            )?;
+                })?;
             return Ok(Self {
                 principal,
                 session: None,
@@ -452,14 +455,18 @@ impl FromRequestParts<AppState> for Caller {
             return Err(AppError::Unauthenticated.into());
         };
         let session = SessionSecret(value.to_owned());
-        let principal = state.app.authenticate_session(&session, client).await?;
+        let principal = state
+            .app
+            .auth()
+            .authenticate_session(&session, client)
+            .await?;
         if !is_safe(&parts.method) {
             let presented = parts
                 .headers
                 .get(CSRF_HEADER)
                 .and_then(|value| value.to_str().ok())
                 .unwrap_or_default();
-            if !state.app.csrf_matches(&session, presented) {
+            if !state.app.auth().csrf_matches(&session, presented) {
                 return Err(ApiError::new(
                     ErrorCode::Forbidden,
                     "missing or wrong X-CSRF-Token header for a cookie-authenticated request",

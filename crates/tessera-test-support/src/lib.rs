@@ -57,6 +57,7 @@ impl PgSchema {
         let mut admin = sqlx::PgConnection::connect(base)
             .await
             .expect("connect to the test database");
+        keep_pg_trgm_in_public(&mut admin).await;
         sqlx::query(&format!("CREATE SCHEMA {name}"))
             .execute(&mut admin)
             .await
@@ -114,6 +115,36 @@ impl PgSchema {
     pub fn name(&self) -> &str {
         &self.name
     }
+}
+
+/// Makes sure the `pg_trgm` extension (migration 0005's name search) lives in
+/// `public`. An extension exists once per database, in the schema that created it:
+/// left to the first test's migration, it would sit in that test's schema and go when
+/// the schema is dropped, taking every other test schema's trigram index with it
+/// (their migrations then fail with "operator class was concurrently dropped", or
+/// deadlock). One test process at a time does this (a transaction-scoped advisory lock).
+async fn keep_pg_trgm_in_public(admin: &mut sqlx::PgConnection) {
+    use sqlx::Connection as _;
+    let mut transaction = admin.begin().await.expect("begin");
+    sqlx::query("SELECT pg_advisory_xact_lock(7263871201)")
+        .execute(&mut *transaction)
+        .await
+        .expect("take the pg_trgm set-up lock");
+    sqlx::query(
+        "DO $$ BEGIN \
+           IF NOT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'pg_trgm') THEN \
+             CREATE EXTENSION pg_trgm SCHEMA public; \
+           ELSIF (SELECT namespace.nspname FROM pg_extension extension \
+                  JOIN pg_namespace namespace ON namespace.oid = extension.extnamespace \
+                  WHERE extension.extname = 'pg_trgm') <> 'public' THEN \
+             ALTER EXTENSION pg_trgm SET SCHEMA public; \
+           END IF; \
+         END $$",
+    )
+    .execute(&mut *transaction)
+    .await
+    .expect("keep pg_trgm in the public schema");
+    transaction.commit().await.expect("commit");
 }
 
 impl Drop for PgSchema {

@@ -44,7 +44,8 @@ fn fixture() -> Fixture {
         );
         app.load().await.unwrap();
         let created = app
-            .create_token(
+            .tokens()
+            .create(
                 &Principal::operator("bench"),
                 CreateTokenRequest {
                     name: "bench".into(),

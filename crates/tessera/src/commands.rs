@@ -241,6 +241,7 @@ async fn admin(config: &Config, command: AdminCommand, json: bool) -> Result<u8>
     }
     let app = open_or_create_app(config).await?;
     let user = app
+        .users()
         .create_admin(
             &operator(),
             NewAdmin {
@@ -317,7 +318,7 @@ async fn resource(config: &Config, command: ResourceCommand, json: bool) -> Resu
     let principal = operator();
     match command {
         ResourceCommand::List => {
-            let resources = app.list_resources(&principal).await?;
+            let resources = app.catalog().list_resources(&principal).await?;
             if json {
                 print_json(&resources)?;
             } else {
@@ -364,6 +365,7 @@ async fn resource(config: &Config, command: ResourceCommand, json: bool) -> Resu
                 }))
                 .collect();
             let created = app
+                .catalog()
                 .create_resource(
                     &principal,
                     ResourceRequest {
@@ -380,7 +382,7 @@ async fn resource(config: &Config, command: ResourceCommand, json: bool) -> Resu
             }
         }
         ResourceCommand::Delete { name } => {
-            app.delete_resource(&principal, &name).await?;
+            app.catalog().delete_resource(&principal, &name).await?;
             eprintln!("deleted resource {name}");
         }
     }
@@ -392,7 +394,7 @@ async fn project(config: &Config, command: ProjectCommand, json: bool) -> Result
     let principal = operator();
     match command {
         ProjectCommand::List => {
-            let projects = app.list_projects(&principal).await?;
+            let projects = app.catalog().list_projects(&principal).await?;
             if json {
                 print_json(&projects)?;
             } else {
@@ -405,6 +407,7 @@ async fn project(config: &Config, command: ProjectCommand, json: bool) -> Result
         }
         ProjectCommand::Create { slug, name } => {
             let created = app
+                .catalog()
                 .create_project(&principal, ProjectRequest { slug, name })
                 .await?;
             if json {
@@ -414,7 +417,7 @@ async fn project(config: &Config, command: ProjectCommand, json: bool) -> Result
             }
         }
         ProjectCommand::Delete { slug } => {
-            app.delete_project(&principal, &slug).await?;
+            app.catalog().delete_project(&principal, &slug).await?;
             eprintln!("deleted project {slug}");
         }
     }

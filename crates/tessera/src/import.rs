@@ -79,7 +79,7 @@ pub async fn run(app: &Tessera, principal: &Principal, options: Options) -> Resu
         };
         let numbers: Vec<u64> = batch.iter().map(|(line, _)| *line).collect();
         let requests = batch.into_iter().map(|(_, request)| request).collect();
-        let created = match app.import_tokens(principal, requests).await {
+        let created = match app.tokens().import(principal, requests).await {
             Ok(created) => created,
             Err(ImportFailure { index, error }) => {
                 progress.abandon();

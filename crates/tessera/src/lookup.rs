@@ -67,7 +67,7 @@ fn name_search(name: &str, cursor: Option<String>) -> TokenFilter {
 pub async fn token(app: &Tessera, principal: &Principal, key: &str) -> Result<String> {
     not_a_secret(key)?;
     if uuid_like(key) {
-        match app.get_token(principal, key).await {
+        match app.tokens().get(principal, key).await {
             Ok(token) => return Ok(token.id.to_string()),
             Err(AppError::NotFound(_)) => {}
             Err(error) => return Err(error.into()),
@@ -111,7 +111,7 @@ pub async fn token(app: &Tessera, principal: &Principal, key: &str) -> Result<St
 /// The id of the administrator `key` names: their id, email or name.
 pub async fn user(app: &Tessera, principal: &Principal, key: &str) -> Result<String> {
     not_a_secret(key)?;
-    let users = app.list_users(principal).await?;
+    let users = app.users().list(principal).await?;
     if let Some(user) = users.iter().find(|user| user.id.to_string() == key) {
         return Ok(user.id.to_string());
     }
@@ -154,7 +154,7 @@ pub async fn user(app: &Tessera, principal: &Principal, key: &str) -> Result<Str
 /// The role `key` names (a role's id is its name), as the application spells it.
 pub async fn role(app: &Tessera, principal: &Principal, key: &str) -> Result<String> {
     not_a_secret(key)?;
-    let roles = app.list_roles(principal).await?;
+    let roles = app.roles().list(principal).await?;
     let matches = named(&roles, key, |role| role.name.as_str());
     match matches.as_slice() {
         [role] => {

@@ -49,7 +49,7 @@ pub async fn user(config: &Config, command: UserCommand, json: bool) -> Result<u
     let principal = operator();
     match command {
         UserCommand::List => {
-            let users = app.list_users(&principal).await?;
+            let users = app.users().list(&principal).await?;
             if json {
                 print_json(&users)?;
             } else {
@@ -79,7 +79,8 @@ pub async fn user(config: &Config, command: UserCommand, json: bool) -> Result<u
                 None
             };
             let user = app
-                .create_user(
+                .users()
+                .create(
                     &principal,
                     CreateUserRequest {
                         email,
@@ -125,7 +126,7 @@ pub async fn user(config: &Config, command: UserCommand, json: bool) -> Result<u
                 password,
                 active,
             };
-            let user = app.update_user(&principal, &id, request).await?;
+            let user = app.users().update(&principal, &id, request).await?;
             if json {
                 print_json(&user)?;
             } else {
@@ -134,7 +135,7 @@ pub async fn user(config: &Config, command: UserCommand, json: bool) -> Result<u
         }
         UserCommand::Delete { user } => {
             let id = crate::lookup::user(&app, &principal, &user).await?;
-            app.delete_user(&principal, &id).await?;
+            app.users().delete(&principal, &id).await?;
             eprintln!("deleted administrator {user}");
         }
     }
@@ -146,7 +147,7 @@ pub async fn role(config: &Config, command: RoleCommand, json: bool) -> Result<u
     let principal = operator();
     match command {
         RoleCommand::List => {
-            let roles = app.list_roles(&principal).await?;
+            let roles = app.roles().list(&principal).await?;
             if json {
                 print_json(&roles)?;
             } else {
@@ -169,7 +170,7 @@ pub async fn role(config: &Config, command: RoleCommand, json: bool) -> Result<u
                 description,
                 permissions: parse_permissions(&permissions)?,
             };
-            let role = app.create_role(&principal, request).await?;
+            let role = app.roles().create(&principal, request).await?;
             if json {
                 print_json(&role)?;
             } else {
@@ -189,7 +190,8 @@ pub async fn role(config: &Config, command: RoleCommand, json: bool) -> Result<u
             };
             let name = crate::lookup::role(&app, &principal, &name).await?;
             let role = app
-                .update_role(
+                .roles()
+                .update(
                     &principal,
                     &name,
                     RoleUpdate {
@@ -206,7 +208,7 @@ pub async fn role(config: &Config, command: RoleCommand, json: bool) -> Result<u
         }
         RoleCommand::Delete { name } => {
             let name = crate::lookup::role(&app, &principal, &name).await?;
-            app.delete_role(&principal, &name).await?;
+            app.roles().delete(&principal, &name).await?;
             eprintln!("deleted role {name}");
         }
     }
@@ -216,7 +218,7 @@ pub async fn role(config: &Config, command: RoleCommand, json: bool) -> Result<u
 pub async fn audit(config: &Config, params: AuditParams, json: bool) -> Result<u8> {
     let app = open_app(config).await?;
     let filter = params.parse().map_err(tessera_app::AppError::from)?;
-    let page = app.list_audit(&operator(), filter).await?;
+    let page = app.audit().list(&operator(), filter).await?;
     if json {
         print_json(&page)?;
     } else {

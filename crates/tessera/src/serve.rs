@@ -86,7 +86,7 @@ async fn first_run(app: &tessera_app::Tessera, config: &Config, address: SocketA
     let file = config
         .data_dir
         .join(tessera_app::first_run::SETUP_CODE_FILE);
-    match app.prepare_first_run(&file).await {
+    match app.auth().prepare_first_run(&file).await {
         Ok(Some(code)) => eprintln!("{}", first_run_notice(&code, &file, address, config)),
         Ok(None) => {}
         Err(error) => {

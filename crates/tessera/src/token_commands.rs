@@ -129,7 +129,7 @@ pub(crate) async fn list_tokens(
     principal: &Principal,
     filter: TokenFilter,
 ) -> Result<TokenPage> {
-    Ok(app.list_tokens(principal, filter).await?)
+    Ok(app.tokens().list(principal, filter).await?)
 }
 
 /// `--type` as the application takes it.
@@ -288,7 +288,7 @@ pub(crate) async fn run(config: &Config, command: TokenCommand, json: bool) -> R
                 external_id,
                 metadata: metadata.as_deref().map(parse_metadata).transpose()?,
             };
-            let created = app.create_token(&principal, request).await?;
+            let created = app.tokens().create(&principal, request).await?;
             reveal(&created, json, "created")?;
         }
         TokenCommand::Update {
@@ -338,7 +338,7 @@ pub(crate) async fn run(config: &Config, command: TokenCommand, json: bool) -> R
                 .into());
             }
             let id = crate::lookup::token(&app, &principal, &id).await?;
-            let token = app.update_token(&principal, &id, request).await?;
+            let token = app.tokens().update(&principal, &id, request).await?;
             if json {
                 print_json(&token)?;
             } else {
@@ -387,7 +387,7 @@ pub(crate) async fn run(config: &Config, command: TokenCommand, json: bool) -> R
         }
         TokenCommand::Show { id } => {
             let id = crate::lookup::token(&app, &principal, &id).await?;
-            let token = app.get_token(&principal, &id).await?;
+            let token = app.tokens().get(&principal, &id).await?;
             if json {
                 print_json(&token)?;
             } else {
@@ -402,7 +402,7 @@ pub(crate) async fn run(config: &Config, command: TokenCommand, json: bool) -> R
             let request = RegenerateRequest {
                 grace_period_seconds: Some(grace_period_seconds),
             };
-            let created = app.regenerate_token(&principal, &id, request).await?;
+            let created = app.tokens().regenerate(&principal, &id, request).await?;
             reveal(&created, json, "regenerated")?;
         }
         TokenCommand::Disable { id } => {
@@ -413,7 +413,7 @@ pub(crate) async fn run(config: &Config, command: TokenCommand, json: bool) -> R
         }
         TokenCommand::Delete { id: key } => {
             let id = crate::lookup::token(&app, &principal, &key).await?;
-            app.delete_token(&principal, &id).await?;
+            app.tokens().delete(&principal, &id).await?;
             eprintln!("deleted token {key}");
         }
     }
@@ -428,7 +428,7 @@ async fn status(
     json: bool,
 ) -> Result<()> {
     let id = crate::lookup::token(app, principal, id).await?;
-    let token = app.set_token_status(principal, &id, status).await?;
+    let token = app.tokens().set_status(principal, &id, status).await?;
     if json {
         print_json(&token)?;
     } else {

@@ -2,6 +2,7 @@
 //! the in-memory index → rules → answer. No await, no I/O, no lock but the index's
 //! read lock; usage is counted in atomics and flushed elsewhere.
 
+mod freshness;
 mod index;
 mod limits;
 
@@ -13,6 +14,7 @@ use chrono::{DateTime, Utc};
 use tessera_api_types::{VerifiedToken, VerifyCode, VerifyResponse};
 use tessera_core::{Pepper, TokenFormat, TokenKind, TokenStatus};
 
+pub(crate) use freshness::Freshness;
 pub use index::{IndexedToken, VerifyIndex};
 
 use crate::throttle::FailureThrottle;

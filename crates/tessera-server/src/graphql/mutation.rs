@@ -30,7 +30,8 @@ impl MutationRoot {
         let request = context(ctx)?;
         request
             .app
-            .create_token(request.principal()?, input)
+            .tokens()
+            .create(request.principal()?, input)
             .await
             .or_graphql_error()
     }
@@ -46,7 +47,8 @@ impl MutationRoot {
         let request = context(ctx)?;
         request
             .app
-            .update_token(request.principal()?, &id, input.into())
+            .tokens()
+            .update(request.principal()?, &id, input.into())
             .await
             .or_graphql_error()
     }
@@ -57,7 +59,8 @@ impl MutationRoot {
         let request = context(ctx)?;
         request
             .app
-            .delete_token(request.principal()?, &id)
+            .tokens()
+            .delete(request.principal()?, &id)
             .await
             .or_graphql_error()?;
         Ok(true)
@@ -75,7 +78,8 @@ impl MutationRoot {
         let request = context(ctx)?;
         request
             .app
-            .regenerate_token(request.principal()?, &id, input.unwrap_or_default())
+            .tokens()
+            .regenerate(request.principal()?, &id, input.unwrap_or_default())
             .await
             .or_graphql_error()
     }
@@ -91,7 +95,8 @@ impl MutationRoot {
         let request = context(ctx)?;
         request
             .app
-            .duplicate_token(request.principal()?, &id, DuplicateRequest { name })
+            .tokens()
+            .duplicate(request.principal()?, &id, DuplicateRequest { name })
             .await
             .or_graphql_error()
     }
@@ -102,7 +107,8 @@ impl MutationRoot {
         let request = context(ctx)?;
         request
             .app
-            .set_token_status(request.principal()?, &id, TokenStatus::Disabled)
+            .tokens()
+            .set_status(request.principal()?, &id, TokenStatus::Disabled)
             .await
             .or_graphql_error()
     }
@@ -113,7 +119,8 @@ impl MutationRoot {
         let request = context(ctx)?;
         request
             .app
-            .set_token_status(request.principal()?, &id, TokenStatus::Active)
+            .tokens()
+            .set_status(request.principal()?, &id, TokenStatus::Active)
             .await
             .or_graphql_error()
     }
@@ -129,7 +136,8 @@ impl MutationRoot {
         let request = context(ctx)?;
         request
             .app
-            .upgrade_token_version(
+            .tokens()
+            .upgrade_version(
                 request.principal()?,
                 &id,
                 UpgradeVersionRequest { api_version },
@@ -148,6 +156,7 @@ impl MutationRoot {
         let request = context(ctx)?;
         request
             .app
+            .catalog()
             .create_resource(request.principal()?, input)
             .await
             .or_graphql_error()
@@ -164,6 +173,7 @@ impl MutationRoot {
         let request = context(ctx)?;
         request
             .app
+            .catalog()
             .update_resource(request.principal()?, &name, input)
             .await
             .or_graphql_error()
@@ -175,6 +185,7 @@ impl MutationRoot {
         let request = context(ctx)?;
         request
             .app
+            .catalog()
             .delete_resource(request.principal()?, &name)
             .await
             .or_graphql_error()?;
@@ -191,6 +202,7 @@ impl MutationRoot {
         let request = context(ctx)?;
         request
             .app
+            .catalog()
             .create_project(request.principal()?, input)
             .await
             .or_graphql_error()
@@ -202,6 +214,7 @@ impl MutationRoot {
         let request = context(ctx)?;
         request
             .app
+            .catalog()
             .delete_project(request.principal()?, &slug)
             .await
             .or_graphql_error()?;
@@ -214,7 +227,8 @@ impl MutationRoot {
         let request = context(ctx)?;
         request
             .app
-            .create_user(request.principal()?, input)
+            .users()
+            .create(request.principal()?, input)
             .await
             .or_graphql_error()
     }
@@ -230,7 +244,8 @@ impl MutationRoot {
         let request = context(ctx)?;
         request
             .app
-            .update_user(request.principal()?, &id, input)
+            .users()
+            .update(request.principal()?, &id, input)
             .await
             .or_graphql_error()
     }
@@ -241,7 +256,8 @@ impl MutationRoot {
         let request = context(ctx)?;
         request
             .app
-            .delete_user(request.principal()?, &id)
+            .users()
+            .delete(request.principal()?, &id)
             .await
             .or_graphql_error()?;
         Ok(true)
@@ -258,7 +274,8 @@ impl MutationRoot {
         let request = context(ctx)?;
         request
             .app
-            .revoke_user_token(request.principal()?, &user_id, &token_id)
+            .personal_tokens()
+            .revoke_of_user(request.principal()?, &user_id, &token_id)
             .await
             .or_graphql_error()?;
         Ok(true)
@@ -270,7 +287,8 @@ impl MutationRoot {
         let request = context(ctx)?;
         request
             .app
-            .create_role(request.principal()?, input)
+            .roles()
+            .create(request.principal()?, input)
             .await
             .or_graphql_error()
     }
@@ -281,7 +299,8 @@ impl MutationRoot {
         let request = context(ctx)?;
         request
             .app
-            .update_role(request.principal()?, &id, input)
+            .roles()
+            .update(request.principal()?, &id, input)
             .await
             .or_graphql_error()
     }
@@ -292,7 +311,8 @@ impl MutationRoot {
         let request = context(ctx)?;
         request
             .app
-            .delete_role(request.principal()?, &id)
+            .roles()
+            .delete(request.principal()?, &id)
             .await
             .or_graphql_error()?;
         Ok(true)
@@ -309,7 +329,8 @@ impl MutationRoot {
         let request = context(ctx)?;
         request
             .app
-            .create_my_token(request.principal()?, input)
+            .personal_tokens()
+            .create_mine(request.principal()?, input)
             .await
             .or_graphql_error()
     }
@@ -320,7 +341,8 @@ impl MutationRoot {
         let request = context(ctx)?;
         request
             .app
-            .delete_my_token(request.principal()?, &id)
+            .personal_tokens()
+            .delete_mine(request.principal()?, &id)
             .await
             .or_graphql_error()?;
         Ok(true)
@@ -337,7 +359,8 @@ impl MutationRoot {
         let request = context(ctx)?;
         request
             .app
-            .regenerate_my_token(request.principal()?, &id, input.unwrap_or_default())
+            .personal_tokens()
+            .regenerate_mine(request.principal()?, &id, input.unwrap_or_default())
             .await
             .or_graphql_error()
     }

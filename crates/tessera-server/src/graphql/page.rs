@@ -36,7 +36,7 @@ pub(super) async fn graphiql(
     let csrf = caller
         .ok()
         .and_then(|caller| caller.session)
-        .map(|session| state.app.csrf_token(&session))
+        .map(|session| state.app.auth().csrf_token(&session))
         .unwrap_or_default();
     let page = GraphiqlPage {
         csrf,

@@ -62,7 +62,8 @@ impl QueryRoot {
         .or_graphql_error()?;
         request
             .app
-            .list_tokens(principal, filter)
+            .tokens()
+            .list(principal, filter)
             .await
             .or_graphql_error()
     }
@@ -73,7 +74,8 @@ impl QueryRoot {
         let request = context(ctx)?;
         request
             .app
-            .get_token(request.principal()?, &id)
+            .tokens()
+            .get(request.principal()?, &id)
             .await
             .or_graphql_error()
     }
@@ -95,7 +97,8 @@ impl QueryRoot {
         .or_graphql_error()?;
         request
             .app
-            .token_usage(principal, &id, days)
+            .tokens()
+            .usage(principal, &id, days)
             .await
             .or_graphql_error()
     }
@@ -107,6 +110,7 @@ impl QueryRoot {
         let request = context(ctx)?;
         request
             .app
+            .catalog()
             .list_resources(request.principal()?)
             .await
             .or_graphql_error()
@@ -118,6 +122,7 @@ impl QueryRoot {
         let request = context(ctx)?;
         request
             .app
+            .catalog()
             .list_projects(request.principal()?)
             .await
             .or_graphql_error()
@@ -129,6 +134,7 @@ impl QueryRoot {
         let request = context(ctx)?;
         request
             .app
+            .catalog()
             .api_versions(request.principal()?)
             .or_graphql_error()
     }
@@ -139,7 +145,8 @@ impl QueryRoot {
         let request = context(ctx)?;
         request
             .app
-            .list_users(request.principal()?)
+            .users()
+            .list(request.principal()?)
             .await
             .or_graphql_error()
     }
@@ -150,7 +157,8 @@ impl QueryRoot {
         let request = context(ctx)?;
         request
             .app
-            .list_user_tokens(request.principal()?, &user_id)
+            .personal_tokens()
+            .list_of_user(request.principal()?, &user_id)
             .await
             .or_graphql_error()
     }
@@ -161,7 +169,8 @@ impl QueryRoot {
         let request = context(ctx)?;
         request
             .app
-            .list_roles(request.principal()?)
+            .roles()
+            .list(request.principal()?)
             .await
             .or_graphql_error()
     }
@@ -195,7 +204,8 @@ impl QueryRoot {
         .or_graphql_error()?;
         request
             .app
-            .list_audit(principal, filter)
+            .audit()
+            .list(principal, filter)
             .await
             .or_graphql_error()
     }
@@ -206,6 +216,7 @@ impl QueryRoot {
         let request = context(ctx)?;
         request
             .app
+            .auth()
             .me(request.principal()?)
             .await
             .or_graphql_error()
@@ -217,7 +228,8 @@ impl QueryRoot {
         let request = context(ctx)?;
         request
             .app
-            .list_my_tokens(request.principal()?)
+            .personal_tokens()
+            .list_mine(request.principal()?)
             .await
             .or_graphql_error()
     }

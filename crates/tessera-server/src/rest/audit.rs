@@ -23,7 +23,8 @@ pub(crate) async fn list(
     Ok(AxumJson(
         state
             .app
-            .list_audit(&caller.principal, params.parse()?)
+            .audit()
+            .list(&caller.principal, params.parse()?)
             .await?,
     ))
 }

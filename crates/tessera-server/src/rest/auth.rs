@@ -43,6 +43,7 @@ pub(crate) async fn login(
     let password = Password(request.password);
     let (secret, body) = state
         .app
+        .auth()
         .login(&request.email, &password, client)
         .await
         .map_err(|error| match error {
@@ -72,6 +73,7 @@ pub(crate) async fn register_first(
     let password = Password(request.password);
     let (secret, body) = state
         .app
+        .auth()
         .register_first(
             &request.setup_code,
             request.email,
@@ -93,6 +95,7 @@ pub(crate) async fn logout(State(state): State<AppState>, caller: Caller) -> Api
     if let Some(session) = &caller.session {
         state
             .app
+            .auth()
             .logout(&caller.principal, session)
             .await
             .map_err(ApiError::from)?;
@@ -109,5 +112,5 @@ pub(crate) async fn me(
     State(state): State<AppState>,
     caller: Caller,
 ) -> ApiResult<AxumJson<UserView>> {
-    Ok(AxumJson(state.app.me(&caller.principal).await?))
+    Ok(AxumJson(state.app.auth().me(&caller.principal).await?))
 }

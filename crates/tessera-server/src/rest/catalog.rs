@@ -31,7 +31,13 @@ pub(crate) async fn list_resources(
     State(state): State<AppState>,
     caller: Caller,
 ) -> ApiResult<AxumJson<Vec<ResourceView>>> {
-    Ok(AxumJson(state.app.list_resources(&caller.principal).await?))
+    Ok(AxumJson(
+        state
+            .app
+            .catalog()
+            .list_resources(&caller.principal)
+            .await?,
+    ))
 }
 
 #[utoipa::path(post, path = "/v1/resources", tag = "catalog", security(("session" = []), ("personal_token" = [])), summary = "Add a resource", description = "Needs `resources.manage`.", request_body = ResourceRequest, responses((status = 201, description = "The new resource", body = ResourceView), ManagementErrors, Conflict))]
@@ -42,6 +48,7 @@ pub(crate) async fn create_resource(
 ) -> ApiResult<(StatusCode, AxumJson<ResourceView>)> {
     let created = state
         .app
+        .catalog()
         .create_resource(&caller.principal, request)
         .await?;
     Ok((StatusCode::CREATED, AxumJson(created)))
@@ -57,6 +64,7 @@ pub(crate) async fn update_resource(
     Ok(AxumJson(
         state
             .app
+            .catalog()
             .update_resource(&caller.principal, &name, update)
             .await?,
     ))
@@ -68,7 +76,11 @@ pub(crate) async fn delete_resource(
     caller: Caller,
     Path(name): Path<String>,
 ) -> ApiResult<StatusCode> {
-    state.app.delete_resource(&caller.principal, &name).await?;
+    state
+        .app
+        .catalog()
+        .delete_resource(&caller.principal, &name)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -77,7 +89,9 @@ pub(crate) async fn list_projects(
     State(state): State<AppState>,
     caller: Caller,
 ) -> ApiResult<AxumJson<Vec<ProjectView>>> {
-    Ok(AxumJson(state.app.list_projects(&caller.principal).await?))
+    Ok(AxumJson(
+        state.app.catalog().list_projects(&caller.principal).await?,
+    ))
 }
 
 #[utoipa::path(post, path = "/v1/projects", tag = "catalog", security(("session" = []), ("personal_token" = [])), summary = "Create a project", description = "Needs `projects.manage`.", request_body = ProjectRequest, responses((status = 201, description = "The new project", body = ProjectView), ManagementErrors, Conflict))]
@@ -86,7 +100,11 @@ pub(crate) async fn create_project(
     caller: Caller,
     Json(request): Json<ProjectRequest>,
 ) -> ApiResult<(StatusCode, AxumJson<ProjectView>)> {
-    let created = state.app.create_project(&caller.principal, request).await?;
+    let created = state
+        .app
+        .catalog()
+        .create_project(&caller.principal, request)
+        .await?;
     Ok((StatusCode::CREATED, AxumJson(created)))
 }
 
@@ -96,7 +114,11 @@ pub(crate) async fn delete_project(
     caller: Caller,
     Path(slug): Path<String>,
 ) -> ApiResult<StatusCode> {
-    state.app.delete_project(&caller.principal, &slug).await?;
+    state
+        .app
+        .catalog()
+        .delete_project(&caller.principal, &slug)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -105,5 +127,7 @@ pub(crate) async fn api_versions(
     State(state): State<AppState>,
     caller: Caller,
 ) -> ApiResult<AxumJson<ApiVersionsView>> {
-    Ok(AxumJson(state.app.api_versions(&caller.principal)?))
+    Ok(AxumJson(
+        state.app.catalog().api_versions(&caller.principal)?,
+    ))
 }

@@ -26,7 +26,13 @@ pub(crate) async fn list(
     State(state): State<AppState>,
     caller: Caller,
 ) -> ApiResult<AxumJson<Vec<PersonalTokenView>>> {
-    Ok(AxumJson(state.app.list_my_tokens(&caller.principal).await?))
+    Ok(AxumJson(
+        state
+            .app
+            .personal_tokens()
+            .list_mine(&caller.principal)
+            .await?,
+    ))
 }
 
 #[utoipa::path(post, path = "/v1/me/tokens", tag = "personal tokens", security(("session" = [])), summary = "Create a personal token", description = "From a signed-in session only; the secret is in this response only.", request_body = CreatePersonalTokenRequest, responses((status = 201, description = "The token and its secret, shown once", body = CreatedPersonalToken), ManagementErrors, Conflict))]
@@ -40,7 +46,8 @@ pub(crate) async fn create(
         AxumJson(
             state
                 .app
-                .create_my_token(&caller.principal, request)
+                .personal_tokens()
+                .create_mine(&caller.principal, request)
                 .await?,
         ),
     ))
@@ -52,7 +59,11 @@ pub(crate) async fn remove(
     caller: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
-    state.app.delete_my_token(&caller.principal, &id).await?;
+    state
+        .app
+        .personal_tokens()
+        .delete_mine(&caller.principal, &id)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -66,7 +77,8 @@ pub(crate) async fn regenerate(
     Ok(AxumJson(
         state
             .app
-            .regenerate_my_token(&caller.principal, &id, request)
+            .personal_tokens()
+            .regenerate_mine(&caller.principal, &id, request)
             .await?,
     ))
 }

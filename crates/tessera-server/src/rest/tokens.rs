@@ -40,7 +40,8 @@ pub(crate) async fn list(
     Ok(AxumJson(
         state
             .app
-            .list_tokens(&caller.principal, params.parse()?)
+            .tokens()
+            .list(&caller.principal, params.parse()?)
             .await?,
     ))
 }
@@ -54,7 +55,11 @@ pub(crate) async fn create(
     caller: Caller,
     Json(request): Json<CreateTokenRequest>,
 ) -> ApiResult<(StatusCode, AxumJson<CreatedToken>)> {
-    let created = state.app.create_token(&caller.principal, request).await?;
+    let created = state
+        .app
+        .tokens()
+        .create(&caller.principal, request)
+        .await?;
     Ok((StatusCode::CREATED, AxumJson(created)))
 }
 
@@ -67,7 +72,9 @@ pub(crate) async fn show(
     caller: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<AxumJson<TokenView>> {
-    Ok(AxumJson(state.app.get_token(&caller.principal, &id).await?))
+    Ok(AxumJson(
+        state.app.tokens().get(&caller.principal, &id).await?,
+    ))
 }
 
 #[utoipa::path(patch, path = "/v1/tokens/{id}", tag = "tokens", security(("session" = []), ("personal_token" = [])),
@@ -83,7 +90,8 @@ pub(crate) async fn update(
     Ok(AxumJson(
         state
             .app
-            .update_token(&caller.principal, &id, request)
+            .tokens()
+            .update(&caller.principal, &id, request)
             .await?,
     ))
 }
@@ -97,7 +105,7 @@ pub(crate) async fn remove(
     caller: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
-    state.app.delete_token(&caller.principal, &id).await?;
+    state.app.tokens().delete(&caller.principal, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -114,7 +122,8 @@ pub(crate) async fn regenerate(
     Ok(AxumJson(
         state
             .app
-            .regenerate_token(&caller.principal, &id, request)
+            .tokens()
+            .regenerate(&caller.principal, &id, request)
             .await?,
     ))
 }
@@ -131,7 +140,8 @@ pub(crate) async fn duplicate(
 ) -> ApiResult<(StatusCode, AxumJson<CreatedToken>)> {
     let created = state
         .app
-        .duplicate_token(&caller.principal, &id, request)
+        .tokens()
+        .duplicate(&caller.principal, &id, request)
         .await?;
     Ok((StatusCode::CREATED, AxumJson(created)))
 }
@@ -148,7 +158,8 @@ pub(crate) async fn disable(
     Ok(AxumJson(
         state
             .app
-            .set_token_status(&caller.principal, &id, TokenStatus::Disabled)
+            .tokens()
+            .set_status(&caller.principal, &id, TokenStatus::Disabled)
             .await?,
     ))
 }
@@ -165,7 +176,8 @@ pub(crate) async fn enable(
     Ok(AxumJson(
         state
             .app
-            .set_token_status(&caller.principal, &id, TokenStatus::Active)
+            .tokens()
+            .set_status(&caller.principal, &id, TokenStatus::Active)
             .await?,
     ))
 }
@@ -183,7 +195,8 @@ pub(crate) async fn upgrade_version(
     Ok(AxumJson(
         state
             .app
-            .upgrade_token_version(&caller.principal, &id, request)
+            .tokens()
+            .upgrade_version(&caller.principal, &id, request)
             .await?,
     ))
 }
@@ -201,7 +214,8 @@ pub(crate) async fn usage(
     Ok(AxumJson(
         state
             .app
-            .token_usage(&caller.principal, &id, params.parse()?)
+            .tokens()
+            .usage(&caller.principal, &id, params.parse()?)
             .await?,
     ))
 }

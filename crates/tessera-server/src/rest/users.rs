@@ -33,7 +33,7 @@ pub(crate) async fn list_users(
     State(state): State<AppState>,
     caller: Caller,
 ) -> ApiResult<AxumJson<Vec<UserView>>> {
-    Ok(AxumJson(state.app.list_users(&caller.principal).await?))
+    Ok(AxumJson(state.app.users().list(&caller.principal).await?))
 }
 
 #[utoipa::path(post, path = "/v1/users", tag = "users", security(("session" = []), ("personal_token" = [])), summary = "Add an administrator", description = "Without a password the account cannot sign in until one is set (`users.manage`; a password only from a session).", request_body = CreateUserRequest, responses((status = 201, description = "The new administrator", body = UserView), ManagementErrors, Conflict))]
@@ -44,7 +44,7 @@ pub(crate) async fn create_user(
 ) -> ApiResult<(StatusCode, AxumJson<UserView>)> {
     Ok((
         StatusCode::CREATED,
-        AxumJson(state.app.create_user(&caller.principal, request).await?),
+        AxumJson(state.app.users().create(&caller.principal, request).await?),
     ))
 }
 
@@ -58,7 +58,8 @@ pub(crate) async fn update_user(
     Ok(AxumJson(
         state
             .app
-            .update_user(&caller.principal, &id, request)
+            .users()
+            .update(&caller.principal, &id, request)
             .await?,
     ))
 }
@@ -69,7 +70,7 @@ pub(crate) async fn delete_user(
     caller: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
-    state.app.delete_user(&caller.principal, &id).await?;
+    state.app.users().delete(&caller.principal, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -80,7 +81,11 @@ pub(crate) async fn list_user_tokens(
     Path(id): Path<String>,
 ) -> ApiResult<AxumJson<Vec<PersonalTokenView>>> {
     Ok(AxumJson(
-        state.app.list_user_tokens(&caller.principal, &id).await?,
+        state
+            .app
+            .personal_tokens()
+            .list_of_user(&caller.principal, &id)
+            .await?,
     ))
 }
 
@@ -92,7 +97,8 @@ pub(crate) async fn revoke_user_token(
 ) -> ApiResult<StatusCode> {
     state
         .app
-        .revoke_user_token(&caller.principal, &id, &token_id)
+        .personal_tokens()
+        .revoke_of_user(&caller.principal, &id, &token_id)
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -102,7 +108,7 @@ pub(crate) async fn list_roles(
     State(state): State<AppState>,
     caller: Caller,
 ) -> ApiResult<AxumJson<Vec<RoleView>>> {
-    Ok(AxumJson(state.app.list_roles(&caller.principal).await?))
+    Ok(AxumJson(state.app.roles().list(&caller.principal).await?))
 }
 
 #[utoipa::path(post, path = "/v1/roles", tag = "roles", security(("session" = []), ("personal_token" = [])), summary = "Create a custom role", description = "Needs `roles.manage`; a role cannot grant more than its creator holds.", request_body = RoleRequest, responses((status = 201, description = "The new role", body = RoleView), ManagementErrors, Conflict))]
@@ -113,7 +119,7 @@ pub(crate) async fn create_role(
 ) -> ApiResult<(StatusCode, AxumJson<RoleView>)> {
     Ok((
         StatusCode::CREATED,
-        AxumJson(state.app.create_role(&caller.principal, request).await?),
+        AxumJson(state.app.roles().create(&caller.principal, request).await?),
     ))
 }
 
@@ -127,7 +133,8 @@ pub(crate) async fn update_role(
     Ok(AxumJson(
         state
             .app
-            .update_role(&caller.principal, &id, update)
+            .roles()
+            .update(&caller.principal, &id, update)
             .await?,
     ))
 }
@@ -138,6 +145,6 @@ pub(crate) async fn delete_role(
     caller: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
-    state.app.delete_role(&caller.principal, &id).await?;
+    state.app.roles().delete(&caller.principal, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -163,7 +163,7 @@ pub async fn list(
         cursor: non_blank(&query.cursor),
     };
     let listed = match params.parse() {
-        Ok(filter) => state.app.list_audit(&console.principal, filter).await,
+        Ok(filter) => state.app.audit().list(&console.principal, filter).await,
         Err(errors) => Err(errors.into()),
     };
     let (page, errors) = match listed {

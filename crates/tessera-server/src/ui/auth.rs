@@ -76,6 +76,7 @@ async fn has_session(state: &AppState, headers: &HeaderMap) -> bool {
     match cookie_in(headers, SESSION_COOKIE) {
         Some(value) => state
             .app
+            .auth()
             .authenticate_session(&SessionSecret(value.to_owned()), None)
             .await
             .is_ok(),
@@ -93,6 +94,7 @@ pub async fn login_page(
     let next = safe_next(params.next.as_deref());
     if state
         .app
+        .auth()
         .needs_first_admin()
         .await
         .map_err(UiError::app(lang))?
@@ -135,7 +137,7 @@ pub async fn login(
     let next = safe_next(form.get("next"));
     let email = form.text("email");
     let password = Password(form.text("password"));
-    let (status, message) = match state.app.login(&email, &password, client).await {
+    let (status, message) = match state.app.auth().login(&email, &password, client).await {
         Ok((secret, _)) => return Ok(signed_in(&state, &secret, &next)),
         Err(AppError::Unauthenticated) => (StatusCode::UNAUTHORIZED, lang.t("login.failed")),
         Err(AppError::RateLimited { retry_after }) => (
@@ -174,6 +176,7 @@ pub async fn setup_page(State(state): State<AppState>, headers: HeaderMap) -> Ui
     let lang = Lang::from_headers(&headers);
     if !state
         .app
+        .auth()
         .needs_first_admin()
         .await
         .map_err(UiError::app(lang))?
@@ -203,6 +206,7 @@ pub async fn setup(
     let name = form.text("name").trim().to_owned();
     let result = state
         .app
+        .auth()
         .register_first(
             &form.text("setup_code"),
             email.clone(),
@@ -237,6 +241,7 @@ pub async fn logout(State(state): State<AppState>, posted: ConsoleForm) -> UiRes
     let console = posted.console;
     state
         .app
+        .auth()
         .logout(&console.principal, &console.session)
         .await
         .map_err(console.fail())?;

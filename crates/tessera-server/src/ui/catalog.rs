@@ -60,6 +60,7 @@ async fn projects_page(
 ) -> UiResult<ProjectsPage> {
     let projects: Vec<ProjectView> = state
         .app
+        .catalog()
         .list_projects(&console.principal)
         .await
         .map_err(console.fail())?;
@@ -98,7 +99,12 @@ pub async fn create_project(State(state): State<AppState>, posted: ConsoleForm) 
         name: form.text("name").trim().to_owned(),
     };
     let typed = (request.slug.clone(), request.name.clone());
-    match state.app.create_project(&console.principal, request).await {
+    match state
+        .app
+        .catalog()
+        .create_project(&console.principal, request)
+        .await
+    {
         Ok(_) => Ok(Redirect::to("/admin/projects?done=created").into_response()),
         Err(error) => {
             let (status, errors) = refusal(error).map_err(console.fail())?;
@@ -115,7 +121,12 @@ pub async fn delete_project(
     posted: ConsoleForm,
 ) -> UiResult {
     let console = posted.console;
-    match state.app.delete_project(&console.principal, &slug).await {
+    match state
+        .app
+        .catalog()
+        .delete_project(&console.principal, &slug)
+        .await
+    {
         Ok(()) => Ok(Redirect::to("/admin/projects?done=deleted").into_response()),
         Err(error) => {
             let (status, errors) = refusal(error).map_err(console.fail())?;
@@ -207,6 +218,7 @@ async fn resources_page(
 ) -> UiResult<ResourcesPage> {
     let resources = state
         .app
+        .catalog()
         .list_resources(&console.principal)
         .await
         .map_err(console.fail())?;
@@ -240,7 +252,12 @@ pub async fn create_resource(State(state): State<AppState>, posted: ConsoleForm)
         description: Some(typed.description.clone()),
         actions: typed.actions(),
     };
-    match state.app.create_resource(&console.principal, request).await {
+    match state
+        .app
+        .catalog()
+        .create_resource(&console.principal, request)
+        .await
+    {
         Ok(_) => Ok(Redirect::to("/admin/resources?done=created").into_response()),
         Err(error) => {
             let (status, errors) = refusal(error).map_err(console.fail())?;
@@ -265,6 +282,7 @@ pub async fn update_resource(
     };
     match state
         .app
+        .catalog()
         .update_resource(&console.principal, &name, update)
         .await
     {
@@ -297,6 +315,7 @@ pub async fn delete_resource(
     let console = posted.console;
     state
         .app
+        .catalog()
         .delete_resource(&console.principal, &name)
         .await
         .map_err(console.fail())?;

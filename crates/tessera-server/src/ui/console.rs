@@ -147,13 +147,19 @@ impl FromRequestParts<AppState> for Console {
         let ClientAddress(client) = ClientAddress::from_request_parts(parts, state)
             .await
             .unwrap_or(ClientAddress(None));
-        let principal = match state.app.authenticate_session(&session, client).await {
+        let principal = match state
+            .app
+            .auth()
+            .authenticate_session(&session, client)
+            .await
+        {
             Ok(principal) => principal,
             Err(AppError::Unauthenticated) => return Err(UiError::SignIn { next }),
             Err(error) => return Err(UiError::App { error, lang }),
         };
         let me = state
             .app
+            .auth()
             .me(&principal)
             .await
             .map_err(|error| match error {
@@ -161,7 +167,7 @@ impl FromRequestParts<AppState> for Console {
                 error => UiError::App { error, lang },
             })?;
         Ok(Self {
-            csrf: state.app.csrf_token(&session),
+            csrf: state.app.auth().csrf_token(&session),
             principal,
             session,
             lang,
@@ -302,7 +308,7 @@ impl FromRequest<AppState> for ConsoleForm {
         let request = Request::from_parts(parts, body);
         let form = read_form(request, state, console.lang).await?;
         let presented = form.get("csrf").unwrap_or_default();
-        if !state.app.csrf_matches(&console.session, presented) {
+        if !state.app.auth().csrf_matches(&console.session, presented) {
             return Err(forbidden(
                 console.lang,
                 "this form has expired or did not come from the console; reload the page",

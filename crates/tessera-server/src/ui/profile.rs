@@ -58,7 +58,8 @@ fn access_key(access: PersonalAccess) -> &'static str {
 async fn profile_page(state: &AppState, console: &Console) -> UiResult<ProfilePage> {
     let tokens: Vec<PersonalTokenView> = state
         .app
-        .list_my_tokens(&console.principal)
+        .personal_tokens()
+        .list_mine(&console.principal)
         .await
         .map_err(console.fail())?;
     let now = state.app.now();
@@ -147,7 +148,11 @@ pub async fn create(State(state): State<AppState>, posted: ConsoleForm) -> UiRes
                 lifespan: Some(lifespan),
                 expires_at: None,
             };
-            state.app.create_my_token(&console.principal, request).await
+            state
+                .app
+                .personal_tokens()
+                .create_mine(&console.principal, request)
+                .await
         }
         _ => Err(AppError::from(errors)),
     };
@@ -176,13 +181,15 @@ pub async fn act(
     match action.as_str() {
         "regenerate" => {
             let created = app
-                .regenerate_my_token(&console.principal, &id, RegenerateRequest::default())
+                .personal_tokens()
+                .regenerate_mine(&console.principal, &id, RegenerateRequest::default())
                 .await
                 .map_err(console.fail())?;
             with_secret(&state, &console, created.token).await
         }
         "delete" => {
-            app.delete_my_token(&console.principal, &id)
+            app.personal_tokens()
+                .delete_mine(&console.principal, &id)
                 .await
                 .map_err(console.fail())?;
             Ok(Redirect::to("/admin/profile?done=revoked").into_response())

@@ -133,7 +133,8 @@ async fn roles_page(
 ) -> UiResult<RolesPage> {
     let roles = state
         .app
-        .list_roles(&console.principal)
+        .roles()
+        .list(&console.principal)
         .await
         .map_err(console.fail())?;
     Ok(RolesPage {
@@ -171,7 +172,7 @@ pub async fn create(State(state): State<AppState>, posted: ConsoleForm) -> UiRes
         description: Some(typed.description.clone()).filter(|d| !d.trim().is_empty()),
         permissions: ticked(&form),
     };
-    let errors = match state.app.create_role(&console.principal, request).await {
+    let errors = match state.app.roles().create(&console.principal, request).await {
         Ok(_) => return Ok(Redirect::to("/admin/roles?done=created").into_response()),
         Err(AppError::Validation(errors)) => errors.0,
         Err(AppError::Conflict(message)) => FieldErrors::single("name", message),
@@ -192,7 +193,12 @@ pub async fn update(
         description: Some(form.text("description")),
         permissions: Some(ticked(&form)),
     };
-    let errors = match state.app.update_role(&console.principal, &id, update).await {
+    let errors = match state
+        .app
+        .roles()
+        .update(&console.principal, &id, update)
+        .await
+    {
         Ok(_) => return Ok(Redirect::to("/admin/roles?done=saved").into_response()),
         Err(AppError::Validation(errors)) => errors.0,
         Err(error) => return Err(console.fail()(error)),
@@ -221,7 +227,8 @@ pub async fn delete(
     let console = posted.console;
     state
         .app
-        .delete_role(&console.principal, &id)
+        .roles()
+        .delete(&console.principal, &id)
         .await
         .map_err(console.fail())?;
     Ok(Redirect::to("/admin/roles?done=deleted").into_response())

@@ -182,7 +182,8 @@ pub async fn list(
         .map_err(|errors| console.fail()(errors.into()))?;
     let page = state
         .app
-        .list_tokens(&console.principal, filter)
+        .tokens()
+        .list(&console.principal, filter)
         .await
         .map_err(console.fail())?;
     let versions = &state.app.settings().api_versions;
@@ -301,10 +302,12 @@ async fn token_page(
 ) -> UiResult<TokenPage> {
     let app = &state.app;
     let resources = app
+        .catalog()
         .list_resources(&console.principal)
         .await
         .map_err(console.fail())?;
     let projects = app
+        .catalog()
         .list_projects(&console.principal)
         .await
         .map_err(console.fail())?;
@@ -422,7 +425,7 @@ pub async fn create(State(state): State<AppState>, posted: ConsoleForm) -> UiRes
         Ok(request) => request,
         Err(errors) => return invalid_form(&state, &console, None, form, None, errors).await,
     };
-    match state.app.create_token(&console.principal, request).await {
+    match state.app.tokens().create(&console.principal, request).await {
         Ok(created) => secret_page(&state, &console, created).await,
         Err(AppError::Validation(errors)) => {
             invalid_form(&state, &console, None, form, None, errors.0).await
@@ -454,7 +457,8 @@ pub async fn show(
 ) -> UiResult {
     let token = state
         .app
-        .get_token(&console.principal, &id)
+        .tokens()
+        .get(&console.principal, &id)
         .await
         .map_err(console.fail())?;
     let mut page = token_page(
@@ -479,7 +483,8 @@ pub async fn show(
     };
     let usage = state
         .app
-        .token_usage(
+        .tokens()
+        .usage(
             &console.principal,
             &id,
             UsageDays::new(days).ok_or_else(|| {
@@ -513,7 +518,8 @@ pub async fn update(
     let loaded = TokenForm::loaded_from_post(&posted);
     let token = state
         .app
-        .get_token(&console.principal, &id)
+        .tokens()
+        .get(&console.principal, &id)
         .await
         .map_err(console.fail())?;
     let request = match form.update_request(&loaded) {
@@ -532,7 +538,8 @@ pub async fn update(
     };
     match state
         .app
-        .update_token(&console.principal, &id, request)
+        .tokens()
+        .update(&console.principal, &id, request)
         .await
     {
         Ok(_) => Ok(Redirect::to(&format!("/admin/tokens/{id}?done=saved")).into_response()),
@@ -595,14 +602,16 @@ pub async fn act(
                 grace_period_seconds: grace,
             };
             let created = app
-                .regenerate_token(principal, &id, request)
+                .tokens()
+                .regenerate(principal, &id, request)
                 .await
                 .map_err(fail)?;
             secret_page(&state, &console, created).await
         }
         "duplicate" => {
             let created = app
-                .duplicate_token(principal, &id, DuplicateRequest::default())
+                .tokens()
+                .duplicate(principal, &id, DuplicateRequest::default())
                 .await
                 .map_err(fail)?;
             secret_page(&state, &console, created).await
@@ -613,19 +622,21 @@ pub async fn act(
             } else {
                 TokenStatus::Active
             };
-            app.set_token_status(principal, &id, status)
+            app.tokens()
+                .set_status(principal, &id, status)
                 .await
                 .map_err(fail)?;
             Ok(back(&format!("{action}d")))
         }
         "upgrade" => {
-            app.upgrade_token_version(principal, &id, UpgradeVersionRequest::default())
+            app.tokens()
+                .upgrade_version(principal, &id, UpgradeVersionRequest::default())
                 .await
                 .map_err(fail)?;
             Ok(back("upgraded"))
         }
         "delete" => {
-            app.delete_token(principal, &id).await.map_err(fail)?;
+            app.tokens().delete(principal, &id).await.map_err(fail)?;
             Ok(Redirect::to("/admin/tokens?done=deleted").into_response())
         }
         _ => Err(fail(AppError::NotFound(format!("token action `{action}`")))),

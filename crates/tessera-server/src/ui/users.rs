@@ -109,12 +109,14 @@ async fn users_page(
 ) -> UiResult<UsersPage> {
     let users = state
         .app
-        .list_users(&console.principal)
+        .users()
+        .list(&console.principal)
         .await
         .map_err(console.fail())?;
     let roles = state
         .app
-        .list_roles(&console.principal)
+        .roles()
+        .list(&console.principal)
         .await
         .map_err(console.fail())?;
     Ok(UsersPage {
@@ -164,7 +166,7 @@ pub async fn create(State(state): State<AppState>, posted: ConsoleForm) -> UiRes
             .filter(|p| !p.is_empty())
             .map(str::to_owned),
     };
-    let errors = match state.app.create_user(&console.principal, request).await {
+    let errors = match state.app.users().create(&console.principal, request).await {
         Ok(_) => return Ok(Redirect::to("/admin/users?done=invited").into_response()),
         Err(AppError::Validation(errors)) => errors.0,
         Err(AppError::Conflict(message)) => FieldErrors::single("email", message),
@@ -223,7 +225,8 @@ pub async fn update(
     };
     let message = match state
         .app
-        .update_user(&console.principal, &id, request)
+        .users()
+        .update(&console.principal, &id, request)
         .await
     {
         Ok(_) => return Ok(Redirect::to(&format!("/admin/users?done={done}")).into_response()),
@@ -255,7 +258,8 @@ pub async fn delete(
     let console = posted.console;
     state
         .app
-        .delete_user(&console.principal, &id)
+        .users()
+        .delete(&console.principal, &id)
         .await
         .map_err(console.fail())?;
     Ok(Redirect::to("/admin/users?done=deleted").into_response())

@@ -17,6 +17,7 @@ use tessera_app::first_run::SETUP_CODE_FILE;
 use tessera_app::{Principal, Settings, SystemClock};
 use tessera_core::ApiVersions;
 use tessera_server::{ConnectionOptions, HttpOptions};
+use tessera_test_support::PgSchema;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
@@ -223,42 +224,35 @@ fn postgres_base() -> Option<String> {
     .clone()
 }
 
-fn psql(base: &str, sql: &str) {
-    let status = std::process::Command::new("psql")
-        .args([base, "-qtc", sql])
-        .env("PGOPTIONS", "--client-min-messages=warning")
-        .status()
-        .expect("run psql");
-    assert!(status.success(), "psql failed: {sql}");
+/// A server's data: its data dir and, when the suite runs on PostgreSQL, its schema
+/// (dropped with everything in it when this is dropped). A restarted server is given
+/// the same, so it finds the same data.
+pub struct DataDir {
+    dir: TempDir,
+    schema: Option<PgSchema>,
 }
 
-/// The database URL of the server over `dir`. On PostgreSQL the schema's name is kept
-/// in the dir, so a restarted server finds the same data.
-fn database_url(dir: &std::path::Path) -> String {
-    let Some(base) = postgres_base() else {
-        return tessera_store::sqlite_url_in(dir);
-    };
-    let marker = dir.join("postgres-schema");
-    let schema = match std::fs::read_to_string(&marker) {
-        Ok(schema) => schema,
-        Err(_) => {
-            let schema = format!("tessera_it_{:016x}", rand::random::<u64>());
-            psql(&base, &format!("CREATE SCHEMA {schema}"));
-            std::fs::write(&marker, &schema).expect("write schema marker");
-            schema
+impl DataDir {
+    async fn fresh() -> Self {
+        let schema = match postgres_base() {
+            Some(base) => Some(PgSchema::create(&base, "tessera_it").await),
+            None => None,
+        };
+        Self {
+            dir: tempfile::tempdir().expect("tempdir"),
+            schema,
         }
-    };
-    let separator = if base.contains('?') { '&' } else { '?' };
-    format!("{base}{separator}options=-c%20search_path%3D{schema}")
-}
+    }
 
-/// Drops the PostgreSQL schema of a data dir that is going away.
-fn drop_schema(dir: &std::path::Path) {
-    if let (Some(base), Ok(schema)) = (
-        postgres_base(),
-        std::fs::read_to_string(dir.join("postgres-schema")),
-    ) {
-        psql(&base, &format!("DROP SCHEMA IF EXISTS {schema} CASCADE"));
+    pub fn path(&self) -> &std::path::Path {
+        self.dir.path()
+    }
+
+    fn database_url(&self) -> String {
+        match &self.schema {
+            Some(schema) => schema.url(),
+            None => tessera_store::sqlite_url_in(self.dir.path()),
+        }
     }
 }
 
@@ -282,7 +276,7 @@ pub struct TestServer {
     /// The one-time setup code the server armed at start (as `tessera serve` does,
     /// in `<data dir>/setup-code`) while no administrator existed; `None` otherwise.
     pub setup_code: Option<String>,
-    dir: Option<TempDir>,
+    dir: Option<DataDir>,
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<std::io::Result<()>>>,
     http: reqwest::Client,
@@ -295,11 +289,11 @@ impl TestServer {
     }
 
     pub async fn start_with(settings: Settings) -> Self {
-        Self::start_in(tempfile::tempdir().expect("tempdir"), settings).await
+        Self::start_in(DataDir::fresh().await, settings).await
     }
 
     /// Starts a server over an existing data dir (to restart with other settings).
-    pub async fn start_in(dir: TempDir, settings: Settings) -> Self {
+    pub async fn start_in(dir: DataDir, settings: Settings) -> Self {
         Self::start_full(
             dir,
             settings,
@@ -312,7 +306,7 @@ impl TestServer {
     /// Starts a server with HTTP options of the test's choosing.
     pub async fn start_with_options(settings: Settings, options: HttpOptions) -> Self {
         Self::start_full(
-            tempfile::tempdir().expect("tempdir"),
+            DataDir::fresh().await,
             settings,
             options,
             ConnectionOptions::default(),
@@ -323,7 +317,7 @@ impl TestServer {
     /// Starts a server with connection timeouts and cap of the test's choosing.
     pub async fn start_with_connections(connections: ConnectionOptions) -> Self {
         Self::start_full(
-            tempfile::tempdir().expect("tempdir"),
+            DataDir::fresh().await,
             default_settings(),
             HttpOptions::default(),
             connections,
@@ -332,13 +326,13 @@ impl TestServer {
     }
 
     async fn start_full(
-        dir: TempDir,
+        dir: DataDir,
         settings: Settings,
         options: HttpOptions,
         connections: ConnectionOptions,
     ) -> Self {
         install_log_capture();
-        let store = tessera_store::open(&database_url(dir.path()))
+        let store = tessera_store::open(&dir.database_url())
             .await
             .expect("open store");
         let pepper =
@@ -347,6 +341,7 @@ impl TestServer {
             Arc::new(Tessera::new(store, pepper, settings, Arc::new(SystemClock)).expect("app"));
         app.load().await.expect("load index");
         let setup_code = app
+            .auth()
             .prepare_first_run(&dir.path().join(SETUP_CODE_FILE))
             .await
             .expect("prepare the first run");
@@ -399,10 +394,9 @@ impl TestServer {
 
     /// On PostgreSQL, every row of this server's schema (`pg_dump --data-only`).
     pub fn database_dump(&self) -> Option<Vec<u8>> {
-        let base = postgres_base()?;
-        let schema = std::fs::read_to_string(self.data_dir().join("postgres-schema")).ok()?;
+        let schema = self.dir.as_ref().expect("data dir").schema.as_ref()?;
         let output = std::process::Command::new("pg_dump")
-            .args(["--data-only", "--schema", &schema, &base])
+            .args(["--data-only", "--schema", schema.name(), schema.base()])
             .output()
             .expect("run pg_dump");
         assert!(output.status.success(), "pg_dump failed");
@@ -415,7 +409,7 @@ impl TestServer {
 
     /// Shuts the server down, waits for it to stop, and hands back its data dir
     /// (and, on PostgreSQL, keeps its schema for the next `start_in`).
-    pub async fn stop(mut self) -> TempDir {
+    pub async fn stop(mut self) -> DataDir {
         if let Some(shutdown) = self.shutdown.take() {
             let _ = shutdown.send(());
         }
@@ -493,6 +487,7 @@ impl TestServer {
         let email = format!("{role}-{n}@example.com");
         let view = self
             .app
+            .users()
             .create_admin(
                 &Principal::operator("test"),
                 NewAdmin {
@@ -622,10 +617,8 @@ impl Drop for TestServer {
         if let Some(shutdown) = self.shutdown.take() {
             let _ = shutdown.send(());
         }
-        // A dir handed back by `stop()` keeps its schema for the next server.
-        if let Some(dir) = &self.dir {
-            drop_schema(dir.path());
-        }
+        // The data dir and its schema go with it, unless `stop()` handed them back
+        // for the next server.
     }
 }
 

@@ -470,7 +470,8 @@ struct Prepared {
 pub(crate) async fn personal_token_of(server: &TestServer, owner: &str, name: &str) -> String {
     server
         .app
-        .create_my_token(
+        .personal_tokens()
+        .create_mine(
             &as_user(owner),
             CreatePersonalTokenRequest {
                 name: name.to_owned(),
@@ -507,7 +508,8 @@ impl Fixtures<'_> {
     async fn user(&self, n: usize) -> String {
         self.server
             .app
-            .create_user(
+            .users()
+            .create(
                 &Principal::operator("fixtures"),
                 CreateUserRequest {
                     email: format!("fixture-{n}@example.com"),
@@ -536,7 +538,8 @@ impl Fixtures<'_> {
             Target::Nothing => (route.path.to_owned(), None),
             Target::Token => {
                 let created = app
-                    .create_token(
+                    .tokens()
+                    .create(
                         &operator,
                         CreateTokenRequest {
                             name: format!("fixture {n}"),
@@ -567,32 +570,34 @@ impl Fixtures<'_> {
             }
             Target::Resource => {
                 let name = format!("fixture{n}");
-                app.create_resource(
-                    &operator,
-                    ResourceRequest {
-                        name: name.clone(),
-                        description: None,
-                        actions: vec![tessera_api_types::ActionView {
-                            name: "find".into(),
-                            kind: tessera_core::ActionKind::Read,
-                        }],
-                    },
-                )
-                .await
-                .expect("resource fixture");
+                app.catalog()
+                    .create_resource(
+                        &operator,
+                        ResourceRequest {
+                            name: name.clone(),
+                            description: None,
+                            actions: vec![tessera_api_types::ActionView {
+                                name: "find".into(),
+                                kind: tessera_core::ActionKind::Read,
+                            }],
+                        },
+                    )
+                    .await
+                    .expect("resource fixture");
                 (route.path.replace("{name}", &name), None)
             }
             Target::Project => {
                 let slug = format!("fixture-{n}");
-                app.create_project(
-                    &operator,
-                    ProjectRequest {
-                        slug: slug.clone(),
-                        name: format!("Fixture {n}"),
-                    },
-                )
-                .await
-                .expect("project fixture");
+                app.catalog()
+                    .create_project(
+                        &operator,
+                        ProjectRequest {
+                            slug: slug.clone(),
+                            name: format!("Fixture {n}"),
+                        },
+                    )
+                    .await
+                    .expect("project fixture");
                 (route.path.replace("{slug}", &slug), None)
             }
             Target::User => {
@@ -615,16 +620,17 @@ impl Fixtures<'_> {
             }
             Target::Role => {
                 let name = format!("fixture-role-{n}");
-                app.create_role(
-                    &operator,
-                    RoleRequest {
-                        name: name.clone(),
-                        description: None,
-                        permissions: vec![AdminPermission::TokensRead],
-                    },
-                )
-                .await
-                .expect("role fixture");
+                app.roles()
+                    .create(
+                        &operator,
+                        RoleRequest {
+                            name: name.clone(),
+                            description: None,
+                            permissions: vec![AdminPermission::TokensRead],
+                        },
+                    )
+                    .await
+                    .expect("role fixture");
                 (
                     route.path.replace("{id}", &name),
                     Some(Snapshot::Item("/v1/roles".into(), name)),
@@ -676,7 +682,8 @@ async fn server_with_old_tokens(count: usize) -> (TestServer, Vec<String>) {
     for n in 0..count {
         let created = old
             .app
-            .create_token(
+            .tokens()
+            .create(
                 &Principal::operator("fixtures"),
                 CreateTokenRequest {
                     name: format!("old {n}"),

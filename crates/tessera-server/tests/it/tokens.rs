@@ -786,7 +786,8 @@ async fn server_with_v1_tokens(names: &[&str]) -> (TestServer, Vec<(String, Stri
     for name in names {
         let created = old
             .app
-            .create_token(
+            .tokens()
+            .create(
                 &Principal::operator("test"),
                 serde_json::from_value(
                     json!({"name": name, "type": "read-only", "lifespan": "30d"}),

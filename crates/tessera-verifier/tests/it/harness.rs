@@ -90,6 +90,7 @@ impl TestTessera {
     pub async fn admin(&self, role: &str) -> Admin {
         let email = format!("{role}-{}@example.com", rand_suffix());
         self.app
+            .users()
             .create_admin(
                 &Principal::operator("test"),
                 NewAdmin {

@@ -152,7 +152,8 @@ async fn a_dropped_subscription_resumes_where_it_left_off_without_missing_a_chan
     // Changed while the verifier cannot hear of it.
     tessera
         .app
-        .set_token_status(
+        .tokens()
+        .set_status(
             &Principal::operator("test"),
             &changed_id,
             TokenStatus::Disabled,
