@@ -72,7 +72,7 @@ async fn the_previous_secret_is_refused_within_a_second_of_its_grace_end() {
     let renewed = admin
         .post(
             &format!("/v1/tokens/{id}/regenerate"),
-            json!({"grace_period_seconds": 2}),
+            json!({"grace_period_seconds": 3}),
         )
         .await;
     applied(&verifier, before, 1).await;
@@ -86,7 +86,7 @@ async fn the_previous_secret_is_refused_within_a_second_of_its_grace_end() {
         .grace_ends_at
         .expect("the answer carries the grace end");
     assert!(grace_end > Utc::now(), "{grace_end}");
-    assert!(grace_end <= Utc::now() + chrono::Duration::seconds(2));
+    assert!(grace_end <= Utc::now() + chrono::Duration::seconds(3));
     assert_eq!(
         verifier
             .verify(new, None, None)
@@ -127,7 +127,7 @@ async fn a_cached_token_is_refused_within_a_second_of_its_expiry() {
     connected(&verifier).await;
     let _clock = tessera.follow_real_time();
 
-    let expires_at = Utc::now() + chrono::Duration::seconds(2);
+    let expires_at = Utc::now() + chrono::Duration::seconds(3);
     let before = verifier.stats().changes;
     let (_, token) = admin
         .token(json!({"type": "read-only", "expires_at": expires_at.to_rfc3339()}))

@@ -150,3 +150,36 @@ async fn a_credential_without_tokens_update_cannot_report() {
     assert!(record["last_used_at"].is_string());
     assert!(!crate::logs::captured().contains(credential.as_str()));
 }
+
+#[tokio::test]
+async fn hits_counted_while_tessera_is_unreachable_are_reported_once_it_is_back() {
+    let mut tessera = TestTessera::start().await;
+    let manager = tessera.admin("token-manager").await;
+    let credential = manager.personal_token_with("full").await;
+    let (id, token) = manager.token(json!({"type": "read-only"})).await;
+    // Trusts its cache for a minute when it cannot follow Tessera; reports by hand.
+    let verifier = Verifier::builder(&tessera.base, &credential)
+        .fallback_ttl(Duration::from_secs(60))
+        .without_usage_reports()
+        .build()
+        .unwrap();
+    connected(&verifier).await;
+    verifier.verify(&token, None, None).await.unwrap();
+    let misses = verifier.stats().misses;
+
+    tessera.stop_http().await;
+    for _ in 0..3 {
+        verifier.verify(&token, None, None).await.unwrap();
+    }
+    assert_eq!(verifier.stats().misses, misses, "cache hits");
+    assert!(matches!(
+        verifier.report_usage().await,
+        Err(ReportError::Unreachable(_))
+    ));
+    tessera.start_http().await;
+    // Kept, and sent with the next report.
+    assert_eq!(verifier.report_usage().await, Ok(1));
+    let (record, counts) = usage(&tessera, &manager, &id).await;
+    assert_eq!(counts, (4, 0), "one miss and three hits");
+    assert!(record["last_used_at"].is_string());
+}
