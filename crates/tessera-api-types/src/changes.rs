@@ -11,7 +11,7 @@ pub struct ChangesParams {
     /// The `next` of the previous answer. Absent: start now (the answer is a `reset`
     /// carrying the current position and no changes).
     pub after: Option<String>,
-    /// 0 to 30000 (default 0): how long to hold the request open, in milliseconds,
+    /// 0 to 10000 (default 0): how long to hold the request open, in milliseconds,
     /// while there is no change after `after` (a long poll).
     pub wait_ms: Option<String>,
 }

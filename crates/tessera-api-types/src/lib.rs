@@ -12,6 +12,7 @@ pub mod error;
 #[cfg(feature = "graphql")]
 pub mod graphql;
 pub mod token;
+pub mod usage_report;
 pub mod verify;
 
 pub use admin::{
@@ -31,6 +32,7 @@ pub use token::{
     TokenPage, TokenView, UpdateTokenRequest, UpgradeVersionRequest, UsageDay, UsageParams,
     UsageView,
 };
+pub use usage_report::{UsageReport, UsageReportOutcome, UsageReportToken};
 pub use verify::{VerifiedToken, VerifyCode, VerifyRequest, VerifyResponse};
 
 /// Deserializes a field that distinguishes "absent" (`None`) from `null`

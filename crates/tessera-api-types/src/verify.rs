@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use tessera_core::{TokenKind, TokenType};
+use tessera_core::{RateLimit, TokenKind, TokenType};
 use uuid::Uuid;
 
 /// `{token, permission?, project?}`.
@@ -77,6 +77,17 @@ pub struct VerifiedToken {
     #[schema(value_type = Object)]
     #[cfg_attr(feature = "graphql", graphql(skip))]
     pub metadata: tessera_core::TokenMetadata,
+    /// The token's per-token rate limit (`{requests, per_seconds}`), or `null`. Each
+    /// Tessera node counts it on the verifications it answers; an embedded verifier
+    /// (`tessera-verifier`) counts it on the ones it answers from its cache.
+    #[serde(default)]
+    pub rate_limit: Option<RateLimit>,
+    /// Set only when the presented secret is a regenerated token's previous one, still
+    /// accepted during its grace period: when that grace ends (RFC 3339 UTC). From then
+    /// the old secret answers `not_found`, with no change announced; a cache must not
+    /// reuse this answer past it.
+    #[serde(default, serialize_with = "crate::token::rfc3339_opt")]
+    pub grace_ends_at: Option<DateTime<Utc>>,
 }
 
 /// `{"valid": true, "token": …}` or `{"valid": false, "code": …}`.

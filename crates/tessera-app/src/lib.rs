@@ -27,6 +27,7 @@ pub mod throttle;
 pub mod token_listing;
 pub mod tokens;
 pub mod usage;
+pub mod usage_reports;
 pub mod users;
 pub mod verify;
 
@@ -381,15 +382,9 @@ impl Tessera {
         client: Option<IpAddr>,
     ) -> AppResult<RenderedVerdict> {
         self.check_freshness()?;
-        Ok(
-            match self.verifier.accept(query, client, self.clock.now()) {
-                Ok(token) => RenderedVerdict::Valid(Arc::clone(&token.answer)),
-                Err((code, retry_after)) => RenderedVerdict::Invalid {
-                    response: Verdict::Invalid { code, retry_after }.into_response(),
-                    retry_after,
-                },
-            },
-        )
+        Ok(self
+            .verifier
+            .verify_rendered(query, client, self.clock.now()))
     }
 
     /// `StaleIndex` once the index is further behind the feed than allowed.

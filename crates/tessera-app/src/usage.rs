@@ -35,6 +35,20 @@ impl UsageCounters {
         self.denied.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// Verifications answered elsewhere (an embedded verifier's cache) and reported
+    /// here: counted like this node's own; `last_used_at` moves to `now` when any was
+    /// allowed.
+    pub fn reported(&self, allowed: u64, denied: u64, now: DateTime<Utc>) {
+        if allowed > 0 {
+            self.allowed.fetch_add(allowed, Ordering::Relaxed);
+            self.last_used
+                .fetch_max(now.timestamp_millis(), Ordering::Relaxed);
+        }
+        if denied > 0 {
+            self.denied.fetch_add(denied, Ordering::Relaxed);
+        }
+    }
+
     fn take(&self) -> (u64, u64, i64) {
         (
             self.allowed.swap(0, Ordering::Relaxed),

@@ -16,6 +16,7 @@ mod ops;
 pub mod reference;
 pub mod rest;
 pub mod ui;
+mod usage_reports;
 mod verify;
 
 pub use verify::{VerifyBody, parse_verify_body};
@@ -186,6 +187,7 @@ pub fn router(app: Arc<Tessera>, options: HttpOptions) -> Router {
         .merge(verify::routes())
         .merge(graphql::routes())
         .merge(changes::routes())
+        .merge(usage_reports::routes())
         .merge(forward_auth::routes())
         .merge(ops::routes())
         .merge(openapi::routes())

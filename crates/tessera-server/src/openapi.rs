@@ -194,6 +194,7 @@ impl Modify for SecuritySchemes {
         crate::rest::auth::me,
         crate::verify::verify,
         crate::changes::changes,
+        crate::usage_reports::report,
         crate::forward_auth::forward_auth,
         crate::forward_auth::envoy,
         crate::forward_auth::envoy_root,
@@ -269,6 +270,7 @@ mod tests {
             include_str!("rest/audit.rs"),
             include_str!("verify.rs"),
             include_str!("changes.rs"),
+            include_str!("usage_reports.rs"),
             include_str!("forward_auth.rs"),
             include_str!("ops.rs"),
         ];

@@ -65,8 +65,11 @@ impl AsRef<[u8]> for Rendered {
 #[utoipa::path(post, path = "/v1/verify", tag = "verify",
     summary = "Verify a token",
     description = "For your API's own code: answers every well-formed request 200, `valid` or not, \
-                   with the token's id, name, type, project, API version, `external_id` and \
-                   `metadata` when valid and a `code` when not (`Retry-After` when rate-limited). \
+                   with the token's id, name, type, project, API version, `external_id`, \
+                   `metadata` and `rate_limit` when valid (and `grace_ends_at` when the secret \
+                   is a regenerated token's previous one, in its grace period: a cache must \
+                   not reuse the answer past it, nor past `expires_at`) and a `code` when not \
+                   (`Retry-After` when rate-limited). \
                    No credential: the token is the question. Personal tokens never verify.",
     request_body = tessera_api_types::VerifyRequest,
     responses(

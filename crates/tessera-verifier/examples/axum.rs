@@ -1,8 +1,10 @@
 //! An axum service protected by Tessera.
 //!
 //! ```sh
-//! # In Tessera: a resource `article` (find: read, create: write), an admin with the
-//! # `viewer` role, and a read-only personal token of theirs for the verifier.
+//! # In Tessera: a resource `article` (find: read, create: write), a role `verifier`
+//! # with `tokens.read` and `tokens.update`, an admin with that role, and a full
+//! # personal token of theirs for the verifier (a read-only one of a `viewer` also
+//! # works, without usage reports of cache hits).
 //! export TESSERA_URL=http://127.0.0.1:8080
 //! export TESSERA_CREDENTIAL=tsrp_…   # the personal token
 //! cargo run -p tessera-verifier --example axum

@@ -10,6 +10,8 @@ use sha2::Sha256;
 use tessera_api_types::{VerifiedToken, VerifyCode};
 use uuid::Uuid;
 
+use crate::tokens::TokenState;
+
 /// The key of one question: HMAC-SHA-256, under a random key made at start, of the
 /// token, the permission and the project.
 pub(crate) type Key = [u8; 32];
@@ -57,7 +59,8 @@ impl Keyer {
 /// What Tessera answered.
 #[derive(Debug, Clone)]
 pub(crate) enum Answer {
-    Valid(Arc<VerifiedToken>),
+    /// A valid token, and its state here (rate limiter, unreported counts).
+    Valid(Arc<VerifiedToken>, Arc<TokenState>),
     Refused {
         code: VerifyCode,
         retry_after: Option<Duration>,
@@ -71,33 +74,50 @@ pub(crate) struct Entry {
     /// When the verify call that produced the answer was sent: the answer reflects
     /// Tessera's state at that instant or later.
     pub(crate) asked_at: Instant,
-    /// When the token expires (on this process's monotonic clock), if it does.
-    pub(crate) expires_at: Option<Instant>,
+    /// When a valid answer stops being true without any change announcing it (on this
+    /// process's monotonic clock): the token's `expires_at`, or the end of the grace
+    /// period of the previous secret it was asked with, whichever comes first.
+    pub(crate) ends_at: Option<Instant>,
 }
 
 impl Entry {
     pub(crate) fn new(answer: Answer, asked_at: Instant) -> Self {
-        let expires_at = match &answer {
-            Answer::Valid(token) => token.expires_at.map(|at| {
-                let left = (at - chrono::Utc::now()).to_std().unwrap_or(Duration::ZERO);
-                asked_at + left
-            }),
+        let ends_at = match &answer {
+            Answer::Valid(token, _) => ends_at(token, asked_at, chrono::Utc::now()),
             Answer::Refused { .. } => None,
         };
         Self {
             answer,
             asked_at,
-            expires_at,
+            ends_at,
         }
     }
 
     /// The token id a cached valid answer is about.
     pub(crate) fn token_id(&self) -> Option<Uuid> {
         match &self.answer {
-            Answer::Valid(token) => Some(token.id),
+            Answer::Valid(token, _) => Some(token.id),
             Answer::Refused { .. } => None,
         }
     }
+}
+
+/// When the answer `token`, asked at `asked_at`, stops holding: the earlier of its
+/// expiry and its grace end, as a monotonic instant. Tessera's times are wall-clock
+/// times, read against this host's clock at `now` (when the answer arrived) and
+/// counted from `asked_at` (earlier), so the entry ends no later than Tessera's own
+/// answer changes, give or take the skew between the two hosts' clocks.
+fn ends_at(
+    token: &VerifiedToken,
+    asked_at: Instant,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Option<Instant> {
+    let at = match (token.expires_at, token.grace_ends_at) {
+        (Some(expires), Some(grace)) => expires.min(grace),
+        (at, None) | (None, at) => at?,
+    };
+    let left = (at - now).to_std().unwrap_or(Duration::ZERO);
+    Some(asked_at + left)
 }
 
 /// How long cached answers may be reused.
@@ -116,8 +136,8 @@ impl Lifetimes {
         let age = now.saturating_duration_since(entry.asked_at);
         match entry.answer {
             Answer::Refused { .. } => age < self.negative,
-            Answer::Valid(_) => {
-                if entry.expires_at.is_some_and(|at| at <= now) {
+            Answer::Valid(..) => {
+                if entry.ends_at.is_some_and(|at| at <= now) {
                     return false;
                 }
                 age < self.fallback || (following && age < self.max_age)
@@ -178,9 +198,44 @@ mod tests {
             "external_id": null, "metadata": {}
         }))
         .unwrap();
-        let valid = Entry::new(Answer::Valid(Arc::new(token)), start);
+        let state = crate::tokens::TokenStates::new().for_token(token.id, None);
+        let valid = Entry::new(Answer::Valid(Arc::new(token), state), start);
         assert!(lifetimes.fresh(&valid, later, true));
         assert!(!lifetimes.fresh(&valid, later, false));
         assert!(!lifetimes.fresh(&valid, start + Duration::from_secs(61), true));
+    }
+
+    #[test]
+    fn a_valid_answer_ends_at_the_token_expiry_or_the_grace_end_whichever_is_first() {
+        let mut token: VerifiedToken = serde_json::from_value(serde_json::json!({
+            "id": Uuid::nil(), "name": "n", "kind": "api", "type": "read-only",
+            "project": null, "api_version": "v1", "expires_at": null,
+            "external_id": null, "metadata": {}
+        }))
+        .unwrap();
+        // An answer from a Tessera without the newer fields reads as neither.
+        assert_eq!(token.rate_limit, None);
+        assert_eq!(token.grace_ends_at, None);
+        let asked = Instant::now();
+        let now = chrono::Utc::now();
+        assert_eq!(ends_at(&token, asked, now), None);
+        token.expires_at = Some(now + chrono::Duration::seconds(30));
+        assert_eq!(
+            ends_at(&token, asked, now),
+            Some(asked + Duration::from_secs(30))
+        );
+        token.grace_ends_at = Some(now + chrono::Duration::seconds(2));
+        assert_eq!(
+            ends_at(&token, asked, now),
+            Some(asked + Duration::from_secs(2))
+        );
+        token.expires_at = None;
+        assert_eq!(
+            ends_at(&token, asked, now),
+            Some(asked + Duration::from_secs(2))
+        );
+        // Already over: ends at once.
+        token.grace_ends_at = Some(now - chrono::Duration::seconds(1));
+        assert_eq!(ends_at(&token, asked, now), Some(asked));
     }
 }

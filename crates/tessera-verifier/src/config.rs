@@ -46,6 +46,7 @@ pub struct VerifierBuilder {
     pub(crate) when_unreachable: WhenUnreachable,
     pub(crate) request_timeout: Duration,
     pub(crate) poll_wait: Duration,
+    pub(crate) report_interval: Option<Duration>,
     pub(crate) on_state: Option<StateCallback>,
 }
 
@@ -62,6 +63,7 @@ impl fmt::Debug for VerifierBuilder {
             .field("when_unreachable", &self.when_unreachable)
             .field("request_timeout", &self.request_timeout)
             .field("poll_wait", &self.poll_wait)
+            .field("report_interval", &self.report_interval)
             .finish_non_exhaustive()
     }
 }
@@ -79,6 +81,7 @@ impl VerifierBuilder {
             when_unreachable: WhenUnreachable::FailClosed,
             request_timeout: Duration::from_secs(2),
             poll_wait: Duration::from_millis(500),
+            report_interval: Some(Duration::from_secs(2)),
             on_state: None,
         }
     }
@@ -113,8 +116,9 @@ impl VerifierBuilder {
     }
 
     /// How long a valid answer is reused at most while the subscription is up (default
-    /// 60 s). Changes end it sooner; this bounds what no change announces: the end of
-    /// a regenerated token's grace period.
+    /// 60 s). Changes end it sooner; so do the token's `expires_at` and, for a
+    /// regenerated token's previous secret, the end of its grace period, which Tessera's
+    /// answer carries (`grace_ends_at`), since no change announces either.
     pub fn max_age(mut self, age: Duration) -> Self {
         self.max_age = age;
         self
@@ -137,6 +141,23 @@ impl VerifierBuilder {
     /// one-second bound.
     pub fn poll_wait(mut self, wait: Duration) -> Self {
         self.poll_wait = wait.min(Duration::from_millis(900));
+        self
+    }
+
+    /// How often the verifications answered from the cache are reported to Tessera
+    /// (`POST /v1/usage-reports`, default every 2 s, at least 100 ms), so its usage
+    /// counts and `last_used_at` include them; Tessera writes them with its next usage
+    /// flush (every 5 s), inside the SPEC's ten seconds. Nothing is sent while there is
+    /// nothing to report.
+    pub fn report_interval(mut self, interval: Duration) -> Self {
+        self.report_interval = Some(interval.max(Duration::from_millis(100)));
+        self
+    }
+
+    /// Sends no usage reports: Tessera's usage counts and `last_used_at` then see only
+    /// the verifications it answered itself (cache misses).
+    pub fn without_usage_reports(mut self) -> Self {
+        self.report_interval = None;
         self
     }
 

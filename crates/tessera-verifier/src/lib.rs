@@ -11,6 +11,16 @@
 //! - A string that fails the token format or checksum is refused before any I/O, and a
 //!   personal token (`tsrp_…`) is never accepted.
 //! - Refusals are reused for at most the negative TTL (default 1 s).
+//! - A valid answer is never reused past the token's `expires_at`, nor, for a
+//!   regenerated token's previous secret, past the end of its grace period
+//!   (`grace_ends_at` in the answer): neither is announced as a change.
+//! - The token's rate limit (in the answer) is enforced here on every request this
+//!   process admits for the token, cache hits included: per process, as Tessera counts
+//!   per node. Over it, [`VerifyError::Refused`] with `rate_limited` and the wait.
+//! - Cache hits are reported to Tessera (`POST /v1/usage-reports`, every 2 s by
+//!   default, by token id) so its usage counts and `last_used_at` include them; that
+//!   needs `tokens.update` on the credential's role and a full (not read-only) personal
+//!   token. See [`VerifierBuilder::report_interval`] and [`Verifier::report_usage`].
 //! - Tessera unreachable: refused by default ([`WhenUnreachable::FailClosed`]), or
 //!   answered from the cache up to a maximum staleness
 //!   ([`WhenUnreachable::ServeStale`]). [`Verifier::subscription_state`],
@@ -56,12 +66,15 @@
 mod cache;
 mod config;
 mod layer;
+mod report;
 mod rules;
 mod subscription;
+mod tokens;
 mod verifier;
 
 pub use config::{StateCallback, SubscriptionState, VerifierBuilder, WhenUnreachable};
 pub use layer::{Requirement, TesseraBody, TesseraLayer, TesseraService, presented_token};
+pub use report::ReportError;
 pub use rules::RouteRulesExt;
 pub use subscription::BOUND;
 pub use tessera_api_types::{ErrorBody, VerifiedToken, VerifyCode};

@@ -11,12 +11,15 @@ use tessera_core::{TokenFormat, TokenKind, TokenPrefix};
 
 use crate::cache::{Answer, Answers, Entry, Keyer, Lifetimes};
 use crate::config::{SubscriptionState, VerifierBuilder, WhenUnreachable};
+use crate::report::ReportError;
 use crate::subscription::Following;
+use crate::tokens::TokenStates;
 
 /// Why a token was not accepted.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum VerifyError {
-    /// Tessera's verdict (or the format check's, `malformed`, made without asking).
+    /// Tessera's verdict (or the format check's, `malformed`, made without asking;
+    /// or `rate_limited` by the token's limit as counted here).
     #[error("the token was refused ({})", code.as_str())]
     Refused {
         code: VerifyCode,
@@ -57,6 +60,8 @@ pub struct VerifierStats {
     pub stale: u64,
     /// Changes applied from the subscription.
     pub changes: u64,
+    /// Requests refused here by their token's rate limit.
+    pub rate_limited: u64,
 }
 
 #[derive(Debug, Default)]
@@ -67,6 +72,16 @@ struct Counters {
     unreachable: AtomicU64,
     stale: AtomicU64,
     changes: AtomicU64,
+    rate_limited: AtomicU64,
+}
+
+/// The credential, kept for usage reports; never printed.
+pub(crate) struct Credential(pub(crate) String);
+
+impl std::fmt::Debug for Credential {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<redacted>")
+    }
 }
 
 /// What the verifier and its subscription task share.
@@ -81,11 +96,38 @@ pub(crate) struct Shared {
     verify_url: String,
     pub(crate) following: Following,
     counters: Counters,
+    /// Per token: its rate limiter and the cache hits not yet reported.
+    pub(crate) tokens: TokenStates,
+    pub(crate) report_url: String,
+    pub(crate) credential: Credential,
 }
 
 impl Shared {
     pub(crate) fn count_changes(&self, n: usize) {
         self.counters.changes.fetch_add(n as u64, Ordering::Relaxed);
+    }
+
+    /// What `answer` says now. A valid answer is also subject to the token's rate
+    /// limit as counted here, which counts every request this process admits for the
+    /// token; `report` says whether Tessera has yet to hear of it (a cache hit) or
+    /// counted it already (the answer it just gave).
+    fn outcome(&self, answer: &Answer, report: bool) -> Result<Arc<VerifiedToken>, VerifyError> {
+        match answer {
+            Answer::Valid(token, state) => match state.admit(report) {
+                Ok(()) => Ok(Arc::clone(token)),
+                Err(wait) => {
+                    self.counters.rate_limited.fetch_add(1, Ordering::Relaxed);
+                    Err(VerifyError::Refused {
+                        code: VerifyCode::RateLimited,
+                        retry_after: Some(wait),
+                    })
+                }
+            },
+            Answer::Refused { code, retry_after } => Err(VerifyError::Refused {
+                code: *code,
+                retry_after: *retry_after,
+            }),
+        }
     }
 }
 
@@ -97,21 +139,26 @@ pub struct Verifier {
     _task: Arc<TaskGuard>,
 }
 
-/// Stops the subscription task when the last [`Verifier`] goes.
+/// Stops the subscription and report tasks when the last [`Verifier`] goes.
 #[derive(Debug)]
-struct TaskGuard(tokio::task::JoinHandle<()>);
+struct TaskGuard(Vec<tokio::task::JoinHandle<()>>);
 
 impl Drop for TaskGuard {
     fn drop(&mut self) {
-        self.0.abort();
+        for task in &self.0 {
+            task.abort();
+        }
     }
 }
 
 impl Verifier {
     /// Starts building a verifier for the Tessera at `base_url` (e.g.
-    /// `https://tessera.internal:8080`). `credential` is a personal token of an admin
-    /// whose role has `tokens.read` (a read-only personal token of a `viewer` is
-    /// enough): it authenticates the change subscription only, never a verify call.
+    /// `https://tessera.internal:8080`). `credential` is a personal token of an admin:
+    /// it authenticates the change subscription (`tokens.read`) and the usage reports
+    /// of cache hits (`tokens.update`), never a verify call. A full personal token of a
+    /// role with just those two permissions is the least it takes; with a read-only
+    /// one (a `viewer`'s, say) the cache works but Tessera refuses the usage reports,
+    /// so `last_used_at` and usage counts miss the cache hits (a warning is logged).
     pub fn builder(base_url: &str, credential: &str) -> VerifierBuilder {
         VerifierBuilder::new(base_url, credential)
     }
@@ -141,17 +188,23 @@ impl Verifier {
             verify_url: format!("{}/v1/verify", builder.base_url),
             following,
             counters: Counters::default(),
+            tokens: TokenStates::new(),
+            report_url: format!("{}/v1/usage-reports", builder.base_url),
+            credential: Credential(builder.credential.clone()),
         });
-        let task = runtime.spawn(crate::subscription::run(
+        let mut tasks = vec![runtime.spawn(crate::subscription::run(
             Arc::clone(&shared),
             format!("{}/v1/changes", builder.base_url),
             builder.credential,
             builder.poll_wait,
             builder.request_timeout,
-        ));
+        ))];
+        if let Some(interval) = builder.report_interval {
+            tasks.push(runtime.spawn(crate::report::run(Arc::clone(&shared), interval)));
+        }
         Ok(Self {
             shared,
-            _task: Arc::new(TaskGuard(task)),
+            _task: Arc::new(TaskGuard(tasks)),
         })
     }
 
@@ -175,7 +228,7 @@ impl Verifier {
         let asked_at = Instant::now();
         match self.ask(token, permission, project).await {
             Ok(answer) => {
-                let result = outcome(&answer);
+                let result = shared.outcome(&answer, false);
 
                 // A change reported while the question was out may not be in the
                 // answer: keep it only if no drop since concerned its token.
@@ -195,6 +248,8 @@ impl Verifier {
 
     /// [`Verifier::verify`] without I/O: the answer when the format check or the
     /// cache gives it (parse, keyed digest, lookup), `None` when Tessera must be asked.
+    /// An answer given counts as a verification, as in `verify`: against the token's
+    /// rate limit, and in the next usage report.
     pub fn verify_cached(
         &self,
         token: &str,
@@ -225,7 +280,7 @@ impl Verifier {
             let following = shared.following.is_current();
             if shared.lifetimes.fresh(&entry, Instant::now(), following) {
                 shared.counters.hits.fetch_add(1, Ordering::Relaxed);
-                return Lookup::Answer(outcome(&entry.answer));
+                return Lookup::Answer(shared.outcome(&entry.answer, true));
             }
         }
         Lookup::Miss(key)
@@ -241,12 +296,12 @@ impl Verifier {
         };
         let now = Instant::now();
         if now.saturating_duration_since(entry.asked_at) > max_staleness
-            || entry.expires_at.is_some_and(|at| at <= now)
+            || entry.ends_at.is_some_and(|at| at <= now)
         {
             return Err(VerifyError::Unavailable);
         }
         shared.counters.stale.fetch_add(1, Ordering::Relaxed);
-        outcome(&entry.answer)
+        shared.outcome(&entry.answer, true)
     }
 
     /// One `POST /v1/verify`.
@@ -290,7 +345,8 @@ impl Verifier {
         let answer: VerifyResponse = response.json().await.map_err(|_| AskError::Body)?;
         Ok(match (answer.valid, answer.token, answer.code) {
             (true, Some(token), _) if token.kind == TokenKind::Api => {
-                Answer::Valid(Arc::new(token))
+                let state = self.shared.tokens.for_token(token.id, token.rate_limit);
+                Answer::Valid(Arc::new(token), state)
             }
             (true, Some(_), _) => Answer::Refused {
                 code: VerifyCode::NotFound,
@@ -319,7 +375,16 @@ impl Verifier {
             unreachable: load(&counters.unreachable),
             stale: load(&counters.stale),
             changes: load(&counters.changes),
+            rate_limited: load(&counters.rate_limited),
         }
+    }
+
+    /// Reports the verifications answered from the cache since the last report to
+    /// Tessera now (`POST /v1/usage-reports`), as the report task does every
+    /// [`VerifierBuilder::report_interval`]; answers how many tokens Tessera recorded.
+    /// Call it before shutting down, so the last interval's hits are not lost.
+    pub async fn report_usage(&self) -> Result<usize, ReportError> {
+        crate::report::send(&self.shared).await
     }
 
     /// Whether the change subscription is following Tessera now.
@@ -361,15 +426,5 @@ fn refused(code: VerifyCode) -> VerifyError {
     VerifyError::Refused {
         code,
         retry_after: None,
-    }
-}
-
-fn outcome(answer: &Answer) -> Result<Arc<VerifiedToken>, VerifyError> {
-    match answer {
-        Answer::Valid(token) => Ok(Arc::clone(token)),
-        Answer::Refused { code, retry_after } => Err(VerifyError::Refused {
-            code: *code,
-            retry_after: *retry_after,
-        }),
     }
 }

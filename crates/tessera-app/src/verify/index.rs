@@ -81,6 +81,8 @@ impl IndexedToken {
             expires_at: self.expires_at,
             external_id: self.external_id.clone(),
             metadata: self.metadata.clone(),
+            rate_limit: self.limiter.as_deref().map(TokenLimiter::limit),
+            grace_ends_at: None,
         }
     }
 
@@ -300,6 +302,13 @@ impl VerifyIndex {
     /// Whether a token with `id` is in the index.
     pub fn contains(&self, id: TokenId) -> bool {
         self.read().by_id.contains_key(&id)
+    }
+
+    /// The kind of the token with `id`, if it is in the index.
+    pub fn kind_of(&self, id: TokenId) -> Option<TokenKind> {
+        let state = self.read();
+        let (digest, _) = state.by_id.get(&id)?;
+        state.by_digest.get(digest).map(|slot| slot.token.kind)
     }
 
     pub fn len(&self) -> usize {

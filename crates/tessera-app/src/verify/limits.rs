@@ -39,8 +39,19 @@ impl governor::clock::Clock for AppClock {
     }
 }
 
-/// One token's limiter.
-pub type TokenLimiter = RateLimiter<NotKeyed, InMemoryState, AppClock, NoOpMiddleware<Duration>>;
+/// One token's limiter, with the limit it counts (which its verify answers carry).
+#[derive(Debug)]
+pub struct TokenLimiter {
+    limit: RateLimit,
+    gcra: RateLimiter<NotKeyed, InMemoryState, AppClock, NoOpMiddleware<Duration>>,
+}
+
+impl TokenLimiter {
+    /// The limit this limiter counts.
+    pub fn limit(&self) -> RateLimit {
+        self.limit
+    }
+}
 
 /// Every rate-limited token's limiter, with the limit it was made for.
 #[derive(Debug)]
@@ -82,7 +93,10 @@ impl RateLimiters {
             by_token.remove(&id);
             return None;
         };
-        let limiter = Arc::new(RateLimiter::direct_with_clock(quota, self.clock.clone()));
+        let limiter = Arc::new(TokenLimiter {
+            limit,
+            gcra: RateLimiter::direct_with_clock(quota, self.clock.clone()),
+        });
         by_token.insert(id, (limit, Arc::clone(&limiter)));
         Some(limiter)
     }
@@ -110,7 +124,7 @@ fn quota(limit: RateLimit) -> Option<Quota> {
 /// How long until `limiter` lets a verification through again, at `now` (at least a
 /// second: `Retry-After` counts whole seconds); `None` when it lets one through now.
 pub(crate) fn check(limiter: &TokenLimiter, now: DateTime<Utc>) -> Option<Duration> {
-    limiter.check().err().map(|not_until| {
+    limiter.gcra.check().err().map(|not_until| {
         not_until
             .wait_time_from(since_epoch(now))
             .max(Duration::from_secs(1))

@@ -111,9 +111,43 @@ impl Verifier {
         client: Option<IpAddr>,
         now: DateTime<Utc>,
     ) -> Verdict {
-        match self.accept(query, client, now) {
-            Ok(token) => Verdict::Valid(token.summary()),
+        match self.accept_for(Audience::ProtectedApi, query, client, now) {
+            Ok(accepted) => Verdict::Valid(accepted.summary()),
             Err((code, retry_after)) => Verdict::Invalid { code, retry_after },
+        }
+    }
+
+    /// [`Verifier::verify`] with the answer ready to send. A valid token's answer was
+    /// rendered when its index entry was built, so this serializes nothing; only a
+    /// previous secret in its grace period gets an answer of its own, which says when
+    /// the grace ends (`grace_ends_at`), so caches know when to stop reusing it.
+    pub fn verify_rendered(
+        &self,
+        query: VerifyQuery<'_>,
+        client: Option<IpAddr>,
+        now: DateTime<Utc>,
+    ) -> RenderedVerdict {
+        match self.accept_for(Audience::ProtectedApi, query, client, now) {
+            Ok(Accepted {
+                token,
+                grace_until: None,
+            }) => RenderedVerdict::Valid(Arc::clone(&token.answer)),
+            Ok(accepted) => {
+                let response = VerifyResponse::valid(accepted.summary());
+                match serde_json::to_string(&response) {
+                    Ok(text) => RenderedVerdict::Valid(text.into()),
+                    // A summary always serializes (its entry's own answer did); were it
+                    // not to, refusing is the safe answer.
+                    Err(_) => RenderedVerdict::Invalid {
+                        response: VerifyResponse::invalid(VerifyCode::NotFound),
+                        retry_after: None,
+                    },
+                }
+            }
+            Err((code, retry_after)) => RenderedVerdict::Invalid {
+                response: Verdict::Invalid { code, retry_after }.into_response(),
+                retry_after,
+            },
         }
     }
 
@@ -129,6 +163,7 @@ impl Verifier {
         now: DateTime<Utc>,
     ) -> Result<Arc<IndexedToken>, (VerifyCode, Option<Duration>)> {
         self.accept_for(Audience::ProtectedApi, query, client, now)
+            .map(|accepted| accepted.token)
     }
 
     /// [`Verifier::accept`] for a personal token presented to Tessera's own API.
@@ -139,6 +174,7 @@ impl Verifier {
         now: DateTime<Utc>,
     ) -> Result<Arc<IndexedToken>, (VerifyCode, Option<Duration>)> {
         self.accept_for(Audience::Tessera, query, client, now)
+            .map(|accepted| accepted.token)
     }
 
     fn accept_for(
@@ -147,7 +183,7 @@ impl Verifier {
         query: VerifyQuery<'_>,
         client: Option<IpAddr>,
         now: DateTime<Utc>,
-    ) -> Result<Arc<IndexedToken>, (VerifyCode, Option<Duration>)> {
+    ) -> Result<Accepted, (VerifyCode, Option<Duration>)> {
         let started = std::time::Instant::now();
         let outcome = self
             .check(audience, query, now)
@@ -179,7 +215,7 @@ impl Verifier {
         audience: Audience,
         query: VerifyQuery<'_>,
         now: DateTime<Utc>,
-    ) -> Result<Arc<IndexedToken>, (VerifyCode, Option<Duration>)> {
+    ) -> Result<Accepted, (VerifyCode, Option<Duration>)> {
         let parsed = self
             .format
             .parse(query.token)
@@ -234,6 +270,25 @@ impl Verifier {
             return Err(refuse(VerifyCode::RateLimited, Some(wait)));
         }
         token.usage.allowed(now);
-        Ok(Arc::clone(token))
+        Ok(Accepted {
+            token: Arc::clone(token),
+            grace_until: slot.grace_until,
+        })
+    }
+}
+
+/// A token every rule accepted, and, when the secret presented is its previous one
+/// (regenerated with a grace period), when that grace ends.
+struct Accepted {
+    token: Arc<IndexedToken>,
+    grace_until: Option<DateTime<Utc>>,
+}
+
+impl Accepted {
+    fn summary(&self) -> VerifiedToken {
+        VerifiedToken {
+            grace_ends_at: self.grace_until,
+            ..self.token.summary()
+        }
     }
 }

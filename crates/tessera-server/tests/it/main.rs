@@ -28,5 +28,6 @@ mod roles;
 mod secrets;
 mod slow_clients;
 mod tokens;
+mod usage_reports;
 mod users;
 mod verify;

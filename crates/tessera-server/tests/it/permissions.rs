@@ -356,6 +356,16 @@ fn routes() -> Vec<Route> {
             none,
             200,
         ),
+        // Embedded verifiers' reports of cache hits: they move usage and
+        // `last_used_at`, so a write (`tokens.update`); never a read-only token's.
+        route(
+            Method::POST,
+            "/v1/usage-reports",
+            Permission("tokens.update"),
+            Nothing,
+            |_| Some(json!({"tokens": []})),
+            200,
+        ),
         // One's own personal tokens.
         route(Method::GET, "/v1/me/tokens", SignedIn, Nothing, none, 200),
         Route {

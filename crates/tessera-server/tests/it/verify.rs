@@ -55,14 +55,18 @@ async fn valid_answer_carries_the_token_summary() {
             "api_version",
             "expires_at",
             "external_id",
+            "grace_ends_at",
             "id",
             "kind",
             "metadata",
             "name",
             "project",
+            "rate_limit",
             "type"
         ]
     );
+    assert_eq!(token["rate_limit"], Value::Null);
+    assert_eq!(token["grace_ends_at"], Value::Null);
     assert_eq!(token["id"], created.id().as_str());
     assert_eq!(token["name"], "gateway");
     assert_eq!(token["kind"], "api");
@@ -348,4 +352,68 @@ async fn editing_a_token_does_not_reset_its_rate_limit() {
         .await
         .expect(200);
     assert_eq!(server.code(&secret, None, None).await, "valid");
+}
+
+#[tokio::test]
+async fn the_answer_carries_the_rate_limit_and_an_old_secret_says_when_its_grace_ends() {
+    let server = TestServer::start().await;
+    let admin = server.admin("super-admin").await;
+    let created = admin
+        .create_token(
+            json!({"name": "limited", "type": "read-only", "lifespan": "7d",
+            "rate_limit": {"requests": 10, "per_seconds": 60}}),
+        )
+        .await;
+    let (id, old) = (created.id(), created.secret());
+    let answer = server.check(&old, None, None).await;
+    assert_eq!(
+        answer["token"]["rate_limit"],
+        json!({"requests": 10, "per_seconds": 60})
+    );
+    assert_eq!(answer["token"]["grace_ends_at"], Value::Null);
+
+    let before = Utc::now();
+    let renewed = admin
+        .post(
+            &format!("/v1/tokens/{id}/regenerate"),
+            json!({"grace_period_seconds": 600}),
+        )
+        .await;
+    renewed.expect(200);
+    let after = Utc::now();
+    // The old secret, in its grace: when it ends, 600 s after the regeneration.
+    let during = server.check(&old, None, None).await;
+    assert_eq!(during["valid"], true, "{during}");
+    let ends = during["token"]["grace_ends_at"]
+        .as_str()
+        .unwrap_or_else(|| panic!("grace_ends_at: {during}"));
+    let ends = chrono::DateTime::parse_from_rfc3339(ends).expect("RFC 3339");
+    let grace = Duration::seconds(600);
+    assert!(
+        ends >= before + grace - Duration::seconds(1) && ends <= after + grace,
+        "{ends}"
+    );
+    // Everything else as for the token itself.
+    let new = server.check(&renewed.secret(), None, None).await;
+    assert_eq!(new["token"]["grace_ends_at"], Value::Null);
+    let mut same = during["token"].clone();
+    same["grace_ends_at"] = Value::Null;
+    assert_eq!(same, new["token"]);
+    // GraphQL's verifyToken says the same.
+    let graphql = server
+        .anon(
+            Method::POST,
+            "/graphql",
+            Some(json!({"query": "query($t: String!) { verifyToken(token: $t) { valid token { graceEndsAt rateLimit { requests perSeconds } } } }", "variables": {"t": old}})),
+        )
+        .await;
+    graphql.expect(200);
+    let token = &graphql.body["data"]["verifyToken"]["token"];
+    assert_eq!(
+        token["rateLimit"],
+        json!({"requests": 10, "perSeconds": 60}),
+        "{}",
+        graphql.text
+    );
+    assert!(token["graceEndsAt"].is_string(), "{}", graphql.text);
 }

@@ -72,6 +72,26 @@ impl TestTessera {
         self.http = Some((stop, task));
     }
 
+    /// Moves Tessera's manual clock along with the real one (forward only) until the
+    /// returned task is aborted: for tests of times the verifier reads on its own
+    /// clock (a grace end, an expiry), which must agree with Tessera's.
+    pub fn follow_real_time(&self) -> JoinHandle<()> {
+        let clock = Arc::clone(&self.clock);
+        let sync = move || {
+            let behind = Utc::now() - tessera_app::Clock::now(&*clock);
+            if behind > chrono::Duration::zero() {
+                clock.advance(behind);
+            }
+        };
+        sync();
+        tokio::spawn(async move {
+            loop {
+                sync();
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        })
+    }
+
     /// Stops answering HTTP (the application and its data stay).
     pub async fn stop_http(&mut self) {
         if let Some((stop, task)) = self.http.take() {
@@ -159,13 +179,30 @@ impl Admin {
 
     /// A read-only personal token of this admin: the verifier's credential.
     pub async fn personal_token(&self) -> String {
+        self.personal_token_with("read-only").await
+    }
+
+    /// A personal token of this admin with `access` (`read-only` | `full`).
+    pub async fn personal_token_with(&self, access: &str) -> String {
         let body = self
             .post(
                 "/v1/me/tokens",
-                json!({"name": format!("verifier {}", rand_suffix()), "access": "read-only", "lifespan": "30d"}),
+                json!({"name": format!("verifier {}", rand_suffix()), "access": access, "lifespan": "30d"}),
             )
             .await;
         body["token"].as_str().unwrap().to_owned()
+    }
+
+    /// `GET path`: status and body.
+    pub async fn get(&self, path: &str) -> (u16, Value) {
+        let response = self
+            .client
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
     }
 
     /// Creates an API token from `body` (name added); answers `(id, secret)`.

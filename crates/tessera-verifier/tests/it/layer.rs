@@ -38,7 +38,7 @@ project = "shop"
 "#;
 
 /// The protected service: echoes what the layer told it about the token.
-fn service(verifier: Verifier) -> Router {
+pub(crate) fn service(verifier: Verifier) -> Router {
     async fn echo(Extension(token): Extension<Arc<VerifiedToken>>) -> Json<Value> {
         Json(json!({
             "id": token.id,
@@ -58,13 +58,18 @@ fn service(verifier: Verifier) -> Router {
         .layer(TesseraLayer::with_rules(verifier, rules))
 }
 
-struct Answer {
-    status: StatusCode,
-    headers: http::HeaderMap,
-    body: Value,
+pub(crate) struct Answer {
+    pub(crate) status: StatusCode,
+    pub(crate) headers: http::HeaderMap,
+    pub(crate) body: Value,
 }
 
-async fn call(router: &Router, method: &str, path: &str, headers: &[(&str, &str)]) -> Answer {
+pub(crate) async fn call(
+    router: &Router,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> Answer {
     let mut request = Request::builder().method(method).uri(path);
     for (name, value) in headers {
         request = request.header(*name, *value);
@@ -90,7 +95,7 @@ fn bearer(token: &str) -> String {
     format!("Bearer {token}")
 }
 
-fn refused(answer: &Answer, status: u16, code: &str) {
+pub(crate) fn refused(answer: &Answer, status: u16, code: &str) {
     assert_eq!(answer.status.as_u16(), status, "{}", answer.body);
     assert_eq!(answer.body["error"]["code"], code, "{}", answer.body);
     assert!(answer.body["error"]["message"].is_string());
@@ -231,7 +236,8 @@ async fn the_layer_admits_valid_tokens_and_refuses_the_rest_with_the_error_body(
     )
     .await;
 
-    // Rate limited: Tessera counts the calls it sees; the second question is new.
+    // Rate limited: the second question is new, so Tessera answers it, and refuses it
+    // (rate-limited cache hits: see `rate_limits.rs`).
     let (_, limited) = admin
         .token(json!({"type": "full-access", "rate_limit": {"requests": 1, "per_seconds": 60}}))
         .await;

@@ -6,6 +6,9 @@
 
 mod harness;
 mod layer;
+mod lifetimes;
 mod logs;
+mod rate_limits;
 mod subscription;
 mod unreachable;
+mod usage;
