@@ -181,6 +181,16 @@ impl RateLimit {
         }
         errors.into_result().map(|()| self)
     }
+
+    /// How the limit is counted (GCRA, as Tessera's limiter and the embedded
+    /// verifier's both do): up to `requests` at once, then one more every
+    /// `per_seconds / requests`. `None` for a limit that measures nothing (zero requests
+    /// or seconds, which [`RateLimit::validate`] refuses).
+    pub fn burst_and_period(self) -> Option<(std::num::NonZeroU32, std::time::Duration)> {
+        let burst = std::num::NonZeroU32::new(self.requests)?;
+        let period = std::time::Duration::from_secs(u64::from(self.per_seconds)) / self.requests;
+        (!period.is_zero()).then_some((burst, period))
+    }
 }
 
 /// The configured API versions, oldest first.
@@ -251,6 +261,22 @@ pub fn retry_seconds(wait: std::time::Duration) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_rate_limit_bursts_its_requests_then_spaces_them_over_its_window() {
+        let limit = RateLimit {
+            requests: 10,
+            per_seconds: 60,
+        };
+        let (burst, period) = limit.burst_and_period().unwrap();
+        assert_eq!(burst.get(), 10);
+        assert_eq!(period, std::time::Duration::from_secs(6));
+        let none = RateLimit {
+            requests: 0,
+            per_seconds: 60,
+        };
+        assert_eq!(none.burst_and_period(), None);
+    }
     use chrono::TimeZone;
 
     fn now() -> DateTime<Utc> {

@@ -9,7 +9,6 @@
 //! one limiter check and one atomic add.
 
 use std::collections::HashMap;
-use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
@@ -109,8 +108,7 @@ impl TokenState {
 /// limiter applies to the token (GCRA). `None` for a limit that measures nothing
 /// (zero requests or seconds, which Tessera refuses to save).
 fn quota(limit: RateLimit) -> Option<Quota> {
-    let burst = NonZeroU32::new(limit.requests)?;
-    let period = Duration::from_secs(u64::from(limit.per_seconds)) / limit.requests;
+    let (burst, period) = limit.burst_and_period()?;
     Some(Quota::with_period(period)?.allow_burst(burst))
 }
 

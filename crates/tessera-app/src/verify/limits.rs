@@ -7,7 +7,6 @@
 //! application's clock, like every other time rule, so tests can move it.
 
 use std::collections::HashMap;
-use std::num::NonZeroU32;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
@@ -116,8 +115,7 @@ impl RateLimiters {
 /// `requests` per `per_seconds`, bursting up to `requests`; `None` for a limit that
 /// allows nothing to be measured (zero requests or seconds are refused when saved).
 fn quota(limit: RateLimit) -> Option<Quota> {
-    let burst = NonZeroU32::new(limit.requests)?;
-    let period = Duration::from_secs(u64::from(limit.per_seconds)) / limit.requests;
+    let (burst, period) = limit.burst_and_period()?;
     Some(Quota::with_period(period)?.allow_burst(burst))
 }
 
