@@ -51,6 +51,11 @@ fn parse_id(id: &str) -> AppResult<TokenId> {
     TokenId::parse(id).ok_or_else(|| AppError::NotFound("token (the id is not a UUID)".into()))
 }
 
+/// The answer when an API token already has `name`.
+fn name_taken(name: &str) -> AppError {
+    AppError::Conflict(format!("an API token named `{name}` already exists"))
+}
+
 /// Records an error on `project` unless `slug` is a valid slug of one of `projects`.
 fn check_project_in(slug: &str, projects: &[Project], errors: &mut FieldErrors) {
     if validate::project_slug(slug).is_err() {
@@ -203,11 +208,22 @@ impl Tokens {
                 Err(StoreError::NotFound) => {
                     return Err(AppError::NotFound(format!("token `{id}`")));
                 }
-                Err(StoreError::Conflict { .. }) => {
-                    return Err(AppError::Conflict(format!(
-                        "an API token named `{}` already exists",
-                        after.name
-                    )));
+                Err(StoreError::Conflict { what }) => {
+                    // A taken name, or a reference gone meanwhile (a deleted project).
+                    let renamed =
+                        validate::name_key(&after.name) != validate::name_key(&before.name);
+                    let taken = renamed
+                        && after.kind == TokenKind::Api
+                        && self
+                            .cx
+                            .store
+                            .api_token_name_taken(&validate::name_key(&after.name))
+                            .await?;
+                    return Err(if taken {
+                        name_taken(&after.name)
+                    } else {
+                        AppError::Conflict(what)
+                    });
                 }
                 Err(other) => return Err(other.into()),
             }
@@ -224,19 +240,41 @@ impl Tokens {
         record: &TokenRecord,
         entry: &tessera_core::AuditEntry,
     ) -> AppResult<()> {
-        self.cx
-            .store
-            .insert_token(record, entry)
-            .await
-            .map_err(|error| match error {
-                tessera_store::StoreError::Conflict { .. } => AppError::Conflict(format!(
-                    "an API token named `{}` already exists",
-                    record.name
-                )),
-                other => other.into(),
-            })?;
-        self.cx.apply_own_write().await;
-        Ok(())
+        if self.store_issued(record, entry).await? {
+            Ok(())
+        } else {
+            Err(name_taken(&record.name))
+        }
+    }
+
+    /// [`Tokens::insert_issued`], answering `false` when an API token already has the
+    /// record's name. A store conflict is a taken name or a missing reference (the
+    /// owner or project deleted meanwhile): only the first is reported as a name.
+    async fn store_issued(
+        &self,
+        record: &TokenRecord,
+        entry: &tessera_core::AuditEntry,
+    ) -> AppResult<bool> {
+        match self.cx.store.insert_token(record, entry).await {
+            Ok(()) => {
+                self.cx.apply_own_write().await;
+                Ok(true)
+            }
+            Err(StoreError::Conflict { what }) => {
+                let taken = record.kind == TokenKind::Api
+                    && self
+                        .cx
+                        .store
+                        .api_token_name_taken(&validate::name_key(&record.name))
+                        .await?;
+                if taken {
+                    Ok(false)
+                } else {
+                    Err(AppError::Conflict(what))
+                }
+            }
+            Err(other) => Err(other.into()),
+        }
     }
 
     pub async fn create(
@@ -548,15 +586,14 @@ impl Tokens {
             };
             let (record, secret) = self.duplicated(&original, name, principal)?;
             let entry = creation_audit(principal, "token.duplicate", &record)?;
-            match self.insert_issued(&record, &entry).await {
-                Ok(()) => {
-                    return Ok(CreatedToken {
-                        record: TokenView::new(&record, record.created_at),
-                        token: secret.expose().to_owned(),
-                    });
-                }
-                Err(AppError::Conflict(_)) if request.name.is_none() => continue,
-                Err(error) => return Err(error),
+            if self.store_issued(&record, &entry).await? {
+                return Ok(CreatedToken {
+                    record: TokenView::new(&record, record.created_at),
+                    token: secret.expose().to_owned(),
+                });
+            }
+            if request.name.is_some() {
+                return Err(name_taken(&record.name));
             }
         }
         Err(AppError::Conflict(format!(

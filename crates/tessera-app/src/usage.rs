@@ -24,6 +24,16 @@ pub struct UsageCounters {
     last_used: AtomicI64,
 }
 
+/// Adds `count`, stopping at `u64::MAX` rather than wrapping (reported counts come
+/// from outside).
+fn saturating_add(counter: &AtomicU64, count: u64) {
+    // `fetch_update` retries until its closure's value is stored; the closure always
+    // answers `Some`, so this cannot fail.
+    let _ = counter.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |now| {
+        Some(now.saturating_add(count))
+    });
+}
+
 impl UsageCounters {
     pub fn allowed(&self, now: DateTime<Utc>) {
         self.allowed.fetch_add(1, Ordering::Relaxed);
@@ -40,12 +50,12 @@ impl UsageCounters {
     /// allowed.
     pub fn reported(&self, allowed: u64, denied: u64, now: DateTime<Utc>) {
         if allowed > 0 {
-            self.allowed.fetch_add(allowed, Ordering::Relaxed);
+            saturating_add(&self.allowed, allowed);
             self.last_used
                 .fetch_max(now.timestamp_millis(), Ordering::Relaxed);
         }
         if denied > 0 {
-            self.denied.fetch_add(denied, Ordering::Relaxed);
+            saturating_add(&self.denied, denied);
         }
     }
 

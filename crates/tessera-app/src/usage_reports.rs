@@ -23,7 +23,15 @@ fn check(report: &UsageReport) -> Result<(), FieldErrors> {
             format!("at most {} tokens per report", UsageReport::MAX_TOKENS),
         );
     }
+    let mut seen = std::collections::HashSet::with_capacity(report.tokens.len());
     for (n, token) in report.tokens.iter().enumerate() {
+        // Each token once: repeating one would multiply the per-entry bound.
+        if !seen.insert(token.id) {
+            errors.add(
+                format!("tokens[{n}].id"),
+                "names a token already in this report",
+            );
+        }
         for (field, count) in [("allowed", token.allowed), ("denied", token.denied)] {
             if count > UsageReport::MAX_COUNT {
                 errors.add(

@@ -198,7 +198,7 @@ mod tests {
             "external_id": null, "metadata": {}
         }))
         .unwrap();
-        let state = crate::tokens::TokenStates::new().for_token(token.id, None);
+        let state = crate::tokens::TokenStates::new(true).for_token(token.id, None);
         let valid = Entry::new(Answer::Valid(Arc::new(token), state), start);
         assert!(lifetimes.fresh(&valid, later, true));
         assert!(!lifetimes.fresh(&valid, later, false));

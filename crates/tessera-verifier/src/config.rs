@@ -81,7 +81,7 @@ impl VerifierBuilder {
             when_unreachable: WhenUnreachable::FailClosed,
             request_timeout: Duration::from_secs(2),
             poll_wait: Duration::from_millis(500),
-            report_interval: Some(Duration::from_secs(2)),
+            report_interval: None,
             on_state: None,
         }
     }
@@ -144,18 +144,22 @@ impl VerifierBuilder {
         self
     }
 
-    /// How often the verifications answered from the cache are reported to Tessera
-    /// (`POST /v1/usage-reports`, default every 2 s, at least 100 ms), so its usage
-    /// counts and `last_used_at` include them; Tessera writes them with its next usage
-    /// flush (every 5 s), inside the SPEC's ten seconds. Nothing is sent while there is
-    /// nothing to report.
+    /// Turns usage reports on: the verifications answered from the cache are counted
+    /// and reported to Tessera every `interval` (`POST /v1/usage-reports`; 2 s is a
+    /// good choice, at least 100 ms), so its usage counts and `last_used_at` include
+    /// them; Tessera writes them with its next usage flush (every 5 s), inside the
+    /// SPEC's ten seconds. Nothing is sent while there is nothing to report.
+    ///
+    /// Off by default: reporting needs a credential with `tokens.update`, which can
+    /// also edit tokens (see the crate README, "The credential").
     pub fn report_interval(mut self, interval: Duration) -> Self {
         self.report_interval = Some(interval.max(Duration::from_millis(100)));
         self
     }
 
-    /// Sends no usage reports: Tessera's usage counts and `last_used_at` then see only
-    /// the verifications it answered itself (cache misses).
+    /// Sends no usage reports and counts nothing for them (the default): Tessera's
+    /// usage counts and `last_used_at` then see only the verifications it answered
+    /// itself (cache misses).
     pub fn without_usage_reports(mut self) -> Self {
         self.report_interval = None;
         self

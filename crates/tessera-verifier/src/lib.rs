@@ -17,9 +17,9 @@
 //! - The token's rate limit (in the answer) is enforced here on every request this
 //!   process admits for the token, cache hits included: per process, as Tessera counts
 //!   per node. Over it, [`VerifyError::Refused`] with `rate_limited` and the wait.
-//! - Cache hits are reported to Tessera (`POST /v1/usage-reports`, every 2 s by
-//!   default, by token id) so its usage counts and `last_used_at` include them; that
-//!   needs `tokens.update` on the credential's role and a full (not read-only) personal
+//! - Cache hits can be reported to Tessera (`POST /v1/usage-reports`, by token id; off
+//!   by default) so its usage counts and `last_used_at` include them; that needs
+//!   `tokens.update` on the credential's role and a full (not read-only) personal
 //!   token. See [`VerifierBuilder::report_interval`] and [`Verifier::report_usage`].
 //! - Tessera unreachable: refused by default ([`WhenUnreachable::FailClosed`]), or
 //!   answered from the cache up to a maximum staleness

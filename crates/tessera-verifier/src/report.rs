@@ -23,21 +23,26 @@ const BATCH: usize = tessera_api_types::UsageReport::MAX_TOKENS;
 /// Why a report was not recorded. Never carries the credential.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ReportError {
-    /// Tessera could not be reached, or failed (5xx): the counts are kept for the next
-    /// report.
+    /// Tessera could not be reached, failed (5xx) or did not take the report for a
+    /// reason other than the credential (408, 413, 429, …): the counts are kept for the
+    /// next report.
     #[error("cannot send usage to Tessera: {0}")]
     Unreachable(String),
-    /// Tessera refused the report (401/403: the credential's role lacks
-    /// `tokens.update`; 4xx: the report): its counts are dropped.
+    /// Tessera refused the credential (401/403: the credential's role lacks
+    /// `tokens.update`): the counts are dropped.
     #[error("Tessera refused the usage report ({status}): {message}")]
     Refused { status: u16, message: String },
 }
 
 /// Sends everything counted so far; answers how many tokens Tessera recorded.
 pub(crate) async fn send(shared: &Shared) -> Result<usize, ReportError> {
-    let taken = shared.tokens.take();
+    let taken = shared
+        .tokens
+        .take()
+        .into_iter()
+        .map(|taken| taken.at_most(UsageReport::MAX_COUNT));
     let mut recorded = 0;
-    let mut batches = taken.into_iter().peekable();
+    let mut batches = taken.peekable();
     let mut outcome = Ok(());
     while batches.peek().is_some() {
         let batch: Vec<Taken> = batches.by_ref().take(BATCH).collect();
@@ -84,7 +89,10 @@ async fn post(shared: &Shared, batch: &[Taken]) -> Result<UsageReportOutcome, Re
             .await
             .map_err(|_| ReportError::Unreachable("the answer is not a report outcome".into()));
     }
-    if status.is_server_error() {
+    // Only a refused credential drops the counts; anything else (a 5xx, 408, 429, a
+    // body limit set too low, an older Tessera without the route) keeps them for the
+    // next report.
+    if !matches!(status.as_u16(), 401 | 403) {
         return Err(ReportError::Unreachable(format!(
             "Tessera answered {status}"
         )));

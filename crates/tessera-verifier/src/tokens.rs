@@ -52,6 +52,9 @@ pub(crate) struct TokenState {
     limit: Option<RateLimit>,
     limiter: Option<Gcra>,
     counts: Arc<Counts>,
+    /// Whether cache hits are counted for usage reports (off when none are sent, so
+    /// nothing piles up).
+    counted: bool,
     /// Milliseconds after the table's anchor of the last admission or refusal.
     last_used: AtomicU64,
     anchor: Instant,
@@ -76,7 +79,7 @@ impl TokenState {
                 })
             }
         };
-        if report {
+        if report && self.counted {
             let counter = match outcome {
                 Ok(()) => &self.counts.allowed,
                 Err(_) => &self.counts.denied,
@@ -112,11 +115,25 @@ fn quota(limit: RateLimit) -> Option<Quota> {
     Some(Quota::with_period(period)?.allow_burst(burst))
 }
 
-/// Every token's state, by id.
+/// The fewest states at which the table looks for forgettable ones on its own.
+const PRUNE_FLOOR: usize = 1_024;
+
+/// Every token's state, by id. Bounded by what must be kept: states a cached answer
+/// holds (bounded by the cache), unreported counts, and limiters still within their
+/// period. The rest is forgotten at each report and, without reports, whenever the
+/// table has doubled since it last looked.
 #[derive(Debug)]
 pub(crate) struct TokenStates {
     anchor: Instant,
     by_id: Mutex<HashMap<Uuid, Arc<TokenState>>>,
+    counted: bool,
+    /// The size at which `for_token` next forgets what it can.
+    prune_at: std::sync::atomic::AtomicUsize,
+}
+
+/// Forgets the states that lose nothing by it and that no cached answer holds.
+fn forget_what_loses_nothing(by_id: &mut HashMap<Uuid, Arc<TokenState>>) {
+    by_id.retain(|_, state| Arc::strong_count(state) > 1 || !state.forgettable());
 }
 
 /// One token's counts taken out for a report.
@@ -129,6 +146,21 @@ pub(crate) struct Taken {
 }
 
 impl Taken {
+    /// Keeps at most `max` of each count for this report and gives the rest back for
+    /// the next (after a long outage a hot token can have more than one report carries).
+    pub(crate) fn at_most(mut self, max: u64) -> Self {
+        let extra = (
+            self.allowed.saturating_sub(max),
+            self.denied.saturating_sub(max),
+        );
+        if extra != (0, 0) {
+            self.counts.give_back(extra.0, extra.1);
+            self.allowed -= extra.0;
+            self.denied -= extra.1;
+        }
+        self
+    }
+
     /// Puts the counts back, for the next report.
     pub(crate) fn give_back(self) {
         self.counts.give_back(self.allowed, self.denied);
@@ -136,10 +168,13 @@ impl Taken {
 }
 
 impl TokenStates {
-    pub(crate) fn new() -> Self {
+    /// `counted`: whether cache hits are counted for usage reports.
+    pub(crate) fn new(counted: bool) -> Self {
         Self {
             anchor: Instant::now(),
             by_id: Mutex::default(),
+            counted,
+            prune_at: std::sync::atomic::AtomicUsize::new(PRUNE_FLOOR),
         }
     }
 
@@ -167,10 +202,16 @@ impl TokenStates {
                 .and_then(quota)
                 .map(|quota| RateLimiter::direct_with_clock(quota, DefaultClock::default())),
             counts,
+            counted: self.counted,
             last_used: AtomicU64::new(0),
             anchor: self.anchor,
         });
         by_id.insert(id, Arc::clone(&state));
+        if by_id.len() >= self.prune_at.load(Ordering::Relaxed) {
+            forget_what_loses_nothing(&mut by_id);
+            self.prune_at
+                .store((by_id.len() * 2).max(PRUNE_FLOOR), Ordering::Relaxed);
+        }
         state
     }
 
@@ -178,7 +219,7 @@ impl TokenStates {
     /// it and that no cached answer holds.
     pub(crate) fn take(&self) -> Vec<Taken> {
         let mut by_id = self.lock();
-        by_id.retain(|_, state| Arc::strong_count(state) > 1 || !state.forgettable());
+        forget_what_loses_nothing(&mut by_id);
         by_id
             .iter()
             .filter_map(|(id, state)| {
@@ -213,7 +254,7 @@ mod tests {
 
     #[test]
     fn a_token_keeps_its_limiter_and_counts_until_its_limit_changes() {
-        let states = TokenStates::new();
+        let states = TokenStates::new(true);
         let id = Uuid::from_u128(7);
         let first = states.for_token(id, limit(2, 3600));
         assert_eq!(first.admit(true), Ok(()));
@@ -242,7 +283,7 @@ mod tests {
 
     #[test]
     fn unlimited_tokens_are_forgotten_once_reported_and_uncached() {
-        let states = TokenStates::new();
+        let states = TokenStates::new(true);
         let held = states.for_token(Uuid::from_u128(1), None);
         let dropped = states.for_token(Uuid::from_u128(2), None);
         held.admit(true).unwrap();
@@ -253,5 +294,35 @@ mod tests {
         // The one a cached answer still holds stays.
         assert_eq!(states.len(), 1);
         drop(held);
+    }
+
+    #[test]
+    fn a_report_carries_at_most_its_bound_and_keeps_the_rest() {
+        let states = TokenStates::new(true);
+        let state = states.for_token(Uuid::from_u128(9), None);
+        for _ in 0..5 {
+            state.admit(true).unwrap();
+        }
+        let taken: Vec<Taken> = states.take().into_iter().map(|t| t.at_most(3)).collect();
+        assert_eq!((taken[0].allowed, taken[0].denied), (3, 0));
+        let rest = states.take();
+        assert_eq!(
+            (rest[0].allowed, rest[0].denied),
+            (2, 0),
+            "the rest goes next time"
+        );
+    }
+
+    #[test]
+    fn without_reports_nothing_is_counted_and_idle_states_are_forgotten() {
+        let states = TokenStates::new(false);
+        for n in 0..(PRUNE_FLOOR as u128 * 4) {
+            let state = states.for_token(Uuid::from_u128(n), None);
+            state.admit(true).unwrap();
+            assert!(state.counts.is_empty(), "not counted without reports");
+        }
+        // Each state was dropped as soon as it was used: the table never holds more
+        // than its pruning floor.
+        assert!(states.len() <= PRUNE_FLOOR, "{}", states.len());
     }
 }

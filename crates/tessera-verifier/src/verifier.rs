@@ -188,7 +188,7 @@ impl Verifier {
             verify_url: format!("{}/v1/verify", builder.base_url),
             following,
             counters: Counters::default(),
-            tokens: TokenStates::new(),
+            tokens: TokenStates::new(builder.report_interval.is_some()),
             report_url: format!("{}/v1/usage-reports", builder.base_url),
             credential: Credential(builder.credential.clone()),
         });

@@ -92,6 +92,10 @@ async fn a_bad_report_is_refused_naming_the_field() {
     send(json!({"tokens": [{"id": id}, {"id": id, "denied": 1_000_000_001_u64}]}))
         .await
         .expect_invalid("tokens[1].denied");
+    // One token twice would multiply the per-entry bound.
+    send(json!({"tokens": [{"id": id, "allowed": 1}, {"id": id, "allowed": 1}]}))
+        .await
+        .expect_invalid("tokens[1].id");
     let many: Vec<Value> = (0..501).map(|_| json!({"id": id, "allowed": 1})).collect();
     send(json!({ "tokens": many }))
         .await
