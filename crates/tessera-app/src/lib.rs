@@ -321,8 +321,8 @@ impl Tessera {
         Ok(self.verifier.verify(query, client, self.clock.now()))
     }
 
-    /// [`Tessera::verify`] with the answer ready to send: a valid token's answer was
-    /// rendered when its index entry was built, so the HTTP hot path serializes nothing.
+    /// [`Tessera::verify`] with the answer ready to send: a valid token's answer comes
+    /// from the index's bounded cache of rendered answers (rendered once on a miss).
     pub fn verify_rendered(
         &self,
         query: VerifyQuery<'_>,
@@ -331,7 +331,7 @@ impl Tessera {
         self.check_freshness()?;
         Ok(
             match self.verifier.accept(query, client, self.clock.now()) {
-                Ok(token) => RenderedVerdict::Valid(Arc::clone(&token.answer)),
+                Ok(token) => RenderedVerdict::Valid(token.answer()),
                 Err((code, retry_after)) => RenderedVerdict::Invalid {
                     response: Verdict::Invalid { code, retry_after }.into_response(),
                     retry_after,
