@@ -6,9 +6,13 @@
 #
 #   bench/import.sh [tokens (default 1000000)] [batch size (default 1000)]
 #
+# BENCH_KEEP=DIR keeps the installation for another bench (bench/scale.sh): DIR holds
+# data/, tokens.jsonl and secrets.jsonl and is not removed; with PostgreSQL the schema
+# is BENCH_SCHEMA (created here, dropped by the caller).
+#
 # Each line is a read-only token with a lifespan, an external id and a small metadata
 # object, as a team giving every customer a token would import them. Bounded: the
-# import runs under a timeout of 15 minutes.
+# import runs under a timeout of 15 minutes (BENCH_IMPORT_TIMEOUT seconds).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -21,9 +25,12 @@ if [ -z "$bin" ]; then
   cargo build --release --quiet -p tessera
   bin=${CARGO_TARGET_DIR:-target}/release/tessera
 fi
-work=$(mktemp -d)
+keep=${BENCH_KEEP:-}
+work=${keep:-$(mktemp -d)}
+mkdir -p "$work"
 schema=
 cleanup() {
+  [ -n "$keep" ] && return
   if [ -n "$schema" ]; then psql "$BENCH_POSTGRES_URL" -qc "DROP SCHEMA $schema CASCADE" >/dev/null 2>&1 || true; fi
   rm -rf "$work"
 }
@@ -34,7 +41,7 @@ backend=sqlite
 args=(--data-dir "$work/data")
 if [ -n "${BENCH_POSTGRES_URL:-}" ]; then
   backend=postgres
-  schema="bench_import_$$"
+  schema=${BENCH_SCHEMA:-bench_import_$$}
   psql "$BENCH_POSTGRES_URL" -qc "CREATE SCHEMA $schema" >/dev/null
   separator='?'; case "$BENCH_POSTGRES_URL" in *\?*) separator='&';; esac
   args+=(--database-url "${BENCH_POSTGRES_URL}${separator}options=-c%20search_path%3D$schema")
@@ -49,7 +56,7 @@ for n in range(int(sys.argv[1])):
 PY
 
 start=$(date +%s.%N)
-timeout 900 "$bin" "${args[@]}" token import "$work/tokens.jsonl" --batch-size "$batch" \
+timeout "${BENCH_IMPORT_TIMEOUT:-900}" "$bin" "${args[@]}" token import "$work/tokens.jsonl" --batch-size "$batch" \
   --out "$work/secrets.jsonl" 2>"$work/import.log"
 end=$(date +%s.%N)
 imported=$(wc -l < "$work/secrets.jsonl")

@@ -374,8 +374,8 @@ impl Tessera {
         Ok(self.verifier.verify(query, client, self.clock.now()))
     }
 
-    /// [`Tessera::verify`] with the answer ready to send: a valid token's answer was
-    /// rendered when its index entry was built, so the HTTP hot path serializes nothing.
+    /// [`Tessera::verify`] with the answer ready to send: a valid token's answer comes
+    /// from the index's bounded cache of rendered answers (rendered once on a miss).
     pub fn verify_rendered(
         &self,
         query: VerifyQuery<'_>,

@@ -1,21 +1,27 @@
 //! Usage counters: `last_used_at` and daily allowed/denied counts, gathered in memory
 //! on the verify path (atomics, no lock, no I/O) and written in one batch per interval.
 //!
-//! Counters live per token id, apart from the verify index, so an index update never
-//! loses counts. A flush swaps each counter to zero and writes the sums; if the write
-//! fails (or is abandoned) the sums are added back and go out with the next flush. Counts are attributed
-//! to the UTC day of the flush, so a count made just before midnight may land on the
-//! next day (by at most one flush interval).
+//! Counters live in the verify index's entries (no map of a million counters beside
+//! the index). Counting happens under the index's read lock, so once an entry is
+//! replaced (an edit) or removed (a deletion, a reload), nothing counts into it any
+//! more: the index hands such an entry to [`UsageRecorder::retire`] when it still holds
+//! counts, and the next flush writes them. A flush swaps each counter to zero and
+//! writes the sums; if the write fails (or is abandoned) the sums are added back and go
+//! out with the next flush. Counts are attributed to the UTC day of the flush, so a
+//! count made just before midnight may land on the next day (by at most one flush
+//! interval).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
 use chrono::{DateTime, TimeZone, Utc};
 use tessera_core::TokenId;
 use tessera_store::{Store, StoreResult, UsageDelta};
 
-/// The counters of one token.
+use crate::verify::{IndexState, IndexedToken};
+
+/// The counters of one index entry.
 #[derive(Debug, Default)]
 pub struct UsageCounters {
     allowed: AtomicU64,
@@ -67,7 +73,7 @@ impl UsageCounters {
         )
     }
 
-    fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.allowed.load(Ordering::Relaxed) == 0
             && self.denied.load(Ordering::Relaxed) == 0
             && self.last_used.load(Ordering::Relaxed) == 0
@@ -91,12 +97,12 @@ impl UsageCounters {
 /// the write succeeded and emptied it. So a failed *or cancelled* flush keeps them, and
 /// a flush is safe to abandon at any await. (A write whose commit succeeded but whose
 /// answer was lost is given back too, and counted again: usage is at-least-once.)
-struct Taken(Vec<(Arc<UsageCounters>, u64, u64, i64)>);
+struct Taken(Vec<(Arc<IndexedToken>, u64, u64, i64)>);
 
 impl Drop for Taken {
     fn drop(&mut self) {
-        for (counters, allowed, denied, last_used) in self.0.drain(..) {
-            counters.give_back(allowed, denied, last_used);
+        for (token, allowed, denied, last_used) in self.0.drain(..) {
+            token.usage.give_back(allowed, denied, last_used);
         }
     }
 }
@@ -116,75 +122,88 @@ impl PendingUsage {
     }
 }
 
-/// All counters of this node.
+/// All counters of this node: those of the verify index's entries, and of entries it
+/// replaced or removed that still hold counts.
 #[derive(Debug, Default)]
 pub struct UsageRecorder {
-    counters: Mutex<HashMap<TokenId, Arc<UsageCounters>>>,
+    index: OnceLock<Arc<RwLock<IndexState>>>,
+    retired: Mutex<Vec<Arc<IndexedToken>>>,
 }
 
 impl UsageRecorder {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<TokenId, Arc<UsageCounters>>> {
-        self.counters
+    /// Reads counters from `index` (the verify index calls this once, when made).
+    pub(crate) fn attach(&self, index: Arc<RwLock<IndexState>>) {
+        let _ = self.index.set(index);
+    }
+
+    fn retired(&self) -> std::sync::MutexGuard<'_, Vec<Arc<IndexedToken>>> {
+        self.retired
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// The counters of `id`, created on first use.
-    pub fn counters(&self, id: TokenId) -> Arc<UsageCounters> {
-        Arc::clone(self.lock().entry(id).or_default())
+    /// Keeps the entries (replaced or removed from the index, so counted into no more)
+    /// that hold counts, for the next flush.
+    pub(crate) fn retire<'a>(&self, entries: impl IntoIterator<Item = &'a Arc<IndexedToken>>) {
+        let holding: Vec<Arc<IndexedToken>> = entries
+            .into_iter()
+            .filter(|token| !token.usage.is_empty())
+            .cloned()
+            .collect();
+        if !holding.is_empty() {
+            self.retired().extend(holding);
+        }
+    }
+
+    /// Every entry with counts pending: the index's, then the retired ones.
+    fn holding(&self) -> Vec<Arc<IndexedToken>> {
+        let mut holding: Vec<Arc<IndexedToken>> = match self.index.get() {
+            Some(index) => index
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .entries()
+                .filter(|token| !token.usage.is_empty())
+                .cloned()
+                .collect(),
+            None => Vec::new(),
+        };
+        holding.extend(self.retired().iter().cloned());
+        holding
     }
 
     /// What is counted and not written yet.
     pub fn pending(&self) -> PendingUsage {
         let mut pending = PendingUsage::default();
-        for counters in self.lock().values() {
-            if counters.is_empty() {
+        let mut tokens = std::collections::HashSet::new();
+        for token in self.holding() {
+            if token.usage.is_empty() {
                 continue;
             }
-            let (allowed, denied) = counters.pending();
-            pending.tokens += 1;
+            let (allowed, denied) = token.usage.pending();
+            tokens.insert(token.id);
             pending.allowed = pending.allowed.saturating_add(allowed);
             pending.denied = pending.denied.saturating_add(denied);
         }
+        pending.tokens = tokens.len();
         pending
     }
 
-    /// Writes everything counted so far in one batch. Counters of tokens that are gone
-    /// (`live` says which remain) are dropped once they hold nothing.
+    /// Writes everything counted so far in one batch (one row per token: an entry and
+    /// the retired entries of the same token are added up).
     ///
-    /// `live` may lock the verify index, so it is never called with the map locked
-    /// (the index takes the map's lock while it is locked for writing).
+    /// `_live` is not needed any more (counters live and die with index entries); it
+    /// stays so callers need not change.
     pub async fn flush(
         &self,
         store: &dyn Store,
         now: DateTime<Utc>,
-        live: impl Fn(TokenId) -> bool,
+        _live: impl Fn(TokenId) -> bool,
     ) -> StoreResult<usize> {
-        let snapshot: Vec<(TokenId, Arc<UsageCounters>)> = self
-            .lock()
-            .iter()
-            .map(|(id, c)| (*id, Arc::clone(c)))
-            .collect();
-        let dead: Vec<TokenId> = snapshot
-            .iter()
-            .map(|(id, _)| *id)
-            .filter(|id| !live(*id))
-            .collect();
-        let written = self.write_batch(store, now, &snapshot).await;
-        drop(snapshot);
-        if !dead.is_empty() {
-            let mut counters = self.lock();
-            for id in dead {
-                // Only this map holds it and nothing is pending: no index entry can
-                // count into it any more.
-                if counters
-                    .get(&id)
-                    .is_some_and(|c| Arc::strong_count(c) == 1 && c.is_empty())
-                {
-                    counters.remove(&id);
-                }
-            }
-        }
+        let holding = self.holding();
+        let written = self.write_batch(store, now, holding).await;
+        // Retired entries whose counts were written are done with; a failed write gave
+        // its counts back, so those stay for the next flush.
+        self.retired().retain(|token| !token.usage.is_empty());
         written
     }
 
@@ -192,29 +211,40 @@ impl UsageRecorder {
         &self,
         store: &dyn Store,
         now: DateTime<Utc>,
-        snapshot: &[(TokenId, Arc<UsageCounters>)],
+        holding: Vec<Arc<IndexedToken>>,
     ) -> StoreResult<usize> {
         let day = now.date_naive();
         let mut taken = Taken(Vec::new());
-        let mut batch = Vec::new();
-        for (id, counters) in snapshot {
-            let id = *id;
-            let (allowed, denied, last_used) = counters.take();
+        let mut batch: Vec<UsageDelta> = Vec::new();
+        let mut position: HashMap<TokenId, usize> = HashMap::new();
+        for token in holding {
+            let (allowed, denied, last_used) = token.usage.take();
             if allowed == 0 && denied == 0 && last_used == 0 {
                 continue;
             }
-            batch.push(UsageDelta {
-                token_id: id,
-                day,
-                allowed,
-                denied,
-                last_used_at: (last_used > 0)
-                    .then(|| Utc.timestamp_millis_opt(last_used).single())
-                    .flatten(),
-            });
-            taken
-                .0
-                .push((Arc::clone(counters), allowed, denied, last_used));
+            let last_used_at = (last_used > 0)
+                .then(|| Utc.timestamp_millis_opt(last_used).single())
+                .flatten();
+            match position.get(&token.id) {
+                Some(&at) => {
+                    if let Some(delta) = batch.get_mut(at) {
+                        delta.allowed = delta.allowed.saturating_add(allowed);
+                        delta.denied = delta.denied.saturating_add(denied);
+                        delta.last_used_at = delta.last_used_at.max(last_used_at);
+                    }
+                }
+                None => {
+                    position.insert(token.id, batch.len());
+                    batch.push(UsageDelta {
+                        token_id: token.id,
+                        day,
+                        allowed,
+                        denied,
+                        last_used_at,
+                    });
+                }
+            }
+            taken.0.push((token, allowed, denied, last_used));
         }
         if batch.is_empty() {
             return Ok(0);

@@ -56,16 +56,15 @@ impl Tessera {
         check(report)?;
         let now = self.clock.now();
         let mut outcome = UsageReportOutcome::default();
+        let index = self.index.read();
         for token in &report.tokens {
-            let id = TokenId(token.id);
-            if self.index.kind_of(id) != Some(TokenKind::Api) {
-                outcome.ignored += 1;
-                continue;
+            match index.get(TokenId(token.id)) {
+                Some(entry) if entry.kind == TokenKind::Api => {
+                    entry.usage.reported(token.allowed, token.denied, now);
+                    outcome.recorded += 1;
+                }
+                _ => outcome.ignored += 1,
             }
-            self.usage
-                .counters(id)
-                .reported(token.allowed, token.denied, now);
-            outcome.recorded += 1;
         }
         Ok(outcome)
     }

@@ -169,7 +169,7 @@ fn verdict_response(verdict: ForwardVerdict) -> Response {
                 headers.insert(HeaderName::from_static(name), value);
             };
             set("x-tessera-token-id", header_safe(&token.id.0.to_string()));
-            set("x-tessera-token-name", header_safe(&token.name));
+            set("x-tessera-token-name", header_safe(token.name()));
             set("x-tessera-api-version", header_safe(&token.api_version));
             // Project and external id are always sent, empty when the token has none:
             // gateways that copy answer headers (Caddy) then replace a client's own
@@ -180,7 +180,7 @@ fn verdict_response(verdict: ForwardVerdict) -> Response {
             );
             set(
                 "x-tessera-external-id",
-                header_safe(token.external_id.as_deref().unwrap_or_default()),
+                header_safe(token.external_id().unwrap_or_default()),
             );
             response
         }

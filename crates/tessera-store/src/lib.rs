@@ -20,8 +20,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
 use tessera_core::{
-    AuditEntry, Change, Project, Resource, Role, TokenId, TokenKind, TokenRecord, TokenType,
-    UserId, UserRecord,
+    AuditEntry, Change, GraceDigest, Project, RateLimit, Resource, Role, TokenDigest, TokenId,
+    TokenKind, TokenRecord, TokenStatus, TokenType, UserId, UserRecord,
 };
 
 pub use copy::{CopyOptions, CopyProgress, CopyReport, TableCount, copy_database};
@@ -111,6 +111,52 @@ pub struct TokenPage {
     pub total: u64,
 }
 
+/// What the verify index keeps of a token: its record without what verification never
+/// reads (description, hint, creation and usage times, revision), and its metadata as
+/// the JSON text stored, so a load of a million tokens decodes no more than it keeps.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IndexRecord {
+    pub id: TokenId,
+    pub kind: TokenKind,
+    pub name: String,
+    pub token_type: TokenType,
+    pub permissions: Vec<String>,
+    pub project: Option<String>,
+    pub owner_id: Option<UserId>,
+    pub status: TokenStatus,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub api_version: String,
+    pub digest: TokenDigest,
+    pub grace: Option<GraceDigest>,
+    pub rate_limit: Option<RateLimit>,
+    pub external_id: Option<String>,
+    /// The metadata object as JSON text.
+    pub metadata: String,
+}
+
+impl From<&TokenRecord> for IndexRecord {
+    fn from(record: &TokenRecord) -> Self {
+        Self {
+            id: record.id,
+            kind: record.kind,
+            name: record.name.clone(),
+            token_type: record.token_type,
+            permissions: record.permissions.clone(),
+            project: record.project.clone(),
+            owner_id: record.owner_id,
+            status: record.status,
+            expires_at: record.expires_at,
+            api_version: record.api_version.clone(),
+            digest: record.digest,
+            grace: record.grace,
+            rate_limit: record.rate_limit,
+            external_id: record.external_id.clone(),
+            // A map of JSON values always serializes.
+            metadata: serde_json::to_string(&record.metadata).unwrap_or_else(|_| "{}".into()),
+        }
+    }
+}
+
 /// Usage gathered in memory for one token and one day, added to what is stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UsageDelta {
@@ -164,6 +210,14 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         after: Option<TokenId>,
         limit: u32,
     ) -> StoreResult<Vec<TokenRecord>>;
+    /// What the verify index keeps of each token ([`IndexRecord`]), in id order after
+    /// `after`, at most `limit`: the index loads in keyset pages, building its entries
+    /// page by page, so no more than one page of rows is held at once.
+    async fn index_records_after(
+        &self,
+        after: Option<TokenId>,
+        limit: u32,
+    ) -> StoreResult<Vec<IndexRecord>>;
     async fn list_tokens(&self, query: &TokenQuery) -> StoreResult<TokenPage>;
     /// Whether an API token already uses this case-folded name.
     async fn api_token_name_taken(&self, name_key: &str) -> StoreResult<bool>;

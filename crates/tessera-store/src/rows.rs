@@ -79,20 +79,8 @@ fn digest(bytes: &[u8]) -> StoreResult<TokenDigest> {
 
 impl TokenRow {
     pub(crate) fn into_record(self) -> StoreResult<TokenRecord> {
-        let grace = match (self.grace_digest, self.grace_until) {
-            (Some(bytes), Some(until)) => Some(GraceDigest {
-                digest: digest(&bytes)?,
-                until: from_millis(until)?,
-            }),
-            _ => None,
-        };
-        let rate_limit = match (self.rate_limit_requests, self.rate_limit_seconds) {
-            (Some(requests), Some(per_seconds)) => Some(RateLimit {
-                requests: u32::try_from(requests).map_err(|_| corrupt("rate limit"))?,
-                per_seconds: u32::try_from(per_seconds).map_err(|_| corrupt("rate limit"))?,
-            }),
-            _ => None,
-        };
+        let grace = grace(self.grace_digest, self.grace_until)?;
+        let rate_limit = rate_limit(self.rate_limit_requests, self.rate_limit_seconds)?;
         Ok(TokenRecord {
             id: TokenId(uuid(&self.id)?),
             kind: TokenKind::parse(&self.kind).ok_or_else(|| corrupt("token kind"))?,
@@ -119,6 +107,76 @@ impl TokenRow {
             metadata: serde_json::from_str(&self.metadata)
                 .map_err(|_| corrupt("token metadata"))?,
             revision: self.revision,
+        })
+    }
+}
+
+/// The columns the verify index keeps ([`crate::IndexRecord`]).
+#[derive(Debug, FromRow)]
+pub(crate) struct IndexRow {
+    id: String,
+    kind: String,
+    name: String,
+    token_type: String,
+    permissions: String,
+    project: Option<String>,
+    owner_id: Option<String>,
+    status: String,
+    expires_at: Option<i64>,
+    api_version: String,
+    digest: Vec<u8>,
+    grace_digest: Option<Vec<u8>>,
+    grace_until: Option<i64>,
+    rate_limit_requests: Option<i64>,
+    rate_limit_seconds: Option<i64>,
+    external_id: Option<String>,
+    metadata: String,
+}
+
+/// The column list of [`IndexRow`], in its order.
+pub(crate) const INDEX_COLUMNS: &str = "id, kind, name, token_type, permissions, project, \
+    owner_id, status, expires_at, api_version, digest, grace_digest, grace_until, \
+    rate_limit_requests, rate_limit_seconds, external_id, metadata";
+
+fn grace(digest_bytes: Option<Vec<u8>>, until: Option<i64>) -> StoreResult<Option<GraceDigest>> {
+    Ok(match (digest_bytes, until) {
+        (Some(bytes), Some(until)) => Some(GraceDigest {
+            digest: digest(&bytes)?,
+            until: from_millis(until)?,
+        }),
+        _ => None,
+    })
+}
+
+fn rate_limit(requests: Option<i64>, per_seconds: Option<i64>) -> StoreResult<Option<RateLimit>> {
+    Ok(match (requests, per_seconds) {
+        (Some(requests), Some(per_seconds)) => Some(RateLimit {
+            requests: u32::try_from(requests).map_err(|_| corrupt("rate limit"))?,
+            per_seconds: u32::try_from(per_seconds).map_err(|_| corrupt("rate limit"))?,
+        }),
+        _ => None,
+    })
+}
+
+impl IndexRow {
+    pub(crate) fn into_record(self) -> StoreResult<crate::IndexRecord> {
+        Ok(crate::IndexRecord {
+            id: TokenId(uuid(&self.id)?),
+            kind: TokenKind::parse(&self.kind).ok_or_else(|| corrupt("token kind"))?,
+            name: self.name,
+            token_type: TokenType::parse(&self.token_type).ok_or_else(|| corrupt("token type"))?,
+            permissions: serde_json::from_str(&self.permissions)
+                .map_err(|_| corrupt("token permissions"))?,
+            project: self.project,
+            owner_id: self.owner_id.as_deref().map(uuid).transpose()?.map(UserId),
+            status: TokenStatus::parse(&self.status).ok_or_else(|| corrupt("token status"))?,
+            expires_at: self.expires_at.map(from_millis).transpose()?,
+            api_version: self.api_version,
+            digest: digest(&self.digest)?,
+            grace: grace(self.grace_digest, self.grace_until)?,
+            rate_limit: rate_limit(self.rate_limit_requests, self.rate_limit_seconds)?,
+            external_id: self.external_id,
+            metadata: self.metadata,
         })
     }
 }

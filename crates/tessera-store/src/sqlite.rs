@@ -31,7 +31,11 @@ pub(crate) fn connect_options(url: &str) -> StoreResult<SqliteConnectOptions> {
         .map_err(<Sqlite as Driver>::classify)?
         .synchronous(SqliteSynchronous::Full)
         .foreign_keys(true)
-        .busy_timeout(Duration::from_secs(5)))
+        .busy_timeout(Duration::from_secs(5))
+        // Rows a query's worker thread may read ahead of the task that receives them
+        // (sqlx's default is 50): the verify index's load reads pages of 5,000 and
+        // builds one while the worker reads the next.
+        .row_buffer_size(1_024))
 }
 
 impl SqlStore<Sqlite> {

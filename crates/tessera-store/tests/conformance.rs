@@ -26,8 +26,8 @@ use tessera_core::{
     TokenKind, TokenRecord, TokenStatus, TokenType, UserId, UserRecord,
 };
 use tessera_store::{
-    AuditQuery, Pruned, SortField, StatusFilter, Store, StoreError, TokenQuery, TokenSort,
-    UsageDelta,
+    AuditQuery, IndexRecord, Pruned, SortField, StatusFilter, Store, StoreError, TokenQuery,
+    TokenSort, UsageDelta,
 };
 use tessera_test_support::PgSchema;
 
@@ -117,6 +117,7 @@ conformance! {
     catalog => check_catalog_projects_and_referential_rules(store);
     users_and_sessions => check_users_and_sessions(store);
     index_loading => check_index_loading_pages_through_every_token_in_id_order(store);
+    index_records => check_index_records_page_in_id_order_and_match_the_records(store);
     concurrent_writers => check_concurrent_writers_leave_no_gap_in_the_change_feed(db);
     change_signal => check_change_signal_fires_for_another_instance_write(db);
     listener_reconnects => check_change_signal_survives_a_lost_connection(db);
@@ -634,6 +635,86 @@ async fn check_index_loading_pages_through_every_token_in_id_order(store: Arc<dy
         .collect();
     let fetched = store.get_tokens(&ids).await.unwrap();
     assert_eq!(fetched.len(), 5);
+}
+
+/// `index_records_after`: what the verify index loads, in keyset pages by id, each
+/// record equal to the full record's fields (metadata as its JSON text).
+async fn check_index_records_page_in_id_order_and_match_the_records(store: Arc<dyn Store>) {
+    store
+        .insert_project(
+            &Project {
+                slug: "shop".into(),
+                name: "Shop".into(),
+                created_at: t0(),
+            },
+            &audit("project"),
+        )
+        .await
+        .unwrap();
+    let mut inserted = Vec::new();
+    for index in 0..7u8 {
+        let mut record = token(
+            &format!("i{index}"),
+            t0() + Duration::seconds(i64::from(index)),
+            index + 1,
+        );
+        if index % 2 == 0 {
+            record.project = Some("shop".into());
+            record.external_id = Some(format!("cus_{index}"));
+            record.metadata = json!({"plan": "pro", "n": index, "nested": {"a": [1, 2]}})
+                .as_object()
+                .unwrap()
+                .clone();
+            record.rate_limit = Some(tessera_core::RateLimit {
+                requests: 10,
+                per_seconds: 60,
+            });
+            record.expires_at = Some(t0() + Duration::days(30));
+        }
+        if index == 3 {
+            record.grace = Some(tessera_core::GraceDigest {
+                digest: TokenDigest::from_bytes([200; 32]),
+                until: t0() + Duration::hours(1),
+            });
+            record.status = TokenStatus::Disabled;
+        }
+        store.insert_token(&record, &audit("a")).await.unwrap();
+        inserted.push(record.id);
+    }
+    inserted.sort();
+    let mut loaded: Vec<IndexRecord> = Vec::new();
+    let mut after = None;
+    let mut pages = 0;
+    loop {
+        let page = store.index_records_after(after, 3).await.unwrap();
+        pages += 1;
+        let full = page.len() == 3;
+        after = page.last().map(|record| record.id);
+        loaded.extend(page);
+        if !full {
+            break;
+        }
+    }
+    assert_eq!(pages, 3);
+    assert_eq!(
+        loaded.iter().map(|record| record.id).collect::<Vec<_>>(),
+        inserted,
+        "every token once, in id order"
+    );
+    let records = store.get_tokens(&inserted).await.unwrap();
+    for record in &records {
+        let indexed = loaded.iter().find(|r| r.id == record.id).unwrap();
+        assert_eq!(indexed, &IndexRecord::from(record));
+        let metadata: serde_json::Value = serde_json::from_str(&indexed.metadata).unwrap();
+        assert_eq!(metadata, serde_json::Value::Object(record.metadata.clone()));
+    }
+    assert!(
+        store
+            .index_records_after(loaded.last().map(|r| r.id), 3)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
 async fn check_names_sort_in_byte_order(store: Arc<dyn Store>) {

@@ -3,177 +3,545 @@
 //! It is loaded once at start and then kept current from the store's change feed
 //! ([`VerifyIndex::catch_up`]); a lookup never touches the database, for a valid token
 //! or an unknown one.
+//!
+//! Memory layout, sized for millions of tokens (see ARCHITECTURE.md, "The verify
+//! index"): each token is one `Arc<IndexedToken>` in a slab (`entries`), found through
+//! two hash tables of 4-byte slab positions (by digest, grace digests included, and by
+//! id) rather than maps that repeat 32-byte digests and 16-byte ids as keys. Strings
+//! many tokens share (project, API version, metadata, custom permission sets) are
+//! interned: one allocation per distinct value, a thin pointer per token. A token's
+//! name and external id share one allocation. Usage counters live in the entry. The
+//! valid answer is not kept per entry: it is rendered on demand and kept in a bounded
+//! cache ([`IndexedToken::answer`]).
 
-use std::collections::{HashMap, HashSet};
-use std::hash::{BuildHasherDefault, Hasher};
+use std::borrow::Borrow;
+use std::collections::HashSet;
+use std::future::Future;
+use std::hash::{BuildHasher, Hash, Hasher, RandomState};
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, LazyLock, RwLock};
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use tessera_api_types::{VerifiedToken, VerifyResponse};
+use hashbrown::HashTable;
+use tessera_api_types::VerifiedToken;
 use tessera_core::{
-    Catalog, ChangeKind, TokenDigest, TokenId, TokenKind, TokenRecord, TokenStatus, TokenType,
-    UserId,
+    Catalog, ChangeKind, GraceDigest, TokenDigest, TokenId, TokenKind, TokenMetadata, TokenStatus,
+    TokenType, UserId,
 };
-use tessera_store::{Store, StoreError, StoreResult};
+use tessera_store::{IndexRecord, Store, StoreError, StoreResult};
 
 use super::limits::{RateLimiters, TokenLimiter};
 use crate::clock::Clock;
 use crate::usage::{UsageCounters, UsageRecorder};
 
-/// Hashes a digest by its first eight bytes. Digests are HMAC outputs under a secret
+/// A digest's hash: its first eight bytes. Digests are HMAC outputs under a secret
 /// pepper, so they are uniformly spread and an attacker cannot aim collisions: SipHash's
 /// flood protection buys nothing here and costs time on every lookup.
-#[derive(Debug, Default)]
-pub(crate) struct DigestHasher(u64);
+fn digest_hash(digest: &TokenDigest) -> u64 {
+    let bytes = digest.as_bytes();
+    u64::from_le_bytes([
+        bytes[0], bytes[1], bytes[2], bytes[3], bytes[4], bytes[5], bytes[6], bytes[7],
+    ])
+}
 
-impl Hasher for DigestHasher {
-    fn finish(&self) -> u64 {
-        self.0
+/// A string held once for every entry that has it (a project, an API version, a
+/// metadata object's JSON text): a thin pointer, compared and hashed by its text.
+#[derive(Clone)]
+pub struct Shared(Arc<Box<str>>);
+
+impl Shared {
+    fn new(text: &str) -> Self {
+        Self(Arc::new(text.into()))
     }
 
-    fn write(&mut self, bytes: &[u8]) {
-        for chunk in bytes.chunks(8).take(1) {
-            let mut word = [0u8; 8];
-            word[..chunk.len()].copy_from_slice(chunk);
-            self.0 ^= u64::from_le_bytes(word);
-        }
+    pub fn as_str(&self) -> &str {
+        &self.0
     }
 }
 
-type DigestMap<V> = HashMap<TokenDigest, V, BuildHasherDefault<DigestHasher>>;
+impl std::ops::Deref for Shared {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+impl std::fmt::Display for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self)
+    }
+}
+
+impl PartialEq for Shared {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
+impl Eq for Shared {}
+
+impl Hash for Shared {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.as_str().hash(state);
+    }
+}
+
+impl Borrow<str> for Shared {
+    fn borrow(&self) -> &str {
+        self
+    }
+}
+
+/// A custom token's permissions, sorted: shared by every token with the same list.
+#[derive(Debug, Clone)]
+struct PermissionSet(Arc<Vec<String>>);
+
+impl PermissionSet {
+    fn contains(&self, permission: &str) -> bool {
+        self.0
+            .binary_search_by(|held| held.as_str().cmp(permission))
+            .is_ok()
+    }
+}
+
+impl PartialEq for PermissionSet {
+    fn eq(&self, other: &Self) -> bool {
+        self.0 == other.0
+    }
+}
+
+impl Eq for PermissionSet {}
+
+impl Hash for PermissionSet {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.0.as_slice().hash(state);
+    }
+}
+
+impl Borrow<[String]> for PermissionSet {
+    fn borrow(&self) -> &[String] {
+        &self.0
+    }
+}
+
+/// The index's shared values. A value no entry holds any more is dropped by
+/// [`Interner::prune`] (run as the set doubles) or with the whole index on a reload.
+#[derive(Debug, Default)]
+struct Interner {
+    strings: HashSet<Shared>,
+    permissions: HashSet<PermissionSet>,
+    /// How many values were held after the last prune.
+    kept: usize,
+}
+
+impl Interner {
+    fn string(&mut self, text: &str) -> Shared {
+        if let Some(shared) = self.strings.get(text) {
+            return shared.clone();
+        }
+        let shared = Shared::new(text);
+        self.strings.insert(shared.clone());
+        shared
+    }
+
+    /// The metadata object's JSON text as serde_json writes it (keys sorted, compact),
+    /// so answers are the same bytes whatever text the database holds.
+    fn metadata(&mut self, text: &str) -> StoreResult<Shared> {
+        // Only canonical texts are interned: a text found is canonical already.
+        if let Some(shared) = self.strings.get(text) {
+            return Ok(shared.clone());
+        }
+        let map: TokenMetadata = serde_json::from_str(text)
+            .map_err(|_| StoreError::Backend("token metadata is not a JSON object".into()))?;
+        let canonical =
+            serde_json::to_string(&map).map_err(|error| StoreError::Backend(Box::new(error)))?;
+        Ok(self.string(&canonical))
+    }
+
+    fn permissions(&mut self, list: &[String]) -> Option<PermissionSet> {
+        if list.is_empty() {
+            return None;
+        }
+        let mut sorted = list.to_vec();
+        sorted.sort_unstable();
+        sorted.dedup();
+        if let Some(set) = self.permissions.get(sorted.as_slice()) {
+            return Some(set.clone());
+        }
+        let set = PermissionSet(Arc::new(sorted));
+        self.permissions.insert(set.clone());
+        Some(set)
+    }
+
+    fn len(&self) -> usize {
+        self.strings.len() + self.permissions.len()
+    }
+
+    /// Drops the values only the interner holds, once it has doubled since the last
+    /// time: amortized, a catch-up's edits never scan it for nothing.
+    fn prune(&mut self) {
+        if self.len() < 2 * self.kept + 64 {
+            return;
+        }
+        self.strings
+            .retain(|shared| Arc::strong_count(&shared.0) > 1);
+        self.permissions.retain(|set| Arc::strong_count(&set.0) > 1);
+        self.kept = self.len();
+    }
+}
+
+/// A serial number per entry, never reused: the key of its cached answer.
+static NEXT_SERIAL: AtomicU64 = AtomicU64::new(1);
+
+/// How many rendered valid answers are kept (a few hundred bytes each): the tokens
+/// verified most recently answer without rendering; any other renders once.
+const ANSWER_CACHE_ENTRIES: usize = 16_384;
+
+/// Rendered `{"valid":true,…}` answers by entry serial. An entry never changes (an
+/// edit builds a new one with a new serial), so a cached answer is never stale.
+static ANSWERS: LazyLock<quick_cache::sync::Cache<u64, Arc<str>>> =
+    LazyLock::new(|| quick_cache::sync::Cache::new(ANSWER_CACHE_ENTRIES));
 
 /// What verification needs to know about one token.
 #[derive(Debug)]
 pub struct IndexedToken {
     pub id: TokenId,
-    pub name: String,
     pub kind: TokenKind,
     pub token_type: TokenType,
-    pub permissions: HashSet<String>,
-    pub project: Option<String>,
-    pub owner_id: Option<UserId>,
     pub status: TokenStatus,
+    pub owner_id: Option<UserId>,
     pub expires_at: Option<DateTime<Utc>>,
-    pub api_version: String,
-    pub external_id: Option<String>,
-    pub metadata: tessera_core::TokenMetadata,
+    pub project: Option<Shared>,
+    pub api_version: Shared,
+    /// The name, then the external id: one allocation for both.
+    text: Box<str>,
+    name_len: u32,
+    has_external_id: bool,
+    /// The metadata object as JSON text (serde_json's: keys sorted, compact).
+    metadata: Shared,
+    /// A custom token's list; `None` for the other types (and an empty list).
+    permissions: Option<PermissionSet>,
+    digest: TokenDigest,
+    grace: Option<Box<GraceDigest>>,
     /// Shared with the token's next entries while its limit is unchanged (see
     /// [`super::limits`]).
     pub(crate) limiter: Option<Arc<TokenLimiter>>,
-    pub usage: Arc<UsageCounters>,
-    /// This token's `{"valid": true, "token": …}` answer, rendered once when the entry
-    /// is built, so a valid verification serializes nothing.
-    pub answer: Arc<str>,
+    /// Usage counted through this entry and not written yet (see [`crate::usage`]).
+    pub usage: UsageCounters,
+    serial: u64,
 }
 
 impl IndexedToken {
+    pub fn name(&self) -> &str {
+        self.text.get(..self.name_len as usize).unwrap_or_default()
+    }
+
+    pub fn external_id(&self) -> Option<&str> {
+        if self.has_external_id {
+            self.text.get(self.name_len as usize..)
+        } else {
+            None
+        }
+    }
+
+    /// The metadata object as JSON text.
+    pub fn metadata_json(&self) -> &str {
+        &self.metadata
+    }
+
     /// What a caller learns about this token when it verifies.
     pub fn summary(&self) -> VerifiedToken {
         VerifiedToken {
             id: self.id.0,
-            name: self.name.clone(),
+            name: self.name().to_owned(),
             kind: self.kind,
             token_type: self.token_type,
-            project: self.project.clone(),
-            api_version: self.api_version.clone(),
+            project: self.project.as_deref().map(str::to_owned),
+            api_version: self.api_version.to_string(),
             expires_at: self.expires_at,
-            external_id: self.external_id.clone(),
-            metadata: self.metadata.clone(),
+            external_id: self.external_id().map(str::to_owned),
+            // Checked to be an object when the entry was built.
+            metadata: serde_json::from_str(&self.metadata).unwrap_or_default(),
             rate_limit: self.limiter.as_deref().map(TokenLimiter::limit),
             grace_ends_at: None,
         }
     }
 
-    /// The entry for `record`, its valid answer rendered now. A record whose answer
-    /// cannot be rendered is an error (the load or catch-up fails and says so), never
-    /// an entry that would answer with an empty body.
-    fn new(record: &TokenRecord, kept: KeptState) -> StoreResult<Self> {
-        let KeptState { usage, limiter } = kept;
-        let mut token = Self {
-            id: record.id,
-            name: record.name.clone(),
-            kind: record.kind,
-            token_type: record.token_type,
-            permissions: record.permissions.iter().cloned().collect(),
-            project: record.project.clone(),
-            owner_id: record.owner_id,
-            status: record.status,
-            expires_at: record.expires_at,
-            api_version: record.api_version.clone(),
-            external_id: record.external_id.clone(),
-            metadata: record.metadata.clone(),
-            limiter,
-            usage,
-            answer: Arc::from(""),
-        };
-        let answer = serde_json::to_string(&VerifyResponse::valid(token.summary()))
-            .map_err(|error| StoreError::Backend(Box::new(error)))?;
-        token.answer = answer.into();
-        Ok(token)
+    /// This token's `{"valid": true, "token": …}` answer: from the bounded answer
+    /// cache (no allocation), or rendered now and cached.
+    pub fn answer(&self) -> Arc<str> {
+        if let Some(answer) = ANSWERS.get(&self.serial) {
+            return answer;
+        }
+        let mut rendered = Vec::with_capacity(256);
+        self.render_answer(&mut rendered);
+        let answer: Arc<str> = String::from_utf8_lossy(&rendered).into();
+        ANSWERS.insert(self.serial, Arc::clone(&answer));
+        answer
+    }
+
+    /// Writes what `serde_json::to_string(&VerifyResponse::valid(self.summary()))`
+    /// writes (a test holds the two equal), without building the summary.
+    fn render_answer(&self, out: &mut Vec<u8>) {
+        fn json(out: &mut Vec<u8>, value: &(impl serde::Serialize + ?Sized)) {
+            // Strings, enums, UUIDs and options of them always serialize.
+            let _ = serde_json::to_writer(&mut *out, value);
+        }
+        out.extend_from_slice(br#"{"valid":true,"token":{"id":"#);
+        json(out, &self.id.0);
+        out.extend_from_slice(br#","name":"#);
+        json(out, self.name());
+        out.extend_from_slice(br#","kind":"#);
+        json(out, &self.kind);
+        out.extend_from_slice(br#","type":"#);
+        json(out, &self.token_type);
+        out.extend_from_slice(br#","project":"#);
+        json(out, &self.project.as_deref());
+        out.extend_from_slice(br#","api_version":"#);
+        json(out, &*self.api_version);
+        out.extend_from_slice(br#","expires_at":"#);
+        let _ = tessera_api_types::token::rfc3339_opt(
+            &self.expires_at,
+            &mut serde_json::Serializer::new(&mut *out),
+        );
+        out.extend_from_slice(br#","external_id":"#);
+        json(out, &self.external_id());
+        out.extend_from_slice(br#","metadata":"#);
+        out.extend_from_slice(self.metadata.as_bytes());
+        out.extend_from_slice(br#","rate_limit":"#);
+        json(out, &self.limiter.as_deref().map(TokenLimiter::limit));
+        // A digest in its grace period is answered through the summary, never from
+        // here (see `Verifier::verify_rendered`).
+        out.extend_from_slice(br#","grace_ends_at":null}}"#);
     }
 
     /// Whether this token grants `permission` under `catalog`.
     pub fn grants(&self, catalog: &Catalog, permission: &str) -> bool {
-        self.token_type
-            .grants(&|p| self.permissions.contains(p), catalog, permission)
+        self.token_type.grants(
+            &|p| self.permissions.as_ref().is_some_and(|set| set.contains(p)),
+            catalog,
+            permission,
+        )
     }
 }
 
-/// A digest slot: the token, and for a superseded digest the end of its grace period.
-#[derive(Debug, Clone)]
-pub(crate) struct Slot {
-    pub token: Arc<IndexedToken>,
-    pub grace_until: Option<DateTime<Utc>>,
+/// A position in the slab, with [`GRACE`] set for a superseded digest.
+type Slot = u32;
+const GRACE: Slot = 1 << 31;
+
+fn entry_at(entries: &[Option<Arc<IndexedToken>>], slot: Slot) -> Option<&Arc<IndexedToken>> {
+    entries.get((slot & !GRACE) as usize)?.as_ref()
+}
+
+fn digest_at(entries: &[Option<Arc<IndexedToken>>], slot: Slot) -> Option<TokenDigest> {
+    let token = entry_at(entries, slot)?;
+    if slot & GRACE == 0 {
+        Some(token.digest)
+    } else {
+        token.grace.as_ref().map(|grace| grace.digest)
+    }
 }
 
 #[derive(Debug, Default)]
 pub(crate) struct IndexState {
-    pub by_digest: DigestMap<Slot>,
-    by_id: HashMap<TokenId, (TokenDigest, Option<TokenDigest>)>,
+    /// The slab: every token's entry; `None` where a removed one was (reused).
+    entries: Vec<Option<Arc<IndexedToken>>>,
+    free: Vec<Slot>,
+    by_digest: HashTable<Slot>,
+    by_id: HashTable<Slot>,
+    /// Token ids are not secret, so they are hashed with a keyed hasher.
+    ids: RandomState,
+    interner: Interner,
     pub catalog: Catalog,
     /// Owners who are deactivated (or gone): their personal tokens refuse at once.
     pub inactive_owners: HashSet<UserId>,
 }
 
 impl IndexState {
-    fn remove(&mut self, id: TokenId) {
-        if let Some((digest, grace)) = self.by_id.remove(&id) {
-            self.by_digest.remove(&digest);
-            if let Some(grace) = grace {
-                self.by_digest.remove(&grace);
+    fn id_hash(&self, id: TokenId) -> u64 {
+        self.ids.hash_one(id)
+    }
+
+    /// The entry `digest` finds, with the end of its grace period when it is a
+    /// superseded digest.
+    pub(crate) fn lookup(
+        &self,
+        digest: &TokenDigest,
+    ) -> Option<(&Arc<IndexedToken>, Option<DateTime<Utc>>)> {
+        let entries = &self.entries;
+        let slot = *self.by_digest.find(digest_hash(digest), |&slot| {
+            digest_at(entries, slot).as_ref() == Some(digest)
+        })?;
+        let token = entry_at(entries, slot)?;
+        let grace_until = if slot & GRACE == 0 {
+            None
+        } else {
+            token.grace.as_ref().map(|grace| grace.until)
+        };
+        Some((token, grace_until))
+    }
+
+    fn slot_of(&self, id: TokenId) -> Option<Slot> {
+        let entries = &self.entries;
+        self.by_id
+            .find(self.id_hash(id), |&slot| {
+                entry_at(entries, slot).is_some_and(|token| token.id == id)
+            })
+            .copied()
+    }
+
+    pub(crate) fn contains(&self, id: TokenId) -> bool {
+        self.slot_of(id).is_some()
+    }
+
+    /// The entry of the token with `id`.
+    pub(crate) fn get(&self, id: TokenId) -> Option<&Arc<IndexedToken>> {
+        entry_at(&self.entries, self.slot_of(id)?)
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.by_id.len()
+    }
+
+    /// Every entry.
+    pub(crate) fn entries(&self) -> impl Iterator<Item = &Arc<IndexedToken>> {
+        self.entries.iter().flatten()
+    }
+
+    fn unlink_digest(&mut self, digest: &TokenDigest, slot: Slot) {
+        if let Ok(found) = self
+            .by_digest
+            .find_entry(digest_hash(digest), |&held| held == slot)
+        {
+            found.remove();
+        }
+    }
+
+    /// Removes token `id`'s entry; answers it.
+    fn remove(&mut self, id: TokenId) -> Option<Arc<IndexedToken>> {
+        let hash = self.id_hash(id);
+        let entries = &self.entries;
+        let found = self
+            .by_id
+            .find_entry(hash, |&slot| {
+                entry_at(entries, slot).is_some_and(|token| token.id == id)
+            })
+            .ok()?;
+        let (slot, _) = found.remove();
+        let token = self.entries.get_mut(slot as usize)?.take()?;
+        self.unlink_digest(&token.digest, slot);
+        if let Some(grace) = &token.grace {
+            self.unlink_digest(&grace.digest, slot | GRACE);
+        }
+        self.free.push(slot);
+        Some(token)
+    }
+
+    fn link_digest(&mut self, digest: TokenDigest, slot: Slot) {
+        let entries = &self.entries;
+        let hash = digest_hash(&digest);
+        match self.by_digest.find_entry(hash, |&held| {
+            digest_at(entries, held).as_ref() == Some(&digest)
+        }) {
+            // The same digest under another entry (never, for real secrets): the newer
+            // entry answers, as a map's insert would.
+            Ok(mut found) => *found.get_mut() = slot,
+            Err(_) => {
+                self.by_digest.insert_unique(hash, slot, |&held| {
+                    digest_at(entries, held).map_or(0, |digest| digest_hash(&digest))
+                });
             }
         }
     }
 
-    fn insert(&mut self, record: &TokenRecord, token: Arc<IndexedToken>) {
-        self.remove(record.id);
-        self.by_digest.insert(
-            record.digest,
-            Slot {
-                token: Arc::clone(&token),
-                grace_until: None,
-            },
+    /// Puts `token` in the index in place of the entry its id had; answers that one.
+    fn insert(&mut self, token: Arc<IndexedToken>) -> Option<Arc<IndexedToken>> {
+        let previous = self.remove(token.id);
+        let (id, digest, grace) = (
+            token.id,
+            token.digest,
+            token.grace.as_ref().map(|g| g.digest),
         );
-        let grace = record.grace.map(|grace| {
-            self.by_digest.insert(
-                grace.digest,
-                Slot {
-                    token,
-                    grace_until: Some(grace.until),
-                },
-            );
-            grace.digest
+        let slot = match self.free.pop() {
+            Some(slot) => {
+                if let Some(free) = self.entries.get_mut(slot as usize) {
+                    *free = Some(token);
+                }
+                slot
+            }
+            None => {
+                self.entries.push(Some(token));
+                Slot::try_from(self.entries.len() - 1).unwrap_or(GRACE - 1)
+            }
+        };
+        self.link_digest(digest, slot);
+        if let Some(grace) = grace {
+            self.link_digest(grace, slot | GRACE);
+        }
+        let hash = self.id_hash(id);
+        let (entries, ids) = (&self.entries, &self.ids);
+        self.by_id.insert_unique(hash, slot, |&held| {
+            entry_at(entries, held).map_or(0, |token| ids.hash_one(token.id))
         });
-        self.by_id.insert(record.id, (record.digest, grace));
+        previous
+    }
+
+    /// The entry for `record`. A record whose metadata is not a JSON object is an
+    /// error (the load or catch-up fails and says so).
+    fn build(
+        &mut self,
+        record: &IndexRecord,
+        limiter: Option<Arc<TokenLimiter>>,
+    ) -> StoreResult<IndexedToken> {
+        let interner = &mut self.interner;
+        let mut text = String::with_capacity(
+            record.name.len() + record.external_id.as_ref().map_or(0, String::len),
+        );
+        text.push_str(&record.name);
+        if let Some(external_id) = &record.external_id {
+            text.push_str(external_id);
+        }
+        Ok(IndexedToken {
+            id: record.id,
+            kind: record.kind,
+            token_type: record.token_type,
+            status: record.status,
+            owner_id: record.owner_id,
+            expires_at: record.expires_at,
+            project: record
+                .project
+                .as_deref()
+                .map(|project| interner.string(project)),
+            api_version: interner.string(&record.api_version),
+            text: text.into_boxed_str(),
+            name_len: u32::try_from(record.name.len())
+                .map_err(|_| StoreError::Backend("token name too long".into()))?,
+            has_external_id: record.external_id.is_some(),
+            metadata: interner.metadata(&record.metadata)?,
+            permissions: interner.permissions(&record.permissions),
+            digest: record.digest,
+            grace: record.grace.map(Box::new),
+            limiter,
+            usage: UsageCounters::default(),
+            serial: NEXT_SERIAL.fetch_add(1, Ordering::Relaxed),
+        })
     }
 }
 
 /// The index and its position in the change feed.
 #[derive(Debug)]
 pub struct VerifyIndex {
-    pub(crate) state: RwLock<IndexState>,
+    /// Shared with the usage recorder, which reads the entries' counters.
+    pub(crate) state: Arc<RwLock<IndexState>>,
     /// The last change applied. The async mutex also serializes catch-ups.
     sequence: tokio::sync::Mutex<i64>,
     /// A copy of `sequence` readable without the lock: the change subscription
@@ -227,21 +595,20 @@ impl Freshness {
     }
 }
 
-/// How many tokens a load or catch-up reads per query.
+/// How many changes a catch-up reads per query.
 const PAGE: u32 = 1_000;
 
-/// What a token's index entry takes over from its previous one: usage counted and
-/// not yet written, and its rate limiter's state.
-pub(crate) struct KeptState {
-    usage: Arc<UsageCounters>,
-    limiter: Option<Arc<TokenLimiter>>,
-}
+/// How many tokens a load reads per query: each page is built into entries before the
+/// next is read, so the rows held at once are one page's.
+const LOAD_PAGE: u32 = 5_000;
 
 impl VerifyIndex {
     pub fn new(usage: Arc<UsageRecorder>, clock: Arc<dyn Clock>) -> Self {
+        let state = Arc::new(RwLock::new(IndexState::default()));
+        usage.attach(Arc::clone(&state));
         Self {
             limiters: RateLimiters::new(clock),
-            state: RwLock::new(IndexState::default()),
+            state,
             sequence: tokio::sync::Mutex::new(0),
             applied: AtomicI64::new(0),
             loaded: AtomicBool::new(false),
@@ -285,15 +652,6 @@ impl VerifyIndex {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// The state `record`'s new entry keeps from its previous one. Takes the usage and
-    /// limiter locks: never call it while the index is locked for writing.
-    fn kept_state(&self, record: &TokenRecord) -> KeptState {
-        KeptState {
-            usage: self.usage.counters(record.id),
-            limiter: self.limiters.for_token(record.id, record.rate_limit),
-        }
-    }
-
     /// The last change of the feed this index has applied (0 before the first load).
     pub fn applied_sequence(&self) -> i64 {
         self.applied.load(Ordering::Acquire)
@@ -301,18 +659,11 @@ impl VerifyIndex {
 
     /// Whether a token with `id` is in the index.
     pub fn contains(&self, id: TokenId) -> bool {
-        self.read().by_id.contains_key(&id)
-    }
-
-    /// The kind of the token with `id`, if it is in the index.
-    pub fn kind_of(&self, id: TokenId) -> Option<TokenKind> {
-        let state = self.read();
-        let (digest, _) = state.by_id.get(&id)?;
-        state.by_digest.get(digest).map(|slot| slot.token.kind)
+        self.read().contains(id)
     }
 
     pub fn len(&self) -> usize {
-        self.read().by_id.len()
+        self.read().len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -353,23 +704,47 @@ impl VerifyIndex {
             inactive_owners,
             ..IndexState::default()
         };
-        let mut after = None;
+        // Keyset pages by id: each page's rows become entries (and are dropped) while
+        // the database already reads the next page, so at most two pages of rows are
+        // held at once and reading overlaps building.
+        let mut page = store.index_records_after(None, LOAD_PAGE).await?;
         loop {
-            let page = store.tokens_after(after, PAGE).await?;
+            let after = page
+                .last()
+                .map(|last| last.id)
+                .filter(|_| page.len() == LOAD_PAGE as usize);
+            let next = async {
+                match after {
+                    Some(after) => store.index_records_after(Some(after), LOAD_PAGE).await,
+                    None => Ok(Vec::new()),
+                }
+            };
+            let mut next = std::pin::pin!(next);
+            // One poll sends the query (to SQLite's worker thread, or PostgreSQL), which
+            // then runs while this page is built.
+            let early = std::future::poll_fn(|cx| Poll::Ready(next.as_mut().poll(cx))).await;
             for record in &page {
-                // `fresh` is not shared yet, so taking the usage lock here is safe.
-                let token = IndexedToken::new(record, self.kept_state(record))?;
-                fresh.insert(record, Arc::new(token));
+                // `fresh` is not shared yet, so taking the limiters' lock here is safe.
+                let limiter = self.limiters.for_token(record.id, record.rate_limit);
+                let token = fresh.build(record, limiter)?;
+                fresh.insert(Arc::new(token));
             }
-            match page.last() {
-                Some(last) if page.len() == PAGE as usize => after = Some(last.id),
-                _ => break,
+            if after.is_none() {
+                break;
             }
+            page = match early {
+                Poll::Ready(result) => result?,
+                Poll::Pending => next.await?,
+            };
         }
-        self.limiters.retain(|id| fresh.by_id.contains_key(&id));
-        *self.write() = fresh;
+        fresh.interner.kept = fresh.interner.len();
+        self.limiters.retain(|id| fresh.contains(id));
+        let previous = std::mem::replace(&mut *self.write(), fresh);
         *sequence = start;
         self.applied.store(start, Ordering::Release);
+        // Counting happens under the read lock, so the replaced entries count no more:
+        // what they hold still goes out with the next flush.
+        self.usage.retire(previous.entries());
         Ok(())
     }
 
@@ -446,7 +821,12 @@ impl VerifyIndex {
             }
             token_ids.sort_unstable();
             token_ids.dedup();
-            let records = store.get_tokens(&token_ids).await?;
+            let records: Vec<IndexRecord> = store
+                .get_tokens(&token_ids)
+                .await?
+                .iter()
+                .map(IndexRecord::from)
+                .collect();
             // A user's personal tokens follow their owner: a deactivated or removed
             // owner's tokens refuse (removal also deletes them, as token changes).
             let mut owners = Vec::with_capacity(user_ids.len());
@@ -459,24 +839,31 @@ impl VerifyIndex {
             } else {
                 None
             };
-            // Lock order: the usage map is never locked while the index is locked for
-            // writing (the usage flush reads the index), so counters are fetched first.
-            // The same for the rate limiters.
-            let tokens = records
+            // Lock order: the rate limiters are never locked while the index is locked
+            // for writing, so they are fetched first.
+            let limiters: Vec<Option<Arc<TokenLimiter>>> = records
                 .iter()
-                .map(|record| IndexedToken::new(record, self.kept_state(record)).map(Arc::new))
-                .collect::<StoreResult<Vec<_>>>()?;
+                .map(|record| self.limiters.for_token(record.id, record.rate_limit))
+                .collect();
+            let mut replaced = Vec::new();
             let mut state = self.write();
+            // Built under the lock, which the interner needs; a record that cannot be
+            // built fails the catch-up before anything is changed.
+            let mut tokens = Vec::with_capacity(records.len());
+            for (record, limiter) in records.iter().zip(limiters) {
+                tokens.push(Arc::new(state.build(record, limiter)?));
+            }
             for id in &token_ids {
-                state.remove(*id);
+                replaced.extend(state.remove(*id));
             }
-            for (record, token) in records.iter().zip(tokens) {
-                state.insert(record, token);
+            for token in tokens {
+                replaced.extend(state.insert(token));
             }
+            state.interner.prune();
             let gone: Vec<TokenId> = token_ids
                 .iter()
                 .copied()
-                .filter(|id| !state.by_id.contains_key(id))
+                .filter(|id| !state.contains(*id))
                 .collect();
             if let Some(catalog) = catalog {
                 state.catalog = catalog;
@@ -489,11 +876,195 @@ impl VerifyIndex {
                 }
             }
             drop(state);
+            // The replaced entries count no more (counting holds the read lock); what
+            // they counted goes out with the next flush.
+            self.usage.retire(replaced.iter());
             if !gone.is_empty() {
                 self.limiters.retain(|id| !gone.contains(&id));
             }
             *sequence = last;
             self.applied.store(last, Ordering::Release);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+    use tessera_api_types::VerifyResponse;
+    use tessera_core::RateLimit;
+
+    use super::*;
+
+    fn record(seed: u8) -> IndexRecord {
+        IndexRecord {
+            id: TokenId(uuid::Uuid::from_u128(u128::from(seed) << 64 | 7)),
+            kind: TokenKind::Api,
+            name: format!("token {seed}"),
+            token_type: TokenType::ReadOnly,
+            permissions: vec![],
+            project: None,
+            owner_id: None,
+            status: TokenStatus::Active,
+            expires_at: None,
+            api_version: "v1".into(),
+            digest: TokenDigest::from_bytes([seed; 32]),
+            grace: None,
+            rate_limit: None,
+            external_id: None,
+            metadata: "{}".into(),
+        }
+    }
+
+    fn add(state: &mut IndexState, record: &IndexRecord) -> Option<Arc<IndexedToken>> {
+        let token = state.build(record, None).unwrap();
+        state.insert(Arc::new(token))
+    }
+
+    /// The hand-written answer is byte for byte what serde writes for the DTO, for
+    /// every shape of field: escapes, non-ASCII, absent and empty values, metadata
+    /// stored with another key order and spacing.
+    #[test]
+    fn rendered_answers_are_what_serde_writes() {
+        let mut state = IndexState::default();
+        let mut records = vec![record(1)];
+        let mut tricky = record(2);
+        tricky.name = "quote \" back\\slash \u{1} tab\t é 日本 🎉 </script>".into();
+        tricky.kind = TokenKind::Personal;
+        tricky.token_type = TokenType::Custom;
+        tricky.permissions = vec!["b.read".into(), "a.write".into()];
+        tricky.project = Some("shop".into());
+        tricky.api_version = "2025-01-01".into();
+        tricky.expires_at = Some(Utc.timestamp_millis_opt(1_767_225_600_123).unwrap());
+        tricky.external_id = Some("cus_\"42\"".into());
+        tricky.metadata =
+            r#"{ "z": 1, "a": {"y": [1, 2.5, null, "x"], "b": true}, "m": "\u00e9" }"#.into();
+        records.push(tricky);
+        let mut empty = record(3);
+        empty.external_id = Some(String::new());
+        empty.token_type = TokenType::FullAccess;
+        empty.expires_at = Some(Utc.timestamp_opt(1_800_000_000, 0).unwrap());
+        records.push(empty);
+        for record in &records {
+            add(&mut state, record);
+            let (token, _) = state.lookup(&record.digest).unwrap();
+            let metadata: TokenMetadata = serde_json::from_str(&record.metadata).unwrap();
+            let expected = serde_json::to_string(&VerifyResponse::valid(VerifiedToken {
+                id: record.id.0,
+                name: record.name.clone(),
+                kind: record.kind,
+                token_type: record.token_type,
+                project: record.project.clone(),
+                api_version: record.api_version.clone(),
+                expires_at: record.expires_at,
+                external_id: record.external_id.clone(),
+                metadata,
+                rate_limit: None,
+                grace_ends_at: None,
+            }))
+            .unwrap();
+            assert_eq!(&*token.answer(), expected);
+            // Twice: the second comes from the cache.
+            assert_eq!(&*token.answer(), expected);
+            assert_eq!(
+                serde_json::to_string(&VerifyResponse::valid(token.summary())).unwrap(),
+                expected
+            );
+        }
+    }
+
+    #[test]
+    fn entries_are_found_by_digest_grace_digest_and_id_and_replaced_whole() {
+        let mut state = IndexState::default();
+        for seed in 1..=50 {
+            add(&mut state, &record(seed));
+        }
+        assert_eq!(state.len(), 50);
+        let mut regenerated = record(7);
+        regenerated.digest = TokenDigest::from_bytes([207; 32]);
+        let until = Utc.timestamp_opt(1_900_000_000, 0).unwrap();
+        regenerated.grace = Some(GraceDigest {
+            digest: TokenDigest::from_bytes([7; 32]),
+            until,
+        });
+        regenerated.name = "renamed".into();
+        let previous = add(&mut state, &regenerated).unwrap();
+        assert_eq!(previous.name(), "token 7");
+        assert_eq!(state.len(), 50);
+        let (token, grace) = state.lookup(&TokenDigest::from_bytes([207; 32])).unwrap();
+        assert_eq!((token.name(), grace), ("renamed", None));
+        let (token, grace) = state.lookup(&TokenDigest::from_bytes([7; 32])).unwrap();
+        assert_eq!((token.name(), grace), ("renamed", Some(until)));
+        // Without its grace, the old digest is gone.
+        let mut settled = regenerated.clone();
+        settled.grace = None;
+        add(&mut state, &settled);
+        assert!(state.lookup(&TokenDigest::from_bytes([7; 32])).is_none());
+        assert!(state.lookup(&TokenDigest::from_bytes([207; 32])).is_some());
+        // Removal frees the slot for the next entry.
+        let removed = state.remove(record(9).id).unwrap();
+        assert_eq!(removed.name(), "token 9");
+        assert!(!state.contains(record(9).id));
+        assert!(state.lookup(&TokenDigest::from_bytes([9; 32])).is_none());
+        let slots = state.entries.len();
+        add(&mut state, &record(60));
+        assert_eq!(state.entries.len(), slots, "the freed slot is reused");
+        assert_eq!(state.len(), 50);
+        for seed in (1..=50).filter(|seed| *seed != 9 && *seed != 7) {
+            let (token, _) = state.lookup(&TokenDigest::from_bytes([seed; 32])).unwrap();
+            assert_eq!(token.id, record(seed).id);
+            assert!(state.contains(token.id));
+        }
+        assert_eq!(state.entries().count(), 50);
+    }
+
+    #[test]
+    fn shared_values_are_held_once_and_dropped_when_unused() {
+        let mut state = IndexState::default();
+        let mut first = record(1);
+        first.project = Some("shop".into());
+        first.metadata = r#"{"plan":"pro"}"#.into();
+        first.token_type = TokenType::Custom;
+        first.permissions = vec!["a.read".into(), "b.read".into()];
+        first.rate_limit = Some(RateLimit {
+            requests: 1,
+            per_seconds: 1,
+        });
+        let mut second = first.clone();
+        second.id = record(2).id;
+        second.digest = record(2).digest;
+        second.metadata = r#"{ "plan" : "pro" }"#.into();
+        second.permissions = vec!["b.read".into(), "a.read".into()];
+        add(&mut state, &first);
+        add(&mut state, &second);
+        let one = state.lookup(&first.digest).unwrap().0.clone();
+        let two = state.lookup(&second.digest).unwrap().0.clone();
+        assert!(Arc::ptr_eq(
+            &one.project.as_ref().unwrap().0,
+            &two.project.as_ref().unwrap().0
+        ));
+        assert!(Arc::ptr_eq(&one.api_version.0, &two.api_version.0));
+        assert!(Arc::ptr_eq(&one.metadata.0, &two.metadata.0));
+        assert!(Arc::ptr_eq(
+            &one.permissions.as_ref().unwrap().0,
+            &two.permissions.as_ref().unwrap().0
+        ));
+        let catalog = Catalog::default();
+        assert!(!one.grants(&catalog, "a.read"), "not in the catalog");
+        assert!(one.permissions.as_ref().unwrap().contains("b.read"));
+        assert!(!one.permissions.as_ref().unwrap().contains("c.read"));
+        drop((one, two));
+        state.remove(first.id);
+        state.remove(second.id);
+        state.interner.kept = 0;
+        for seed in 10..80 {
+            let mut other = record(seed);
+            other.project = Some(format!("p{seed}"));
+            add(&mut state, &other);
+            state.remove(other.id);
+        }
+        state.interner.prune();
+        assert!(!state.interner.strings.contains("shop"));
+        assert!(state.interner.permissions.is_empty());
     }
 }

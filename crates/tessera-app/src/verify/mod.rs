@@ -15,7 +15,8 @@ use tessera_api_types::{VerifiedToken, VerifyCode, VerifyResponse};
 use tessera_core::{Pepper, TokenFormat, TokenKind, TokenStatus};
 
 pub(crate) use freshness::Freshness;
-pub use index::{IndexedToken, VerifyIndex};
+pub(crate) use index::IndexState;
+pub use index::{IndexedToken, Shared, VerifyIndex};
 
 use crate::throttle::FailureThrottle;
 
@@ -131,7 +132,7 @@ impl Verifier {
             Ok(Accepted {
                 token,
                 grace_until: None,
-            }) => RenderedVerdict::Valid(Arc::clone(&token.answer)),
+            }) => RenderedVerdict::Valid(token.answer()),
             Ok(accepted) => {
                 let response = VerifyResponse::valid(accepted.summary());
                 match serde_json::to_string(&response) {
@@ -222,14 +223,10 @@ impl Verifier {
             .map_err(|_| (VerifyCode::Malformed, None))?;
         let digest = self.pepper.digest(&parsed.secret);
         let state = self.index.read();
-        let slot = state
-            .by_digest
-            .get(&digest)
-            .ok_or((VerifyCode::NotFound, None))?;
-        if slot.grace_until.is_some_and(|until| until <= now) {
+        let (token, grace_until) = state.lookup(&digest).ok_or((VerifyCode::NotFound, None))?;
+        if grace_until.is_some_and(|until| until <= now) {
             return Err((VerifyCode::NotFound, None));
         }
-        let token = &slot.token;
         // Personal tokens act on Tessera's own API only: the protected API (verify,
         // forward-auth) does not know them, with or without a permission.
         let expected = match audience {
@@ -272,7 +269,7 @@ impl Verifier {
         token.usage.allowed(now);
         Ok(Accepted {
             token: Arc::clone(token),
-            grace_until: slot.grace_until,
+            grace_until,
         })
     }
 }

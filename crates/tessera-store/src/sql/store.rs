@@ -13,8 +13,8 @@ use tessera_core::{
 
 use super::{Backend, Sql, SqlStore, catalog, feed, tokens, users};
 use crate::{
-    AuditQuery, AuditRow, Pruned, SessionRecord, Store, StoreResult, TokenPage, TokenQuery,
-    UsageDelta, UsageRow,
+    AuditQuery, AuditRow, IndexRecord, Pruned, SessionRecord, Store, StoreResult, TokenPage,
+    TokenQuery, UsageDelta, UsageRow,
 };
 
 impl<B: Backend> SqlStore<B> {
@@ -68,6 +68,14 @@ impl<B: Backend> Store for SqlStore<B> {
         limit: u32,
     ) -> StoreResult<Vec<TokenRecord>> {
         self.bound(tokens::after(self, after, limit)).await
+    }
+
+    async fn index_records_after(
+        &self,
+        after: Option<TokenId>,
+        limit: u32,
+    ) -> StoreResult<Vec<IndexRecord>> {
+        self.bound(tokens::index_after(self, after, limit)).await
     }
 
     async fn list_tokens(&self, query: &TokenQuery) -> StoreResult<TokenPage> {

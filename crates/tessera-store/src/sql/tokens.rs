@@ -6,10 +6,12 @@ use tessera_core::{AuditEntry, ChangeKind, TokenId, TokenRecord, UserId};
 use super::{
     Backend, Expect, Sql, SqlStore, Value, fetch_one, finish, insert_audits, insert_rows, push_row,
 };
-use crate::rows::{TOKEN_COLUMNS, TokenRow, count, day_text, json_text, millis, parse_day};
+use crate::rows::{
+    INDEX_COLUMNS, IndexRow, TOKEN_COLUMNS, TokenRow, count, day_text, json_text, millis, parse_day,
+};
 use crate::{
-    Cursor, SortField, SortKey, StatusFilter, StoreError, StoreResult, TokenPage, TokenQuery,
-    UsageDelta, UsageRow,
+    Cursor, IndexRecord, SortField, SortKey, StatusFilter, StoreError, StoreResult, TokenPage,
+    TokenQuery, UsageDelta, UsageRow,
 };
 
 /// The columns an edit may change, in [`bind_editable`] order. Identity, creation and
@@ -235,6 +237,20 @@ pub(super) async fn after<B: Backend>(
     }
     sql.push(" ORDER BY id LIMIT ").push_bind(i64::from(limit));
     store.all(sql, TokenRow::into_record).await
+}
+
+/// [`crate::Store::index_records_after`]: only the columns the verify index keeps.
+pub(super) async fn index_after<B: Backend>(
+    store: &SqlStore<B>,
+    after: Option<TokenId>,
+    limit: u32,
+) -> StoreResult<Vec<IndexRecord>> {
+    let mut sql = Sql::new(format!("SELECT {INDEX_COLUMNS} FROM tokens"));
+    if let Some(after) = after {
+        sql.push(" WHERE id > ").push_bind(after.to_string());
+    }
+    sql.push(" ORDER BY id LIMIT ").push_bind(i64::from(limit));
+    store.all(sql, IndexRow::into_record).await
 }
 
 pub(super) async fn of_owner<B: Backend>(
