@@ -81,9 +81,15 @@ pub(crate) struct Entry {
 }
 
 impl Entry {
-    pub(crate) fn new(answer: Answer, asked_at: Instant) -> Self {
+    /// `tessera_now`: Tessera's time when it answered (what its wall-clock times are
+    /// read against).
+    pub(crate) fn new(
+        answer: Answer,
+        asked_at: Instant,
+        tessera_now: chrono::DateTime<chrono::Utc>,
+    ) -> Self {
         let ends_at = match &answer {
-            Answer::Valid(token, _) => ends_at(token, asked_at, chrono::Utc::now()),
+            Answer::Valid(token, _) => ends_at(token, asked_at, tessera_now),
             Answer::Refused { .. } => None,
         };
         Self {
@@ -104,9 +110,9 @@ impl Entry {
 
 /// When the answer `token`, asked at `asked_at`, stops holding: the earlier of its
 /// expiry and its grace end, as a monotonic instant. Tessera's times are wall-clock
-/// times, read against this host's clock at `now` (when the answer arrived) and
-/// counted from `asked_at` (earlier), so the entry ends no later than Tessera's own
-/// answer changes, give or take the skew between the two hosts' clocks.
+/// times, read against Tessera's own clock at `now` (when it answered, from the
+/// answer's `Date`) and counted from `asked_at` (earlier), so the entry ends no later
+/// than Tessera's own answer changes, whatever this host's clock says.
 fn ends_at(
     token: &VerifiedToken,
     asked_at: Instant,
@@ -188,6 +194,7 @@ mod tests {
                 retry_after: None,
             },
             start,
+            chrono::Utc::now(),
         );
         let later = start + Duration::from_secs(2);
         assert!(lifetimes.fresh(&refused, start, true));
@@ -199,7 +206,11 @@ mod tests {
         }))
         .unwrap();
         let state = crate::tokens::TokenStates::new(true).for_token(token.id, None);
-        let valid = Entry::new(Answer::Valid(Arc::new(token), state), start);
+        let valid = Entry::new(
+            Answer::Valid(Arc::new(token), state),
+            start,
+            chrono::Utc::now(),
+        );
         assert!(lifetimes.fresh(&valid, later, true));
         assert!(!lifetimes.fresh(&valid, later, false));
         assert!(!lifetimes.fresh(&valid, start + Duration::from_secs(61), true));

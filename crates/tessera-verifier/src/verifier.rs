@@ -2,6 +2,7 @@
 //! `POST /v1/verify` on a miss, and drops cached answers when the change subscription
 //! (see [`crate::subscription`]) reports a change.
 
+use chrono::{DateTime, Utc};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -227,12 +228,12 @@ impl Verifier {
         let generation = shared.following.generation();
         let asked_at = Instant::now();
         match self.ask(token, permission, project).await {
-            Ok(answer) => {
+            Ok((answer, tessera_now)) => {
                 let result = shared.outcome(&answer, false);
 
                 // A change reported while the question was out may not be in the
                 // answer: keep it only if no drop since concerned its token.
-                let entry = Entry::new(answer, asked_at);
+                let entry = Entry::new(answer, asked_at, tessera_now);
                 if !shared.following.dropped_since(generation, entry.token_id()) {
                     shared.answers.insert(key, entry);
                 }
@@ -304,13 +305,14 @@ impl Verifier {
         shared.outcome(&entry.answer, true)
     }
 
-    /// One `POST /v1/verify`.
+    /// One `POST /v1/verify`: the answer, and Tessera's time when it answered (see
+    /// [`tessera_now`]).
     async fn ask(
         &self,
         token: &str,
         permission: Option<&str>,
         project: Option<&str>,
-    ) -> Result<Answer, AskError> {
+    ) -> Result<(Answer, DateTime<Utc>), AskError> {
         let body = serde_json::json!({
             "token": token,
             "permission": permission,
@@ -326,6 +328,7 @@ impl Verifier {
             // Without the URL: reqwest's errors carry it, and nothing else of ours.
             .map_err(|error| AskError::Transport(error.without_url().to_string()))?;
         let status = response.status();
+        let answered_at = tessera_now(response.headers().get(http::header::DATE));
         let retry_after = response
             .headers()
             .get(http::header::RETRY_AFTER)
@@ -334,16 +337,19 @@ impl Verifier {
             .map(Duration::from_secs);
         if status == reqwest::StatusCode::TOO_MANY_REQUESTS {
             // Tessera throttles this service's address for too many unknown tokens.
-            return Ok(Answer::Refused {
-                code: VerifyCode::RateLimited,
-                retry_after: retry_after.or(Some(Duration::from_secs(1))),
-            });
+            return Ok((
+                Answer::Refused {
+                    code: VerifyCode::RateLimited,
+                    retry_after: retry_after.or(Some(Duration::from_secs(1))),
+                },
+                answered_at,
+            ));
         }
         if !status.is_success() {
             return Err(AskError::Status(status.as_u16()));
         }
         let answer: VerifyResponse = response.json().await.map_err(|_| AskError::Body)?;
-        Ok(match (answer.valid, answer.token, answer.code) {
+        let answer = match (answer.valid, answer.token, answer.code) {
             (true, Some(token), _) if token.kind == TokenKind::Api => {
                 let state = self.shared.tokens.for_token(token.id, token.rate_limit);
                 Answer::Valid(Arc::new(token), state)
@@ -361,7 +367,8 @@ impl Verifier {
                 },
             },
             _ => return Err(AskError::Body),
-        })
+        };
+        Ok((answer, answered_at))
     }
 
     /// What the verifier did so far.
@@ -426,5 +433,39 @@ fn refused(code: VerifyCode) -> VerifyError {
     VerifyError::Refused {
         code,
         retry_after: None,
+    }
+}
+
+/// Tessera's time when it answered, from the answer's `Date` header, for reading the
+/// answer's wall-clock times (`expires_at`, `grace_ends_at`) against Tessera's clock
+/// rather than this host's, so clock skew between the hosts does not stretch them.
+/// `Date` counts whole seconds, cut down: a second is added, so a cached answer ends
+/// early (a miss Tessera answers) rather than late. Without a usable `Date`, this host's
+/// clock.
+fn tessera_now(date: Option<&http::HeaderValue>) -> DateTime<Utc> {
+    date.and_then(|value| value.to_str().ok())
+        .and_then(|text| DateTime::parse_from_rfc2822(text).ok())
+        .map_or_else(Utc::now, |date| {
+            date.with_timezone(&Utc) + chrono::Duration::seconds(1)
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tessera_time_comes_from_the_date_header_a_second_late() {
+        let date = http::HeaderValue::from_static("Thu, 03 Dec 2026 14:20:00 GMT");
+        assert_eq!(
+            tessera_now(Some(&date)).to_rfc3339(),
+            "2026-12-03T14:20:01+00:00"
+        );
+        // Without a usable header, this host's clock.
+        let before = Utc::now();
+        for header in [None, Some(&http::HeaderValue::from_static("yesterday"))] {
+            let now = tessera_now(header);
+            assert!(now >= before && now <= Utc::now(), "{now}");
+        }
     }
 }
