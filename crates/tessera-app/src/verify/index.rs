@@ -258,9 +258,11 @@ impl IndexedToken {
         &self.metadata
     }
 
-    /// What a caller learns about this token when it verifies.
-    pub fn summary(&self) -> VerifiedToken {
-        VerifiedToken {
+    /// What a caller learns about this token when it verifies. Fails only if the
+    /// metadata text, checked to be a JSON object when the entry was built, no longer
+    /// reads as one.
+    pub fn summary(&self) -> Result<VerifiedToken, serde_json::Error> {
+        Ok(VerifiedToken {
             id: self.id.0,
             name: self.name().to_owned(),
             kind: self.kind,
@@ -269,11 +271,10 @@ impl IndexedToken {
             api_version: self.api_version.to_string(),
             expires_at: self.expires_at,
             external_id: self.external_id().map(str::to_owned),
-            // Checked to be an object when the entry was built.
-            metadata: serde_json::from_str(&self.metadata).unwrap_or_default(),
+            metadata: serde_json::from_str(&self.metadata)?,
             rate_limit: self.limiter.as_deref().map(TokenLimiter::limit),
             grace_ends_at: None,
-        }
+        })
     }
 
     /// This token's `{"valid": true, "token": …}` answer: from the bounded answer
@@ -282,16 +283,26 @@ impl IndexedToken {
         if let Some(answer) = ANSWERS.get(&self.serial) {
             return answer;
         }
-        let mut rendered = Vec::with_capacity(256);
-        self.render_answer(&mut rendered);
-        let answer: Arc<str> = String::from_utf8_lossy(&rendered).into();
+        let answer = self.render(None);
         ANSWERS.insert(self.serial, Arc::clone(&answer));
         answer
     }
 
+    /// The answer to this token's previous secret while it is in its grace period:
+    /// the same, with `grace_ends_at` (rendered each time: such answers are few).
+    pub fn answer_in_grace(&self, grace_ends_at: DateTime<Utc>) -> Arc<str> {
+        self.render(Some(grace_ends_at))
+    }
+
+    fn render(&self, grace_ends_at: Option<DateTime<Utc>>) -> Arc<str> {
+        let mut rendered = Vec::with_capacity(256);
+        self.render_answer(&mut rendered, grace_ends_at);
+        String::from_utf8_lossy(&rendered).into()
+    }
+
     /// Writes what `serde_json::to_string(&VerifyResponse::valid(self.summary()))`
     /// writes (a test holds the two equal), without building the summary.
-    fn render_answer(&self, out: &mut Vec<u8>) {
+    fn render_answer(&self, out: &mut Vec<u8>, grace_ends_at: Option<DateTime<Utc>>) {
         fn json(out: &mut Vec<u8>, value: &(impl serde::Serialize + ?Sized)) {
             // Strings, enums, UUIDs and options of them always serialize.
             let _ = serde_json::to_writer(&mut *out, value);
@@ -319,9 +330,12 @@ impl IndexedToken {
         out.extend_from_slice(self.metadata.as_bytes());
         out.extend_from_slice(br#","rate_limit":"#);
         json(out, &self.limiter.as_deref().map(TokenLimiter::limit));
-        // A digest in its grace period is answered through the summary, never from
-        // here (see `Verifier::verify_rendered`).
-        out.extend_from_slice(br#","grace_ends_at":null}}"#);
+        out.extend_from_slice(br#","grace_ends_at":"#);
+        let _ = tessera_api_types::token::rfc3339_opt(
+            &grace_ends_at,
+            &mut serde_json::Serializer::new(&mut *out),
+        );
+        out.extend_from_slice(b"}}");
     }
 
     /// Whether this token grants `permission` under `catalog`.
@@ -967,8 +981,18 @@ mod tests {
             // Twice: the second comes from the cache.
             assert_eq!(&*token.answer(), expected);
             assert_eq!(
-                serde_json::to_string(&VerifyResponse::valid(token.summary())).unwrap(),
+                serde_json::to_string(&VerifyResponse::valid(token.summary().unwrap())).unwrap(),
                 expected
+            );
+            // A previous secret in its grace period: the same, with its end.
+            let until = Utc.timestamp_opt(1_900_000_000, 0).unwrap();
+            let in_grace = VerifiedToken {
+                grace_ends_at: Some(until),
+                ..token.summary().unwrap()
+            };
+            assert_eq!(
+                &*token.answer_in_grace(until),
+                serde_json::to_string(&VerifyResponse::valid(in_grace)).unwrap()
             );
         }
     }

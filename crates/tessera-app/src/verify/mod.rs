@@ -113,7 +113,18 @@ impl Verifier {
         now: DateTime<Utc>,
     ) -> Verdict {
         match self.accept_for(Audience::ProtectedApi, query, client, now) {
-            Ok(accepted) => Verdict::Valid(accepted.summary()),
+            Ok(accepted) => match accepted.summary() {
+                Ok(summary) => Verdict::Valid(summary),
+                Err(error) => {
+                    // Refusing is the safe answer to an entry that cannot be read.
+                    tracing::error!(%error, token_id = %accepted.token.id.0,
+                        "a verify index entry's metadata does not read back");
+                    Verdict::Invalid {
+                        code: VerifyCode::NotFound,
+                        retry_after: None,
+                    }
+                }
+            },
             Err((code, retry_after)) => Verdict::Invalid { code, retry_after },
         }
     }
@@ -133,18 +144,10 @@ impl Verifier {
                 token,
                 grace_until: None,
             }) => RenderedVerdict::Valid(token.answer()),
-            Ok(accepted) => {
-                let response = VerifyResponse::valid(accepted.summary());
-                match serde_json::to_string(&response) {
-                    Ok(text) => RenderedVerdict::Valid(text.into()),
-                    // A summary always serializes (its entry's own answer did); were it
-                    // not to, refusing is the safe answer.
-                    Err(_) => RenderedVerdict::Invalid {
-                        response: VerifyResponse::invalid(VerifyCode::NotFound),
-                        retry_after: None,
-                    },
-                }
-            }
+            Ok(Accepted {
+                token,
+                grace_until: Some(until),
+            }) => RenderedVerdict::Valid(token.answer_in_grace(until)),
             Err((code, retry_after)) => RenderedVerdict::Invalid {
                 response: Verdict::Invalid { code, retry_after }.into_response(),
                 retry_after,
@@ -282,10 +285,10 @@ struct Accepted {
 }
 
 impl Accepted {
-    fn summary(&self) -> VerifiedToken {
-        VerifiedToken {
+    fn summary(&self) -> Result<VerifiedToken, serde_json::Error> {
+        Ok(VerifiedToken {
             grace_ends_at: self.grace_until,
-            ..self.token.summary()
-        }
+            ..self.token.summary()?
+        })
     }
 }
