@@ -4,6 +4,7 @@
 
 mod freshness;
 mod index;
+mod interned;
 mod limits;
 
 use std::net::IpAddr;
@@ -16,7 +17,8 @@ use tessera_core::{Pepper, TokenFormat, TokenKind, TokenStatus};
 
 pub(crate) use freshness::Freshness;
 pub(crate) use index::IndexState;
-pub use index::{IndexedToken, Shared, VerifyIndex};
+pub use index::{IndexedToken, VerifyIndex};
+pub use interned::Shared;
 
 use crate::throttle::FailureThrottle;
 
