@@ -609,11 +609,13 @@ fn verify_exit_codes_and_json_shape() {
             "api_version",
             "expires_at",
             "external_id",
+            "grace_ends_at",
             "id",
             "kind",
             "metadata",
             "name",
             "project",
+            "rate_limit",
             "type"
         ],
         "{verified}"
