@@ -55,7 +55,7 @@ impl SetupCode {
         Self::from_symbols(&symbols)
     }
 
-    /// A well-formed code as typed (see [`normalize`]), or `None`.
+    /// A well-formed code as typed (see `normalize`), or `None`.
     pub fn parse(input: &str) -> Option<Self> {
         let symbols = normalize(input);
         (symbols.len() == SYMBOLS && symbols.iter().all(|symbol| ALPHABET.contains(symbol)))

@@ -122,7 +122,7 @@ pub struct FeedPruning {
 /// The application: this node (its verify index, the hot path, feed following and
 /// upkeep) and the per-area management services every surface calls. Each service
 /// holds only what its area needs; they share the store, the clock and the index
-/// through a [`context::Context`].
+/// through a `Context` (`context.rs`).
 #[derive(Debug)]
 pub struct Tessera {
     pub(crate) store: Arc<dyn Store>,

@@ -1,6 +1,6 @@
 //! The pepper: 32 random bytes in a file readable by its owner only (mode 0600), the
 //! key of every token digest; its fingerprint, which the database records; and
-//! [`write_private`], which writes every secret file of the data dir.
+//! `write_private`, which writes every secret file of the data dir.
 //!
 //! Every node and CLI run that shares a database must share the pepper, or no token
 //! verifies. Losing it invalidates every token; it is never logged or printed. So that
@@ -88,7 +88,7 @@ fn check_private(path: &Path) -> std::io::Result<()> {
 }
 
 /// Writes a new random pepper at `path` (mode 0600, created with its directory if
-/// need be) with [`write_private`] in [`Placement::New`] mode, so a concurrent reader
+/// need be) with `write_private` in `Placement::New` mode, so a concurrent reader
 /// never sees a partly written pepper and two racing creators agree on one: the loser
 /// reads the winner's. Only for a database that records no fingerprint and holds no
 /// token; see [`DatabasePepper::may_take_a_new_pepper`].

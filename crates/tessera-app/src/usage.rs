@@ -4,7 +4,7 @@
 //! Counters live in the verify index's entries (no map of a million counters beside
 //! the index). Counting happens under the index's read lock, so once an entry is
 //! replaced (an edit) or removed (a deletion, a reload), nothing counts into it any
-//! more: the index hands such an entry to [`UsageRecorder::retire`] when it still holds
+//! more: the index hands such an entry to `UsageRecorder::retire` when it still holds
 //! counts, and the next flush writes them. A flush swaps each counter to zero and
 //! writes the sums; if the write fails (or is abandoned) the sums are added back and go
 //! out with the next flush. Counts are attributed to the UTC day of the flush, so a
