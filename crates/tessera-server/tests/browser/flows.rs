@@ -375,13 +375,23 @@ async fn a_token_lives_its_whole_life_in_the_console() {
     // Delete, confirmed in a dialog that names the token. The open menu is whole on
     // screen, not clipped by the table's frame.
     browser.click("tr[data-token='CI deploy'] summary").await;
-    let visible = browser
-        .script(
-            "const item = document.querySelector(\"tr[data-token='CI deploy'] [data-action=delete]\");
-             const box = item.getBoundingClientRect();
-             return document.elementFromPoint(box.left + box.width / 2, box.top + box.height / 2) === item",
-        )
-        .await;
+    // Looked at until it holds (up to 5 s): right after the click the page may still be
+    // settling (the enable's reload, its notice); a clipped menu never holds.
+    let mut visible = json!(false);
+    for _ in 0..50 {
+        visible = browser
+            .script(
+                "const item = document.querySelector(\"tr[data-token='CI deploy'] [data-action=delete]\");
+                 if (!item) return false;
+                 const box = item.getBoundingClientRect();
+                 return document.elementFromPoint(box.left + box.width / 2, box.top + box.height / 2) === item",
+            )
+            .await;
+        if visible == json!(true) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
     assert_eq!(
         visible,
         json!(true),
