@@ -17,8 +17,8 @@ use tessera_core::{
     TokenType, UserId, UserRecord,
 };
 use tessera_store::{
-    AuditQuery, AuditRow, CopyOptions, CopyProgress, SessionRecord, Store, StoreError, UsageDelta,
-    UsageRow, copy_database,
+    AuditQuery, AuditRow, CopyOptions, CopyProgress, SessionRecord, Store, StoreError, TokenQuery,
+    TokenSort, UsageDelta, UsageRow, copy_database,
 };
 use tessera_test_support::PgSchema;
 
@@ -397,6 +397,34 @@ async fn copy_and_compare(source: &TestDb, target: &TestDb, fixture: &Fixture) -
     let copy = target.open().await;
     let found = contents(&*copy, fixture).await;
     assert_eq!(found, expected, "the copy differs from its source");
+
+    // The name search (on SQLite an index the copy rebuilds) finds every copied API
+    // token by its whole name.
+    for record in found.tokens.iter().filter(|t| t.kind == TokenKind::Api) {
+        let page = copy
+            .list_tokens(&TokenQuery {
+                kind: TokenKind::Api,
+                owner: None,
+                name_contains: Some(record.name.to_lowercase()),
+                created_after: None,
+                created_before: None,
+                status: None,
+                token_type: None,
+                project: None,
+                external_id: None,
+                sort: TokenSort::default(),
+                limit: 50,
+                after: None,
+                now: t0(),
+            })
+            .await
+            .unwrap();
+        assert!(
+            page.items.iter().any(|t| t.id == record.id),
+            "{:?} is not found by its name after the copy",
+            record.name
+        );
+    }
 
     // New rows continue after the copied ids and sequences.
     let newest_audit = found.audit.first().map_or(0, |row| row.id);

@@ -250,6 +250,7 @@ async fn copy_between(
     }
     snapshot.commit("cannot end the read transaction").await?;
     target.advance_sequences().await?;
+    target.index_token_names().await?;
 
     progress(CopyProgress::Checking);
     let mut tables = Vec::with_capacity(TABLES.len());

@@ -85,8 +85,8 @@ pub(super) fn replaced_in_target(table: &str) -> Option<&'static str> {
 pub(super) const SERIAL_COLUMNS: &[(&str, &str)] = &[("audit", "id"), ("changes", "sequence")];
 
 /// The SQLite search index over token names (migration 0005) and its FTS5 shadow
-/// tables: derived from `tokens` by triggers, so never copied; a SQLite target's
-/// triggers index the tokens as they arrive.
+/// tables: derived from `tokens`, so never copied; a SQLite target rebuilds them once
+/// the tokens are in (`Db::index_token_names`).
 pub(super) fn is_derived(table: &str) -> bool {
     table == "token_names" || table.starts_with("token_names_")
 }

@@ -323,6 +323,18 @@ pub(crate) trait Backend: Driver + Database<Connection: Run<Self>> {
         None
     }
 
+    /// Inserts token rows ([`insert_rows`]) and makes their names searchable where the
+    /// database does not by itself: SQLite indexes a batch's names in one statement
+    /// (migration 0006); PostgreSQL's trigram index follows the table.
+    fn insert_token_rows(
+        connection: &mut Self::Connection,
+        into: &str,
+        columns: usize,
+        rows: Vec<Vec<Value>>,
+    ) -> impl Future<Output = StoreResult<()>> + Send {
+        insert_rows::<Self>(connection, into, columns, rows)
+    }
+
     /// Narrows the token list, already filtered by `name_key LIKE '%key%'`, to the rows
     /// a substring index says may contain `key`, where the database does not use its
     /// index for that `LIKE` by itself (SQLite; PostgreSQL's trigram index serves the

@@ -3,9 +3,7 @@
 use chrono::NaiveDate;
 use tessera_core::{AuditEntry, ChangeKind, TokenId, TokenRecord, UserId};
 
-use super::{
-    Backend, Expect, Sql, SqlStore, Value, fetch_one, finish, insert_audits, insert_rows, push_row,
-};
+use super::{Backend, Expect, Sql, SqlStore, Value, fetch_one, finish, insert_audits};
 use crate::rows::{
     INDEX_COLUMNS, IndexRow, TOKEN_COLUMNS, TokenRow, count, day_text, json_text, millis, parse_day,
 };
@@ -107,20 +105,25 @@ pub(super) async fn insert<B: Backend>(
     token: &TokenRecord,
     audit: &AuditEntry,
 ) -> StoreResult<()> {
-    let id = token.id.to_string();
-    let mut sql = Sql::new(format!("INSERT INTO {} VALUES (", insert_into()));
-    push_row(&mut sql, insert_values(token)?);
-    sql.push(")");
-    let change = [(ChangeKind::Token, id.as_str())];
-    store.write(sql, Expect::Any, audit, &change).await
+    insert_batch(store, &[(token, audit)]).await
 }
 
-/// [`insert`] for many tokens in one transaction, in multi-row statements (tokens,
-/// then audit rows). The change-feed rows go in last, in the order of the batch, under
-/// the same lock as every other write's (see [`super::finish`]).
 pub(super) async fn insert_many<B: Backend>(
     store: &SqlStore<B>,
     tokens: &[(TokenRecord, AuditEntry)],
+) -> StoreResult<()> {
+    let batch: Vec<(&TokenRecord, &AuditEntry)> =
+        tokens.iter().map(|(token, audit)| (token, audit)).collect();
+    insert_batch(store, &batch).await
+}
+
+/// Inserts tokens in one transaction, in multi-row statements (tokens, then audit
+/// rows), the one way tokens are created. The change-feed rows go in last, in the
+/// order of the batch, under the same lock as every other write's (see
+/// [`super::finish`]).
+async fn insert_batch<B: Backend>(
+    store: &SqlStore<B>,
+    tokens: &[(&TokenRecord, &AuditEntry)],
 ) -> StoreResult<()> {
     let Some((_, last_audit)) = tokens.last() else {
         return Ok(());
@@ -131,8 +134,8 @@ pub(super) async fn insert_many<B: Backend>(
         .map(|(token, _)| insert_values(token))
         .collect::<StoreResult<Vec<_>>>()?;
     let mut transaction = B::begin(&store.pool).await?;
-    insert_rows::<B>(&mut transaction, &insert_into(), columns, rows).await?;
-    let audits: Vec<&AuditEntry> = tokens.iter().map(|(_, audit)| audit).collect();
+    B::insert_token_rows(&mut transaction, &insert_into(), columns, rows).await?;
+    let audits: Vec<&AuditEntry> = tokens.iter().map(|(_, audit)| *audit).collect();
     insert_audits::<B>(&mut transaction, &audits).await?;
     let ids: Vec<String> = tokens
         .iter()

@@ -1,0 +1,15 @@
+-- New tokens reach the name search (migration 0005's FTS5 table) from the store, one
+-- statement per transaction, rather than from a trigger, one row at a time.
+--
+-- Why: a trigger that writes to an FTS5 table makes every statement that fires it open
+-- a savepoint, and FTS5 flushes its pending terms to a new on-disk segment at each
+-- savepoint. An import inserts ten tokens a statement, so the trigger made a segment of
+-- ten names at a time, and FTS5 spent the import merging them: a million tokens took
+-- over 15 minutes, most of it re-reading segments. Indexed once per transaction, a batch
+-- of a thousand names makes one segment.
+--
+-- Renames and deletions still go through the triggers of migration 0005: they touch one
+-- token a statement. A tool that inserts into `tokens` by hand must also run
+--   INSERT INTO token_names (rowid, name_key) SELECT rowid, name_key FROM tokens WHERE …
+-- or rebuild the index: INSERT INTO token_names (token_names) VALUES ('rebuild').
+DROP TRIGGER tokens_names_insert;
