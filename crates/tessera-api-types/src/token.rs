@@ -218,7 +218,11 @@ pub struct UpgradeVersionRequest {
 pub struct TokenPage {
     pub items: Vec<TokenView>,
     pub next_cursor: Option<String>,
+    /// How many tokens match, counted up to 10,000.
     pub total: u64,
+    /// Whether `total` is every match; false when more than 10,000 match, and `total`
+    /// is 10,000 ("at least").
+    pub total_exact: bool,
 }
 
 /// `GET /v1/tokens/{id}/usage`.

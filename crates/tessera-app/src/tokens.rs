@@ -396,6 +396,7 @@ impl Tokens {
                 .map(|cursor| encode_cursor(query.sort, &cursor, query.now))
                 .transpose()?,
             total: page.total,
+            total_exact: page.total_exact,
         })
     }
 

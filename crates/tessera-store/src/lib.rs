@@ -69,6 +69,8 @@ pub struct TokenQuery {
     pub after: Option<Cursor>,
     /// The instant that decides what counts as expired.
     pub now: DateTime<Utc>,
+    /// Count the matches up to this many ([`tessera_core::listing::TOKEN_COUNT_LIMIT`]).
+    pub count_limit: u64,
 }
 
 // The list's filter and sort values are domain types: the surfaces parse them, the
@@ -108,7 +110,10 @@ impl SortKey {
 pub struct TokenPage {
     pub items: Vec<TokenRecord>,
     pub next: Option<Cursor>,
+    /// The matches, counted up to the query's `count_limit`.
     pub total: u64,
+    /// Whether `total` is every match (false: there are more than `count_limit`).
+    pub total_exact: bool,
 }
 
 /// What the verify index keeps of a token: its record without what verification never

@@ -92,6 +92,11 @@ impl Driver for Sqlite {
     }
 }
 
+/// `key` as one FTS5 string (a phrase of its trigrams: a substring), a `"` doubled.
+fn fts_phrase(key: &str) -> String {
+    format!("\"{}\"", key.replace('"', "\"\""))
+}
+
 impl Backend for Sqlite {
     type Extra = ();
     const FOR_UPDATE: &'static str = "";
@@ -154,17 +159,33 @@ impl Backend for Sqlite {
         Ok(())
     }
 
-    /// The FTS5 trigram index (migration 0005) finds the candidates of a key of three
-    /// characters or more; a shorter key has no trigram, and its `LIKE` scans.
-    fn push_name_candidates(sql: &mut Sql, key: &str) {
-        if key.chars().count() >= 3 {
-            // One FTS5 string: the key's characters, a `"` doubled.
-            sql.push(
-                " AND tokens.rowid IN (SELECT rowid FROM token_names WHERE token_names MATCH ",
-            )
-            .push_bind(format!("\"{}\"", key.replace('"', "\"\"")))
-            .push(")");
+    /// Only when the FTS5 trigram index (migration 0005) has at most `count_limit`
+    /// candidates: those few are quick to gather and sort. With more, walking the sort
+    /// order and testing `LIKE` finds a page, and the count its limit, far sooner than
+    /// gathering every candidate first (a word in a million names: about a second). A
+    /// key of one or two characters has no trigram; its `LIKE` scans.
+    async fn narrows_name_search(
+        connection: &mut SqliteConnection,
+        key: &str,
+        count_limit: u64,
+    ) -> StoreResult<bool> {
+        if key.chars().count() < 3 {
+            return Ok(false);
         }
+        let sql = Sql::new(
+            "SELECT COUNT(*) FROM (SELECT rowid FROM token_names \
+             WHERE token_names MATCH $1 LIMIT $2) AS candidates",
+        )
+        .bind(fts_phrase(key))
+        .bind(crate::rows::limit_past(count_limit));
+        let (candidates,): (i64,) = fetch_one::<Sqlite, _>(connection, sql).await?;
+        Ok(crate::rows::count(candidates)? <= count_limit)
+    }
+
+    fn push_name_candidates(sql: &mut Sql, key: &str) {
+        sql.push(" AND tokens.rowid IN (SELECT rowid FROM token_names WHERE token_names MATCH ")
+            .push_bind(fts_phrase(key))
+            .push(")");
     }
 
     /// Nobody listens: other processes poll.

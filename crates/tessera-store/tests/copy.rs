@@ -416,6 +416,7 @@ async fn copy_and_compare(source: &TestDb, target: &TestDb, fixture: &Fixture) -
                 limit: 50,
                 after: None,
                 now: t0(),
+                count_limit: 10_000,
             })
             .await
             .unwrap();

@@ -382,7 +382,12 @@ pub(crate) async fn run(config: &Config, command: TokenCommand, json: bool) -> R
                 print_json(&page)?;
             } else {
                 token_table(&page.items).print()?;
-                eprintln!("{} of {} tokens shown", page.items.len(), page.total);
+                let at_least = if page.total_exact { "" } else { "at least " };
+                eprintln!(
+                    "{} of {at_least}{} tokens shown",
+                    page.items.len(),
+                    page.total
+                );
             }
         }
         TokenCommand::Show { id } => {

@@ -102,12 +102,23 @@ impl TokenRow {
     }
 }
 
+/// The number of matching tokens as the page shows it: past the list's count limit
+/// the count is a floor, shown as "10000+".
+fn count_label(total: u64, exact: bool) -> String {
+    if exact {
+        total.to_string()
+    } else {
+        format!("{total}+")
+    }
+}
+
 #[derive(Debug, Template)]
 #[template(path = "tokens.html")]
 struct TokensPage {
     layout: Layout,
     rows: Vec<TokenRow>,
-    total: u64,
+    /// How many match: "12", or "10000+" past the list's count limit.
+    count: String,
     q: String,
     created: String,
     status: String,
@@ -195,7 +206,7 @@ pub async fn list(
             .iter()
             .map(|token| TokenRow::new(token, versions, now))
             .collect(),
-        total: page.total,
+        count: count_label(page.total, page.total_exact),
         filtered: !(query.q.is_empty()
             && query.created.is_empty()
             && query.status.is_empty()
@@ -666,5 +677,12 @@ mod tests {
             list_url(&[("q", "a b"), ("created", ""), ("status", "active")]),
             "/admin/tokens?q=a+b&status=active"
         );
+    }
+
+    #[test]
+    fn a_count_past_the_limit_reads_as_at_least() {
+        assert_eq!(count_label(12, true), "12");
+        assert_eq!(count_label(10_000, true), "10000");
+        assert_eq!(count_label(10_000, false), "10000+");
     }
 }

@@ -221,7 +221,7 @@ async fn graphql_and_rest_answer_the_same_data() {
     let graphql = as_admin(
         &root,
         &format!(
-            "query {{ tokens(q: \"same\", sort: \"name\", limit: 2, status: \"active\") {{ total nextCursor items {{ {TOKEN_FIELDS} }} }} }}"
+            "query {{ tokens(q: \"same\", sort: \"name\", limit: 2, status: \"active\") {{ total totalExact nextCursor items {{ {TOKEN_FIELDS} }} }} }}"
         ),
         json!({}),
     )
@@ -229,6 +229,7 @@ async fn graphql_and_rest_answer_the_same_data() {
     assert!(codes(&graphql).is_empty(), "{}", graphql.text);
     same(&rest.body, &graphql.body["data"]["tokens"], "tokens");
     assert_eq!(rest.body["total"], 3);
+    assert_eq!(rest.body["total_exact"], true);
     // The next page through the cursor.
     let cursor = rest.body["next_cursor"].as_str().expect("a next page");
     let rest_next = root
@@ -239,7 +240,7 @@ async fn graphql_and_rest_answer_the_same_data() {
     let graphql_next = as_admin(
         &root,
         &format!(
-            "query($c: String!) {{ tokens(q: \"same\", sort: \"name\", limit: 2, status: \"active\", cursor: $c) {{ total nextCursor items {{ {TOKEN_FIELDS} }} }} }}"
+            "query($c: String!) {{ tokens(q: \"same\", sort: \"name\", limit: 2, status: \"active\", cursor: $c) {{ total totalExact nextCursor items {{ {TOKEN_FIELDS} }} }} }}"
         ),
         json!({ "c": cursor }),
     )

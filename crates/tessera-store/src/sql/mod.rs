@@ -335,10 +335,22 @@ pub(crate) trait Backend: Driver + Database<Connection: Run<Self>> {
         insert_rows::<Self>(connection, into, columns, rows)
     }
 
+    /// Whether the token list should narrow a name search for `key` to the rows a
+    /// substring index says may contain it ([`Backend::push_name_candidates`]), where
+    /// the database does not use its index for the list's `LIKE` by itself (SQLite;
+    /// PostgreSQL's planner uses its trigram index when it pays, so there: never).
+    /// `count_limit` is how far the list counts.
+    fn narrows_name_search(
+        _connection: &mut Self::Connection,
+        _key: &str,
+        _count_limit: u64,
+    ) -> impl Future<Output = StoreResult<bool>> + Send {
+        async { Ok(false) }
+    }
+
     /// Narrows the token list, already filtered by `name_key LIKE '%key%'`, to the rows
-    /// a substring index says may contain `key`, where the database does not use its
-    /// index for that `LIKE` by itself (SQLite; PostgreSQL's trigram index serves the
-    /// `LIKE` directly, so there it adds nothing). See migration 0005.
+    /// a substring index says may contain `key` (only when
+    /// [`Backend::narrows_name_search`] said so). See migration 0005.
     fn push_name_candidates(_sql: &mut Sql, _key: &str) {}
 }
 

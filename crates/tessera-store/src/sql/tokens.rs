@@ -5,7 +5,8 @@ use tessera_core::{AuditEntry, ChangeKind, TokenId, TokenRecord, UserId};
 
 use super::{Backend, Expect, Sql, SqlStore, Value, fetch_one, finish, insert_audits};
 use crate::rows::{
-    INDEX_COLUMNS, IndexRow, TOKEN_COLUMNS, TokenRow, count, day_text, json_text, millis, parse_day,
+    INDEX_COLUMNS, IndexRow, TOKEN_COLUMNS, TokenRow, count, day_text, json_text, limit_past,
+    millis, parse_day,
 };
 use crate::{
     Cursor, IndexRecord, SortField, SortKey, StatusFilter, StoreError, StoreResult, TokenPage,
@@ -277,7 +278,9 @@ pub(super) async fn name_taken<B: Backend>(
 }
 
 /// Appends the WHERE clause shared by the page query and the count.
-fn push_filters<B: Backend>(sql: &mut Sql, query: &TokenQuery) {
+/// `candidates`: narrow a name search to its index's candidates
+/// ([`Backend::push_name_candidates`]).
+fn push_filters<B: Backend>(sql: &mut Sql, query: &TokenQuery, candidates: bool) {
     let now = millis(query.now);
     sql.push(" WHERE kind = ").push_bind(query.kind.as_str());
     if let Some(owner) = query.owner {
@@ -293,7 +296,9 @@ fn push_filters<B: Backend>(sql: &mut Sql, query: &TokenQuery) {
         sql.push(" AND name_key LIKE ")
             .push_bind(format!("%{escaped}%"))
             .push(" ESCAPE '\\'");
-        B::push_name_candidates(sql, text);
+        if candidates {
+            B::push_name_candidates(sql, text);
+        }
     }
     if let Some(after) = query.created_after {
         sql.push(" AND created_at >= ").push_bind(millis(after));
@@ -349,9 +354,19 @@ pub(super) async fn list<B: Backend>(
     query: &TokenQuery,
 ) -> StoreResult<TokenPage> {
     let mut connection = B::acquire(&store.pool).await?;
-    let mut count_sql = Sql::new("SELECT COUNT(*) FROM tokens");
-    push_filters::<B>(&mut count_sql, query);
-    let (total,): (i64,) = fetch_one::<B, _>(&mut connection, count_sql).await?;
+    let candidates = match &query.name_contains {
+        Some(key) => B::narrows_name_search(&mut connection, key, query.count_limit).await?,
+        None => false,
+    };
+    // Counted up to one past the limit, so "more than the limit" needs no more rows.
+    let mut count_sql = Sql::new("SELECT COUNT(*) FROM (SELECT 1 FROM tokens");
+    push_filters::<B>(&mut count_sql, query, candidates);
+    count_sql
+        .push(" LIMIT ")
+        .push_bind(limit_past(query.count_limit))
+        .push(") AS matches");
+    let (counted,): (i64,) = fetch_one::<B, _>(&mut connection, count_sql).await?;
+    let counted = count(counted)?;
 
     let key = sort_expression(query.sort.field);
     let (compare, order) = if query.sort.descending {
@@ -360,7 +375,7 @@ pub(super) async fn list<B: Backend>(
         (">", "ASC")
     };
     let mut page = Sql::new(format!("SELECT {TOKEN_COLUMNS} FROM tokens"));
-    push_filters::<B>(&mut page, query);
+    push_filters::<B>(&mut page, query, candidates);
     if let Some(cursor) = &query.after {
         page.push(&format!(" AND ({key} {compare} "));
         push_sort_key(&mut page, &cursor.key);
@@ -385,7 +400,8 @@ pub(super) async fn list<B: Backend>(
     Ok(TokenPage {
         items,
         next,
-        total: count(total)?,
+        total: counted.min(query.count_limit),
+        total_exact: counted <= query.count_limit,
     })
 }
 

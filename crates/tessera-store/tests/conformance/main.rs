@@ -122,6 +122,7 @@ conformance! {
     batch_insert => check_a_batch_of_tokens_is_inserted_whole_or_not_at_all(store);
     listing => check_listing_filters_sorts_and_pages(store);
     name_search => check_name_search_follows_renames_and_deletes(store);
+    count_limit => check_the_count_stops_at_its_limit(store);
     name_order => check_names_sort_in_byte_order(store);
     usage => check_usage_adds_up_and_last_used_only_moves_forward(store);
     catalog => check_catalog_projects_and_referential_rules(store);
@@ -209,6 +210,7 @@ fn query(now: DateTime<Utc>) -> TokenQuery {
         limit: 50,
         after: None,
         now,
+        count_limit: tessera_core::listing::TOKEN_COUNT_LIMIT,
     }
 }
 

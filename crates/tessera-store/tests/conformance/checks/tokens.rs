@@ -408,6 +408,47 @@ pub(crate) async fn check_name_search_follows_renames_and_deletes(store: Arc<dyn
     assert_eq!(total("ph").await, 0);
 }
 
+/// The list counts its matches up to the query's `count_limit` and says whether that
+/// was all of them; the page is the same either way. With a name search too: on
+/// SQLite a search with at most `count_limit` candidates narrows to its index, one with
+/// more walks the sort order instead, and both find the same tokens.
+pub(crate) async fn check_the_count_stops_at_its_limit(store: Arc<dyn Store>) {
+    let store = store.as_ref();
+    let mut names = Vec::new();
+    for n in 0..5 {
+        let token = random_token(&format!("limited {n}"));
+        store.insert_token(&token, &audit("a")).await.unwrap();
+        names.push(token.name);
+    }
+    store
+        .insert_token(&random_token("another"), &audit("a"))
+        .await
+        .unwrap();
+    names.sort();
+    for search in [Some("limited"), Some("ed"), None] {
+        let matching = if search.is_some() { 5 } else { 6 };
+        for limit in [10, 6, 5, 4, 1, 0] {
+            let mut q = query(t0());
+            q.name_contains = search.map(str::to_owned);
+            q.count_limit = limit;
+            q.sort = TokenSort {
+                field: SortField::Name,
+                descending: false,
+            };
+            let page = store.list_tokens(&q).await.unwrap();
+            let context = format!("search {search:?}, count limit {limit}");
+            assert_eq!(page.total, matching.min(limit), "{context}");
+            assert_eq!(page.total_exact, matching <= limit, "{context}");
+            let found: Vec<&str> = page.items.iter().map(|t| t.name.as_str()).collect();
+            if search.is_some() {
+                assert_eq!(found, names, "{context}");
+            } else {
+                assert_eq!(found.len(), 6, "{context}");
+            }
+        }
+    }
+}
+
 pub(crate) async fn check_a_batch_of_tokens_is_inserted_whole_or_not_at_all(store: Arc<dyn Store>) {
     let batch: Vec<(TokenRecord, AuditEntry)> = (0..3)
         .map(|n| {
