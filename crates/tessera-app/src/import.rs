@@ -9,7 +9,7 @@ use tessera_core::AdminPermission;
 use tessera_core::validate;
 use tessera_store::StoreError;
 
-use crate::error::AppError;
+use crate::error::{AppError, AppResult};
 use crate::principal::Principal;
 use crate::tokens::{Tokens, creation_audit};
 
@@ -89,6 +89,14 @@ impl Tokens {
                 token: secret.expose().to_owned(),
             })
             .collect())
+    }
+
+    /// Ends an import (`tokens.create`): refreshes the statistics the database plans
+    /// the token list with, so a large import's list is fast at once.
+    pub async fn finish_import(&self, principal: &Principal) -> AppResult<()> {
+        principal.require(AdminPermission::TokensCreate)?;
+        self.cx.store.refresh_statistics().await?;
+        Ok(())
     }
 
     /// The first token of a refused batch whose name an existing API token has.

@@ -60,10 +60,7 @@ impl SqlStore<Sqlite> {
         // rows (external id, disabled: ~1 s) and finds the name search's candidates
         // last (~300 ms); with them, both take milliseconds. A full ANALYZE of a
         // million tokens takes about 3 s, and only when the counts moved that far.
-        sqlx::query("PRAGMA optimize = 0x10002")
-            .execute(&mut *connection)
-            .await
-            .map_err(Sqlite::classify)?;
+        Sqlite::refresh_statistics(&mut connection).await?;
         drop(connection);
         Ok((Self { pool, extra: () }, migrated))
     }
@@ -114,6 +111,14 @@ impl Backend for Sqlite {
         pool.begin_with("BEGIN IMMEDIATE")
             .await
             .map_err(Self::classify)
+    }
+
+    /// `PRAGMA optimize` with flag 0x10000 (SQLite 3.46): analyzes every table never
+    /// analyzed, or grown or shrunk tenfold since (see [`SqlStore::open_migrated`]).
+    async fn refresh_statistics(connection: &mut SqliteConnection) -> StoreResult<()> {
+        Self::execute(connection, Sql::new("PRAGMA optimize = 0x10002"))
+            .await
+            .map(drop)
     }
 
     async fn lock(_connection: &mut SqliteConnection, _lock: Lock) -> StoreResult<()> {

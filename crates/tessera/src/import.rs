@@ -106,6 +106,13 @@ pub async fn run(app: &Tessera, principal: &Principal, options: Options) -> Resu
     }
     progress.finish_and_clear();
     eprintln!("imported {imported} tokens; their secrets are in {shown_out}");
+    if imported > 0 {
+        // After the secrets are safe: a failure here loses nothing.
+        app.tokens()
+            .finish_import(principal)
+            .await
+            .context("the tokens are imported, but the database's statistics were not refreshed")?;
+    }
     Ok(())
 }
 

@@ -155,3 +155,28 @@ fn a_line_that_is_no_request_is_named_without_repeating_a_secret() {
     assert!(out.stderr.contains("line 2"), "{}", out.stderr);
     assert_eq!(token_count(&sandbox), 0);
 }
+
+/// An import leaves the database's statistics counting the tokens it wrote, so the
+/// token list is planned for the table's real size at once (not only once the store
+/// next opens, or PostgreSQL's autovacuum comes by).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_import_refreshes_the_statistics_the_list_is_planned_with() {
+    use sqlx::Connection as _;
+    let sandbox = Sandbox::initialized();
+    let input: Vec<String> = (0..30).map(|n| line(&format!("stats {n}"), "")).collect();
+    sandbox
+        .run_stdin(&["token", "import", "-"], &input.join("\n"))
+        .ok();
+    let url = format!(
+        "sqlite://{}",
+        sandbox.data_dir().join("tessera.db").display()
+    );
+    let mut connection = sqlx::SqliteConnection::connect(&url).await.expect("open");
+    let (stat,): (String,) =
+        sqlx::query_as("SELECT stat FROM sqlite_stat1 WHERE idx = 'tokens_created'")
+            .fetch_one(&mut connection)
+            .await
+            .expect("statistics for the creation index");
+    connection.close().await.expect("close");
+    assert!(stat.starts_with("30 "), "{stat}");
+}

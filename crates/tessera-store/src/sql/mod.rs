@@ -335,6 +335,11 @@ pub(crate) trait Backend: Driver + Database<Connection: Run<Self>> {
         insert_rows::<Self>(connection, into, columns, rows)
     }
 
+    /// See [`crate::Store::refresh_statistics`].
+    fn refresh_statistics(
+        connection: &mut Self::Connection,
+    ) -> impl Future<Output = StoreResult<()>> + Send;
+
     /// Whether the token list should narrow a name search for `key` to the rows a
     /// substring index says may contain it ([`Backend::push_name_candidates`]), where
     /// the database does not use its index for the list's `LIKE` by itself (SQLite;

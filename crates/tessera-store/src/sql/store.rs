@@ -82,6 +82,14 @@ impl<B: Backend> Store for SqlStore<B> {
         self.bound(tokens::list(self, query)).await
     }
 
+    async fn refresh_statistics(&self) -> StoreResult<()> {
+        self.bound(async {
+            let mut connection = B::acquire(&self.pool).await?;
+            B::refresh_statistics(&mut connection).await
+        })
+        .await
+    }
+
     async fn api_token_name_taken(&self, name_key: &str) -> StoreResult<bool> {
         self.bound(tokens::name_taken(self, name_key)).await
     }

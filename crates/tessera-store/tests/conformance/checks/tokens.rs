@@ -459,6 +459,7 @@ pub(crate) async fn check_a_batch_of_tokens_is_inserted_whole_or_not_at_all(stor
         })
         .collect();
     store.insert_tokens(&batch).await.unwrap();
+    store.refresh_statistics().await.unwrap();
     // The batch's names are searchable (SQLite indexes them once for the batch).
     for (text, found) in [("import", 3), ("port 1", 1), ("rt 2", 1)] {
         let mut q = query(t0());
