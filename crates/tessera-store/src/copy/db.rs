@@ -462,8 +462,7 @@ async fn values_in<B: Backend>(
     sql: Sql,
     kinds: &[Kind],
 ) -> Result<Vec<Vec<Value>>, sqlx::Error> {
-    let rows = connection.rows(sql).await?;
-    rows.iter().map(|row| row.values(kinds)).collect()
+    connection.rows(sql, 0, |row| row.values(kinds)).await
 }
 
 impl Tx {

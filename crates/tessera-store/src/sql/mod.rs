@@ -26,6 +26,7 @@ use std::fmt::Debug;
 use std::future::Future;
 use std::sync::Arc;
 
+use futures_util::TryStreamExt as _;
 use sqlx::error::DatabaseError;
 use sqlx::postgres::PgRow;
 use sqlx::sqlite::SqliteRow;
@@ -185,8 +186,15 @@ pub(crate) trait Run<DB: Database>: Send {
     /// Runs `sql`; the number of rows it changed.
     fn run(&mut self, sql: Sql) -> impl Future<Output = Result<u64, sqlx::Error>> + Send;
 
-    /// The rows `sql` answers.
-    fn rows(&mut self, sql: Sql) -> impl Future<Output = Result<Vec<DB::Row>, sqlx::Error>> + Send;
+    /// The rows `sql` answers, each read by `each` as it arrives, into a vector made for
+    /// `expected` rows: no vector of the driver's rows is held, and a page of thousands
+    /// (the verify index's load) is not copied again and again as it grows.
+    fn rows<T: Send>(
+        &mut self,
+        sql: Sql,
+        expected: usize,
+        each: impl FnMut(&DB::Row) -> Result<T, sqlx::Error> + Send,
+    ) -> impl Future<Output = Result<Vec<T>, sqlx::Error>> + Send;
 
     /// The row `sql` answers, if any.
     fn row(
@@ -214,11 +222,19 @@ where
         Ok(done.changed())
     }
 
-    async fn rows(&mut self, sql: Sql) -> Result<Vec<DB::Row>, sqlx::Error> {
+    async fn rows<T: Send>(
+        &mut self,
+        sql: Sql,
+        expected: usize,
+        mut each: impl FnMut(&DB::Row) -> Result<T, sqlx::Error> + Send,
+    ) -> Result<Vec<T>, sqlx::Error> {
         let (text, arguments) = sql.into_parts::<DB>()?;
-        sqlx::query_with::<DB, _>(&text, arguments)
-            .fetch_all(self)
-            .await
+        let mut stream = sqlx::query_with::<DB, _>(&text, arguments).fetch(self);
+        let mut read = Vec::with_capacity(expected);
+        while let Some(row) = stream.try_next().await? {
+            read.push(each(&row)?);
+        }
+        Ok(read)
     }
 
     async fn row(&mut self, sql: Sql) -> Result<Option<DB::Row>, sqlx::Error> {
@@ -273,10 +289,20 @@ pub(crate) trait Backend: Driver + Database<Connection: Run<Self>> {
         connection: &mut Self::Connection,
         sql: Sql,
     ) -> impl Future<Output = StoreResult<Vec<R>>> + Send {
-        async {
-            let rows = connection.rows(sql).await.map_err(Self::classify)?;
-            let decoded: Result<Vec<R>, _> = rows.iter().map(RowOf::decode).collect();
-            decoded.map_err(Self::classify)
+        Self::fetch_expected(connection, sql, 0)
+    }
+
+    /// [`Backend::fetch_all`] of a query expected to answer about `expected` rows.
+    fn fetch_expected<R: Decode>(
+        connection: &mut Self::Connection,
+        sql: Sql,
+        expected: usize,
+    ) -> impl Future<Output = StoreResult<Vec<R>>> + Send {
+        async move {
+            connection
+                .rows(sql, expected, RowOf::decode)
+                .await
+                .map_err(Self::classify)
         }
     }
 
@@ -692,9 +718,23 @@ impl<B: Backend> SqlStore<B> {
         sql: Sql,
         convert: impl FnMut(R) -> StoreResult<T>,
     ) -> StoreResult<Vec<T>> {
+        self.all_expected(sql, 0, convert).await
+    }
+
+    /// [`SqlStore::all`] of a query expected to answer about `expected` rows.
+    pub(crate) async fn all_expected<R: Decode, T>(
+        &self,
+        sql: Sql,
+        expected: usize,
+        mut convert: impl FnMut(R) -> StoreResult<T>,
+    ) -> StoreResult<Vec<T>> {
         let mut connection = B::acquire(&self.pool).await?;
-        let rows: Vec<R> = B::fetch_all(&mut connection, sql).await?;
-        rows.into_iter().map(convert).collect()
+        let rows: Vec<R> = B::fetch_expected(&mut connection, sql, expected).await?;
+        let mut converted = Vec::with_capacity(rows.len());
+        for row in rows {
+            converted.push(convert(row)?);
+        }
+        Ok(converted)
     }
 
     /// The row `sql` answers, if any, converted by `convert`.

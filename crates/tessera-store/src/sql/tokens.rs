@@ -254,7 +254,10 @@ pub(super) async fn index_after<B: Backend>(
         sql.push(" WHERE id > ").push_bind(after.to_string());
     }
     sql.push(" ORDER BY id LIMIT ").push_bind(i64::from(limit));
-    store.all(sql, IndexRow::into_record).await
+    let expected = usize::try_from(limit).unwrap_or(0);
+    store
+        .all_expected(sql, expected, IndexRow::into_record)
+        .await
 }
 
 pub(super) async fn of_owner<B: Backend>(
