@@ -111,8 +111,10 @@ impl TokenRow {
     }
 }
 
-/// The columns the verify index keeps ([`crate::IndexRecord`]).
-#[derive(Debug, FromRow)]
+/// The columns the verify index keeps ([`crate::IndexRecord`]): a row, or an element of
+/// SQLite's JSON page of them (an array in [`INDEX_COLUMNS`] order, the digests in hex:
+/// see `sqlite::index_page`).
+#[derive(Debug, FromRow, serde::Deserialize)]
 pub(crate) struct IndexRow {
     id: String,
     kind: String,
@@ -124,13 +126,29 @@ pub(crate) struct IndexRow {
     status: String,
     expires_at: Option<i64>,
     api_version: String,
+    #[serde(deserialize_with = "required_hex")]
     digest: Vec<u8>,
+    #[serde(deserialize_with = "optional_hex")]
     grace_digest: Option<Vec<u8>>,
     grace_until: Option<i64>,
     rate_limit_requests: Option<i64>,
     rate_limit_seconds: Option<i64>,
     external_id: Option<String>,
     metadata: String,
+}
+
+fn required_hex<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Vec<u8>, D::Error> {
+    let text: &str = serde::Deserialize::deserialize(deserializer)?;
+    hex::decode(text).map_err(serde::de::Error::custom)
+}
+
+fn optional_hex<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<Vec<u8>>, D::Error> {
+    let text: Option<&str> = serde::Deserialize::deserialize(deserializer)?;
+    text.map(hex::decode)
+        .transpose()
+        .map_err(serde::de::Error::custom)
 }
 
 /// The column list of [`IndexRow`], in its order.

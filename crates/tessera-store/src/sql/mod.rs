@@ -361,6 +361,22 @@ pub(crate) trait Backend: Driver + Database<Connection: Run<Self>> {
         insert_rows::<Self>(connection, into, columns, rows)
     }
 
+    /// The verify index's page that `page` (`SELECT {INDEX_COLUMNS} … LIMIT n`)
+    /// selects, about `expected` rows.
+    fn index_page(
+        connection: &mut Self::Connection,
+        page: Sql,
+        expected: usize,
+    ) -> impl Future<Output = StoreResult<Vec<crate::IndexRecord>>> + Send {
+        async move {
+            let rows: Vec<crate::rows::IndexRow> =
+                Self::fetch_expected(connection, page, expected).await?;
+            rows.into_iter()
+                .map(crate::rows::IndexRow::into_record)
+                .collect()
+        }
+    }
+
     /// See [`crate::Store::refresh_statistics`].
     fn refresh_statistics(
         connection: &mut Self::Connection,
@@ -469,6 +485,16 @@ impl Sql {
         Self {
             text,
             values: Vec::new(),
+        }
+    }
+
+    /// `before` + this statement + `after` (text without placeholders): this statement
+    /// as a subquery.
+    pub(crate) fn wrapped(self, before: &str, after: &str) -> Self {
+        debug_assert!(!before.contains('$') && !after.contains('$'));
+        Self {
+            text: format!("{before}{}{after}", self.text),
+            values: self.values,
         }
     }
 

@@ -5,8 +5,8 @@ use tessera_core::{AuditEntry, ChangeKind, TokenId, TokenRecord, UserId};
 
 use super::{Backend, Expect, Sql, SqlStore, Value, fetch_one, finish, insert_audits};
 use crate::rows::{
-    INDEX_COLUMNS, IndexRow, TOKEN_COLUMNS, TokenRow, count, day_text, json_text, limit_past,
-    millis, parse_day,
+    INDEX_COLUMNS, TOKEN_COLUMNS, TokenRow, count, day_text, json_text, limit_past, millis,
+    parse_day,
 };
 use crate::{
     Cursor, IndexRecord, SortField, SortKey, StatusFilter, StoreError, StoreResult, TokenPage,
@@ -255,9 +255,8 @@ pub(super) async fn index_after<B: Backend>(
     }
     sql.push(" ORDER BY id LIMIT ").push_bind(i64::from(limit));
     let expected = usize::try_from(limit).unwrap_or(0);
-    store
-        .all_expected(sql, expected, IndexRow::into_record)
-        .await
+    let mut connection = B::acquire(&store.pool).await?;
+    B::index_page(&mut connection, sql, expected).await
 }
 
 pub(super) async fn of_owner<B: Backend>(

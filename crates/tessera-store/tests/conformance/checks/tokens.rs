@@ -295,6 +295,11 @@ pub(crate) async fn check_index_records_page_in_id_order_and_match_the_records(
             });
             record.status = TokenStatus::Disabled;
         }
+        if index == 5 {
+            // Text that JSON must escape (SQLite reads its pages as JSON).
+            record.name = "say \"hi\" \\ 名前\ttab".into();
+            record.external_id = Some("\u{1F600} \"x\"".into());
+        }
         store.insert_token(&record, &audit("a")).await.unwrap();
         inserted.push(record.id);
     }
