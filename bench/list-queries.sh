@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# The token list's queries (count and first page, as `GET /v1/tokens` runs them) for
-# each filter, timed by sqlite3 against a Tessera SQLite database, e.g. one that
-# `tessera token import` filled with a million tokens (see bench/import.sh for the
-# input it generates). This times the SQL alone, not the HTTP round trip (a bench of
-# the API at scale, on both backends, is still to be written).
+# The token list's queries as they were before the count limit (an exact count, and a
+# name search always narrowed to its FTS5 candidates) for each filter, timed by sqlite3
+# against a Tessera SQLite database, e.g. one that `tessera token import` filled with a
+# million tokens (see bench/import.sh for the input it generates). It shows why the
+# list now counts only to 10,000; bench/scale.sh times `GET /v1/tokens` as it runs now,
+# over HTTP, on both backends.
 #
 #   bench/list-queries.sh DATA_DIR
 #

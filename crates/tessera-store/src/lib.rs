@@ -225,9 +225,11 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     ) -> StoreResult<Vec<IndexRecord>>;
     async fn list_tokens(&self, query: &TokenQuery) -> StoreResult<TokenPage>;
     /// Refreshes the statistics the database plans the token list with, after a bulk
-    /// change (an import). Without them a million new tokens are planned as a table of
-    /// a few rows until PostgreSQL's autovacuum, or SQLite's next start, catches up:
-    /// `status=active` then takes most of a second instead of milliseconds.
+    /// change (an import): PostgreSQL `ANALYZE tokens`; SQLite `PRAGMA optimize`, which
+    /// analyzes a table grown or shrunk tenfold since its last analysis. Without them a
+    /// million new tokens are planned as a table of a few rows until PostgreSQL's
+    /// autovacuum, or SQLite's next start, catches up: `status=active` took 785 ms
+    /// instead of 4 on PostgreSQL.
     async fn refresh_statistics(&self) -> StoreResult<()>;
     /// Whether an API token already uses this case-folded name.
     async fn api_token_name_taken(&self, name_key: &str) -> StoreResult<bool>;

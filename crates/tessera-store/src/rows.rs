@@ -330,12 +330,12 @@ impl RoleRow {
     }
 }
 
-/// A count from the database (never negative).
 /// `LIMIT` for a count that stops one row past `count_limit` (so it tells "more").
 pub(crate) fn limit_past(count_limit: u64) -> i64 {
     i64::try_from(count_limit.saturating_add(1)).unwrap_or(i64::MAX)
 }
 
+/// A count from the database (never negative).
 pub(crate) fn count(value: i64) -> StoreResult<u64> {
     u64::try_from(value).map_err(|_| corrupt(format!("count {value}")))
 }

@@ -15,7 +15,7 @@ use sqlx::sqlite::{
 };
 use sqlx::{Pool, Sqlite, SqliteConnection, Transaction};
 
-use crate::rows::{IndexRow, corrupt, day_text, millis};
+use crate::rows::{INDEX_COLUMNS, IndexRow, corrupt, day_text, millis};
 use crate::sql::{Backend, Driver, Lock, Sql, SqlStore, Value, fetch_one, insert_rows};
 use crate::{IndexRecord, StoreError, StoreResult, UsageDelta};
 
@@ -33,8 +33,8 @@ pub(crate) fn connect_options(url: &str) -> StoreResult<SqliteConnectOptions> {
         .foreign_keys(true)
         .busy_timeout(Duration::from_secs(5))
         // Rows a query's worker thread may read ahead of the task that receives them
-        // (sqlx's default is 50): the verify index's load reads pages of 5,000 and
-        // builds one while the worker reads the next.
+        // (sqlx's default is 50): `db copy` reads pages of thousands of rows. (The
+        // verify index reads each page as one row: `Backend::index_page`.)
         .row_buffer_size(1_024))
 }
 
@@ -89,6 +89,22 @@ impl Driver for Sqlite {
     }
 }
 
+/// [`INDEX_COLUMNS`] as `json_array`'s arguments, in the order [`IndexRow`] reads them:
+/// the digests (blobs, which JSON cannot hold) as hex, a missing grace digest as null
+/// (`hex(NULL)` is '').
+fn index_json_columns() -> String {
+    let columns: Vec<String> = INDEX_COLUMNS
+        .split(',')
+        .map(str::trim)
+        .map(|column| match column {
+            "digest" => "hex(digest)".to_owned(),
+            "grace_digest" => "iif(grace_digest IS NULL, NULL, hex(grace_digest))".to_owned(),
+            other => other.to_owned(),
+        })
+        .collect();
+    columns.join(", ")
+}
+
 /// `key` as one FTS5 string (a phrase of its trigrams: a substring), a `"` doubled.
 fn fts_phrase(key: &str) -> String {
     format!("\"{}\"", key.replace('"', "\"\""))
@@ -124,11 +140,10 @@ impl Backend for Sqlite {
         _expected: usize,
     ) -> StoreResult<Vec<IndexRecord>> {
         let page = page.wrapped(
-            "SELECT json_group_array(json_array(id, kind, name, token_type, permissions, \
-             project, owner_id, status, expires_at, api_version, hex(digest), \
-             iif(grace_digest IS NULL, NULL, hex(grace_digest)), grace_until, \
-             rate_limit_requests, rate_limit_seconds, external_id, metadata) ORDER BY id) \
-             FROM (",
+            &format!(
+                "SELECT json_group_array(json_array({}) ORDER BY id) FROM (",
+                index_json_columns()
+            ),
             ")",
         );
         let (json,): (String,) = fetch_one::<Sqlite, _>(connection, page).await?;

@@ -71,6 +71,7 @@ pub async fn run(app: &Tessera, principal: &Principal, options: Options) -> Resu
             Err(error) => {
                 progress.abandon();
                 eprintln!("{}", stopped(batch_start, imported, &shown_out));
+                refresh_statistics(app, principal, imported).await;
                 return Err(error);
             }
         };
@@ -84,6 +85,7 @@ pub async fn run(app: &Tessera, principal: &Principal, options: Options) -> Resu
             Err(ImportFailure { index, error }) => {
                 progress.abandon();
                 eprintln!("{}", stopped(batch_start, imported, &shown_out));
+                refresh_statistics(app, principal, imported).await;
                 let line = numbers.get(index).copied().unwrap_or(first);
                 return Err(anyhow::Error::from(error).context(format!("line {line}")));
             }
@@ -106,14 +108,23 @@ pub async fn run(app: &Tessera, principal: &Principal, options: Options) -> Resu
     }
     progress.finish_and_clear();
     eprintln!("imported {imported} tokens; their secrets are in {shown_out}");
-    if imported > 0 {
-        // After the secrets are safe: a failure here loses nothing.
-        app.tokens()
-            .finish_import(principal)
-            .await
-            .context("the tokens are imported, but the database's statistics were not refreshed")?;
-    }
+    refresh_statistics(app, principal, imported).await;
     Ok(())
+}
+
+/// After an import that wrote tokens (also one stopped part way), the database's
+/// statistics for the token list. Run once the secrets are safe; a failure loses
+/// nothing (the database's own upkeep gets there later), so it is a warning.
+async fn refresh_statistics(app: &Tessera, principal: &Principal, imported: u64) {
+    if imported == 0 {
+        return;
+    }
+    if let Err(error) = app.tokens().finish_import(principal).await {
+        eprintln!(
+            "warning: the database's statistics were not refreshed after the import \
+             ({error}); the token list may be slow until the database analyzes the table"
+        );
+    }
 }
 
 /// Reads up to one batch of requests, skipping blank lines and the first `skip` lines.

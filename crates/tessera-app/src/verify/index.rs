@@ -462,6 +462,15 @@ const PAGE: u32 = 1_000;
 /// next is read, so the rows held at once are one page's.
 const LOAD_PAGE: u32 = 5_000;
 
+/// Sets its flag when dropped.
+struct SetOnDrop(Arc<AtomicBool>);
+
+impl Drop for SetOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
 /// Pages read ahead of the one being built during a load.
 const LOAD_PAGES_AHEAD: usize = 2;
 
@@ -576,8 +585,15 @@ impl VerifyIndex {
         let (pages, mut to_build) =
             tokio::sync::mpsc::channel::<Vec<IndexRecord>>(LOAD_PAGES_AHEAD);
         let limiters = Arc::clone(&self.limiters);
+        // Should this load be abandoned (its future dropped), the builder stops at its
+        // next page instead of building, and taking rate limiters for, stale records.
+        let abandoned = Arc::new(AtomicBool::new(false));
+        let _abandon_on_drop = SetOnDrop(Arc::clone(&abandoned));
         let builder = tokio::task::spawn_blocking(move || -> StoreResult<IndexState> {
             while let Some(page) = to_build.blocking_recv() {
+                if abandoned.load(Ordering::Relaxed) {
+                    break;
+                }
                 for record in &page {
                     let limiter = limiters.for_token(record.id, record.rate_limit);
                     let token = fresh.build(record, limiter)?;

@@ -337,20 +337,6 @@ impl Db {
         })
     }
 
-    /// Indexes the copied token names for the name search: SQLite's FTS5 table is not
-    /// copied (see [`is_derived`]) but rebuilt from `tokens` in one pass. Nothing to
-    /// do on PostgreSQL, whose trigram index followed the inserts.
-    pub(super) async fn index_token_names(&self) -> StoreResult<()> {
-        let Self::Sqlite(pool) = self else {
-            return Ok(());
-        };
-        sqlx::query("INSERT INTO token_names (token_names) VALUES ('rebuild')")
-            .execute(pool)
-            .await
-            .map_err(failed("cannot index the copied token names"))?;
-        Ok(())
-    }
-
     /// Moves PostgreSQL's `BIGSERIAL` sequences past the copied ids, so new audit rows
     /// and changes do not collide with them. Nothing to do on SQLite.
     pub(super) async fn advance_sequences(&self) -> StoreResult<()> {
@@ -510,6 +496,22 @@ impl Tx {
         )
         .await
         .map(drop)
+    }
+
+    /// Indexes the copied token names for the name search, in the transaction that
+    /// copies them: SQLite's FTS5 table is not copied (see [`is_derived`]) but rebuilt
+    /// from `tokens` in one pass, so a copy never commits tokens the search cannot find
+    /// (and a later delete never removes from the index a row it never held). Nothing
+    /// to do on PostgreSQL, whose trigram index followed the inserts.
+    pub(super) async fn index_token_names(&mut self) -> StoreResult<()> {
+        if let Self::Sqlite(_) = self {
+            self.execute(
+                "INSERT INTO token_names (token_names) VALUES ('rebuild')",
+                "cannot index the copied token names",
+            )
+            .await?;
+        }
+        Ok(())
     }
 
     /// Runs a statement without parameters; the rows it changed.

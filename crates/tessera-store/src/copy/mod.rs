@@ -240,6 +240,9 @@ async fn copy_between(
                 break;
             }
         }
+        if table.name == "tokens" {
+            tx.index_token_names().await?;
+        }
         tx.commit(&format!("cannot commit the target's {}", table.name))
             .await?;
         progress(CopyProgress::TableFinished {
@@ -250,7 +253,6 @@ async fn copy_between(
     }
     snapshot.commit("cannot end the read transaction").await?;
     target.advance_sequences().await?;
-    target.index_token_names().await?;
 
     progress(CopyProgress::Checking);
     let mut tables = Vec::with_capacity(TABLES.len());

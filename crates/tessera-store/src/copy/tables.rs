@@ -86,7 +86,7 @@ pub(super) const SERIAL_COLUMNS: &[(&str, &str)] = &[("audit", "id"), ("changes"
 
 /// The SQLite search index over token names (migration 0005) and its FTS5 shadow
 /// tables: derived from `tokens`, so never copied; a SQLite target rebuilds them once
-/// the tokens are in (`Db::index_token_names`).
+/// the tokens are in, before they commit (`Tx::index_token_names`).
 pub(super) fn is_derived(table: &str) -> bool {
     table == "token_names" || table.starts_with("token_names_")
 }

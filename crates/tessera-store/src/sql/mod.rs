@@ -742,20 +742,10 @@ impl<B: Backend> SqlStore<B> {
     pub(crate) async fn all<R: Decode, T>(
         &self,
         sql: Sql,
-        convert: impl FnMut(R) -> StoreResult<T>,
-    ) -> StoreResult<Vec<T>> {
-        self.all_expected(sql, 0, convert).await
-    }
-
-    /// [`SqlStore::all`] of a query expected to answer about `expected` rows.
-    pub(crate) async fn all_expected<R: Decode, T>(
-        &self,
-        sql: Sql,
-        expected: usize,
         mut convert: impl FnMut(R) -> StoreResult<T>,
     ) -> StoreResult<Vec<T>> {
         let mut connection = B::acquire(&self.pool).await?;
-        let rows: Vec<R> = B::fetch_expected(&mut connection, sql, expected).await?;
+        let rows: Vec<R> = B::fetch_all(&mut connection, sql).await?;
         let mut converted = Vec::with_capacity(rows.len());
         for row in rows {
             converted.push(convert(row)?);
