@@ -18,9 +18,11 @@ use tessera_core::{
 };
 use tessera_store::{
     AuditQuery, AuditRow, CopyOptions, CopyProgress, SessionRecord, Store, StoreError, TokenQuery,
-    TokenSort, UsageDelta, UsageRow, copy_database,
+    UsageDelta, UsageRow, copy_database,
 };
 use tessera_test_support::PgSchema;
+
+mod common;
 
 fn t0() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 3, 1, 12, 0, 0).unwrap()
@@ -403,20 +405,8 @@ async fn copy_and_compare(source: &TestDb, target: &TestDb, fixture: &Fixture) -
     for record in found.tokens.iter().filter(|t| t.kind == TokenKind::Api) {
         let page = copy
             .list_tokens(&TokenQuery {
-                kind: TokenKind::Api,
-                owner: None,
                 name_contains: Some(record.name.to_lowercase()),
-                created_after: None,
-                created_before: None,
-                status: None,
-                token_type: None,
-                project: None,
-                external_id: None,
-                sort: TokenSort::default(),
-                limit: 50,
-                after: None,
-                now: t0(),
-                count_limit: 10_000,
+                ..common::api_tokens(t0())
             })
             .await
             .unwrap();

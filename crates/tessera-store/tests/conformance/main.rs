@@ -33,6 +33,8 @@ use tessera_store::{
 use tessera_test_support::PgSchema;
 
 mod checks;
+#[path = "../common/mod.rs"]
+mod common;
 
 use checks::audit::*;
 use checks::catalog::*;
@@ -196,22 +198,7 @@ fn random_token(name: &str) -> TokenRecord {
 }
 
 fn query(now: DateTime<Utc>) -> TokenQuery {
-    TokenQuery {
-        kind: TokenKind::Api,
-        owner: None,
-        name_contains: None,
-        created_after: None,
-        created_before: None,
-        status: None,
-        token_type: None,
-        project: None,
-        external_id: None,
-        sort: TokenSort::default(),
-        limit: 50,
-        after: None,
-        now,
-        count_limit: tessera_core::listing::TOKEN_COUNT_LIMIT,
-    }
+    common::api_tokens(now)
 }
 
 async fn check_the_first_pepper_fingerprint_claimed_wins(db: &TestDb) {
