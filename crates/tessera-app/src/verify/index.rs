@@ -458,8 +458,8 @@ impl Freshness {
 /// How many changes a catch-up reads per query.
 const PAGE: u32 = 1_000;
 
-/// How many tokens a load reads per query: each page is built into entries before the
-/// next is read, so the rows held at once are one page's.
+/// How many tokens a load reads per query. The rows held at once are a few pages'
+/// (the one being built, [`LOAD_PAGES_AHEAD`] waiting, the one being read).
 const LOAD_PAGE: u32 = 5_000;
 
 /// Sets its flag when dropped.
@@ -578,10 +578,10 @@ impl VerifyIndex {
         };
         // Keyset pages by id, read here while a blocking thread builds the entries of
         // the pages before: reading (the database, decoding its rows) and building (the
-        // tables, interning) each take about half of a load, so with both running at
-        // once a million tokens load in about half the time. A page's rows are dropped
-        // once built, and at most `LOAD_PAGES_AHEAD` pages wait, so rows are never all
-        // held at once. `fresh` is not shared until the builder hands it back.
+        // tables, interning) overlap on two cores instead of taking turns on one. A
+        // page's rows are dropped once built, and at most `LOAD_PAGES_AHEAD` pages
+        // wait, so rows are never all held at once. `fresh` is not shared until the
+        // builder hands it back.
         let (pages, mut to_build) =
             tokio::sync::mpsc::channel::<Vec<IndexRecord>>(LOAD_PAGES_AHEAD);
         let limiters = Arc::clone(&self.limiters);
