@@ -41,29 +41,13 @@ fn audit(action: &str, target: &str) -> AuditEntry {
 
 fn token(name: &str) -> TokenRecord {
     TokenRecord {
-        id: TokenId::new_at(t0(), &mut rand::rngs::OsRng),
-        kind: TokenKind::Api,
-        name: name.into(),
         description: format!("{name} description"),
-        token_type: TokenType::ReadOnly,
-        permissions: vec![],
-        project: None,
-        owner_id: None,
-        status: TokenStatus::Active,
-        lifespan: Lifespan::Unlimited,
-        expires_at: None,
-        api_version: "v1".into(),
-        hint: "tsr_abcd".into(),
-        digest: TokenDigest::from_bytes(rand::thread_rng().r#gen()),
-        grace: None,
-        created_at: t0(),
         created_by: "cli:test".into(),
-        updated_at: t0(),
-        last_used_at: None,
-        rate_limit: None,
-        external_id: None,
-        metadata: tessera_core::TokenMetadata::new(),
-        revision: 0,
+        ..common::api_token(
+            name,
+            t0(),
+            TokenDigest::from_bytes(rand::thread_rng().r#gen()),
+        )
     }
 }
 

@@ -162,31 +162,7 @@ fn audit(action: &str) -> AuditEntry {
 }
 
 fn token(name: &str, created_at: DateTime<Utc>, seed: u8) -> TokenRecord {
-    TokenRecord {
-        id: TokenId::new_at(created_at, &mut rand::rngs::OsRng),
-        kind: TokenKind::Api,
-        name: name.into(),
-        description: String::new(),
-        token_type: TokenType::ReadOnly,
-        permissions: vec![],
-        project: None,
-        owner_id: None,
-        status: TokenStatus::Active,
-        lifespan: Lifespan::Unlimited,
-        expires_at: None,
-        api_version: "v1".into(),
-        hint: "tsr_abcd".into(),
-        digest: TokenDigest::from_bytes([seed; 32]),
-        grace: None,
-        created_at,
-        created_by: "test".into(),
-        updated_at: created_at,
-        last_used_at: None,
-        rate_limit: None,
-        external_id: None,
-        metadata: tessera_core::TokenMetadata::new(),
-        revision: 0,
-    }
+    common::api_token(name, created_at, TokenDigest::from_bytes([seed; 32]))
 }
 
 /// A token with a random digest, for tests that make many.

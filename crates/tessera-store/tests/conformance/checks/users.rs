@@ -2,6 +2,25 @@
 
 use crate::*;
 
+/// A session of `user_id` from `t0()` for an hour, stored.
+async fn signed_in(
+    store: &dyn Store,
+    user_id: UserId,
+    digest: [u8; 32],
+) -> tessera_store::SessionRecord {
+    let session = tessera_store::SessionRecord {
+        digest,
+        user_id,
+        created_at: t0(),
+        expires_at: t0() + Duration::hours(1),
+    };
+    store
+        .insert_session(&session, &audit("login"))
+        .await
+        .unwrap();
+    session
+}
+
 pub(crate) async fn check_users_and_sessions(store: Arc<dyn Store>) {
     let user = UserRecord {
         id: UserId::new_at(t0(), &mut rand::rngs::OsRng),
@@ -27,16 +46,7 @@ pub(crate) async fn check_users_and_sessions(store: Arc<dyn Store>) {
         Err(StoreError::Conflict { .. })
     ));
 
-    let session = tessera_store::SessionRecord {
-        digest: [7; 32],
-        user_id: user.id,
-        created_at: t0(),
-        expires_at: t0() + Duration::hours(1),
-    };
-    store
-        .insert_session(&session, &audit("login"))
-        .await
-        .unwrap();
+    let session = signed_in(store.as_ref(), user.id, [7; 32]).await;
     let found = store.get_session(&[7; 32], t0()).await.unwrap().unwrap();
     assert_eq!(found, (session.clone(), user));
     assert!(
@@ -95,16 +105,7 @@ pub(crate) async fn check_admins_keep_a_super_admin_and_end_sessions(store: Arc<
 
     let ada = user("ada@example.com", "viewer");
     store.insert_user(&ada, &audit("u")).await.unwrap();
-    let session = tessera_store::SessionRecord {
-        digest: [3; 32],
-        user_id: ada.id,
-        created_at: t0(),
-        expires_at: t0() + Duration::hours(1),
-    };
-    store
-        .insert_session(&session, &audit("login"))
-        .await
-        .unwrap();
+    signed_in(store.as_ref(), ada.id, [3; 32]).await;
     let mut renamed = ada.clone();
     renamed.name = "Ada".into();
     store
