@@ -427,7 +427,7 @@ impl Auth {
                 }
                 _ => AppError::Unauthenticated,
             })?;
-        let (TokenKind::Personal, Some(owner)) = (accepted.kind, accepted.owner_id) else {
+        let (TokenKind::Personal, Some(owner)) = (accepted.kind, accepted.owner_id()) else {
             return Err(AppError::Unauthenticated);
         };
         let user = self

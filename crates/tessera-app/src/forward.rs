@@ -4,7 +4,6 @@
 //! 200 / 401 / 403 / 429.
 
 use std::net::IpAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
 use tessera_api_types::VerifyCode;
@@ -17,7 +16,7 @@ use crate::{AppResult, Tessera};
 #[derive(Debug, Clone)]
 pub enum ForwardVerdict {
     /// Pass the request on; the token tells the upstream who is calling.
-    Allowed(Arc<IndexedToken>),
+    Allowed(IndexedToken),
     /// No token, or one that is malformed, unknown, expired or disabled.
     Unauthenticated,
     /// A valid token without what the route needs, or a route nobody may use.

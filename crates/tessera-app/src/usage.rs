@@ -97,7 +97,7 @@ impl UsageCounters {
 /// the write succeeded and emptied it. So a failed *or cancelled* flush keeps them, and
 /// a flush is safe to abandon at any await. (A write whose commit succeeded but whose
 /// answer was lost is given back too, and counted again: usage is at-least-once.)
-struct Taken(Vec<(Arc<IndexedToken>, u64, u64, i64)>);
+struct Taken(Vec<(IndexedToken, u64, u64, i64)>);
 
 impl Drop for Taken {
     fn drop(&mut self) {
@@ -127,7 +127,7 @@ impl PendingUsage {
 #[derive(Debug, Default)]
 pub struct UsageRecorder {
     index: OnceLock<Arc<RwLock<IndexState>>>,
-    retired: Mutex<Vec<Arc<IndexedToken>>>,
+    retired: Mutex<Vec<IndexedToken>>,
 }
 
 impl UsageRecorder {
@@ -136,7 +136,7 @@ impl UsageRecorder {
         let _ = self.index.set(index);
     }
 
-    fn retired(&self) -> std::sync::MutexGuard<'_, Vec<Arc<IndexedToken>>> {
+    fn retired(&self) -> std::sync::MutexGuard<'_, Vec<IndexedToken>> {
         self.retired
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -144,8 +144,8 @@ impl UsageRecorder {
 
     /// Keeps the entries (replaced or removed from the index, so counted into no more)
     /// that hold counts, for the next flush.
-    pub(crate) fn retire<'a>(&self, entries: impl IntoIterator<Item = &'a Arc<IndexedToken>>) {
-        let holding: Vec<Arc<IndexedToken>> = entries
+    pub(crate) fn retire<'a>(&self, entries: impl IntoIterator<Item = &'a IndexedToken>) {
+        let holding: Vec<IndexedToken> = entries
             .into_iter()
             .filter(|token| !token.usage.is_empty())
             .cloned()
@@ -156,8 +156,8 @@ impl UsageRecorder {
     }
 
     /// Every entry with counts pending: the index's, then the retired ones.
-    fn holding(&self) -> Vec<Arc<IndexedToken>> {
-        let mut holding: Vec<Arc<IndexedToken>> = match self.index.get() {
+    fn holding(&self) -> Vec<IndexedToken> {
+        let mut holding: Vec<IndexedToken> = match self.index.get() {
             Some(index) => index
                 .read()
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -211,7 +211,7 @@ impl UsageRecorder {
         &self,
         store: &dyn Store,
         now: DateTime<Utc>,
-        holding: Vec<Arc<IndexedToken>>,
+        holding: Vec<IndexedToken>,
     ) -> StoreResult<usize> {
         let day = now.date_naive();
         let mut taken = Taken(Vec::new());

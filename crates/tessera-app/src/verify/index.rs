@@ -5,7 +5,7 @@
 //! or an unknown one.
 //!
 //! Memory layout, sized for millions of tokens (see ARCHITECTURE.md, "The verify
-//! index"): each token is one `Arc<IndexedToken>` in a slab (`entries`), found through
+//! index"): each token is one `IndexedToken` in a slab (`entries`), found through
 //! two hash tables of 4-byte slab positions (by digest, grace digests included, and by
 //! id) rather than maps that repeat 32-byte digests and 16-byte ids as keys. Strings
 //! many tokens share (project, API version, metadata, custom permission sets) are
@@ -28,6 +28,7 @@ use tessera_core::{
     UserId,
 };
 use tessera_store::{IndexRecord, Store, StoreError, StoreResult};
+use triomphe::ThinArc;
 
 use super::interned::{Interner, PermissionSet, Shared};
 use super::limits::{RateLimiters, TokenLimiter};
@@ -56,19 +57,25 @@ const ANSWER_CACHE_ENTRIES: usize = 16_384;
 static ANSWERS: LazyLock<quick_cache::sync::Cache<u64, Arc<str>>> =
     LazyLock::new(|| quick_cache::sync::Cache::new(ANSWER_CACHE_ENTRIES));
 
-/// What verification needs to know about one token.
+/// One token's index entry: its [`TokenFacts`], with its name and external id in the
+/// same allocation. A thin pointer: cloning it (a verify answer, a usage flush) counts a
+/// reference; an entry never changes (an edit builds a new one).
+#[derive(Clone)]
+pub struct IndexedToken(ThinArc<TokenFacts, u8>);
+
+/// What verification needs to know about one token, besides its name and external id
+/// (held after it in the entry's allocation).
 #[derive(Debug)]
-pub struct IndexedToken {
+pub struct TokenFacts {
     pub id: TokenId,
     pub kind: TokenKind,
     pub token_type: TokenType,
     pub status: TokenStatus,
-    pub owner_id: Option<UserId>,
     pub expires_at: Option<DateTime<Utc>>,
     pub project: Option<Shared>,
     pub api_version: Shared,
-    /// The name, then the external id: one allocation for both.
-    text: Box<str>,
+    /// The name's length in bytes: the text after the facts is the name, then the
+    /// external id.
     name_len: u32,
     has_external_id: bool,
     /// The metadata object as JSON text (serde_json's: keys sorted, compact).
@@ -76,7 +83,8 @@ pub struct IndexedToken {
     /// A custom token's list; `None` for the other types (and an empty list).
     permissions: Option<PermissionSet>,
     digest: TokenDigest,
-    grace: Option<Box<GraceDigest>>,
+    /// What few tokens have, boxed so the others do not carry its room.
+    rare: Option<Box<RareFacts>>,
     /// Shared with the token's next entries while its limit is unchanged (see
     /// [`super::limits`]).
     pub(crate) limiter: Option<Arc<TokenLimiter>>,
@@ -85,14 +93,60 @@ pub struct IndexedToken {
     serial: u64,
 }
 
+/// A personal token's owner, and a regenerated token's previous digest during its
+/// grace period.
+#[derive(Debug)]
+struct RareFacts {
+    owner_id: Option<UserId>,
+    grace: Option<GraceDigest>,
+}
+
+impl std::ops::Deref for IndexedToken {
+    type Target = TokenFacts;
+
+    fn deref(&self) -> &TokenFacts {
+        &self.0.header.header
+    }
+}
+
+impl std::fmt::Debug for IndexedToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IndexedToken")
+            .field("facts", &**self)
+            .field("name", &self.name())
+            .field("external_id", &self.external_id())
+            .finish()
+    }
+}
+
+impl TokenFacts {
+    /// The owner of a personal token.
+    pub fn owner_id(&self) -> Option<UserId> {
+        self.rare.as_ref().and_then(|rare| rare.owner_id)
+    }
+
+    /// The previous secret's digest while it is in its grace period.
+    fn grace(&self) -> Option<&GraceDigest> {
+        self.rare.as_ref().and_then(|rare| rare.grace.as_ref())
+    }
+}
+
 impl IndexedToken {
+    /// The name and the external id, one after the other.
+    fn text(&self) -> &str {
+        // Built from a `String`'s bytes, so this never fails.
+        std::str::from_utf8(&self.0.slice).unwrap_or_default()
+    }
+
     pub fn name(&self) -> &str {
-        self.text.get(..self.name_len as usize).unwrap_or_default()
+        self.text()
+            .get(..self.name_len as usize)
+            .unwrap_or_default()
     }
 
     pub fn external_id(&self) -> Option<&str> {
         if self.has_external_id {
-            self.text.get(self.name_len as usize..)
+            self.text().get(self.name_len as usize..)
         } else {
             None
         }
@@ -197,23 +251,23 @@ impl IndexedToken {
 type Slot = u32;
 const GRACE: Slot = 1 << 31;
 
-fn entry_at(entries: &[Option<Arc<IndexedToken>>], slot: Slot) -> Option<&Arc<IndexedToken>> {
+fn entry_at(entries: &[Option<IndexedToken>], slot: Slot) -> Option<&IndexedToken> {
     entries.get((slot & !GRACE) as usize)?.as_ref()
 }
 
-fn digest_at(entries: &[Option<Arc<IndexedToken>>], slot: Slot) -> Option<TokenDigest> {
+fn digest_at(entries: &[Option<IndexedToken>], slot: Slot) -> Option<TokenDigest> {
     let token = entry_at(entries, slot)?;
     if slot & GRACE == 0 {
         Some(token.digest)
     } else {
-        token.grace.as_ref().map(|grace| grace.digest)
+        token.grace().map(|grace| grace.digest)
     }
 }
 
 #[derive(Debug, Default)]
 pub(crate) struct IndexState {
     /// The slab: every token's entry; `None` where a removed one was (reused).
-    entries: Vec<Option<Arc<IndexedToken>>>,
+    entries: Vec<Option<IndexedToken>>,
     free: Vec<Slot>,
     by_digest: HashTable<Slot>,
     by_id: HashTable<Slot>,
@@ -235,7 +289,7 @@ impl IndexState {
     pub(crate) fn lookup(
         &self,
         digest: &TokenDigest,
-    ) -> Option<(&Arc<IndexedToken>, Option<DateTime<Utc>>)> {
+    ) -> Option<(&IndexedToken, Option<DateTime<Utc>>)> {
         let entries = &self.entries;
         let slot = *self.by_digest.find(digest_hash(digest), |&slot| {
             digest_at(entries, slot).as_ref() == Some(digest)
@@ -244,7 +298,7 @@ impl IndexState {
         let grace_until = if slot & GRACE == 0 {
             None
         } else {
-            token.grace.as_ref().map(|grace| grace.until)
+            token.grace().map(|grace| grace.until)
         };
         Some((token, grace_until))
     }
@@ -263,7 +317,7 @@ impl IndexState {
     }
 
     /// The entry of the token with `id`.
-    pub(crate) fn get(&self, id: TokenId) -> Option<&Arc<IndexedToken>> {
+    pub(crate) fn get(&self, id: TokenId) -> Option<&IndexedToken> {
         entry_at(&self.entries, self.slot_of(id)?)
     }
 
@@ -272,7 +326,7 @@ impl IndexState {
     }
 
     /// Every entry.
-    pub(crate) fn entries(&self) -> impl Iterator<Item = &Arc<IndexedToken>> {
+    pub(crate) fn entries(&self) -> impl Iterator<Item = &IndexedToken> {
         self.entries.iter().flatten()
     }
 
@@ -286,7 +340,7 @@ impl IndexState {
     }
 
     /// Removes token `id`'s entry; answers it.
-    fn remove(&mut self, id: TokenId) -> Option<Arc<IndexedToken>> {
+    fn remove(&mut self, id: TokenId) -> Option<IndexedToken> {
         let hash = self.id_hash(id);
         let entries = &self.entries;
         let found = self
@@ -298,7 +352,7 @@ impl IndexState {
         let (slot, _) = found.remove();
         let token = self.entries.get_mut(slot as usize)?.take()?;
         self.unlink_digest(&token.digest, slot);
-        if let Some(grace) = &token.grace {
+        if let Some(grace) = token.grace() {
             self.unlink_digest(&grace.digest, slot | GRACE);
         }
         self.free.push(slot);
@@ -323,13 +377,9 @@ impl IndexState {
     }
 
     /// Puts `token` in the index in place of the entry its id had; answers that one.
-    fn insert(&mut self, token: Arc<IndexedToken>) -> Option<Arc<IndexedToken>> {
+    fn insert(&mut self, token: IndexedToken) -> Option<IndexedToken> {
         let previous = self.remove(token.id);
-        let (id, digest, grace) = (
-            token.id,
-            token.digest,
-            token.grace.as_ref().map(|g| g.digest),
-        );
+        let (id, digest, grace) = (token.id, token.digest, token.grace().map(|g| g.digest));
         let slot = match self.free.pop() {
             Some(slot) => {
                 if let Some(free) = self.entries.get_mut(slot as usize) {
@@ -369,30 +419,38 @@ impl IndexState {
         if let Some(external_id) = &record.external_id {
             text.push_str(external_id);
         }
-        Ok(IndexedToken {
+        let rare = (record.owner_id.is_some() || record.grace.is_some()).then(|| {
+            Box::new(RareFacts {
+                owner_id: record.owner_id,
+                grace: record.grace,
+            })
+        });
+        let facts = TokenFacts {
             id: record.id,
             kind: record.kind,
             token_type: record.token_type,
             status: record.status,
-            owner_id: record.owner_id,
             expires_at: record.expires_at,
             project: record
                 .project
                 .as_deref()
                 .map(|project| interner.string(project)),
             api_version: interner.string(&record.api_version),
-            text: text.into_boxed_str(),
             name_len: u32::try_from(record.name.len())
                 .map_err(|_| StoreError::Backend("token name too long".into()))?,
             has_external_id: record.external_id.is_some(),
             metadata: interner.metadata(&record.metadata)?,
             permissions: interner.permissions(&record.permissions),
             digest: record.digest,
-            grace: record.grace.map(Box::new),
+            rare,
             limiter,
             usage: UsageCounters::default(),
             serial: NEXT_SERIAL.fetch_add(1, Ordering::Relaxed),
-        })
+        };
+        Ok(IndexedToken(ThinArc::from_header_and_slice(
+            facts,
+            text.as_bytes(),
+        )))
     }
 }
 
@@ -597,7 +655,7 @@ impl VerifyIndex {
                 for record in &page {
                     let limiter = limiters.for_token(record.id, record.rate_limit);
                     let token = fresh.build(record, limiter)?;
-                    fresh.insert(Arc::new(token));
+                    fresh.insert(token);
                 }
             }
             Ok(fresh)
@@ -730,7 +788,7 @@ impl VerifyIndex {
             // built fails the catch-up before anything is changed.
             let mut tokens = Vec::with_capacity(records.len());
             for (record, limiter) in records.iter().zip(limiters) {
-                tokens.push(Arc::new(state.build(record, limiter)?));
+                tokens.push(state.build(record, limiter)?);
             }
             for id in &token_ids {
                 replaced.extend(state.remove(*id));

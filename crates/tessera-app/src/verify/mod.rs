@@ -167,7 +167,7 @@ impl Verifier {
         query: VerifyQuery<'_>,
         client: Option<IpAddr>,
         now: DateTime<Utc>,
-    ) -> Result<Arc<IndexedToken>, (VerifyCode, Option<Duration>)> {
+    ) -> Result<IndexedToken, (VerifyCode, Option<Duration>)> {
         self.accept_for(Audience::ProtectedApi, query, client, now)
             .map(|accepted| accepted.token)
     }
@@ -178,7 +178,7 @@ impl Verifier {
         query: VerifyQuery<'_>,
         client: Option<IpAddr>,
         now: DateTime<Utc>,
-    ) -> Result<Arc<IndexedToken>, (VerifyCode, Option<Duration>)> {
+    ) -> Result<IndexedToken, (VerifyCode, Option<Duration>)> {
         self.accept_for(Audience::Tessera, query, client, now)
             .map(|accepted| accepted.token)
     }
@@ -251,7 +251,7 @@ impl Verifier {
             return Err(refuse(VerifyCode::Expired, None));
         }
         let owner_inactive = token
-            .owner_id
+            .owner_id()
             .is_some_and(|owner| state.inactive_owners.contains(&owner));
         if token.status == TokenStatus::Disabled || owner_inactive {
             return Err(refuse(VerifyCode::Disabled, None));
@@ -273,7 +273,7 @@ impl Verifier {
         }
         token.usage.allowed(now);
         Ok(Accepted {
-            token: Arc::clone(token),
+            token: token.clone(),
             grace_until,
         })
     }
@@ -282,7 +282,7 @@ impl Verifier {
 /// A token every rule accepted, and, when the secret presented is its previous one
 /// (regenerated with a grace period), when that grace ends.
 struct Accepted {
-    token: Arc<IndexedToken>,
+    token: IndexedToken,
     grace_until: Option<DateTime<Utc>>,
 }
 

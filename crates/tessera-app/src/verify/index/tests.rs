@@ -25,9 +25,9 @@ fn record(seed: u8) -> IndexRecord {
     }
 }
 
-fn add(state: &mut IndexState, record: &IndexRecord) -> Option<Arc<IndexedToken>> {
+fn add(state: &mut IndexState, record: &IndexRecord) -> Option<IndexedToken> {
     let token = state.build(record, None).unwrap();
-    state.insert(Arc::new(token))
+    state.insert(token)
 }
 
 /// The hand-written answer is byte for byte what serde writes for the DTO, for
@@ -185,4 +185,32 @@ fn shared_values_are_held_once_and_dropped_when_unused() {
     state.interner.prune();
     assert!(!state.interner.strings.contains("shop"));
     assert!(state.interner.permissions.is_empty());
+}
+
+/// A million entries fit the memory goal (300 bytes a token, ARCHITECTURE.md "The verify
+/// index") only while a token's facts stay this small: a field added here costs a
+/// megabyte per million tokens per byte, and past 152 bytes each entry's allocation
+/// moves up a malloc size class. Rare values belong in `RareFacts`.
+#[test]
+fn an_entry_keeps_its_facts_small() {
+    assert!(
+        std::mem::size_of::<TokenFacts>() <= 152,
+        "TokenFacts is {} bytes",
+        std::mem::size_of::<TokenFacts>()
+    );
+    let mut personal = record(9);
+    personal.kind = TokenKind::Personal;
+    personal.owner_id = Some(UserId(uuid::Uuid::from_u128(99)));
+    personal.external_id = Some("cus_9".into());
+    let mut state = IndexState::default();
+    add(&mut state, &personal);
+    let (token, _) = state.lookup(&personal.digest).unwrap();
+    assert_eq!(token.owner_id(), personal.owner_id);
+    assert_eq!(
+        (token.name(), token.external_id()),
+        ("token 9", Some("cus_9"))
+    );
+    assert_eq!(add(&mut state, &record(10)).map(|t| t.id), None);
+    let (plain, _) = state.lookup(&record(10).digest).unwrap();
+    assert_eq!((plain.owner_id(), plain.external_id()), (None, None));
 }
