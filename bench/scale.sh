@@ -8,7 +8,9 @@
 #   - POST /v1/verify req/s with wrk (a valid imported token, with a permission);
 #   - p50/p99 of GET /v1/tokens for each list filter (wrk --latency, one connection,
 #     signed in as an admin with the session cookie; n is how many requests were timed:
-#     a filter slower than --seconds is timed once or twice).
+#     a filter slower than --seconds is timed once or twice). The names are "customer
+#     N", N in import order, so at a million `q=r 10` matches 11,111 of the oldest
+#     tokens and `q=r 1` 111,111 old ones: the newest-first page must reach far back.
 # One line per size and backend is appended to bench/results/scale.txt.
 #
 #   bench/scale.sh [--postgres URL] [--sizes "1000 1000000"] [--seconds 5] [--keep DIR]
@@ -62,7 +64,8 @@ drop_schema() {
   if [ -n "$schema" ]; then psql "$postgres" -qc "DROP SCHEMA IF EXISTS $schema CASCADE" >/dev/null 2>&1 || true; fi
   schema=
 }
-cleanup() { stop_server; drop_schema; rm -rf "$root"; }
+# A kept schema (--keep) stays, also when a measurement fails part way.
+cleanup() { stop_server; [ -n "$keep" ] || drop_schema; rm -rf "$root"; }
 trap cleanup EXIT
 
 mkdir -p bench/results
@@ -132,7 +135,7 @@ LUA
     | sed -n 's/^[Ss]et-[Cc]ookie: \(tessera_session=[^;]*\).*/\1/p')
   [ -n "$cookie" ] || { echo "could not sign in" >&2; exit 1; }
   lists=""
-  for filter in "q=customer%2012345" "q=customer" "q=12" "status=active" "status=disabled" \
+  for filter in "q=customer%2012345" "q=customer" "q=12" "q=r%2010" "q=r%201" "status=active" "status=disabled" \
       "status=expired" "created=last-7-days" "created=older-than-30-days" "type=read-only" \
       "external_id=cus_$((size / 2))" ""; do
     curl -sf -o /dev/null -H "Cookie: $cookie" "$address/v1/tokens?$filter" \

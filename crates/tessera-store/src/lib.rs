@@ -73,6 +73,29 @@ pub struct TokenQuery {
     pub count_limit: u64,
 }
 
+impl TokenQuery {
+    /// Every token of `kind`, as the list asks by default: newest first, 50 a page,
+    /// counted up to the list's limit; `now` decides what has expired.
+    pub fn every(kind: TokenKind, now: DateTime<Utc>) -> Self {
+        Self {
+            kind,
+            owner: None,
+            name_contains: None,
+            created_after: None,
+            created_before: None,
+            status: None,
+            token_type: None,
+            project: None,
+            external_id: None,
+            sort: TokenSort::default(),
+            limit: 50,
+            after: None,
+            now,
+            count_limit: tessera_core::listing::TOKEN_COUNT_LIMIT,
+        }
+    }
+}
+
 // The list's filter and sort values are domain types: the surfaces parse them, the
 // store only reads them.
 pub use tessera_core::listing::{SortField, StatusFilter, TokenSort};

@@ -203,30 +203,35 @@ impl Backend for Sqlite {
         Ok(())
     }
 
-    /// Only when the FTS5 trigram index (migration 0005) has at most `count_limit`
-    /// candidates: those few are quick to gather and sort. With more, walking the sort
-    /// order and testing `LIKE` finds a page, and the count its limit, far sooner than
-    /// gathering every candidate first (a word in a million names: about a second). A
-    /// key of one or two characters has no trigram; its `LIKE` scans.
-    async fn narrows_name_search(
+    /// The FTS5 trigram index's candidates (migration 0005), counted with a `LIMIT`:
+    /// SQLite does not use that index for a `LIKE` by itself. A key of one or two
+    /// characters has no trigram: its `LIKE` scans.
+    async fn name_candidates(
         connection: &mut SqliteConnection,
         key: &str,
-        count_limit: u64,
-    ) -> StoreResult<bool> {
+        limit: u64,
+    ) -> StoreResult<Option<u64>> {
         if key.chars().count() < 3 {
-            return Ok(false);
+            return Ok(None);
         }
         let sql = Sql::new(
             "SELECT COUNT(*) FROM (SELECT rowid FROM token_names \
              WHERE token_names MATCH $1 LIMIT $2) AS candidates",
         )
         .bind(fts_phrase(key))
-        .bind(crate::rows::limit_past(count_limit));
+        .bind(crate::rows::limit_past(limit));
         let (candidates,): (i64,) = fetch_one::<Sqlite, _>(connection, sql).await?;
-        Ok(crate::rows::count(candidates)? <= count_limit)
+        Ok(Some(crate::rows::count(candidates)?))
     }
 
-    fn push_name_candidates(sql: &mut Sql, key: &str) {
+    /// `CROSS JOIN` keeps SQLite from walking `tokens` and probing the candidates.
+    fn push_candidates_first(sql: &mut Sql, key: &str) {
+        sql.push("(SELECT rowid AS candidate FROM token_names WHERE token_names MATCH ")
+            .push_bind(fts_phrase(key))
+            .push(") AS candidates CROSS JOIN tokens ON tokens.rowid = candidates.candidate");
+    }
+
+    fn push_candidates_among(sql: &mut Sql, key: &str) {
         sql.push(" AND tokens.rowid IN (SELECT rowid FROM token_names WHERE token_names MATCH ")
             .push_bind(fts_phrase(key))
             .push(")");

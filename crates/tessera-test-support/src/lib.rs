@@ -1,7 +1,8 @@
 //! Fixtures for Tessera's tests: a fresh PostgreSQL schema per test, in the database
 //! `TESSERA_TEST_POSTGRES_URL` names (e.g. `postgres://postgres@127.0.0.1:5432/test`),
 //! dropped with everything in it when the test ends (also on failure). Without the
-//! variable, [`postgres_url`] prints one SKIPPED line and the test passes.
+//! variable, [`postgres_url`] prints one SKIPPED line and the test passes. Also a
+//! token record to store ([`api_token`]).
 //!
 //! A fixture that cannot be set up fails the test that asked for it: hence the
 //! `expect`s, which the workspace lints allow here only.
@@ -9,7 +10,11 @@
 
 use std::io::Write as _;
 
+use chrono::{DateTime, Utc};
 use sqlx::Connection as _;
+use tessera_core::{
+    Lifespan, TokenDigest, TokenId, TokenKind, TokenMetadata, TokenRecord, TokenStatus, TokenType,
+};
 
 /// The variable naming the PostgreSQL database tests may use.
 pub const POSTGRES_URL_VARIABLE: &str = "TESSERA_TEST_POSTGRES_URL";
@@ -173,5 +178,34 @@ impl Drop for PgSchema {
                 self.name
             );
         }
+    }
+}
+
+/// An active, unlimited, read-only API token named `name`, created at `created_at`.
+pub fn api_token(name: &str, created_at: DateTime<Utc>, digest: TokenDigest) -> TokenRecord {
+    TokenRecord {
+        id: TokenId::new_at(created_at, &mut rand::rngs::OsRng),
+        kind: TokenKind::Api,
+        name: name.into(),
+        description: String::new(),
+        token_type: TokenType::ReadOnly,
+        permissions: vec![],
+        project: None,
+        owner_id: None,
+        status: TokenStatus::Active,
+        lifespan: Lifespan::Unlimited,
+        expires_at: None,
+        api_version: "v1".into(),
+        hint: "tsr_abcd".into(),
+        digest,
+        grace: None,
+        created_at,
+        created_by: "test".into(),
+        updated_at: created_at,
+        last_used_at: None,
+        rate_limit: None,
+        external_id: None,
+        metadata: TokenMetadata::new(),
+        revision: 0,
     }
 }

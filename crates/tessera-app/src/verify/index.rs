@@ -5,14 +5,14 @@
 //! or an unknown one.
 //!
 //! Memory layout, sized for millions of tokens (see ARCHITECTURE.md, "The verify
-//! index"): each token is one `IndexedToken` in a slab (`entries`), found through
+//! index"): each token is one allocation, its [`TokenFacts`] then its name and external
+//! id, behind a thin pointer ([`IndexedToken`]) in a slab (`entries`), found through
 //! two hash tables of 4-byte slab positions (by digest, grace digests included, and by
 //! id) rather than maps that repeat 32-byte digests and 16-byte ids as keys. Strings
 //! many tokens share (project, API version, metadata, custom permission sets) are
-//! interned: one allocation per distinct value, a thin pointer per token. A token's
-//! name and external id share one allocation. Usage counters live in the entry. The
-//! valid answer is not kept per entry: it is rendered on demand and kept in a bounded
-//! cache ([`IndexedToken::answer`]).
+//! interned: one allocation per distinct value, a thin pointer per token. Usage
+//! counters live in the entry. The valid answer is not kept per entry: it is rendered
+//! on demand and kept in a bounded cache ([`IndexedToken::answer`]).
 
 use std::collections::HashSet;
 use std::hash::{BuildHasher, RandomState};

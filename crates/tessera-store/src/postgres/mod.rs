@@ -14,6 +14,7 @@ mod listener;
 #[cfg(test)]
 mod tests;
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -176,6 +177,13 @@ struct TokenUsage {
 }
 
 /// Merges a batch by token (in id order) and day, so each row is written once.
+/// `N` in an `EXPLAIN` line's `rows=N`.
+fn estimated_rows(line: &str) -> Option<u64> {
+    let (_, after) = line.split_once(" rows=")?;
+    let digits = after.split(|c: char| !c.is_ascii_digit()).next()?;
+    digits.parse().ok()
+}
+
 fn merge_usage(batch: &[UsageDelta]) -> BTreeMap<TokenId, TokenUsage> {
     let count = |value: u64| i64::try_from(value).unwrap_or(i64::MAX);
     let mut merged: BTreeMap<TokenId, TokenUsage> = BTreeMap::new();
@@ -243,6 +251,37 @@ impl Backend for Postgres {
         Self::execute(connection, Sql::new("ANALYZE tokens"))
             .await
             .map(drop)
+    }
+
+    /// The planner's estimate of the rows whose name contains `key`, from `EXPLAIN`'s
+    /// first line (`… (cost=… rows=N width=…)`): `pg_trgm` estimates a `LIKE` from its
+    /// trigrams' statistics, without reading the index. Under three characters the key
+    /// has no trigram. An estimate that cannot be read (never, with `EXPLAIN`'s text
+    /// format) leaves the list to the planner, which finds the same rows.
+    async fn name_candidates(
+        connection: &mut PgConnection,
+        key: &str,
+        _limit: u64,
+    ) -> StoreResult<Option<u64>> {
+        if key.chars().count() < 3 {
+            return Ok(None);
+        }
+        let sql = Sql::new("EXPLAIN SELECT 1 FROM tokens WHERE name_key LIKE $1 ESCAPE '\\'")
+            .bind(crate::sql::like_pattern(key));
+        let plan: Vec<(String,)> = Self::fetch_all(connection, sql).await?;
+        Ok(plan.first().and_then(|(line,)| estimated_rows(line)))
+    }
+
+    /// Sorting by `expression + 0` (or `|| ''`) keeps the planner from walking the
+    /// sort's index and testing the `LIKE` on every row, which it prefers when it
+    /// thinks the matches are spread evenly (a word in ten thousand names created long
+    /// ago, newest first: 0.4 s, against 8 ms from the trigram index).
+    fn candidates_first_order(expression: &'static str, numeric: bool) -> Cow<'static, str> {
+        if numeric {
+            format!("({expression} + 0)").into()
+        } else {
+            format!("({expression} || '')").into()
+        }
     }
 
     async fn announce(connection: &mut PgConnection) -> StoreResult<()> {

@@ -166,3 +166,15 @@ async fn a_call_past_its_deadline_is_abandoned_as_unavailable() {
     assert!(matches!(error, StoreError::Unavailable(_)), "{error:?}");
     assert!(error.to_string().contains("did not answer"), "{error}");
 }
+
+/// The token list reads the planner's row estimate from `EXPLAIN`'s first line.
+#[test]
+fn an_explain_line_gives_its_row_estimate() {
+    let line = "Bitmap Heap Scan on tokens  (cost=466.28..22200.80 rows=10101 width=4)";
+    assert_eq!(super::estimated_rows(line), Some(10101));
+    assert_eq!(
+        super::estimated_rows("Seq Scan on tokens  (cost=0.00..1.01 rows=1 width=4)"),
+        Some(1)
+    );
+    assert_eq!(super::estimated_rows("Result"), None);
+}

@@ -19,9 +19,12 @@
 mod catalog;
 mod feed;
 mod store;
+mod token_list;
+pub(crate) use token_list::like_pattern;
 mod tokens;
 mod users;
 
+use std::borrow::Cow;
 use std::fmt::Debug;
 use std::future::Future;
 use std::sync::Arc;
@@ -382,23 +385,38 @@ pub(crate) trait Backend: Driver + Database<Connection: Run<Self>> {
         connection: &mut Self::Connection,
     ) -> impl Future<Output = StoreResult<()>> + Send;
 
-    /// Whether the token list should narrow a name search for `key` to the rows a
-    /// substring index says may contain it ([`Backend::push_name_candidates`]), where
-    /// the database does not use its index for the list's `LIKE` by itself (SQLite;
-    /// PostgreSQL's planner uses its trigram index when it pays, so there: never).
-    /// `count_limit` is how far the list counts.
-    fn narrows_name_search(
+    /// How many rows a substring index says may contain `key`: counted up to one past
+    /// `limit` (SQLite's FTS5 index, which the token list must be told to read:
+    /// [`Backend::push_candidates_first`], [`Backend::push_candidates_among`]), or the
+    /// planner's estimate (PostgreSQL, whose planner reads its trigram index for the
+    /// list's `LIKE` by itself). `None` when the key is too short for the index. The
+    /// list chooses how to read a name search by it; every way finds the same rows.
+    fn name_candidates(
         _connection: &mut Self::Connection,
         _key: &str,
-        _count_limit: u64,
-    ) -> impl Future<Output = StoreResult<bool>> + Send {
-        async { Ok(false) }
+        _limit: u64,
+    ) -> impl Future<Output = StoreResult<Option<u64>>> + Send {
+        async { Ok(None) }
     }
 
-    /// Narrows the token list, already filtered by `name_key LIKE '%key%'`, to the rows
-    /// a substring index says may contain `key` (only when
-    /// [`Backend::narrows_name_search`] said so). See migration 0005.
-    fn push_name_candidates(_sql: &mut Sql, _key: &str) {}
+    /// The token list's row source that reads `key`'s candidates first, then their
+    /// `tokens` rows, with `tokens`' columns unqualified (only after
+    /// [`Backend::name_candidates`] answered). The list's `LIKE` still decides.
+    fn push_candidates_first(sql: &mut Sql, _key: &str) {
+        sql.push("tokens");
+    }
+
+    /// Narrows the token list, already filtered by `name_key LIKE '%key%'`, to `key`'s
+    /// candidates (only after [`Backend::name_candidates`] answered).
+    fn push_candidates_among(_sql: &mut Sql, _key: &str) {}
+
+    /// What a page read from its candidates first orders by: the sort `expression`
+    /// itself, or (where the planner would rather walk the sort's index and test every
+    /// row, PostgreSQL) an equal expression no index serves. `numeric`: the expression
+    /// is a number, else text.
+    fn candidates_first_order(expression: &'static str, _numeric: bool) -> Cow<'static, str> {
+        expression.into()
+    }
 }
 
 /// One column value to bind, typed so that a NULL binds with its column's type.

@@ -11,7 +11,7 @@ use tessera_core::{
     AuditEntry, Change, Project, Resource, Role, TokenId, TokenRecord, UserId, UserRecord,
 };
 
-use super::{Backend, Sql, SqlStore, catalog, feed, tokens, users};
+use super::{Backend, Sql, SqlStore, catalog, feed, token_list, tokens, users};
 use crate::{
     AuditQuery, AuditRow, IndexRecord, Pruned, SessionRecord, Store, StoreResult, TokenPage,
     TokenQuery, UsageDelta, UsageRow,
@@ -79,7 +79,7 @@ impl<B: Backend> Store for SqlStore<B> {
     }
 
     async fn list_tokens(&self, query: &TokenQuery) -> StoreResult<TokenPage> {
-        self.bound(tokens::list(self, query)).await
+        self.bound(token_list::list(self, query)).await
     }
 
     async fn refresh_statistics(&self) -> StoreResult<()> {

@@ -3,15 +3,11 @@
 use chrono::NaiveDate;
 use tessera_core::{AuditEntry, ChangeKind, TokenId, TokenRecord, UserId};
 
-use super::{Backend, Expect, Sql, SqlStore, Value, fetch_one, finish, insert_audits};
+use super::{Backend, Expect, Sql, SqlStore, Value, finish, insert_audits};
 use crate::rows::{
-    INDEX_COLUMNS, TOKEN_COLUMNS, TokenRow, count, day_text, json_text, limit_past, millis,
-    parse_day,
+    INDEX_COLUMNS, TOKEN_COLUMNS, TokenRow, count, day_text, json_text, millis, parse_day,
 };
-use crate::{
-    Cursor, IndexRecord, SortField, SortKey, StatusFilter, StoreError, StoreResult, TokenPage,
-    TokenQuery, UsageDelta, UsageRow,
-};
+use crate::{IndexRecord, StoreError, StoreResult, UsageDelta, UsageRow};
 
 /// The columns an edit may change, in [`bind_editable`] order. Identity, creation and
 /// usage columns never change through an edit.
@@ -62,7 +58,7 @@ fn editable_values(token: &TokenRecord) -> StoreResult<Vec<Value>> {
     ])
 }
 
-fn records(rows: Vec<TokenRow>) -> StoreResult<Vec<TokenRecord>> {
+pub(super) fn records(rows: Vec<TokenRow>) -> StoreResult<Vec<TokenRecord>> {
     rows.into_iter().map(TokenRow::into_record).collect()
 }
 
@@ -277,134 +273,6 @@ pub(super) async fn name_taken<B: Backend>(
     let sql = Sql::new("SELECT id FROM tokens WHERE kind = 'api' AND name_key = $1").bind(name_key);
     let found = store.optional(sql, |(id,): (String,)| Ok(id)).await?;
     Ok(found.is_some())
-}
-
-/// Appends the WHERE clause shared by the page query and the count.
-/// `candidates`: narrow a name search to its index's candidates
-/// ([`Backend::push_name_candidates`]).
-fn push_filters<B: Backend>(sql: &mut Sql, query: &TokenQuery, candidates: bool) {
-    let now = millis(query.now);
-    sql.push(" WHERE kind = ").push_bind(query.kind.as_str());
-    if let Some(owner) = query.owner {
-        sql.push(" AND owner_id = ").push_bind(owner.to_string());
-    }
-    if let Some(text) = &query.name_contains {
-        let escaped = text
-            .replace('\\', "\\\\")
-            .replace('%', "\\%")
-            .replace('_', "\\_");
-        // PostgreSQL's `standard_conforming_strings` (on by default) keeps '\' one
-        // backslash, as SQLite does.
-        sql.push(" AND name_key LIKE ")
-            .push_bind(format!("%{escaped}%"))
-            .push(" ESCAPE '\\'");
-        if candidates {
-            B::push_name_candidates(sql, text);
-        }
-    }
-    if let Some(after) = query.created_after {
-        sql.push(" AND created_at >= ").push_bind(millis(after));
-    }
-    if let Some(before) = query.created_before {
-        sql.push(" AND created_at < ").push_bind(millis(before));
-    }
-    match query.status {
-        Some(StatusFilter::Active) => {
-            sql.push(" AND status = 'active' AND (expires_at IS NULL OR expires_at > ")
-                .push_bind(now)
-                .push(")");
-        }
-        Some(StatusFilter::Disabled) => {
-            sql.push(" AND status = 'disabled'");
-        }
-        Some(StatusFilter::Expired) => {
-            sql.push(" AND expires_at <= ").push_bind(now);
-        }
-        None => {}
-    }
-    if let Some(token_type) = query.token_type {
-        sql.push(" AND token_type = ")
-            .push_bind(token_type.as_str());
-    }
-    if let Some(project) = &query.project {
-        sql.push(" AND project = ").push_bind(project);
-    }
-    if let Some(external_id) = &query.external_id {
-        sql.push(" AND external_id = ").push_bind(external_id);
-    }
-}
-
-/// The sort expression. On PostgreSQL `name_key` and `id` are `COLLATE "C"` columns,
-/// so names and ids order by bytes, as in SQLite, whatever the database's locale.
-fn sort_expression(field: SortField) -> &'static str {
-    match field {
-        SortField::CreatedAt => "created_at",
-        SortField::Name => "name_key",
-        SortField::LastUsedAt => "COALESCE(last_used_at, -1)",
-    }
-}
-
-fn push_sort_key(sql: &mut Sql, key: &SortKey) {
-    match key {
-        SortKey::Number(value) => sql.push_bind(*value),
-        SortKey::Text(value) => sql.push_bind(value),
-    };
-}
-
-pub(super) async fn list<B: Backend>(
-    store: &SqlStore<B>,
-    query: &TokenQuery,
-) -> StoreResult<TokenPage> {
-    let mut connection = B::acquire(&store.pool).await?;
-    let candidates = match &query.name_contains {
-        Some(key) => B::narrows_name_search(&mut connection, key, query.count_limit).await?,
-        None => false,
-    };
-    // Counted up to one past the limit, so "more than the limit" needs no more rows.
-    let mut count_sql = Sql::new("SELECT COUNT(*) FROM (SELECT 1 FROM tokens");
-    push_filters::<B>(&mut count_sql, query, candidates);
-    count_sql
-        .push(" LIMIT ")
-        .push_bind(limit_past(query.count_limit))
-        .push(") AS matches");
-    let (counted,): (i64,) = fetch_one::<B, _>(&mut connection, count_sql).await?;
-    let counted = count(counted)?;
-
-    let key = sort_expression(query.sort.field);
-    let (compare, order) = if query.sort.descending {
-        ("<", "DESC")
-    } else {
-        (">", "ASC")
-    };
-    let mut page = Sql::new(format!("SELECT {TOKEN_COLUMNS} FROM tokens"));
-    push_filters::<B>(&mut page, query, candidates);
-    if let Some(cursor) = &query.after {
-        page.push(&format!(" AND ({key} {compare} "));
-        push_sort_key(&mut page, &cursor.key);
-        page.push(&format!(" OR ({key} = "));
-        push_sort_key(&mut page, &cursor.key);
-        page.push(&format!(" AND id {compare} "))
-            .push_bind(cursor.id.to_string())
-            .push("))");
-    }
-    page.push(&format!(" ORDER BY {key} {order}, id {order} LIMIT "))
-        .push_bind(i64::from(query.limit) + 1);
-    let mut items = records(B::fetch_all(&mut connection, page).await?)?;
-    let next = if items.len() > query.limit as usize {
-        items.truncate(query.limit as usize);
-        items.last().map(|last| Cursor {
-            key: SortKey::of(last, query.sort.field),
-            id: last.id,
-        })
-    } else {
-        None
-    };
-    Ok(TokenPage {
-        items,
-        next,
-        total: counted.min(query.count_limit),
-        total_exact: counted <= query.count_limit,
-    })
 }
 
 pub(super) async fn record_usage<B: Backend>(
