@@ -118,6 +118,12 @@ async fn statements_are_bounded_by_the_statement_timeout() {
         .expect("SHOW tcp_keepalives_idle");
     // Over a Unix socket there is no TCP, and PostgreSQL shows 0.
     assert!(idle == "30" || idle == "0", "tcp_keepalives_idle = {idle}");
+    // Every statement is planned for its values (see `SESSION_SETUP`).
+    let plans: String = sqlx::query_scalar("SHOW plan_cache_mode")
+        .fetch_one(&store.pool)
+        .await
+        .expect("SHOW plan_cache_mode");
+    assert_eq!(plans, "force_custom_plan");
     assert_eq!(
         store.call_deadline(),
         Some(Duration::from_secs(10) * 2 + super::connect::DEFAULT_CONNECT_TIMEOUT)
