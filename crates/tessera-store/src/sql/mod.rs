@@ -79,6 +79,11 @@ pub(crate) trait Driver: Database<Row: RowOf, QueryResult: Changed> {
     /// The connection is gone, or could not be had.
     fn is_unreachable(error: &sqlx::Error) -> bool;
 
+    /// The text to send for a statement written with `$N` placeholders.
+    fn statement_text(text: String) -> String {
+        text
+    }
+
     /// Turns a driver error into a store error.
     fn classify(error: sqlx::Error) -> StoreError {
         match &error {
@@ -542,18 +547,42 @@ impl Sql {
         &self.text
     }
 
-    /// The text and the driver's arguments.
+    /// The text (as the driver wants it sent) and the driver's arguments.
     pub(crate) fn into_parts<'q, DB>(self) -> Result<(String, DB::Arguments<'q>), sqlx::Error>
     where
-        DB: Database,
+        DB: Driver,
         Option<String>: Encode<'q, DB> + Type<DB>,
         Option<i64>: Encode<'q, DB> + Type<DB>,
         Option<bool>: Encode<'q, DB> + Type<DB>,
         Option<Vec<u8>>: Encode<'q, DB> + Type<DB>,
     {
         let arguments = arguments::<DB>(self.values).map_err(sqlx::Error::Encode)?;
-        Ok((self.text, arguments))
+        Ok((DB::statement_text(self.text), arguments))
     }
+}
+
+/// `text` with its placeholders as anonymous `?`, when they are `$1`, `$2`, … each once
+/// and in that order (as [`Sql::push_bind`] writes them); else `None`.
+pub(crate) fn anonymous_placeholders(text: &str) -> Option<String> {
+    let mut anonymous = String::with_capacity(text.len());
+    let mut next = 1_usize;
+    let mut rest = text;
+    while let Some(at) = rest.find('$') {
+        anonymous.push_str(&rest[..at]);
+        let after = &rest[at + 1..];
+        let digits = after.len() - after.trim_start_matches(|c: char| c.is_ascii_digit()).len();
+        if digits == 0 {
+            anonymous.push('$');
+        } else if after[..digits].parse::<usize>().ok()? == next {
+            anonymous.push('?');
+            next += 1;
+        } else {
+            return None;
+        }
+        rest = &after[digits..];
+    }
+    anonymous.push_str(rest);
+    Some(anonymous)
 }
 
 /// Whether each placeholder number first appears right after the highest seen so far.
@@ -802,6 +831,20 @@ impl<B: Backend> SqlStore<B> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn placeholders_each_once_in_order_can_be_anonymous() {
+        assert_eq!(
+            anonymous_placeholders("VALUES ($1, $2), ($3, $4) -- $ x").as_deref(),
+            Some("VALUES (?, ?), (?, ?) -- $ x")
+        );
+        assert_eq!(anonymous_placeholders("a = $1 AND b = $1"), None);
+        assert_eq!(anonymous_placeholders("a = $2 AND b = $1"), None);
+        assert_eq!(
+            anonymous_placeholders("SELECT 1").as_deref(),
+            Some("SELECT 1")
+        );
+    }
 
     #[test]
     fn placeholders_must_first_appear_in_order() {
