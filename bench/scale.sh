@@ -9,8 +9,8 @@
 #   - p50/p99 of GET /v1/tokens for each list filter (wrk --latency, one connection,
 #     signed in as an admin with the session cookie; n is how many requests were timed:
 #     a filter slower than --seconds is timed once or twice). The names are "customer
-#     N", N in import order, so at a million `q=r 10` matches 11,111 of the oldest
-#     tokens and `q=r 1` 111,111 old ones: the newest-first page must reach far back.
+#     N", N in import order, so at a million `q=r 10` matches 11,111 tokens among the
+#     oldest 11% and `q=r 1` 111,111 old ones: the newest-first page must reach far back.
 # One line per size and backend is appended to bench/results/scale.txt.
 #
 #   bench/scale.sh [--postgres URL] [--sizes "1000 1000000"] [--seconds 5] [--keep DIR]

@@ -254,8 +254,11 @@ impl Backend for Postgres {
     }
 
     /// The planner's estimate of the rows whose name contains `key`, from `EXPLAIN`'s
-    /// first line (`… (cost=… rows=N width=…)`): `pg_trgm` estimates a `LIKE` from its
-    /// trigrams' statistics, without reading the index. Under three characters the key
+    /// first line (`… (cost=… rows=N width=…)`). PostgreSQL makes it by testing the
+    /// pattern against the values of `name_key` that `ANALYZE` sampled (never under
+    /// 0.01% of the table), without reading the index: "few" means few sampled names
+    /// matched. With statistics far out of date a common word can look rare; the page
+    /// then sorts every match, slower but the same rows. Under three characters the key
     /// has no trigram. An estimate that cannot be read (never, with `EXPLAIN`'s text
     /// format) leaves the list to the planner, which finds the same rows.
     async fn name_candidates(

@@ -562,8 +562,21 @@ impl Sql {
 }
 
 /// `text` with its placeholders as anonymous `?`, when they are `$1`, `$2`, … each once
-/// and in that order (as [`Sql::push_bind`] writes them); else `None`.
+/// and in that order (as [`Sql::push_bind`] writes them), and no `$` is inside a quoted
+/// literal or identifier, or the text has no comment; else `None`.
 pub(crate) fn anonymous_placeholders(text: &str) -> Option<String> {
+    if text.contains("--") || text.contains("/*") {
+        return None;
+    }
+    let mut quote = None;
+    for character in text.chars() {
+        match (quote, character) {
+            (None, '\'' | '"') => quote = Some(character),
+            (Some(open), _) if character == open => quote = None,
+            (Some(_), '$') => return None,
+            _ => {}
+        }
+    }
     let mut anonymous = String::with_capacity(text.len());
     let mut next = 1_usize;
     let mut rest = text;
@@ -835,9 +848,16 @@ mod tests {
     #[test]
     fn placeholders_each_once_in_order_can_be_anonymous() {
         assert_eq!(
-            anonymous_placeholders("VALUES ($1, $2), ($3, $4) -- $ x").as_deref(),
-            Some("VALUES (?, ?), (?, ?) -- $ x")
+            anonymous_placeholders("VALUES ($1, $2), ($3, 'a''b', \"c\", $4)").as_deref(),
+            Some("VALUES (?, ?), (?, 'a''b', \"c\", ?)")
         );
+        // A `$` in a literal, an identifier or a comment keeps the numbered text.
+        assert_eq!(anonymous_placeholders("SELECT '$1', $1"), None);
+        assert_eq!(
+            anonymous_placeholders("SELECT \"$1\" FROM t WHERE a = $1"),
+            None
+        );
+        assert_eq!(anonymous_placeholders("SELECT $1 -- $2"), None);
         assert_eq!(anonymous_placeholders("a = $1 AND b = $1"), None);
         assert_eq!(anonymous_placeholders("a = $2 AND b = $1"), None);
         assert_eq!(

@@ -1,10 +1,11 @@
 //! The token list: one page of the tokens a query matches, and how many match.
 //!
 //! Every filter is one SQL text for both backends. What differs is where a name search
-//! starts: PostgreSQL's planner uses its trigram index for the `LIKE` by itself, while
-//! SQLite needs to be told to read the FTS5 index's candidates ([`Backend::name_candidates`]).
-//! How best to read them depends on how many there are and where they sit in the sort
-//! order; [`plan`] decides (see ARCHITECTURE.md, "Search and filters at scale").
+//! starts: from the rows a substring index says may match (SQLite must be told to read
+//! its FTS5 index; PostgreSQL's planner reads its trigram index by itself, unless it
+//! would rather walk the sort's index), or by walking the sort order. Which is faster
+//! depends on how many candidates there are and where they sit in the sort order;
+//! [`plan`] decides (see ARCHITECTURE.md, "Search and filters at scale").
 
 use super::{Backend, Sql, SqlStore, fetch_one};
 use crate::rows::{TOKEN_COLUMNS, count, limit_past, millis};
@@ -301,7 +302,7 @@ async fn list_with<B: Backend>(
     // A first page that holds every match has counted them. Otherwise count up to one
     // past the limit, so "more than the limit" needs no more rows. (A search with a few
     // matches, the usual one, so costs one index scan, not two.)
-    let counted = if query.after.is_none() && next.is_none() {
+    let counted = if query.after.is_none() && next.is_none() && query.limit > 0 {
         items.len() as u64
     } else {
         let mut count_sql = Sql::new("SELECT COUNT(*) FROM (SELECT 1 FROM ");

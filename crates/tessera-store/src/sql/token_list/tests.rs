@@ -19,25 +19,34 @@ fn t0() -> DateTime<Utc> {
 
 /// Six old tokens whose names hold "match" (two of them disabled), then ten newer
 /// ones whose names do not: the newest-first page of "match" lies past the newest rows.
+/// Pairs share a creation time (as an import's batch does), so ties straddle a window's
+/// end and a page's; some have been used.
 fn tokens() -> Vec<TokenRecord> {
     let mut tokens = Vec::new();
     for n in 0..6_u8 {
         let mut token = api_token(
             &format!("old match {n}"),
-            t0() + Duration::seconds(i64::from(n)),
+            t0() + Duration::seconds(i64::from(n / 2)),
             TokenDigest::from_bytes([n; 32]),
         );
         if n % 3 == 1 {
             token.status = TokenStatus::Disabled;
         }
+        if n % 2 == 0 {
+            token.last_used_at = Some(t0() + Duration::seconds(1_000 - i64::from(n)));
+        }
         tokens.push(token);
     }
     for n in 0..10_u8 {
-        tokens.push(api_token(
+        let mut token = api_token(
             &format!("new other {n}"),
-            t0() + Duration::seconds(100 + i64::from(n)),
+            t0() + Duration::seconds(100 + i64::from(n / 2)),
             TokenDigest::from_bytes([100 + n; 32]),
-        ));
+        );
+        if n % 3 == 0 {
+            token.last_used_at = Some(t0() + Duration::seconds(2_000 + i64::from(n)));
+        }
+        tokens.push(token);
     }
     tokens
 }
@@ -61,21 +70,21 @@ async fn fill<B: Backend>(store: &SqlStore<B>, tokens: &[TokenRecord]) {
 }
 
 /// Every page of `query`, read with `thresholds`: the names in order, and the count
-/// each page gave.
+/// (`total`, `total_exact`) each page gave.
 async fn read_all<B: Backend>(
     store: &SqlStore<B>,
     query: &TokenQuery,
     thresholds: Thresholds,
-) -> (Vec<String>, Vec<u64>) {
+) -> (Vec<String>, Vec<(u64, bool)>) {
     let mut query = query.clone();
-    let (mut names, mut totals) = (Vec::new(), Vec::new());
+    let (mut names, mut counts) = (Vec::new(), Vec::new());
     loop {
         let page = list_with(store, &query, thresholds).await.unwrap();
         names.extend(page.items.iter().map(|token| token.name.clone()));
-        totals.push(page.total);
+        counts.push((page.total, page.total_exact));
         match page.next {
             Some(cursor) => query.after = Some(cursor),
-            None => return (names, totals),
+            None => return (names, counts),
         }
     }
 }
@@ -98,7 +107,11 @@ fn expected(tokens: &[TokenRecord], query: &TokenQuery) -> Vec<String> {
         .collect();
     match query.sort.field {
         SortField::Name => found.sort_by(|a, b| (&a.name, a.id).cmp(&(&b.name, b.id))),
-        _ => found.sort_by_key(|token| (token.created_at, token.id)),
+        SortField::CreatedAt => found.sort_by_key(|token| (token.created_at, token.id)),
+        SortField::LastUsedAt => found.sort_by_key(|token| {
+            let used = token.last_used_at.map_or(-1, |at| at.timestamp_millis());
+            (used, token.id)
+        }),
     }
     if query.sort.descending {
         found.reverse();
@@ -161,22 +174,27 @@ async fn check_every_plan_finds_the_same_pages_and_counts<B: Backend>(store: &Sq
         few_candidates: 2,
         window: 100,
     };
-    for query in [name_only(), disabled(), short()] {
-        for (field, descending) in [(SortField::CreatedAt, true), (SortField::Name, false)] {
-            for limit in [2, 50] {
+    let sorts = [SortField::CreatedAt, SortField::Name, SortField::LastUsedAt]
+        .into_iter()
+        .flat_map(|field| [true, false].map(|descending| TokenSort { field, descending }));
+    for sort in sorts {
+        for query in [name_only(), disabled(), short()] {
+            for (limit, count_limit) in [(2, 10_000), (50, 10_000), (2, 3), (50, 1)] {
                 let query = TokenQuery {
-                    sort: TokenSort { field, descending },
+                    sort,
                     limit,
+                    count_limit,
                     ..query.clone()
                 };
                 let wanted = expected(&tokens, &query);
                 assert!(!wanted.is_empty());
+                let count = wanted.len() as u64;
+                let counted = (count.min(count_limit), count <= count_limit);
                 for thresholds in [few(), window_misses(), window_partly, window_holds] {
                     let context = format!("{query:?} {thresholds:?}");
-                    let (names, totals) = read_all(store, &query, thresholds).await;
+                    let (names, counts) = read_all(store, &query, thresholds).await;
                     assert_eq!(names, wanted, "{context}");
-                    let count = wanted.len() as u64;
-                    assert!(totals.iter().all(|&total| total == count), "{context}");
+                    assert!(counts.iter().all(|&each| each == counted), "{context}");
                 }
             }
         }
