@@ -212,16 +212,12 @@ impl Backend for Sqlite {
     }
 
     /// The FTS5 trigram index's candidates (migration 0005), counted with a `LIMIT`:
-    /// SQLite does not use that index for a `LIKE` by itself. A key of one or two
-    /// characters has no trigram: its `LIKE` scans.
+    /// SQLite does not use that index for a `LIKE` by itself.
     async fn name_candidates(
         connection: &mut SqliteConnection,
         key: &str,
         limit: u64,
     ) -> StoreResult<Option<u64>> {
-        if key.chars().count() < 3 {
-            return Ok(None);
-        }
         let sql = Sql::new(
             "SELECT COUNT(*) FROM (SELECT rowid FROM token_names \
              WHERE token_names MATCH $1 LIMIT $2) AS candidates",

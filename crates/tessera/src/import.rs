@@ -64,52 +64,56 @@ pub async fn run(app: &Tessera, principal: &Principal, options: Options) -> Resu
     let mut lines = input.lines();
     let mut number = 0_u64;
     let mut imported = 0_u64;
-    loop {
-        let batch_start = number + 1;
-        let batch = match read_batch(&mut lines, &mut number, &options) {
-            Ok(batch) => batch,
-            Err(error) => {
-                progress.abandon();
-                eprintln!("{}", stopped(batch_start, imported, &shown_out));
-                refresh_statistics(app, principal, imported).await;
-                return Err(error);
-            }
-        };
-        let Some(&(first, _)) = batch.first() else {
-            break;
-        };
-        let numbers: Vec<u64> = batch.iter().map(|(line, _)| *line).collect();
-        let requests = batch.into_iter().map(|(_, request)| request).collect();
-        let created = match app.tokens().import(principal, requests).await {
-            Ok(created) => created,
-            Err(ImportFailure { index, error }) => {
-                progress.abandon();
-                eprintln!("{}", stopped(batch_start, imported, &shown_out));
-                refresh_statistics(app, principal, imported).await;
-                let line = numbers.get(index).copied().unwrap_or(first);
-                return Err(anyhow::Error::from(error).context(format!("line {line}")));
-            }
-        };
-        for (line, token) in numbers.iter().zip(&created) {
-            let issued = Issued {
-                line: *line,
-                id: token.record.id.to_string(),
-                name: &token.record.name,
-                external_id: token.record.external_id.as_deref(),
-                token: &token.token,
+    // Every way out of the batches, a stop or an I/O error included, refreshes the
+    // statistics after whatever was imported.
+    let outcome: Result<()> = async {
+        loop {
+            let batch_start = number + 1;
+            let batch = match read_batch(&mut lines, &mut number, &options) {
+                Ok(batch) => batch,
+                Err(error) => {
+                    progress.abandon();
+                    eprintln!("{}", stopped(batch_start, imported, &shown_out));
+                    return Err(error);
+                }
             };
-            serde_json::to_writer(&mut out, &issued).map_err(std::io::Error::from)?;
-            out.write_all(b"\n")?;
+            let Some(&(first, _)) = batch.first() else {
+                break;
+            };
+            let numbers: Vec<u64> = batch.iter().map(|(line, _)| *line).collect();
+            let requests = batch.into_iter().map(|(_, request)| request).collect();
+            let created = match app.tokens().import(principal, requests).await {
+                Ok(created) => created,
+                Err(ImportFailure { index, error }) => {
+                    progress.abandon();
+                    eprintln!("{}", stopped(batch_start, imported, &shown_out));
+                    let line = numbers.get(index).copied().unwrap_or(first);
+                    return Err(anyhow::Error::from(error).context(format!("line {line}")));
+                }
+            };
+            for (line, token) in numbers.iter().zip(&created) {
+                let issued = Issued {
+                    line: *line,
+                    id: token.record.id.to_string(),
+                    name: &token.record.name,
+                    external_id: token.record.external_id.as_deref(),
+                    token: &token.token,
+                };
+                serde_json::to_writer(&mut out, &issued).map_err(std::io::Error::from)?;
+                out.write_all(b"\n")?;
+            }
+            // The batch is committed: its secrets must not wait in a buffer.
+            out.flush()?;
+            imported += created.len() as u64;
+            progress.set_position(number);
         }
-        // The batch is committed: its secrets must not wait in a buffer.
-        out.flush()?;
-        imported += created.len() as u64;
-        progress.set_position(number);
+        progress.finish_and_clear();
+        eprintln!("imported {imported} tokens; their secrets are in {shown_out}");
+        Ok(())
     }
-    progress.finish_and_clear();
-    eprintln!("imported {imported} tokens; their secrets are in {shown_out}");
+    .await;
     refresh_statistics(app, principal, imported).await;
-    Ok(())
+    outcome
 }
 
 /// After an import that wrote tokens (also one stopped part way), the database's

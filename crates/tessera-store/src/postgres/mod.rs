@@ -258,17 +258,14 @@ impl Backend for Postgres {
     /// pattern against the values of `name_key` that `ANALYZE` sampled (never under
     /// 0.01% of the table), without reading the index: "few" means few sampled names
     /// matched. With statistics far out of date a common word can look rare; the page
-    /// then sorts every match, slower but the same rows. Under three characters the key
-    /// has no trigram. An estimate that cannot be read (never, with `EXPLAIN`'s text
-    /// format) leaves the list to the planner, which finds the same rows.
+    /// then sorts every match, slower but the same rows. An estimate that cannot be
+    /// read (never, with `EXPLAIN`'s text format) leaves the list to the planner, which
+    /// finds the same rows.
     async fn name_candidates(
         connection: &mut PgConnection,
         key: &str,
         _limit: u64,
     ) -> StoreResult<Option<u64>> {
-        if key.chars().count() < 3 {
-            return Ok(None);
-        }
         let sql = Sql::new("EXPLAIN SELECT 1 FROM tokens WHERE name_key LIKE $1 ESCAPE '\\'")
             .bind(crate::sql::like_pattern(key));
         let plan: Vec<(String,)> = Self::fetch_all(connection, sql).await?;

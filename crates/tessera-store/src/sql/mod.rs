@@ -394,8 +394,9 @@ pub(crate) trait Backend: Driver + Database<Connection: Run<Self>> {
     /// `limit` (SQLite's FTS5 index, which the token list must be told to read:
     /// [`Backend::push_candidates_first`], [`Backend::push_candidates_among`]), or the
     /// planner's estimate (PostgreSQL, whose planner reads its trigram index for the
-    /// list's `LIKE` by itself). `None` when the key is too short for the index. The
-    /// list chooses how to read a name search by it; every way finds the same rows.
+    /// list's `LIKE` by itself); `None` where there is no such index. Asked only for
+    /// keys of three characters or more (shorter ones have no trigram). The list
+    /// chooses how to read a name search by it; every way finds the same rows.
     fn name_candidates(
         _connection: &mut Self::Connection,
         _key: &str,

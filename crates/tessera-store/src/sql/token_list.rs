@@ -73,7 +73,12 @@ async fn plan<B: Backend>(
         window_first: false,
         count: Source::Tokens,
     };
-    let Some(key) = &query.name_contains else {
+    // A key of one or two characters has no trigram for either index: its `LIKE` scans.
+    let Some(key) = query
+        .name_contains
+        .as_ref()
+        .filter(|key| key.chars().count() >= 3)
+    else {
         return Ok(tokens);
     };
     let few_candidates = thresholds.few_candidates;
